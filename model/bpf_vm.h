@@ -1,0 +1,164 @@
+// BPF interpreter: executes eBPF bytecode as defined by RFC 9669 (the whole ISA clang emits at any
+// -mcpu, including the v4 sign-extending moves/loads, signed division, bswap and ja32).
+// Mirrors the role of kernel/bpf/core.c (___bpf_prog_run), but is resumable: run() stops at every
+// helper call so that the caller (a coroutine in model/helpers) can interleave the helper's kernel
+// steps with other CPUs, then complete_helper() resumes the program.
+//
+// Memory is addressed through tagged regions (AddressSpace): a guest address is
+// (region_id << 32) | offset. Region 0 is never mapped, so NULL and small integers fault.
+// Every bad access, a runaway loop past the instruction budget, an unknown instruction or an
+// unsupported call is a Fault carrying the pc and the instruction; the VM never crashes the host.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace bpftsim::model {
+
+struct BpfInsn {
+  std::uint8_t code = 0;
+  std::uint8_t regs = 0;  // dst in the low nibble, src in the high nibble (little-endian layout)
+  std::int16_t off = 0;
+  std::int32_t imm = 0;
+
+  std::uint8_t dst() const { return regs & 0x0f; }
+  std::uint8_t src() const { return regs >> 4; }
+};
+static_assert(sizeof(BpfInsn) == 8);
+
+enum class RegionKind : std::uint8_t {
+  kStack,       // a BPF stack frame (512 bytes)
+  kMapValue,    // map value memory (array slots, hash element values)
+  kMapKey,      // a key buffer (hash element key, array index passed to a callback)
+  kContext,     // the program's context (fentry-style u64 args, conformance "mem")
+  kGlobalData,  // .data / .bss (writable single-element array maps)
+  kRodata,      // .rodata (never writable from BPF)
+  kOpaque,      // a kernel object handed to BPF by address only (struct bpf_map *): not dereferenceable
+};
+
+const char* region_kind_name(RegionKind kind);
+
+struct Region {
+  std::uint32_t id = 0;
+  RegionKind kind = RegionKind::kOpaque;
+  std::string name;              // e.g. "map hmap value", "stack frame 1"
+  std::uint8_t* data = nullptr;  // host memory, owned by whoever registered the region
+  std::uint32_t size = 0;
+  bool writable = false;
+  bool live = true;  // false once retired: any access faults as use of a dead region
+};
+
+// Where a guest address is valid. Region ids are handed out in registration order
+// (deterministic); ids of retired regions are never reused.
+class AddressSpace {
+ public:
+  static constexpr unsigned kRegionShift = 32;
+
+  AddressSpace();
+  std::uint32_t add(RegionKind kind, std::string name, std::uint8_t* data, std::uint32_t size,
+                    bool writable);
+  void retire(std::uint32_t id);
+  // Points a live region at other host memory (e.g. a value arena that was reallocated).
+  void rebind(std::uint32_t id, std::uint8_t* data, std::uint32_t size);
+
+  static std::uint64_t base(std::uint32_t id) { return std::uint64_t{id} << kRegionShift; }
+  static std::uint32_t region_of(std::uint64_t addr) {
+    return static_cast<std::uint32_t>(addr >> kRegionShift);
+  }
+  const Region* find(std::uint32_t id) const;
+
+  // Host pointer for [addr, addr+size), or nullptr with *why set (a short human reason that
+  // names the region and the offset).
+  std::uint8_t* translate(std::uint64_t addr, std::uint32_t size, bool write,
+                          std::string* why) const;
+
+ private:
+  std::vector<Region> regions_;  // index = id; regions_[0] is the unmapped null region
+};
+
+enum class FaultKind : std::uint8_t {
+  kBadAccess,       // outside every region, or past the end of one
+  kNullDeref,       // address in region 0 (NULL and small integers)
+  kReadOnlyWrite,   // store to .rodata or another read-only region
+  kDeadRegion,      // region was retired (freed memory)
+  kBudget,          // instruction budget exhausted (runaway loop)
+  kBadInstruction,  // unknown opcode, bad register, jump out of the program
+  kBadCall,         // unknown helper / kfunc / bad call target, call depth exceeded
+};
+
+const char* fault_kind_name(FaultKind kind);
+
+struct Fault {
+  FaultKind kind = FaultKind::kBadAccess;
+  std::uint32_t pc = 0;  // instruction index of the faulting instruction
+  BpfInsn insn;
+  std::uint64_t addr = 0;  // faulting address, if a memory access
+  std::string message;     // one line: what happened, the region and offset where known
+};
+
+// One executable image: instructions after relocation (ld_imm64 immediates already hold final
+// addresses; BPF_PSEUDO_CALL calls are pc-relative as in the ELF).
+struct BpfProgramImage {
+  std::string name;
+  std::vector<BpfInsn> insns;
+};
+
+class BpfVm {
+ public:
+  static constexpr std::uint32_t kStackSize = 512;
+  static constexpr std::uint32_t kMaxCallDepth = 8;
+
+  enum class Stop : std::uint8_t {
+    kExit,        // the entry frame returned: r0() holds the result
+    kHelperCall,  // a `call imm` to a helper: helper_id()/arg(i); resume with complete_helper()
+    kFault,       // fault() describes it; the VM must not be resumed
+  };
+
+  // `space` must outlive the VM; stack frames are registered in it as kStack regions.
+  BpfVm(const BpfProgramImage& image, AddressSpace& space, std::uint64_t insn_budget);
+  ~BpfVm();
+  BpfVm(const BpfVm&) = delete;
+  BpfVm& operator=(const BpfVm&) = delete;
+
+  // Begins a run at instruction `entry_pc` with r1..r5 = args and r10 = top of a fresh stack.
+  void start(std::uint32_t entry_pc, std::array<std::uint64_t, 5> args);
+  // Enters a callback subprogram on top of the current frames (bpf_loop, for_each): the next
+  // run() returns kExit when that callback returns, and the interrupted frames resume after
+  // complete_helper(). Nesting is allowed up to kMaxCallDepth frames in all.
+  void start_callback(std::uint32_t entry_pc, std::array<std::uint64_t, 5> args);
+
+  // Executes until exit, a helper call or a fault. Each executed instruction is counted.
+  Stop run();
+  void complete_helper(std::uint64_t r0);
+
+  std::int32_t helper_id() const;
+  std::uint64_t arg(unsigned i) const;  // r1..r5 at a helper call, i in 1..5
+  std::uint64_t r0() const;
+  std::uint32_t pc() const;
+  const Fault& fault() const;
+  // Instructions executed since construction / since the last call to take_executed().
+  std::uint64_t executed_total() const;
+  std::uint64_t take_executed();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The address a BPF_PSEUDO_FUNC ld_imm64 materializes for subprogram `pc` of a program whose code
+// token is `code_token` (see model/loader.h): callbacks travel through helpers as this value.
+inline std::uint64_t bpf_func_address(std::uint32_t code_token, std::uint32_t pc) {
+  return (std::uint64_t{0xFFFF0000u | (code_token & 0xFFFFu)} << 32) | pc;
+}
+inline bool bpf_is_func_address(std::uint64_t v) { return (v >> 48) == 0xFFFF; }
+inline std::uint32_t bpf_func_code_token(std::uint64_t v) {
+  return static_cast<std::uint32_t>((v >> 32) & 0xFFFF);
+}
+inline std::uint32_t bpf_func_pc(std::uint64_t v) { return static_cast<std::uint32_t>(v); }
+
+}  // namespace bpftsim::model

@@ -1,0 +1,106 @@
+// Loader: the one boundary file for libbpf/libelf. Opens a clang-compiled BPF ELF object without a
+// kernel (bpf_object__open_file works offline) and describes it as plain data: maps (BTF-defined
+// and global-data maps), the value layout (bpf_timer / bpf_spin_lock offsets from BTF), programs
+// by section with their subprograms appended and relocations resolved to symbolic references.
+// Mirrors what libbpf's bpf_object__open + bpf_object__load relocation steps do
+// (bpf_object__collect_relos, bpf_object__relocate), minus the kernel.
+//
+// Errors are returned, never thrown across this boundary: LoadError::message names the file, the
+// ELF section and, where relevant, the instruction index.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "model/bpf_vm.h"
+
+namespace bpftsim::model {
+
+// Kernel map type numbers (uapi enum bpf_map_type) used by the model.
+enum : std::uint32_t {
+  kBpfMapTypeHash = 1,
+  kBpfMapTypeArray = 2,
+  kBpfMapTypeLruHash = 9,
+  kBpfMapTypeArrayOfMaps = 12,
+  kBpfMapTypeHashOfMaps = 13,
+};
+enum : std::uint32_t {
+  kBpfFNoPrealloc = 1u << 0,
+  kBpfFRdonlyProg = 1u << 7,
+};
+
+enum class MapOrigin : std::uint8_t { kUser, kData, kBss, kRodata };
+
+struct MapSpec {
+  std::string name;  // BTF map name, or ".bss"/".data"/".rodata" (libbpf's internal map names)
+  MapOrigin origin = MapOrigin::kUser;
+  std::uint32_t type = 0;
+  std::uint32_t key_size = 0;
+  std::uint32_t value_size = 0;
+  std::uint32_t max_entries = 0;
+  std::uint32_t map_flags = 0;
+  std::int32_t timer_off = -1;      // offset of struct bpf_timer in the value, -1 if none
+  std::int32_t spin_lock_off = -1;  // offset of struct bpf_spin_lock in the value, -1 if none
+  std::string value_type;           // BTF name of the value type, "" if anonymous/none
+  // Map-in-map: the inner map definition (from the BTF `values` member), if any.
+  std::vector<MapSpec> inner;  // 0 or 1 element
+  // Static initial slots of a map-in-map: (index, name of the map stored there).
+  std::vector<std::pair<std::uint32_t, std::string>> init_slots;
+  // Initial bytes of a global-data map (value_size bytes; zeros for .bss).
+  std::vector<std::uint8_t> initial_data;
+};
+
+// A relocated ld_imm64 (two instruction slots starting at insn_idx).
+struct LdImm64Reloc {
+  enum class Kind : std::uint8_t {
+    kMapAddr,   // BPF_PSEUDO_MAP_FD: address of the map object (struct bpf_map *)
+    kMapValue,  // BPF_PSEUDO_MAP_VALUE: address of global data + offset
+    kFunc,      // BPF_PSEUDO_FUNC: a callback subprogram, target_pc = its instruction index
+  };
+  std::uint32_t insn_idx = 0;
+  Kind kind = Kind::kMapAddr;
+  std::uint32_t map_idx = 0;   // into ObjectSpec::maps (kMapAddr, kMapValue)
+  std::uint32_t offset = 0;    // kMapValue: byte offset into the value
+  std::uint32_t target_pc = 0; // kFunc
+};
+
+struct ProgSpec {
+  std::string name;     // function name of the entry point
+  std::string section;  // ELF section, e.g. "fentry/bpf_fentry_test1", "syscall", "tc"
+  // Instructions of the entry function followed by every subprogram it reaches (bpf-to-bpf calls
+  // and callbacks), with BPF_PSEUDO_CALL offsets fixed up to the appended copies. ld_imm64 slots
+  // named in `relocs` still hold placeholders; the model patches them when it loads the program.
+  std::vector<BpfInsn> insns;
+  std::vector<LdImm64Reloc> relocs;
+  std::vector<std::uint32_t> callbacks;  // target_pc of every kFunc reloc, sorted, unique
+  std::vector<std::int32_t> helpers;     // helper ids called, sorted, unique
+  // Subprogram entry points inside `insns`: (pc, function name), sorted by pc; [0] is the entry.
+  std::vector<std::pair<std::uint32_t, std::string>> functions;
+};
+
+struct ObjectSpec {
+  std::string path;
+  std::string license;
+  std::vector<MapSpec> maps;  // BTF-defined maps in ELF order, then .rodata/.data/.bss
+  std::vector<ProgSpec> progs;
+
+  std::optional<std::uint32_t> find_map(const std::string& name) const;
+  const ProgSpec* find_prog(const std::string& name) const;
+};
+
+struct LoadError {
+  std::string message;
+};
+
+// Opens and describes `path`. Never throws for bad input; never prints (libbpf logging is captured
+// into the error message where it explains the failure).
+std::variant<ObjectSpec, LoadError> load_bpf_object(const std::string& path);
+
+// Human-readable names for map types (as bpftool prints them: "hash", "array", "lru_hash",
+// "array_of_maps", "hash_of_maps", else "type N").
+std::string map_type_name(std::uint32_t type);
+
+}  // namespace bpftsim::model
