@@ -2,7 +2,10 @@
 
 namespace bpftsim::sim {
 namespace {
-constexpr std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+__extension__ typedef unsigned __int128 u128;
+constexpr std::uint64_t rotl(std::uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 }  // namespace
 
 std::uint64_t SplitMix64::next() {
@@ -14,7 +17,8 @@ std::uint64_t SplitMix64::next() {
 
 Prng::Prng(std::uint64_t seed) {
   SplitMix64 sm(seed);
-  for (auto& word : s_) word = sm.next();
+  for (auto& word : s_)
+    word = sm.next();
 }
 
 Prng Prng::from_state(std::uint64_t s0, std::uint64_t s1, std::uint64_t s2, std::uint64_t s3) {
@@ -43,7 +47,7 @@ std::uint64_t Prng::below(std::uint64_t bound) {
   // biased zone [0, 2^64 mod bound).
   const std::uint64_t threshold = (0 - bound) % bound;
   for (;;) {
-    const unsigned __int128 m = static_cast<unsigned __int128>(next_u64()) * bound;
+    const u128 m = static_cast<u128>(next_u64()) * bound;
     if (static_cast<std::uint64_t>(m) >= threshold) return static_cast<std::uint64_t>(m >> 64);
   }
 }

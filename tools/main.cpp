@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("bpftsim ") + BPFTSIM_VERSION);
   app.require_subcommand(1);
   std::map<std::string, std::function<int()>> runners;
-  for (auto& [name, setup] : registry()) runners.emplace(name, setup(app));
+  for (auto& [name, setup] : registry())
+    runners.emplace(name, setup(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

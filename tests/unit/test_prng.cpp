@@ -43,7 +43,8 @@ TEST_CASE("below() stays in range and covers it evenly", "[prng]") {
     REQUIRE(v < 6);
     ++counts[v];
   }
-  for (int c : counts) CHECK((c > 9400 && c < 10600));
+  for (int c : counts)
+    CHECK((c > 9400 && c < 10600));
   CHECK(p.below(1) == 0);
   for (int i = 0; i < 1000; ++i) {
     const auto v = p.between(-3, 3);

@@ -1,0 +1,119 @@
+// Contexts and the awaitables that cut kernel code paths into steps.
+//
+// A Context is one flow of kernel execution on a CPU: a task (a syscall, a BPF program run by the
+// timeline), a softirq (HRTIMER_SOFTIRQ, RCU callbacks) nested above whatever it interrupted, or a
+// hardirq. Its body is a Co<void>. It advances by steps:
+//   co_await ctx.step(cost_ns)   ends a step: everything since the previous step happened at its
+//                                start time (its linearization point); the CPU is busy for cost_ns.
+//   co_await ctx.block(wq, why)  spins until the wait queue is woken; the CPU stays busy but can
+//                                still take softirqs at this point if the context allows them.
+// A blocked context names the context whose progress it waits for (lock owner, running callback):
+// the simulator follows these edges to report a deadlock as a wait-for cycle.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sim/co.h"
+#include "sim/time.h"
+#include "sim/trace.h"
+
+namespace bpftsim::sim {
+
+class Simulator;
+class Context;
+
+enum class CtxKind : std::uint8_t { kTask, kSoftirq, kHardirq };
+const char* ctx_kind_name(CtxKind kind);
+
+enum class CtxState : std::uint8_t { kQueued, kReady, kBlocked, kDone };
+
+// Trivially destructible on purpose: it travels through co_await expressions, where GCC 12 is
+// unreliable with temporaries that own memory.
+struct WaitFor {
+  const char* what = "";         // "bpf_spin_lock", "hrtimer_cancel", ... (static strings)
+  const char* object_kind = "";  // "bpf_hrtimer", "bucket", ...
+  std::uint64_t object_id = 0;
+  Context* owner = nullptr;  // whose progress ends the wait; nullptr if unknown
+};
+
+class WaitQueue {
+ public:
+  // Makes every waiter ready again (it re-checks its condition in its next step).
+  void wake_all();
+  bool empty() const { return waiters_.empty(); }
+  std::size_t size() const { return waiters_.size(); }
+
+ private:
+  friend class Simulator;
+  std::vector<Context*> waiters_;  // in blocking order
+};
+
+class Context {
+ public:
+  using Body = std::function<Co<void>(Context&)>;
+
+  std::uint32_t id() const { return id_; }
+  CtxKind kind() const { return kind_; }
+  int cpu() const { return cpu_; }
+  const std::string& name() const { return name_; }
+  CtxState state() const { return state_; }
+  Simulator& sim() const { return *sim_; }
+  TimeNs now() const;
+  const WaitFor& waiting_for() const { return wait_; }
+
+  struct StepAwaiter {
+    Context& ctx;
+    TimeNs cost;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h);
+    void await_resume() const noexcept {}
+  };
+  struct BlockAwaiter {
+    Context& ctx;
+    WaitQueue& wq;
+    WaitFor why;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h);
+    void await_resume() const noexcept {}
+  };
+  StepAwaiter step(TimeNs cost_ns) { return StepAwaiter{*this, cost_ns}; }
+  BlockAwaiter block(WaitQueue& wq, WaitFor why) { return BlockAwaiter{*this, wq, why}; }
+
+  // Interrupt state. A softirq can start on this context's CPU at a step boundary only when the
+  // top context is a task with interrupts and bottom halves enabled.
+  void local_irq_disable() { ++irq_off_; }
+  void local_irq_enable();
+  void local_bh_disable() { ++bh_off_; }
+  void local_bh_enable();
+  bool irqs_disabled() const { return irq_off_ > 0; }
+  bool bh_disabled() const { return bh_off_ > 0; }
+  bool interruptible() const { return kind_ == CtxKind::kTask && irq_off_ == 0 && bh_off_ == 0; }
+
+  void trace(std::string event, std::initializer_list<TraceField> fields) const;
+
+ private:
+  friend class Simulator;
+  friend class WaitQueue;
+  Context(Simulator& sim, std::uint32_t id, CtxKind kind, int cpu, std::string name)
+      : sim_(&sim), id_(id), kind_(kind), cpu_(cpu), name_(std::move(name)) {}
+
+  Simulator* sim_;
+  std::uint32_t id_;
+  CtxKind kind_;
+  int cpu_;
+  std::string name_;
+  CtxState state_ = CtxState::kQueued;
+  Body body_;  // kept alive: a lambda coroutine's captures live in the lambda object
+  Co<void> root_;
+  std::coroutine_handle<> resume_;
+  WaitFor wait_;
+  WaitQueue* waiting_on_ = nullptr;
+  int irq_off_ = 0;
+  int bh_off_ = 0;
+};
+
+}  // namespace bpftsim::sim

@@ -1,0 +1,473 @@
+#include "sim/simulator.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "sim/assert.h"
+
+namespace bpftsim::sim {
+
+namespace {
+thread_local Simulator* g_running = nullptr;
+
+std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  return h;
+}
+}  // namespace
+
+void assert_fail(const char* file, int line, const char* expr, const std::string& msg) {
+  Simulator* sim = Simulator::running();
+  if (sim) {
+    std::fprintf(stderr,
+                 "bpftsim: internal error: %s (assertion '%s' at %s:%d) [seed %llu, step %llu, "
+                 "t=%lld ns]\n",
+                 msg.c_str(), expr, file, line, static_cast<unsigned long long>(sim->config().seed),
+                 static_cast<unsigned long long>(sim->steps()), static_cast<long long>(sim->now()));
+  } else {
+    std::fprintf(stderr, "bpftsim: internal error: %s (assertion '%s' at %s:%d)\n", msg.c_str(),
+                 expr, file, line);
+  }
+  std::fflush(stderr);
+  std::abort();
+}
+
+const char* ctx_kind_name(CtxKind kind) {
+  switch (kind) {
+    case CtxKind::kTask:
+      return "task";
+    case CtxKind::kSoftirq:
+      return "softirq";
+    case CtxKind::kHardirq:
+      return "hardirq";
+  }
+  return "?";
+}
+
+const char* run_status_name(RunStatus s) {
+  switch (s) {
+    case RunStatus::kQuiescent:
+      return "quiescent";
+    case RunStatus::kStopped:
+      return "stopped";
+    case RunStatus::kLimit:
+      return "limit";
+    case RunStatus::kDiverged:
+      return "diverged";
+  }
+  return "?";
+}
+
+struct Simulator::Cpu {
+  int id = 0;
+  std::vector<Context*> stack;
+  std::deque<Context*> runqueue;
+  std::uint32_t softirq_pending = 0;
+  std::unique_ptr<CpuEvent> boundary;
+};
+
+struct Simulator::CpuEvent final : Event {
+  int cpu;
+  explicit CpuEvent(int c) : cpu(c) {}
+  void fire(Simulator& sim) override { sim.cpu_boundary(cpu); }
+  std::uint64_t tag() const override {
+    return (std::uint64_t{1} << 32) | static_cast<unsigned>(cpu);
+  }
+};
+
+struct Simulator::CallbackEvent final : Event {
+  std::uint64_t tag_;
+  std::function<void(Simulator&)> fn;
+  std::list<std::unique_ptr<CallbackEvent>>::iterator self;
+  void fire(Simulator& sim) override {
+    auto f = std::move(fn);
+    auto owned = std::move(*self);  // keeps this alive until fire returns
+    sim.callbacks_.erase(self);
+    f(sim);
+  }
+  std::uint64_t tag() const override { return tag_; }
+};
+
+// ---- Context ------------------------------------------------------------------------------------
+
+TimeNs Context::now() const {
+  return sim_->now();
+}
+
+void Context::StepAwaiter::await_suspend(std::coroutine_handle<> h) {
+  ctx.resume_ = h;
+  ctx.sim_->end_step(ctx, cost);
+}
+
+void Context::BlockAwaiter::await_suspend(std::coroutine_handle<> h) {
+  ctx.resume_ = h;
+  ctx.sim_->block(ctx, wq, why);
+}
+
+void Context::local_irq_enable() {
+  SIM_ASSERT(irq_off_ > 0, "local_irq_enable without disable in {}", name_);
+  --irq_off_;
+}
+
+void Context::local_bh_enable() {
+  SIM_ASSERT(bh_off_ > 0, "local_bh_enable without disable in {}", name_);
+  --bh_off_;
+}
+
+void Context::trace(std::string event, std::initializer_list<TraceField> fields) const {
+  sim_->emit(this, std::move(event), fields);
+}
+
+void WaitQueue::wake_all() {
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  for (Context* c : waiters)
+    c->sim_->wake(*c);
+}
+
+// ---- Simulator ----------------------------------------------------------------------------------
+
+Simulator::Simulator(SimConfig cfg, std::unique_ptr<Scheduler> scheduler)
+    : cfg_(cfg),
+      sched_(scheduler ? std::move(scheduler) : std::make_unique<SeededScheduler>(cfg.seed)),
+      trace_(cfg.keep_trace),
+      data_prng_(SplitMix64(cfg.seed ^ 0x5eedda7a5eedda7aULL).next()) {
+  SIM_ASSERT(cfg.cpus >= 1 && cfg.cpus <= 64, "cpus must be in 1..64, got {}", cfg.cpus);
+  for (int i = 0; i < cfg.cpus; ++i) {
+    auto cpu = std::make_unique<Cpu>();
+    cpu->id = i;
+    cpu->boundary = std::make_unique<CpuEvent>(i);
+    cpus_.push_back(std::move(cpu));
+  }
+}
+
+Simulator::~Simulator() {
+  for (auto& cpu : cpus_)
+    queue_.remove(*cpu->boundary);
+  for (auto& cb : callbacks_)
+    queue_.remove(*cb);
+  // Suspended coroutine chains are destroyed with their contexts.
+  contexts_.clear();
+}
+
+Simulator* Simulator::running() {
+  return g_running;
+}
+
+Context& Simulator::new_context(CtxKind kind, int cpu, std::string name) {
+  const std::uint32_t id = next_ctx_id_++;
+  auto ctx = std::unique_ptr<Context>(new Context(*this, id, kind, cpu, std::move(name)));
+  Context& ref = *ctx;
+  contexts_.emplace(id, std::move(ctx));
+  emit(&ref, "ctx_begin", {{"kind", ctx_kind_name(kind)}, {"name", ref.name()}});
+  return ref;
+}
+
+Context& Simulator::spawn_task(int cpu, std::string name, Context::Body body) {
+  SIM_ASSERT(cpu >= 0 && cpu < ncpus(), "spawn_task on cpu {} of {}", cpu, ncpus());
+  Context& ctx = new_context(CtxKind::kTask, cpu, std::move(name));
+  ctx.body_ = std::move(body);
+  ctx.root_ = ctx.body_(ctx);
+  ctx.resume_ = ctx.root_.handle();
+  ctx.state_ = CtxState::kQueued;
+  cpus_[cpu]->runqueue.push_back(&ctx);
+  kick(cpu);
+  return ctx;
+}
+
+void Simulator::at(TimeNs t, std::uint64_t tag, std::function<void(Simulator&)> fn) {
+  SIM_ASSERT(t >= now_, "event scheduled in the past: {} < {}", t, now_);
+  auto ev = std::make_unique<CallbackEvent>();
+  ev->tag_ = tag;
+  ev->fn = std::move(fn);
+  CallbackEvent& ref = *ev;
+  callbacks_.push_back(std::move(ev));
+  ref.self = std::prev(callbacks_.end());
+  queue_.push(ref, t);
+}
+
+void Simulator::schedule(Event& e, TimeNs t) {
+  SIM_ASSERT(t >= now_, "event scheduled in the past: {} < {}", t, now_);
+  queue_.remove(e);
+  queue_.push(e, t);
+}
+
+void Simulator::cancel(Event& e) {
+  queue_.remove(e);
+}
+
+void Simulator::set_softirq_handler(unsigned vec, std::string name, Context::Body handler) {
+  SIM_ASSERT(vec < 32, "softirq vector {} out of range", vec);
+  softirqs_[vec] = SoftirqVec{std::move(name), std::move(handler)};
+}
+
+void Simulator::raise_softirq(int cpu, unsigned vec) {
+  SIM_ASSERT(softirqs_.count(vec), "softirq {} raised without a handler", vec);
+  cpus_[cpu]->softirq_pending |= 1u << vec;
+  kick(cpu);
+}
+
+const std::vector<Context*>& Simulator::cpu_stack(int cpu) const {
+  return cpus_[cpu]->stack;
+}
+
+Context* Simulator::context(std::uint32_t id) const {
+  auto it = contexts_.find(id);
+  return it == contexts_.end() ? nullptr : it->second.get();
+}
+
+void Simulator::emit(const Context* ctx, std::string event,
+                     std::initializer_list<TraceField> fields) {
+  trace_.emit(now_, ctx ? ctx->cpu() : -1, ctx ? ctx->id() : 0, std::move(event), fields);
+}
+
+void Simulator::report(Finding f, bool stop) {
+  f.t_ns = now_;
+  TraceRecord r{now_, f.cpu, 0, "finding", {{"kind", f.kind}, {"message", f.message}}};
+  for (std::size_t i = 0; i < f.details.size(); ++i)
+    r.fields.emplace_back(fmt::format("detail{}", i), f.details[i]);
+  trace_.emit(std::move(r));
+  findings_.push_back(std::move(f));
+  if (stop) stopped_ = true;
+}
+
+bool Simulator::has_blocked_contexts() const {
+  for (const auto& [id, c] : contexts_)
+    if (c->state_ == CtxState::kBlocked) return true;
+  return false;
+}
+
+// Schedules a boundary now on an idle CPU, or on one whose top context is blocked but could take
+// a pending softirq. A CPU in the middle of a step already has its boundary queued.
+void Simulator::kick(int cpu) {
+  Cpu& c = *cpus_[cpu];
+  if (c.boundary->queued()) return;
+  if (!c.stack.empty()) {
+    Context* top = c.stack.back();
+    if (top->state_ != CtxState::kBlocked) return;  // running a step: boundary comes anyway
+    if (!(c.softirq_pending && top->interruptible())) return;
+  }
+  queue_.push(*c.boundary, now_);
+}
+
+void Simulator::cpu_boundary(int cpu) {
+  Cpu& c = *cpus_[cpu];
+  Context* top = c.stack.empty() ? nullptr : c.stack.back();
+  if (c.softirq_pending && (top == nullptr || top->interruptible())) {
+    Context& s = new_context(CtxKind::kSoftirq, cpu, fmt::format("softirq/{}", cpu));
+    s.root_ = do_softirq(s);
+    s.resume_ = s.root_.handle();
+    s.state_ = CtxState::kReady;
+    c.stack.push_back(&s);
+    resume(s);
+    return;
+  }
+  if (top == nullptr) {
+    if (c.runqueue.empty()) return;  // idle
+    Context* next = c.runqueue.front();
+    c.runqueue.pop_front();
+    next->state_ = CtxState::kReady;
+    c.stack.push_back(next);
+    resume(*next);
+    return;
+  }
+  if (top->state_ == CtxState::kBlocked) return;  // spinning; woken contexts get a new boundary
+  resume(*top);
+}
+
+void Simulator::resume(Context& ctx) {
+  ++steps_;
+  if (steps_ > cfg_.max_steps) {
+    report(Finding{"liveness",
+                   fmt::format("step limit of {} reached (a runaway loop of timers or a livelock?)",
+                               cfg_.max_steps),
+                   now_,
+                   ctx.cpu(),
+                   {describe(ctx)}},
+           true);
+    stop_status_ = RunStatus::kLimit;
+    return;
+  }
+  current_ = &ctx;
+  ctx.resume_.resume();
+  current_ = nullptr;
+  ctx.root_.rethrow_if_failed();
+  if (ctx.root_.done()) finish(ctx);
+}
+
+void Simulator::finish(Context& ctx) {
+  Cpu& c = *cpus_[ctx.cpu()];
+  SIM_ASSERT(!c.stack.empty() && c.stack.back() == &ctx,
+             "finishing context {} is not on top of cpu {}", ctx.name(), ctx.cpu());
+  SIM_ASSERT(ctx.irq_off_ == 0 && ctx.bh_off_ == 0,
+             "context {} finished with irqs/bh disabled ({}/{})", ctx.name(), ctx.irq_off_,
+             ctx.bh_off_);
+  c.stack.pop_back();
+  ctx.state_ = CtxState::kDone;
+  emit(&ctx, "ctx_end", {});
+  const int cpu = ctx.cpu();
+  contexts_.erase(ctx.id());
+  // Whatever is next on this CPU (the interrupted context, another softirq, the next task).
+  Context* top = c.stack.empty() ? nullptr : c.stack.back();
+  if (!c.boundary->queued() && (top == nullptr || top->state_ != CtxState::kBlocked ||
+                                (c.softirq_pending && top->interruptible())))
+    queue_.push(*c.boundary, now_);
+  (void)cpu;
+}
+
+void Simulator::end_step(Context& ctx, TimeNs cost) {
+  SIM_ASSERT(cost >= 0, "negative step cost {}", cost);
+  if (cfg_.jitter_max_ns > 0) {
+    const auto extra =
+        sched_->decide(DecisionKind::kJitter, static_cast<std::uint32_t>(cfg_.jitter_max_ns + 1),
+                       mix(ctx.cpu(), static_cast<std::uint64_t>(cost)));
+    cost += extra;
+  }
+  Cpu& c = *cpus_[ctx.cpu()];
+  SIM_ASSERT(!c.boundary->queued(), "cpu {} already has a boundary queued", ctx.cpu());
+  queue_.push(*c.boundary, now_ + cost);
+}
+
+void Simulator::block(Context& ctx, WaitQueue& wq, WaitFor why) {
+  ctx.state_ = CtxState::kBlocked;
+  ctx.wait_ = std::move(why);
+  ctx.waiting_on_ = &wq;
+  wq.waiters_.push_back(&ctx);
+  emit(&ctx, "block",
+       {{"on", ctx.wait_.what},
+        {"object", ctx.wait_.object_kind},
+        {"id", ctx.wait_.object_id},
+        {"owner", ctx.wait_.owner ? static_cast<std::int64_t>(ctx.wait_.owner->id()) : 0}});
+  check_deadlock_from(ctx);
+  if (!stopped_) kick(ctx.cpu());
+}
+
+void Simulator::wake(Context& ctx) {
+  if (ctx.state_ != CtxState::kBlocked) return;
+  ctx.state_ = CtxState::kReady;
+  ctx.waiting_on_ = nullptr;
+  ctx.wait_ = WaitFor{};
+  Cpu& c = *cpus_[ctx.cpu()];
+  if (!c.stack.empty() && c.stack.back() == &ctx && !c.boundary->queued())
+    queue_.push(*c.boundary, now_);
+}
+
+std::string Simulator::describe(const Context& c) const {
+  std::string s =
+      fmt::format("{} (ctx {}, {} on cpu {})", c.name(), c.id(), ctx_kind_name(c.kind()), c.cpu());
+  if (c.state_ == CtxState::kBlocked) {
+    s +=
+        fmt::format(" waits in {} for {}#{}", c.wait_.what, c.wait_.object_kind, c.wait_.object_id);
+    if (c.wait_.owner) s += fmt::format(" held/run by ctx {}", c.wait_.owner->id());
+  }
+  return s;
+}
+
+// Follows wait-for edges from a context that just blocked: a blocked context waits for the owner
+// of what it waits on; a context interrupted by a nested one waits for that nested context. A
+// path that returns to the start is a deadlock.
+void Simulator::check_deadlock_from(Context& start) {
+  std::vector<const Context*> path{&start};
+  const Context* cur = start.wait_.owner;
+  for (std::size_t guard = 0; cur && guard < 4 * contexts_.size() + 8; ++guard) {
+    if (cur == &start) {
+      Finding f{"deadlock",
+                fmt::format("wait-for cycle of {} contexts", path.size()),
+                now_,
+                start.cpu(),
+                {}};
+      for (const Context* c : path)
+        f.details.push_back(describe(*c));
+      report(std::move(f), true);
+      return;
+    }
+    path.push_back(cur);
+    if (cur->state_ == CtxState::kBlocked) {
+      cur = cur->wait_.owner;
+      continue;
+    }
+    const auto& stack = cpus_[cur->cpu()]->stack;
+    const Context* above = nullptr;
+    for (std::size_t i = 0; i + 1 < stack.size(); ++i)
+      if (stack[i] == cur) above = stack[i + 1];
+    cur = above;  // interrupted: waits for the context above it; else it can progress
+  }
+}
+
+void Simulator::report_stuck_at_quiescence() {
+  Finding f{"deadlock", "no event can wake the blocked contexts", now_, -1, {}};
+  for (const auto& [id, c] : contexts_)
+    if (c->state_ == CtxState::kBlocked) {
+      f.cpu = c->cpu();
+      f.details.push_back(describe(*c));
+    }
+  report(std::move(f), true);
+}
+
+Co<void> Simulator::do_softirq(Context& ctx) {
+  Cpu& c = *cpus_[ctx.cpu()];
+  while (c.softirq_pending) {
+    unsigned vec = 0;
+    while (!(c.softirq_pending & (1u << vec)))
+      ++vec;
+    c.softirq_pending &= ~(1u << vec);
+    co_await softirqs_.at(vec).handler(ctx);
+  }
+}
+
+RunStatus Simulator::run(TimeNs until) {
+  Simulator* outer = g_running;
+  g_running = this;
+  RunStatus status = RunStatus::kQuiescent;
+  std::vector<Event*> due;
+  while (true) {
+    if (stopped_) {
+      status = stop_status_;
+      break;
+    }
+    if (sched_->divergence()) {
+      report(Finding{"replay_divergence", *sched_->divergence(), now_, -1, {}}, true);
+      status = RunStatus::kDiverged;
+      break;
+    }
+    if (queue_.empty()) {
+      if (has_blocked_contexts()) {
+        report_stuck_at_quiescence();
+        status = RunStatus::kStopped;
+      }
+      break;
+    }
+    const TimeNs t = queue_.top().time();
+    if (t > until) break;
+    if (t > cfg_.max_time_ns) {
+      report(Finding{"liveness",
+                     fmt::format("virtual time limit of {} ns reached with events pending",
+                                 cfg_.max_time_ns),
+                     now_,
+                     -1,
+                     {}},
+             true);
+      status = RunStatus::kLimit;
+      break;
+    }
+    due.clear();
+    std::uint64_t h = 0;
+    for (auto it = queue_.begin(); it != queue_.end() && it->time() == t && due.size() < 64; ++it) {
+      due.push_back(&*it);
+      h = mix(h, it->tag());
+    }
+    std::size_t pick = 0;
+    if (due.size() > 1)
+      pick = sched_->decide(DecisionKind::kTie, static_cast<std::uint32_t>(due.size()), h);
+    Event* ev = due[pick];
+    queue_.remove(*ev);
+    now_ = t;
+    ev->fire(*this);
+  }
+  g_running = outer;
+  return status;
+}
+
+}  // namespace bpftsim::sim

@@ -1,0 +1,148 @@
+// The Simulator: the virtual clock, the event queue, the CPUs and the scheduler.
+//
+// Each CPU runs a stack of contexts (a task at the bottom, a softirq nested above it) and a FIFO
+// run queue of tasks waiting for the CPU (tasks are not preempted by tasks; BPF programs and the
+// syscalls we model run with preemption disabled). When a context's step ends the CPU has a
+// *boundary*: there a pending softirq starts if the top context allows it, else the top context
+// runs its next step. Events due at the same instant are ordered by the scheduler (one recorded
+// decision), so a run is determined by (scenario, seed) or (scenario, decision list).
+//
+// Findings (deadlock, liveness, and whatever the model reports: use-after-free, leak, ...) are
+// collected here; a finding with stop=true ends the run cleanly at once.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sim/context.h"
+#include "sim/event_queue.h"
+#include "sim/prng.h"
+#include "sim/scheduler.h"
+#include "sim/trace.h"
+
+namespace bpftsim::sim {
+
+struct SimConfig {
+  std::uint64_t seed = 1;
+  int cpus = 2;
+  std::uint64_t max_steps = 20'000'000;   // liveness limit on executed steps
+  TimeNs max_time_ns = 3600 * kNsPerSec;  // liveness limit on virtual time
+  TimeNs jitter_max_ns = 0;               // each step's cost gets +[0, jitter_max_ns] (a decision)
+  bool keep_trace = true;                 // keep records (the digest is always computed)
+};
+
+struct Finding {
+  std::string kind;     // "deadlock", "liveness", "use_after_free", "leak", "program_fault", ...
+  std::string message;  // one line
+  TimeNs t_ns = 0;
+  int cpu = -1;
+  std::vector<std::string> details;  // e.g. the wait-for cycle, an object's history
+};
+
+enum class RunStatus : std::uint8_t {
+  kQuiescent,  // nothing left to run
+  kStopped,    // a stopping finding (deadlock, fault, ...) ended the run
+  kLimit,      // step or time limit: a liveness finding was recorded
+  kDiverged,   // a replayed decision list no longer fits the run
+};
+const char* run_status_name(RunStatus s);
+
+class Simulator {
+ public:
+  explicit Simulator(SimConfig cfg, std::unique_ptr<Scheduler> scheduler = nullptr);
+  ~Simulator();
+  Simulator(const Simulator&) = delete;
+  Simulator& operator=(const Simulator&) = delete;
+
+  const SimConfig& config() const { return cfg_; }
+  TimeNs now() const { return now_; }
+  int ncpus() const { return static_cast<int>(cpus_.size()); }
+  std::uint64_t steps() const { return steps_; }
+  Scheduler& scheduler() { return *sched_; }
+  Trace& trace() { return trace_; }
+  // The data PRNG (bpf_get_prandom_u32, model choices that are data, not scheduling): its own
+  // stream derived from the seed, so replaying scheduling decisions leaves data unchanged.
+  Prng& data_prng() { return data_prng_; }
+
+  // A task queued on `cpu`'s run queue now; it starts when the CPU has nothing else to run.
+  Context& spawn_task(int cpu, std::string name, Context::Body body);
+  // Calls fn at virtual time `at` (>= now). `tag` identifies it among simultaneous events.
+  void at(TimeNs at, std::uint64_t tag, std::function<void(Simulator&)> fn);
+  // Owner-managed events (clock event devices, ...).
+  void schedule(Event& e, TimeNs at);
+  void cancel(Event& e);
+
+  // Softirq vectors: a handler runs in a softirq context on the raising CPU.
+  void set_softirq_handler(unsigned vec, std::string name, Context::Body handler);
+  void raise_softirq(int cpu, unsigned vec);
+
+  // Contexts on `cpu`, bottom first (the last one is running or blocked on top).
+  const std::vector<Context*>& cpu_stack(int cpu) const;
+  Context* current() const { return current_; }
+  // The live context with this id, or nullptr once it finished.
+  Context* context(std::uint32_t id) const;
+
+  // Emits a trace record for `ctx` (cpu and id taken from it; nullptr: no CPU).
+  void emit(const Context* ctx, std::string event, std::initializer_list<TraceField> fields);
+
+  void report(Finding f, bool stop);
+  const std::vector<Finding>& findings() const { return findings_; }
+  bool stopped() const { return stopped_; }
+
+  // Runs until quiescent, stopped, a limit, or virtual time `until` (events after it stay queued).
+  RunStatus run(TimeNs until = kTimeNever);
+  bool quiescent() const { return queue_.empty() && !stopped_; }
+  bool has_blocked_contexts() const;
+
+  static Simulator* running();  // the simulator whose run() is on the stack, for assertions
+
+ private:
+  friend class Context;
+  friend class WaitQueue;
+  struct Cpu;
+  struct CpuEvent;
+  struct CallbackEvent;
+
+  void cpu_boundary(int cpu);
+  void kick(int cpu);
+  void resume(Context& ctx);
+  void finish(Context& ctx);
+  void end_step(Context& ctx, TimeNs cost);
+  void block(Context& ctx, WaitQueue& wq, WaitFor why);
+  void wake(Context& ctx);
+  Context& new_context(CtxKind kind, int cpu, std::string name);
+  Co<void> do_softirq(Context& ctx);
+  void check_deadlock_from(Context& ctx);
+  void report_stuck_at_quiescence();
+  std::string describe(const Context& c) const;
+
+  SimConfig cfg_;
+  std::unique_ptr<Scheduler> sched_;
+  Trace trace_;
+  Prng data_prng_;
+  EventQueue queue_;
+  TimeNs now_ = 0;
+  std::uint64_t steps_ = 0;
+  std::vector<std::unique_ptr<Cpu>> cpus_;
+  std::map<std::uint32_t, std::unique_ptr<Context>> contexts_;  // live contexts by id
+  std::uint32_t next_ctx_id_ = 1;
+  struct SoftirqVec {
+    std::string name;
+    Context::Body handler;
+  };
+  std::map<unsigned, SoftirqVec> softirqs_;
+  std::list<std::unique_ptr<CallbackEvent>> callbacks_;
+  Context* current_ = nullptr;
+  std::vector<Finding> findings_;
+  bool stopped_ = false;
+  RunStatus stop_status_ = RunStatus::kStopped;
+};
+
+}  // namespace bpftsim::sim

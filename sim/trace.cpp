@@ -1,0 +1,81 @@
+#include "sim/trace.h"
+
+#include <fmt/format.h>
+
+namespace bpftsim::sim {
+namespace {
+constexpr std::uint64_t kFnvPrime = 0x100000001b3ULL;
+
+void fnv(std::uint64_t& h, const void* data, std::size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= kFnvPrime;
+  }
+}
+void fnv_i64(std::uint64_t& h, std::int64_t v) {
+  unsigned char b[8];
+  for (int i = 0; i < 8; ++i)
+    b[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(v) >> (8 * i));
+  fnv(h, b, 8);
+}
+void fnv_str(std::uint64_t& h, const std::string& s) {
+  fnv_i64(h, static_cast<std::int64_t>(s.size()));
+  fnv(h, s.data(), s.size());
+}
+}  // namespace
+
+const TraceValue* TraceRecord::field(const std::string& key) const {
+  for (const auto& f : fields)
+    if (f.key == key) return &f.value;
+  return nullptr;
+}
+
+std::int64_t TraceRecord::int_field(const std::string& key, std::int64_t fallback) const {
+  const TraceValue* v = field(key);
+  if (v && std::holds_alternative<std::int64_t>(*v)) return std::get<std::int64_t>(*v);
+  return fallback;
+}
+
+void Trace::fold(const TraceRecord& r) {
+  fnv_i64(digest_, r.t_ns);
+  fnv_i64(digest_, r.cpu);
+  fnv_i64(digest_, r.ctx);
+  fnv_str(digest_, r.event);
+  for (const auto& f : r.fields) {
+    fnv_str(digest_, f.key);
+    if (std::holds_alternative<std::int64_t>(f.value)) {
+      fnv_i64(digest_, 0);
+      fnv_i64(digest_, std::get<std::int64_t>(f.value));
+    } else {
+      fnv_i64(digest_, 1);
+      fnv_str(digest_, std::get<std::string>(f.value));
+    }
+  }
+  ++count_;
+}
+
+void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, std::string event,
+                 std::initializer_list<TraceField> fields) {
+  emit(TraceRecord{t, cpu, ctx, std::move(event), std::vector<TraceField>(fields)});
+}
+
+void Trace::emit(TraceRecord record) {
+  fold(record);
+  if (keep_) records_.push_back(std::move(record));
+}
+
+std::string Trace::format_text(const TraceRecord& r) {
+  std::string out =
+      fmt::format("ctx-{:<4} [{:03}] {:6}.{:06}{:03}: {}:", r.ctx, r.cpu < 0 ? 999 : r.cpu,
+                  r.t_ns / kNsPerSec, (r.t_ns % kNsPerSec) / kNsPerUs, r.t_ns % kNsPerUs, r.event);
+  for (const auto& f : r.fields) {
+    if (std::holds_alternative<std::int64_t>(f.value))
+      out += fmt::format(" {}={}", f.key, std::get<std::int64_t>(f.value));
+    else
+      out += fmt::format(" {}={}", f.key, std::get<std::string>(f.value));
+  }
+  return out;
+}
+
+}  // namespace bpftsim::sim

@@ -1,0 +1,69 @@
+// Structured trace records: the one stream from which the text, JSON-lines and Perfetto files are
+// rendered, and over which a run's digest is computed. Every step that changes state emits one
+// record: integer t_ns, CPU, context, an event named after the kernel tracepoint where one exists
+// (hrtimer_start, hrtimer_cancel, hrtimer_expire_entry, hrtimer_expire_exit, ...) and fields.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "sim/time.h"
+
+namespace bpftsim::sim {
+
+using TraceValue = std::variant<std::int64_t, std::string>;
+
+struct TraceField {
+  std::string key;
+  TraceValue value;
+  TraceField(std::string k, std::int64_t v) : key(std::move(k)), value(v) {}
+  TraceField(std::string k, int v) : key(std::move(k)), value(std::int64_t{v}) {}
+  TraceField(std::string k, unsigned v) : key(std::move(k)), value(std::int64_t{v}) {}
+  TraceField(std::string k, std::uint64_t v)
+      : key(std::move(k)), value(static_cast<std::int64_t>(v)) {}
+  TraceField(std::string k, std::string v) : key(std::move(k)), value(std::move(v)) {}
+  TraceField(std::string k, const char* v) : key(std::move(k)), value(std::string(v)) {}
+};
+
+struct TraceRecord {
+  TimeNs t_ns = 0;
+  int cpu = -1;           // -1: not on a CPU (e.g. a scheduler decision, the final checker)
+  std::uint32_t ctx = 0;  // context id, 0: none
+  std::string event;
+  std::vector<TraceField> fields;
+
+  const TraceValue* field(const std::string& key) const;
+  std::int64_t int_field(const std::string& key, std::int64_t fallback = 0) const;
+};
+
+class Trace {
+ public:
+  // Records are kept only when enabled; the digest is always computed.
+  explicit Trace(bool keep_records = true) : keep_(keep_records) {}
+
+  void emit(TimeNs t, int cpu, std::uint32_t ctx, std::string event,
+            std::initializer_list<TraceField> fields);
+  void emit(TraceRecord record);
+
+  const std::vector<TraceRecord>& records() const { return records_; }
+  std::uint64_t digest() const { return digest_; }
+  std::uint64_t count() const { return count_; }
+  bool keeps_records() const { return keep_; }
+
+  // One line per record in the style of ftrace output:
+  //   "<ctx>-<id> [cpu] <t_s.us_ns>: event: k=v k=v".
+  static std::string format_text(const TraceRecord& r);
+
+ private:
+  void fold(const TraceRecord& r);
+  bool keep_;
+  std::vector<TraceRecord> records_;
+  std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // FNV-1a 64 offset basis
+  std::uint64_t count_ = 0;
+};
+
+}  // namespace bpftsim::sim
