@@ -1,0 +1,236 @@
+// See bpf_compile.h. clang is spawned with an argument vector; its stdout and stderr share one
+// pipe (so a chatty compiler cannot block on a full second pipe) and become the error text.
+#include "model/bpf_compile.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <string_view>
+
+#include <fmt/format.h>
+
+extern char** environ;
+
+namespace bpftsim::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct SpawnResult {
+  bool started = false;
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string output;  // stdout and stderr, interleaved
+  std::string error;   // why it could not be started
+};
+
+SpawnResult run_capture(const std::vector<std::string>& argv) {
+  SpawnResult result;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    result.error = std::strerror(errno);
+    return result;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+  std::vector<char*> args;
+  for (const std::string& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    result.error = std::strerror(rc);
+    return result;
+  }
+  result.started = true;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n > 0) {
+      result.output.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+// Two FNV-1a variants side by side: 128 bits, stable across platforms and standard libraries.
+class StableHash {
+ public:
+  void add(std::string_view bytes) {
+    for (unsigned char c : bytes) {
+      a_ = (a_ ^ c) * 0x100000001b3ULL;
+      b_ = (b_ ^ c) * 0x100000001b3ULL;
+    }
+    // A separator, so that ("ab","c") and ("a","bc") differ.
+    a_ = (a_ ^ 0xffu) * 0x100000001b3ULL;
+    b_ = (b_ ^ 0xfeu) * 0x100000001b3ULL;
+  }
+  std::string hex() const { return fmt::format("{:016x}{:016x}", a_, b_); }
+
+ private:
+  std::uint64_t a_ = 0xcbf29ce484222325ULL;
+  std::uint64_t b_ = 0x6c62272e07bb0142ULL;
+};
+
+// `clang --version`, asked once per compiler per process.
+std::variant<std::string, BpfCompileError> clang_version(const std::string& clang) {
+  static std::mutex mutex;
+  static std::map<std::string, std::string> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = cache.find(clang); it != cache.end()) return it->second;
+  SpawnResult r = run_capture({clang, "--version"});
+  if (!r.started) return BpfCompileError{fmt::format("cannot run '{}': {}", clang, r.error)};
+  if (r.exit_code != 0)
+    return BpfCompileError{fmt::format("'{} --version' failed: {}", clang, r.output)};
+  cache.emplace(clang, r.output);
+  return r.output;
+}
+
+// Debian keeps <asm/types.h> (needed by <linux/bpf.h>) under the multiarch directory, which
+// clang -target bpf does not search.
+std::vector<std::string> system_include_flags() {
+#if defined(__x86_64__)
+  const char* dir = "/usr/include/x86_64-linux-gnu";
+#elif defined(__aarch64__)
+  const char* dir = "/usr/include/aarch64-linux-gnu";
+#else
+  const char* dir = nullptr;
+#endif
+  std::error_code ec;
+  if (dir == nullptr || !fs::exists(fs::path(dir) / "asm", ec)) return {};
+  return {"-idirafter", dir};
+}
+
+std::string file_stem_for_cache(const fs::path& source) {
+  std::string stem = source.filename().string();
+  for (const char* ext : {".bpf.c", ".c"}) {
+    const std::size_t n = std::strlen(ext);
+    if (stem.size() > n && stem.compare(stem.size() - n, n, ext) == 0) {
+      stem.resize(stem.size() - n);
+      break;
+    }
+  }
+  for (char& c : stem)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) c = '_';
+  return stem;
+}
+
+}  // namespace
+
+bool is_bpf_source_path(const std::string& path) {
+  return path.size() > 2 && path.compare(path.size() - 2, 2, ".c") == 0;
+}
+
+std::string bpf_default_cache_dir() {
+  if (std::string dir = env_or_empty("BPFTSIM_CACHE_DIR"); !dir.empty()) return dir;
+  if (std::string xdg = env_or_empty("XDG_CACHE_HOME"); !xdg.empty())
+    return (fs::path(xdg) / "bpftsim").string();
+  if (std::string home = env_or_empty("HOME"); !home.empty())
+    return (fs::path(home) / ".cache" / "bpftsim").string();
+  return (fs::temp_directory_path() / "bpftsim-cache").string();
+}
+
+std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string& source_path,
+                                                              const BpfCompileOptions& options) {
+  std::ifstream in(source_path, std::ios::binary);
+  if (!in)
+    return BpfCompileError{fmt::format("{}: cannot read: {}", source_path, std::strerror(errno))};
+  const std::string source{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+
+  std::string clang = options.clang;
+  if (clang.empty()) clang = env_or_empty("BPFTSIM_CLANG");
+  if (clang.empty()) clang = "clang";
+  auto version = clang_version(clang);
+  if (auto* e = std::get_if<BpfCompileError>(&version))
+    return BpfCompileError{fmt::format("{}: {}", source_path, e->message)};
+
+  std::error_code ec;
+  const fs::path src = fs::absolute(source_path, ec);
+  std::vector<std::string> flags = {"-O2", "-g", "-target", "bpf", "-mcpu=v3"};
+  for (std::string& f : system_include_flags())
+    flags.push_back(std::move(f));
+  flags.push_back("-I" + src.parent_path().string());
+  for (const std::string& f : options.extra_flags)
+    flags.push_back(f);
+
+  StableHash hash;
+  hash.add(source);
+  hash.add(std::get<std::string>(version));
+  for (const std::string& f : flags)
+    hash.add(f);
+
+  const fs::path dir = options.cache_dir.empty() ? bpf_default_cache_dir() : options.cache_dir;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return BpfCompileError{fmt::format("{}: cannot create cache directory {}: {}", source_path,
+                                       dir.string(), ec.message())};
+  const fs::path object = dir / fmt::format("{}-{}.bpf.o", file_stem_for_cache(src), hash.hex());
+  if (fs::exists(object, ec)) return object.string();
+
+  const fs::path tmp = dir / fmt::format(".{}.{}.tmp", object.filename().string(), ::getpid());
+  std::vector<std::string> argv = {clang};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  argv.insert(argv.end(), {"-c", src.string(), "-o", tmp.string()});
+  SpawnResult r = run_capture(argv);
+  if (!r.started)
+    return BpfCompileError{fmt::format("{}: cannot run '{}': {}", source_path, clang, r.error)};
+  if (r.exit_code != 0) {
+    fs::remove(tmp, ec);
+    return BpfCompileError{
+        fmt::format("{}: clang failed (exit {}):\n{}", source_path, r.exit_code, r.output)};
+  }
+  fs::rename(tmp, object, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    return BpfCompileError{
+        fmt::format("{}: cannot store {}: {}", source_path, object.string(), ec.message())};
+  }
+  return object.string();
+}
+
+std::variant<ObjectSpec, LoadError> load_bpf_input(const std::string& path,
+                                                   const BpfCompileOptions& options) {
+  if (!is_bpf_source_path(path)) return load_bpf_object(path);
+  auto compiled = compile_bpf_source(path, options);
+  if (auto* e = std::get_if<BpfCompileError>(&compiled)) return LoadError{e->message};
+  const std::string& object = std::get<std::string>(compiled);
+  auto loaded = load_bpf_object(object);
+  if (auto* e = std::get_if<LoadError>(&loaded)) {
+    // Name the file the user gave, and the cached object the message is about.
+    if (e->message.rfind(object + ": ", 0) == 0) e->message.erase(0, object.size() + 2);
+    e->message = fmt::format("{} (compiled to {}): {}", path, object, e->message);
+  }
+  return loaded;
+}
+
+}  // namespace bpftsim::model
