@@ -112,17 +112,29 @@ struct ElfSymbol {
   }
 };
 
+// Owners for the descriptor and the libelf handle, so that a constructor that fails half-way
+// (the usual case for bad input) still releases both.
+struct FdCloser {
+  void operator()(const int* fd) const {
+    if (*fd >= 0) ::close(*fd);
+    delete fd;
+  }
+};
+struct ElfEnder {
+  void operator()(Elf* elf) const { elf_end(elf); }
+};
+
 class ElfImage {
  public:
   explicit ElfImage(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) fail(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    fd_.reset(new int(::open(path.c_str(), O_RDONLY | O_CLOEXEC)));
+    if (*fd_ < 0) fail(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
     if (elf_version(EV_CURRENT) == EV_NONE) fail(not_bpf("libelf is too old"));
-    elf_ = elf_begin(fd_, ELF_C_READ_MMAP, nullptr);
-    if (elf_ == nullptr) fail(not_bpf(elf_errmsg(-1)));
-    if (elf_kind(elf_) != ELF_K_ELF) fail(not_bpf("no ELF header"));
+    elf_.reset(elf_begin(*fd_, ELF_C_READ_MMAP, nullptr));
+    if (!elf_) fail(not_bpf(elf_errmsg(-1)));
+    if (elf_kind(elf()) != ELF_K_ELF) fail(not_bpf("no ELF header"));
     GElf_Ehdr ehdr;
-    if (gelf_getehdr(elf_, &ehdr) == nullptr) fail(not_bpf(elf_errmsg(-1)));
+    if (gelf_getehdr(elf(), &ehdr) == nullptr) fail(not_bpf(elf_errmsg(-1)));
     if (ehdr.e_ident[EI_CLASS] != ELFCLASS64) fail(not_bpf("not a 64-bit ELF file"));
     if (ehdr.e_ident[EI_DATA] != ELFDATA2LSB) fail(not_bpf("not little-endian"));
     if (ehdr.e_machine != EM_BPF)
@@ -131,10 +143,6 @@ class ElfImage {
     read_sections();
     read_symbols();
     read_relocations();
-  }
-  ~ElfImage() {
-    if (elf_ != nullptr) elf_end(elf_);
-    if (fd_ >= 0) ::close(fd_);
   }
   ElfImage(const ElfImage&) = delete;
   ElfImage& operator=(const ElfImage&) = delete;
@@ -165,21 +173,22 @@ class ElfImage {
   }
 
  private:
+  Elf* elf() const { return elf_.get(); }
   std::string not_bpf(const std::string& why) const {
     return fmt::format("{}: not a BPF ELF object: {}", path_, why);
   }
 
   void read_sections() {
     std::size_t shnum = 0, shstrndx = 0;
-    if (elf_getshdrnum(elf_, &shnum) != 0 || elf_getshdrstrndx(elf_, &shstrndx) != 0)
+    if (elf_getshdrnum(elf(), &shnum) != 0 || elf_getshdrstrndx(elf(), &shstrndx) != 0)
       fail(not_bpf(elf_errmsg(-1)));
     sections_.resize(shnum);
     for (std::size_t i = 1; i < shnum; ++i) {
-      Elf_Scn* scn = elf_getscn(elf_, i);
+      Elf_Scn* scn = elf_getscn(elf(), i);
       ElfSection& sec = sections_[i];
       if (scn == nullptr || gelf_getshdr(scn, &sec.shdr) == nullptr)
         fail(not_bpf(fmt::format("section #{}: {}", i, elf_errmsg(-1))));
-      const char* name = elf_strptr(elf_, shstrndx, sec.shdr.sh_name);
+      const char* name = elf_strptr(elf(), shstrndx, sec.shdr.sh_name);
       if (name == nullptr) fail(not_bpf(fmt::format("section #{}: bad name", i)));
       sec.name = name;
       if (sec.shdr.sh_type == SHT_NOBITS) {
@@ -208,14 +217,14 @@ class ElfImage {
     const ElfSection& symtab = sections_[symtab_idx];
     if (symtab.shdr.sh_entsize != sizeof(Elf64_Sym) || symtab.data == nullptr)
       fail(not_bpf("malformed symbol table"));
-    Elf_Data* data = elf_getdata(elf_getscn(elf_, symtab_idx), nullptr);
+    Elf_Data* data = elf_getdata(elf_getscn(elf(), symtab_idx), nullptr);
     const std::size_t count = symtab.size / sizeof(Elf64_Sym);
     symbols_.resize(count);
     for (std::size_t i = 0; i < count; ++i) {
       ElfSymbol& s = symbols_[i];
       if (gelf_getsym(data, static_cast<int>(i), &s.sym) == nullptr)
         fail(not_bpf(fmt::format("symbol #{}: {}", i, elf_errmsg(-1))));
-      const char* name = elf_strptr(elf_, symtab.shdr.sh_link, s.sym.st_name);
+      const char* name = elf_strptr(elf(), symtab.shdr.sh_link, s.sym.st_name);
       s.name = name != nullptr ? name : "";
       if (s.sym.st_shndx != SHN_UNDEF && s.sym.st_shndx < SHN_LORESERVE &&
           s.sym.st_shndx >= sections_.size())
@@ -236,7 +245,7 @@ class ElfImage {
       if (!code && target != maps_shndx_) continue;
       if (sec.shdr.sh_entsize != sizeof(Elf64_Rel) || sec.data == nullptr)
         fail(not_bpf(fmt::format("section '{}': malformed relocations", sec.name)));
-      Elf_Data* data = elf_getdata(elf_getscn(elf_, i), nullptr);
+      Elf_Data* data = elf_getdata(elf_getscn(elf(), i), nullptr);
       auto& out = rels_[target];
       const std::size_t count = sec.size / sizeof(Elf64_Rel);
       for (std::size_t r = 0; r < count; ++r) {
@@ -255,8 +264,8 @@ class ElfImage {
   }
 
   std::string path_;
-  int fd_ = -1;
-  Elf* elf_ = nullptr;
+  std::unique_ptr<int, FdCloser> fd_;
+  std::unique_ptr<Elf, ElfEnder> elf_;
   std::vector<ElfSection> sections_;
   std::vector<ElfSymbol> symbols_;
   std::map<std::size_t, std::map<std::uint64_t, GElf_Rel>> rels_;
