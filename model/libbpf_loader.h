@@ -45,15 +45,22 @@ struct MapSpec {
   std::int32_t timer_off = -1;      // offset of struct bpf_timer in the value, -1 if none
   std::int32_t spin_lock_off = -1;  // offset of struct bpf_spin_lock in the value, -1 if none
   std::string value_type;           // BTF name of the value type, "" if anonymous/none
-  // Map-in-map: the inner map definition (from the BTF `values` member), if any.
+  // Map-in-map: the inner map definition (from the BTF `values` member), if any. Its name is
+  // libbpf's "<outer>.inner".
   std::vector<MapSpec> inner;  // 0 or 1 element
-  // Static initial slots of a map-in-map: (index, name of the map stored there).
+  // Static initial slots of a map-in-map: (index, name of the map stored there), sorted by index.
+  // (For a BPF_MAP_TYPE_PROG_ARRAY the name is a program's.)
   std::vector<std::pair<std::uint32_t, std::string>> init_slots;
   // Initial bytes of a global-data map (value_size bytes; zeros for .bss).
   std::vector<std::uint8_t> initial_data;
 };
 
-// A relocated ld_imm64 (two instruction slots starting at insn_idx).
+// A relocated ld_imm64 (two instruction slots starting at insn_idx). The slots are left in the
+// form libbpf's gen_loader uses, so that they describe themselves:
+//   kMapAddr:  src_reg = BPF_PSEUDO_MAP_IDX (5),       insn[0].imm = map_idx
+//   kMapValue: src_reg = BPF_PSEUDO_MAP_IDX_VALUE (6), insn[0].imm = map_idx, insn[1].imm = offset
+//   kFunc:     src_reg = BPF_PSEUDO_FUNC (4),          insn[0].imm = target_pc - insn_idx - 1
+// (clang emits src_reg 0 for function addresses; libbpf marks them BPF_PSEUDO_FUNC as here).
 struct LdImm64Reloc {
   enum class Kind : std::uint8_t {
     kMapAddr,   // BPF_PSEUDO_MAP_FD: address of the map object (struct bpf_map *)
@@ -62,9 +69,9 @@ struct LdImm64Reloc {
   };
   std::uint32_t insn_idx = 0;
   Kind kind = Kind::kMapAddr;
-  std::uint32_t map_idx = 0;   // into ObjectSpec::maps (kMapAddr, kMapValue)
-  std::uint32_t offset = 0;    // kMapValue: byte offset into the value
-  std::uint32_t target_pc = 0; // kFunc
+  std::uint32_t map_idx = 0;    // into ObjectSpec::maps (kMapAddr, kMapValue)
+  std::uint32_t offset = 0;     // kMapValue: byte offset into the value
+  std::uint32_t target_pc = 0;  // kFunc
 };
 
 struct ProgSpec {
@@ -96,11 +103,17 @@ struct LoadError {
 };
 
 // Opens and describes `path`. Never throws for bad input; never prints (libbpf logging is captured
-// into the error message where it explains the failure).
+// into the error message where it explains the failure). Thread-safe: libbpf's process-wide print
+// callback is swapped under a lock for the duration of the call.
+// Rejected (LoadError): unreadable or non-BPF ELF files (wrong class, endianness, machine, type),
+// truncated or inconsistent sections, symbols and relocations; externs (kfuncs, __ksym,
+// __kconfig); calls into the middle of a function or outside .text; relocations libbpf would
+// reject; more than one bpf_timer or bpf_spin_lock in a map value. CO-RE relocations
+// (.BTF.ext) are not applied: offsets stay as clang wrote them.
 std::variant<ObjectSpec, LoadError> load_bpf_object(const std::string& path);
 
-// Human-readable names for map types (as bpftool prints them: "hash", "array", "lru_hash",
-// "array_of_maps", "hash_of_maps", else "type N").
+// Human-readable names for map types (as bpftool prints them, from libbpf's table: "hash",
+// "array", "lru_hash", "array_of_maps", "hash_of_maps", ...; "type N" for unknown numbers).
 std::string map_type_name(std::uint32_t type);
 
 }  // namespace bpftsim::model
