@@ -11,7 +11,20 @@
 // - Memory goes through AddressSpace::translate, whose fast path (defined here, so it inlines) is
 //   one vector index and three compares; the message is only built on the fault path.
 // - Each call depth owns one 512-byte stack region, registered the first time that depth is used
-//   and reused afterwards, so a run allocates nothing once the deepest frame has been seen.
+//   and reused afterwards, so a run allocates nothing once the deepest frame has been seen. The
+//   regions are retired when the VM is destroyed. Stacks are not cleared between runs (the
+//   verifier forbids reading uninitialized stack; what is left there is deterministic anyway).
+// - Choices the header leaves open:
+//   * the instruction budget is per run: start() refills it, callbacks entered with
+//     start_callback() draw from the run they belong to;
+//   * the image is copied at construction (later edits to it are not seen);
+//   * callx (BPF_JMP|BPF_CALL|BPF_X, target register in dst) enters the subprogram when the
+//     register holds a bpf_func_address(), and otherwise treats the value as a helper id, which
+//     is what the conformance suite's callx test expects of a runtime (code tokens are not
+//     checked: the VM does not know its own);
+//   * call with src 2 (kfunc) is a kBadCall fault: the loader must have patched it;
+//   * kRodata and kOpaque regions are never writable, whatever add() is told; kOpaque regions
+//     are not readable either.
 #include "model/bpf_vm.h"
 
 #include <fmt/format.h>
