@@ -344,6 +344,86 @@ std::int32_t find_unique_field(const btf* btf, std::uint32_t value_type_id, cons
   return static_cast<std::int32_t>(found[0]);
 }
 
+// libbpf 1.1 trusts the type references inside .BTF (range checks on them arrived in later
+// releases), so a corrupted object can crash bpf_object__open. Check every reference first.
+void validate_btf(const ElfImage& elf, const std::string& path) {
+  const std::size_t idx = elf.section_index(".BTF");
+  if (idx == 0) return;
+  const ElfSection& sec = elf.sections()[idx];
+  auto bad = [&](const std::string& why) {
+    fail(fmt::format("{}: section '.BTF': {}", path, why));
+  };
+  if (sec.data == nullptr || sec.size > UINT32_MAX) bad("no data");
+  std::unique_ptr<btf, void (*)(btf*)> parsed(
+      btf__new(sec.data, static_cast<std::uint32_t>(sec.size)), btf__free);
+  if (!parsed) bad(fmt::format("cannot parse: {}", std::strerror(errno)));
+  const btf* b = parsed.get();
+  const std::uint32_t count = btf__type_cnt(b);
+  for (std::uint32_t id = 1; id < count; ++id) {
+    const btf_type* t = btf__type_by_id(b, id);
+    auto check_ref = [&](std::uint32_t ref) {
+      if (ref >= count) bad(fmt::format("type #{} refers to missing type #{}", id, ref));
+    };
+    auto check_name = [&](std::uint32_t off) {
+      if (btf__name_by_offset(b, off) == nullptr)
+        bad(fmt::format("type #{} has a name outside the string section", id));
+    };
+    if (t == nullptr) bad(fmt::format("type #{} missing", id));
+    check_name(t->name_off);
+    switch (btf_kind(t)) {
+      case BTF_KIND_PTR:
+      case BTF_KIND_TYPEDEF:
+      case BTF_KIND_VOLATILE:
+      case BTF_KIND_CONST:
+      case BTF_KIND_RESTRICT:
+      case BTF_KIND_FUNC:
+      case BTF_KIND_VAR:
+      case BTF_KIND_DECL_TAG:
+      case BTF_KIND_TYPE_TAG:
+        check_ref(t->type);
+        break;
+      case BTF_KIND_ARRAY:
+        check_ref(btf_array(t)->type);
+        check_ref(btf_array(t)->index_type);
+        break;
+      case BTF_KIND_STRUCT:
+      case BTF_KIND_UNION:
+        for (std::uint16_t i = 0; i < btf_vlen(t); ++i) {
+          check_ref(btf_members(t)[i].type);
+          check_name(btf_members(t)[i].name_off);
+        }
+        break;
+      case BTF_KIND_ENUM:
+        for (std::uint16_t i = 0; i < btf_vlen(t); ++i)
+          check_name(btf_enum(t)[i].name_off);
+        break;
+      case BTF_KIND_ENUM64:
+        for (std::uint16_t i = 0; i < btf_vlen(t); ++i)
+          check_name(btf_enum64(t)[i].name_off);
+        break;
+      case BTF_KIND_FUNC_PROTO:
+        check_ref(t->type);
+        for (std::uint16_t i = 0; i < btf_vlen(t); ++i) {
+          check_ref(btf_params(t)[i].type);
+          check_name(btf_params(t)[i].name_off);
+        }
+        break;
+      case BTF_KIND_DATASEC:
+        for (std::uint16_t i = 0; i < btf_vlen(t); ++i) {
+          const std::uint32_t var = btf_var_secinfos(t)[i].type;
+          check_ref(var);
+          // Variables, and functions for extern kfuncs (DATASEC ".ksyms").
+          const btf_type* vt = btf__type_by_id(b, var);
+          if (var == 0 || (!btf_is_var(vt) && !btf_is_func(vt)))
+            bad(fmt::format("DATASEC #{} lists type #{}, which is not a variable", id, var));
+        }
+        break;
+      default:
+        break;
+    }
+  }
+}
+
 // The "values" member of a map-in-map definition: its byte offset in the definition.
 std::uint32_t values_member_offset(const btf* btf, const std::string& map_name) {
   const std::int32_t sec_id = btf__find_by_name_kind(btf, ".maps", BTF_KIND_DATASEC);
@@ -792,6 +872,7 @@ ObjectSpec load(const std::string& path) {
   spec.license = read_license(elf);
 
   LibbpfSession session;
+  validate_btf(elf, path);
   errno = 0;
   BpfObjectPtr obj(bpf_object__open_file(path.c_str(), nullptr));
   if (!obj) {

@@ -313,7 +313,8 @@ int run_inspect(const InspectArgs& args) {
   }
   const ObjectSpec& obj = std::get<ObjectSpec>(loaded);
   if (args.json) {
-    std::cout << object_json(obj).dump(2) << '\n';
+    // Names come from the ELF file and need not be UTF-8: replace what is not.
+    std::cout << object_json(obj).dump(2, ' ', false, Json::error_handler_t::replace) << '\n';
   } else {
     print_text(obj);
   }

@@ -218,6 +218,32 @@ std::string read_file(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+template <typename T>
+T read_le(const std::string& bytes, std::size_t off) {
+  T v{};
+  REQUIRE(off + sizeof v <= bytes.size());
+  std::memcpy(&v, bytes.data() + off, sizeof v);
+  return v;
+}
+
+// File offset and size of ELF section `name` (64-bit little-endian ELF, as clang emits for BPF).
+std::pair<std::size_t, std::size_t> elf_section(const std::string& bytes, const std::string& name) {
+  const auto shoff = read_le<std::uint64_t>(bytes, 0x28);
+  const auto shentsize = read_le<std::uint16_t>(bytes, 0x3a);
+  const auto shnum = read_le<std::uint16_t>(bytes, 0x3c);
+  const auto shstrndx = read_le<std::uint16_t>(bytes, 0x3e);
+  auto header = [&](std::size_t i) { return shoff + i * shentsize; };
+  const auto strtab = read_le<std::uint64_t>(bytes, header(shstrndx) + 0x18);
+  for (std::size_t i = 1; i < shnum; ++i) {
+    const auto name_off = read_le<std::uint32_t>(bytes, header(i));
+    if (std::string(bytes.c_str() + strtab + name_off) != name) continue;
+    return {read_le<std::uint64_t>(bytes, header(i) + 0x18),
+            read_le<std::uint64_t>(bytes, header(i) + 0x20)};
+  }
+  FAIL("no section " << name);
+  return {0, 0};
+}
+
 }  // namespace
 
 TEST_CASE("timer_seed: maps, value layouts and global data", "[loader]") {
@@ -528,6 +554,25 @@ TEST_CASE("bad files become LoadErrors naming the file", "[loader]") {
       INFO("length " << len);
       CHECK(load_error(path).rfind(path + ": ", 0) == 0);
     }
+  }
+  SECTION("corrupted BTF: every 5th byte of .BTF overwritten, one at a time") {
+    // libbpf 1.1 trusts type ids inside .BTF; the loader checks them before libbpf sees them.
+    const std::string bytes = read_file(prog_object("timer_mim"));
+    const auto [off, size] = elf_section(bytes, ".BTF");
+    REQUIRE(size > 100);
+    std::size_t rejected = 0;
+    for (std::size_t pos = off; pos < off + size; pos += 5) {
+      std::string copy = bytes;
+      copy[pos] = static_cast<char>(copy[pos] ^ 0xa5);
+      const std::string path = tmp.write("btf.o", copy);
+      auto result = bpftsim::model::load_bpf_object(path);
+      if (auto* e = std::get_if<LoadError>(&result)) {
+        INFO("byte " << pos);
+        CHECK(e->message.rfind(path + ": ", 0) == 0);
+        ++rejected;
+      }
+    }
+    CHECK(rejected > 0);
   }
   SECTION("corrupted section headers") {
     std::string bytes = read_file(prog_object("timer_mim"));
