@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
@@ -197,7 +198,10 @@ std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string&
   const fs::path object = dir / fmt::format("{}-{}.bpf.o", file_stem_for_cache(src), hash.hex());
   if (fs::exists(object, ec)) return object.string();
 
-  const fs::path tmp = dir / fmt::format(".{}.{}.tmp", object.filename().string(), ::getpid());
+  // Unique per process and per call, so that concurrent compilations never share a temporary.
+  static std::atomic<unsigned> serial{0};
+  const fs::path tmp =
+      dir / fmt::format(".{}.{}.{}.tmp", object.filename().string(), ::getpid(), serial++);
   std::vector<std::string> argv = {clang};
   argv.insert(argv.end(), flags.begin(), flags.end());
   argv.insert(argv.end(), {"-c", src.string(), "-o", tmp.string()});
