@@ -26,7 +26,7 @@ namespace bpftsim::sim {
 class Simulator;
 class Context;
 
-enum class CtxKind : std::uint8_t { kTask, kSoftirq, kHardirq };
+enum class CtxKind : std::uint8_t { kTask, kSoftirq, kHardirq, kNmi };
 const char* ctx_kind_name(CtxKind kind);
 
 enum class CtxState : std::uint8_t { kQueued, kReady, kBlocked, kDone };

@@ -42,6 +42,8 @@ const char* ctx_kind_name(CtxKind kind) {
       return "softirq";
     case CtxKind::kHardirq:
       return "hardirq";
+    case CtxKind::kNmi:
+      return "nmi";
   }
   return "?";
 }
@@ -65,6 +67,7 @@ struct Simulator::Cpu {
   std::vector<Context*> stack;
   std::deque<Context*> runqueue;
   std::uint32_t softirq_pending = 0;
+  std::deque<Context*> irqs;  // hardirq/NMI contexts waiting to interrupt this CPU
   std::unique_ptr<CpuEvent> boundary;
 };
 
@@ -177,6 +180,24 @@ Context& Simulator::spawn_task(int cpu, std::string name, Context::Body body) {
   return ctx;
 }
 
+Context& Simulator::spawn_interrupt(int cpu, CtxKind kind, std::string name, Context::Body body) {
+  SIM_ASSERT(kind == CtxKind::kHardirq || kind == CtxKind::kNmi, "spawn_interrupt of a {}",
+             ctx_kind_name(kind));
+  SIM_ASSERT(cpu >= 0 && cpu < ncpus(), "spawn_interrupt on cpu {} of {}", cpu, ncpus());
+  Context& ctx = new_context(kind, cpu, std::move(name));
+  ctx.body_ = std::move(body);
+  ctx.root_ = ctx.body_(ctx);
+  ctx.resume_ = ctx.root_.handle();
+  ctx.state_ = CtxState::kQueued;
+  cpus_[cpu]->irqs.push_back(&ctx);
+  Cpu& c = *cpus_[cpu];
+  if (!c.boundary->queued()) {
+    Context* top = c.stack.empty() ? nullptr : c.stack.back();
+    if (top == nullptr || top->state_ == CtxState::kBlocked) queue_.push(*c.boundary, now_);
+  }
+  return ctx;
+}
+
 void Simulator::at(TimeNs t, std::uint64_t tag, std::function<void(Simulator&)> fn) {
   SIM_ASSERT(t >= now_, "event scheduled in the past: {} < {}", t, now_);
   auto ev = std::make_unique<CallbackEvent>();
@@ -255,6 +276,19 @@ void Simulator::kick(int cpu) {
 void Simulator::cpu_boundary(int cpu) {
   Cpu& c = *cpus_[cpu];
   Context* top = c.stack.empty() ? nullptr : c.stack.back();
+  if (!c.irqs.empty()) {
+    Context* irq = c.irqs.front();
+    const bool can =
+        irq->kind() == CtxKind::kNmi || top == nullptr ||
+        (top->kind() != CtxKind::kNmi && top->kind() != CtxKind::kHardirq && !top->irqs_disabled());
+    if (can) {
+      c.irqs.pop_front();
+      irq->state_ = CtxState::kReady;
+      c.stack.push_back(irq);
+      resume(*irq);
+      return;
+    }
+  }
   if (c.softirq_pending && (top == nullptr || top->interruptible())) {
     Context& s = new_context(CtxKind::kSoftirq, cpu, fmt::format("softirq/{}", cpu));
     s.root_ = do_softirq(s);
@@ -312,7 +346,7 @@ void Simulator::finish(Context& ctx) {
   // Whatever is next on this CPU (the interrupted context, another softirq, the next task).
   Context* top = c.stack.empty() ? nullptr : c.stack.back();
   if (!c.boundary->queued() && (top == nullptr || top->state_ != CtxState::kBlocked ||
-                                (c.softirq_pending && top->interruptible())))
+                                !c.irqs.empty() || (c.softirq_pending && top->interruptible())))
     queue_.push(*c.boundary, now_);
   (void)cpu;
 }

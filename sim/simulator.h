@@ -67,12 +67,17 @@ class Simulator {
   std::uint64_t steps() const { return steps_; }
   Scheduler& scheduler() { return *sched_; }
   Trace& trace() { return trace_; }
+  const Trace& trace() const { return trace_; }
   // The data PRNG (bpf_get_prandom_u32, model choices that are data, not scheduling): its own
   // stream derived from the seed, so replaying scheduling decisions leaves data unchanged.
   Prng& data_prng() { return data_prng_; }
 
   // A task queued on `cpu`'s run queue now; it starts when the CPU has nothing else to run.
   Context& spawn_task(int cpu, std::string name, Context::Body body);
+  // A hardirq or NMI context that interrupts `cpu` at its next step boundary (an NMI even when
+  // interrupts are disabled there), runs to completion on top, then the interrupted context goes
+  // on.
+  Context& spawn_interrupt(int cpu, CtxKind kind, std::string name, Context::Body body);
   // Calls fn at virtual time `at` (>= now). `tag` identifies it among simultaneous events.
   void at(TimeNs at, std::uint64_t tag, std::function<void(Simulator&)> fn);
   // Owner-managed events (clock event devices, ...).

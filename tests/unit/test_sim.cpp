@@ -33,12 +33,13 @@ TEST_CASE("steps advance virtual time by their cost on their own CPU", "[sim]") 
   Simulator sim(SimConfig{.seed = 1, .cpus = 2});
   std::vector<std::pair<int, TimeNs>> log;
   for (int cpu = 0; cpu < 2; ++cpu) {
-    sim.spawn_task(cpu, "t" + std::to_string(cpu), [&log, cpu](Context& ctx) -> Co<void> {
-      for (int i = 0; i < 3; ++i) {
-        log.emplace_back(cpu, ctx.now());
-        co_await ctx.step(100 * (cpu + 1));
-      }
-    });
+    sim.spawn_task(cpu, std::string("t").append(std::to_string(cpu)),
+                   [&log, cpu](Context& ctx) -> Co<void> {
+                     for (int i = 0; i < 3; ++i) {
+                       log.emplace_back(cpu, ctx.now());
+                       co_await ctx.step(100 * (cpu + 1));
+                     }
+                   });
   }
   CHECK(sim.run() == RunStatus::kQuiescent);
   std::vector<TimeNs> cpu1;

@@ -1,0 +1,78 @@
+#include "model/bpf_map.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "model/kernel.h"
+#include "sim/assert.h"
+
+namespace bpftsim::model {
+
+void ValueArena::init(Kernel& k, std::uint32_t owner_map_id, std::string name, std::uint32_t stride,
+                      std::uint32_t chunk_elems) {
+  SIM_ASSERT(stride > 0 && chunk_elems > 0, "empty arena for {}", name);
+  k_ = &k;
+  map_id_ = owner_map_id;
+  name_ = std::move(name);
+  stride_ = stride;
+  chunk_elems_ = chunk_elems;
+}
+
+std::uint32_t ValueArena::grow() {
+  const std::uint32_t first = size();
+  const std::size_t bytes = std::size_t{stride_} * chunk_elems_;
+  SIM_ASSERT(bytes <= 0xffffffffu, "arena chunk of {} bytes is too large", bytes);
+  chunks_.push_back(std::make_unique<std::uint8_t[]>(bytes));
+  const std::uint32_t region =
+      k_->mem.add(RegionKind::kMapValue, fmt::format("map {} memory", name_), chunks_.back().get(),
+                  static_cast<std::uint32_t>(bytes), true);
+  regions_.push_back(region);
+  k_->own_region(region, map_id_);
+  return first;
+}
+
+std::uint8_t* ValueArena::elem(std::uint32_t i) const {
+  SIM_ASSERT(i < size(), "arena {} element {} of {}", name_, i, size());
+  return chunks_[i / chunk_elems_].get() + std::size_t{i % chunk_elems_} * stride_;
+}
+
+std::uint64_t ValueArena::addr(std::uint32_t i) const {
+  SIM_ASSERT(i < size(), "arena {} element {} of {}", name_, i, size());
+  return AddressSpace::base(regions_[i / chunk_elems_]) + std::uint64_t{i % chunk_elems_} * stride_;
+}
+
+std::optional<std::uint32_t> ValueArena::index_of(std::uint64_t a, std::uint32_t* off) const {
+  const std::uint32_t region = AddressSpace::region_of(a);
+  for (std::size_t c = 0; c < regions_.size(); ++c) {
+    if (regions_[c] != region) continue;
+    const std::uint64_t rel = a - AddressSpace::base(region);
+    if (rel >= std::uint64_t{stride_} * chunk_elems_) return std::nullopt;
+    if (off) *off = static_cast<std::uint32_t>(rel % stride_);
+    return static_cast<std::uint32_t>(c * chunk_elems_ + rel / stride_);
+  }
+  return std::nullopt;
+}
+
+// copy_map_value (include/linux/bpf.h, v5.15): everything but the spin lock and the timer; the
+// seed's if/else-if skips only the lock when a value has both (fixed in v5.17, reference 2.2).
+void copy_map_value(const MapDef& def, std::uint8_t* dst, const std::uint8_t* src) {
+  if (def.spin_lock_off >= 0) {
+    const auto off = static_cast<std::uint32_t>(def.spin_lock_off);
+    std::memcpy(dst, src, off);
+    std::memcpy(dst + off + 4, src + off + 4, def.value_size - off - 4);
+  } else if (def.timer_off >= 0) {
+    const auto off = static_cast<std::uint32_t>(def.timer_off);
+    std::memcpy(dst, src, off);
+    std::memcpy(dst + off + 16, src + off + 16, def.value_size - off - 16);
+  } else {
+    std::memcpy(dst, src, def.value_size);
+  }
+}
+
+BpfMap::BpfMap(Kernel& kernel, MapDef d, ObjId o, std::uint32_t map_id)
+    : k(kernel), def(std::move(d)), obj(o), id(map_id) {}
+
+BpfMap::~BpfMap() = default;
+
+}  // namespace bpftsim::model

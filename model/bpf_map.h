@@ -1,0 +1,123 @@
+// struct bpf_map (include/linux/bpf.h) and its reference counting (kernel/bpf/syscall.c):
+// `refcnt` keeps the map alive; `usercnt` counts user-space holders (fds, bpffs pins) and, when
+// it drops to zero, map_release_uref cancels and frees every timer of the map. Map types implement
+// the operations of struct bpf_map_ops as coroutines, so each lock and each timer cancel inside a
+// map operation is its own step.
+//
+// Map memory: values (and, for hash maps, keys) live in a ValueArena registered in the kernel's
+// AddressSpace, so BPF programs and helpers address them exactly like the VM does. Element
+// memory is never given back while the map lives (preallocated maps reuse elements; non-
+// preallocated elements are never reused by the model), so stale pointers stay inspectable.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/slab.h"
+#include "sim/co.h"
+#include "sim/context.h"
+
+namespace bpftsim::model {
+
+class Kernel;
+
+struct MapDef {
+  std::string name;
+  std::uint32_t type = 0;  // kBpfMapType* (model/libbpf_loader.h)
+  std::uint32_t key_size = 4;
+  std::uint32_t value_size = 0;
+  std::uint32_t max_entries = 1;
+  std::uint32_t map_flags = 0;
+  std::int32_t timer_off = -1;      // struct bpf_timer in the value
+  std::int32_t spin_lock_off = -1;  // struct bpf_spin_lock in the value
+  std::shared_ptr<MapDef> inner;    // map-in-map: the inner map template
+};
+
+// BPF map update flags (uapi).
+inline constexpr std::uint64_t kBpfAny = 0;
+inline constexpr std::uint64_t kBpfNoexist = 1;
+inline constexpr std::uint64_t kBpfExist = 2;
+inline constexpr std::uint64_t kBpfFLock = 4;
+
+// copy_map_value: copies a value, skipping the bpf_spin_lock and bpf_timer bytes (v5.15: when a
+// value has both, only the lock is skipped, so the timer bytes are overwritten; reference 2.2).
+void copy_map_value(const MapDef& def, std::uint8_t* dst, const std::uint8_t* src);
+
+class ValueArena {
+ public:
+  ValueArena() = default;
+  ValueArena(const ValueArena&) = delete;
+  ValueArena& operator=(const ValueArena&) = delete;
+
+  void init(Kernel& k, std::uint32_t owner_map_id, std::string name, std::uint32_t stride,
+            std::uint32_t chunk_elems);
+  std::uint32_t grow();  // adds a chunk; returns the index of its first element
+  std::uint32_t size() const { return static_cast<std::uint32_t>(chunks_.size()) * chunk_elems_; }
+  std::uint32_t stride() const { return stride_; }
+  std::uint8_t* elem(std::uint32_t i) const;
+  std::uint64_t addr(std::uint32_t i) const;
+  // Element index and offset inside it for a guest address in this arena.
+  std::optional<std::uint32_t> index_of(std::uint64_t addr, std::uint32_t* off) const;
+
+ private:
+  Kernel* k_ = nullptr;
+  std::uint32_t map_id_ = 0;
+  std::string name_;
+  std::uint32_t stride_ = 0;
+  std::uint32_t chunk_elems_ = 0;
+  std::vector<std::unique_ptr<std::uint8_t[]>> chunks_;
+  std::vector<std::uint32_t> regions_;
+};
+
+class BpfMap {
+ public:
+  BpfMap(Kernel& k, MapDef def, ObjId obj, std::uint32_t id);
+  virtual ~BpfMap();
+  BpfMap(const BpfMap&) = delete;
+  BpfMap& operator=(const BpfMap&) = delete;
+
+  Kernel& k;
+  const MapDef def;
+  const ObjId obj;
+  const std::uint32_t id;  // map id (BPF_MAP_GET_FD_BY_ID)
+  std::int64_t refcnt = 1;
+  std::int64_t usercnt = 1;
+  std::uint64_t handle_addr = 0;  // what BPF sees as `struct bpf_map *`
+  bool freed = false;
+
+  bool has_timer() const { return def.timer_off >= 0; }
+  const std::string& name() const { return def.name; }
+
+  // --- struct bpf_map_ops ---
+  // Address of the value for `key`, or 0.
+  virtual sim::Co<std::uint64_t> lookup_elem(sim::Context& ctx, const std::uint8_t* key) = 0;
+  virtual sim::Co<int> update_elem(sim::Context& ctx, const std::uint8_t* key,
+                                   const std::uint8_t* value, std::uint64_t flags) = 0;
+  virtual sim::Co<int> delete_elem(sim::Context& ctx, const std::uint8_t* key) = 0;
+  // map_release_uref: usercnt reached zero.
+  virtual sim::Co<void> release_uref(sim::Context& ctx) = 0;
+  // map_free: refcnt reached zero (runs from a workqueue).
+  virtual sim::Co<void> free(sim::Context& ctx) = 0;
+
+  // The key bpf_timer_cb passes for the value at `value_addr` (array: a u32 index in a per-CPU
+  // scratch slot; hash: the key stored in the element just before the value).
+  virtual std::uint64_t callback_key(sim::Context& ctx, std::uint64_t value_addr) = 0;
+  // Every value slot currently holding live data, in index order: (value address, bytes).
+  virtual void for_each_value(
+      const std::function<void(std::uint64_t, std::uint8_t*)>& fn) const = 0;
+  // Map-in-map: the inner maps this map holds a reference on.
+  virtual void for_each_inner(const std::function<void(BpfMap*)>&) const {}
+  // Address of the value of element `i` of the arena, and the arena itself.
+  const ValueArena& arena() const { return arena_; }
+  std::uint32_t value_off() const { return value_off_; }
+
+ protected:
+  ValueArena arena_;
+  std::uint32_t value_off_ = 0;  // offset of the value inside an arena element
+};
+
+}  // namespace bpftsim::model

@@ -1,0 +1,287 @@
+#include "model/bpf_timer.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "model/errno.h"
+#include "model/kernel.h"
+#include "sim/assert.h"
+
+namespace bpftsim::model {
+
+namespace {
+constexpr std::uint64_t kMaxClocks = 16;
+
+std::uint64_t load_u64(const std::uint8_t* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+void store_u64(std::uint8_t* p, std::uint64_t v) {
+  std::memcpy(p, &v, 8);
+}
+}  // namespace
+
+BpfTimers::BpfTimers(Kernel& k) : k_(k), hrtimer_running_(k.sim.ncpus(), nullptr) {}
+BpfTimers::~BpfTimers() = default;
+
+std::size_t BpfTimers::live() const {
+  std::size_t n = 0;
+  for (const auto& [id, t] : all_)
+    n += k_.slab.live(id) ? 1 : 0;
+  return n;
+}
+
+BpfHrtimer* BpfTimers::decode(const sim::Context* ctx, std::uint64_t ptr, const char* where) {
+  if (ptr == 0) return nullptr;
+  if (ptr >= kBpfHrtimerPtrBase && (ptr - kBpfHrtimerPtrBase) % 256 == 0) {
+    auto it = all_.find((ptr - kBpfHrtimerPtrBase) / 256);
+    if (it != all_.end()) return it->second.get();
+  }
+  k_.sim.report(sim::Finding{"wild_pointer",
+                             fmt::format("{} dereferences timer pointer {:#x}, which is no "
+                                         "bpf_hrtimer (the kernel would crash here)",
+                                         where, ptr),
+                             0,
+                             ctx ? ctx->cpu() : -1,
+                             {}},
+                true);
+  return nullptr;
+}
+
+std::uint8_t* BpfTimers::timer_field(sim::Context& ctx, std::uint64_t timer_addr, BpfMap** map,
+                                     const char* helper) {
+  auto ref = k_.resolve(timer_addr);
+  if (!ref || !ref->map->has_timer() ||
+      ref->off != ref->map->value_off() + static_cast<std::uint32_t>(ref->map->def.timer_off)) {
+    k_.program_fault(&ctx, fmt::format("{}: {:#x} is not the struct bpf_timer of a map value "
+                                       "(the verifier would have rejected this program)",
+                                       helper, timer_addr));
+    return nullptr;
+  }
+  *map = ref->map;
+  return ref->map->arena().elem(ref->elem) + ref->off;
+}
+
+// bpf_timer_init(timer, map, flags)
+sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_addr,
+                                      std::uint64_t map_addr, std::uint64_t flags) {
+  co_await ctx.step(k_.cost.helper_ns);
+  if (ctx.kind() == sim::CtxKind::kNmi) co_return -kEOPNOTSUPP;
+  const std::uint64_t clockid = flags & (kMaxClocks - 1);
+  if (flags >= kMaxClocks ||
+      (clockid != kClockMonotonic && clockid != kClockRealtime && clockid != kClockBoottime))
+    co_return -kEINVAL;
+  BpfMap* map = nullptr;
+  std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_init");
+  if (!field) co_return -kEINVAL;
+  if (k_.map_by_addr(map_addr) != map) {
+    k_.program_fault(&ctx,
+                     "bpf_timer_init: map argument is not the map holding the timer "
+                     "(the verifier's map_uid check would reject this program)");
+    co_return -kEINVAL;
+  }
+  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  co_await spin_lock_irqsave(k_, ctx, lock);
+  std::int64_t ret = 0;
+  if (load_u64(field) != 0) {
+    ret = -kEBUSY;
+  } else if (map->usercnt == 0) {
+    ret = -kEPERM;
+  }
+  ctx.trace("bpf_timer_init_check", {{"map", map->id}, {"usercnt", map->usercnt}, {"ret", ret}});
+  co_await ctx.step(k_.cost.refcnt_ns);
+  if (ret == 0) {
+    if (k_.faults.should_fail("bpf_timer_init.kmalloc")) {
+      ret = -kENOMEM;
+      co_await ctx.step(k_.cost.alloc_ns);
+    } else {
+      const ObjId obj = k_.slab.alloc(&ctx, ObjKind::kBpfHrtimer,
+                                      fmt::format("timer of map {} ({})", map->id, map->name()));
+      auto t = std::make_unique<BpfHrtimer>();
+      t->obj = obj;
+      t->map = map;
+      t->value_addr = timer_addr - static_cast<std::uint64_t>(map->def.timer_off);
+      k_.hrtimers.init(t->timer, static_cast<int>(clockid), obj,
+                       [this](sim::Context& c, HrTimer& hr) { return timer_cb(c, hr); });
+      all_.emplace(obj, std::move(t));
+      co_await ctx.step(k_.cost.alloc_ns);
+      // Publish the pointer (a plain store in the seed).
+      store_u64(field, bpf_hrtimer_ptr(obj));
+      ctx.trace("bpf_timer_publish", {{"timer", obj}, {"map", map->id}});
+      co_await ctx.step(k_.cost.refcnt_ns);
+    }
+  }
+  co_await spin_unlock_irqrestore(k_, ctx, lock);
+  co_return ret;
+}
+
+// bpf_timer_set_callback(timer, callback_fn) with the caller's prog as hidden argument
+sim::Co<std::int64_t> BpfTimers::set_callback(sim::Context& ctx, std::uint64_t timer_addr,
+                                              std::uint64_t callback_fn, BpfProg& prog) {
+  co_await ctx.step(k_.cost.helper_ns);
+  if (ctx.kind() == sim::CtxKind::kNmi) co_return -kEOPNOTSUPP;
+  BpfMap* map = nullptr;
+  std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_set_callback");
+  if (!field) co_return -kEINVAL;
+  if (!prog.owns_callback(callback_fn)) {
+    k_.program_fault(&ctx, fmt::format("bpf_timer_set_callback: {:#x} is no subprogram of {}",
+                                       callback_fn, prog.name));
+    co_return -kEINVAL;
+  }
+  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  co_await spin_lock_irqsave(k_, ctx, lock);
+  std::int64_t ret = 0;
+  BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_set_callback");
+  if (!t) {
+    ret = -kEINVAL;
+  } else if (!k_.slab.access(&ctx, t->obj, "bpf_timer_set_callback")) {
+    ret = -kEINVAL;
+  } else if (t->map->usercnt == 0) {
+    ret = -kEPERM;
+  } else {
+    BpfProg* prev = t->prog;
+    if (prev != &prog) {
+      const int r = k_.sys.prog_inc_not_zero(&ctx, prog);
+      if (r < 0) {
+        ret = r;
+      } else {
+        t->prog = &prog;
+        co_await ctx.step(k_.cost.refcnt_ns);
+        if (prev) co_await k_.sys.prog_put(ctx, *prev);
+      }
+    }
+    if (ret == 0) {
+      t->callback_fn = callback_fn;
+      ctx.trace(
+          "bpf_timer_set_callback_done",
+          {{"timer", t->obj}, {"prog", prog.id}, {"callback", prog.callback_name(callback_fn)}});
+    }
+  }
+  co_await ctx.step(k_.cost.refcnt_ns);
+  co_await spin_unlock_irqrestore(k_, ctx, lock);
+  co_return ret;
+}
+
+// bpf_timer_start(timer, nsecs, flags)
+sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_addr,
+                                       std::uint64_t nsecs, std::uint64_t flags) {
+  co_await ctx.step(k_.cost.helper_ns);
+  if (ctx.kind() == sim::CtxKind::kNmi) co_return -kEOPNOTSUPP;
+  if (flags != 0) co_return -kEINVAL;
+  BpfMap* map = nullptr;
+  std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_start");
+  if (!field) co_return -kEINVAL;
+  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  co_await spin_lock_irqsave(k_, ctx, lock);
+  std::int64_t ret = 0;
+  BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_start");
+  if (!t || !k_.slab.access(&ctx, t->obj, "bpf_timer_start") || !t->prog) {
+    ret = -kEINVAL;
+  } else {
+    // ns_to_ktime: a u64 above S64_MAX is a negative (already expired) relative time.
+    const auto rel = static_cast<std::int64_t>(nsecs);
+    const sim::TimeNs room = sim::kTimeNever - ctx.now();
+    co_await k_.hrtimers.start(ctx, t->timer, rel > room ? room : rel);
+  }
+  co_await spin_unlock_irqrestore(k_, ctx, lock);
+  co_return ret;
+}
+
+sim::Co<void> BpfTimers::drop_prog_refcnt(sim::Context& ctx, BpfHrtimer& t) {
+  BpfProg* prog = t.prog;
+  if (!prog) co_return;
+  t.prog = nullptr;
+  t.callback_fn = 0;
+  ctx.trace("bpf_timer_drop_prog", {{"timer", t.obj}, {"prog", prog->id}});
+  co_await k_.sys.prog_put(ctx, *prog);
+}
+
+// bpf_timer_cancel(timer)
+sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_addr) {
+  co_await ctx.step(k_.cost.helper_ns);
+  if (ctx.kind() == sim::CtxKind::kNmi) co_return -kEOPNOTSUPP;
+  BpfMap* map = nullptr;
+  std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_cancel");
+  if (!field) co_return -kEINVAL;
+  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  co_await spin_lock_irqsave(k_, ctx, lock);
+  std::int64_t ret = 0;
+  BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_cancel");
+  if (!t) {
+    ret = -kEINVAL;
+  } else if (hrtimer_running_[ctx.cpu()] == t) {
+    // Only the running callback itself could wait for itself: refuse instead of deadlocking.
+    ret = -kEDEADLK;
+  } else {
+    k_.slab.access(&ctx, t->obj, "bpf_timer_cancel");
+    co_await drop_prog_refcnt(ctx, *t);
+  }
+  co_await spin_unlock_irqrestore(k_, ctx, lock);
+  // Seed: `t` is used after the lock is dropped with nothing keeping it alive (fixed in v6.8).
+  if (ret == 0) ret = co_await k_.hrtimers.cancel(ctx, t->timer);
+  co_return ret;
+}
+
+// bpf_timer_cb: the hrtimer function of every bpf_hrtimer.
+sim::Co<int> BpfTimers::timer_cb(sim::Context& ctx, HrTimer& hr) {
+  BpfHrtimer& t = *all_.at(hr.owner);
+  BpfMap* map = t.map;
+  const std::uint64_t value = t.value_addr;
+  const std::uint64_t fn = t.callback_fn;  // rcu_dereference_check(t->callback_fn, ...)
+  if (!fn) {
+    ctx.trace("bpf_timer_cb_no_callback", {{"timer", t.obj}});
+    co_await ctx.step(k_.cost.helper_ns);
+    co_return kHrtimerNoRestart;
+  }
+  BpfProg* prog = k_.prog_by_id(bpf_func_code_token(fn));
+  SIM_ASSERT(prog != nullptr, "timer {} callback {:#x} names no program", t.obj, fn);
+  // The program image is RCU-protected: this softirq is a read-side section, so a program whose
+  // last reference was just dropped is still there; the allocator checks that.
+  k_.slab.access(&ctx, prog->obj, "bpf_timer_cb (program image)");
+  const int cpu = ctx.cpu();
+  hrtimer_running_[cpu] = &t;
+  const std::uint64_t key = map->callback_key(ctx, value);
+  ctx.trace("bpf_timer_cb", {{"timer", t.obj},
+                             {"map", map->id},
+                             {"prog", prog->id},
+                             {"callback", prog->callback_name(fn)}});
+  co_await ctx.step(k_.cost.helper_ns);
+  co_await prog->run_callback(ctx, fn, {map->handle_addr, key, value, 0, 0});
+  hrtimer_running_[cpu] = nullptr;
+  // `t` may be freed by now (the callback deleted its own element): not touched again.
+  co_await ctx.step(k_.cost.helper_ns);
+  co_return kHrtimerNoRestart;
+}
+
+// bpf_timer_cancel_and_free(val + timer_off)
+sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_addr) {
+  auto ref = k_.resolve(timer_addr);
+  SIM_ASSERT(ref.has_value(), "cancel_and_free on unmapped address {:#x}", timer_addr);
+  std::uint8_t* field = ref->map->arena().elem(ref->elem) + ref->off;
+  // Lockless fast path: nothing to do for an uninitialized timer.
+  const std::uint64_t peek = load_u64(field);
+  ctx.trace("bpf_timer_cancel_and_free", {{"map", ref->map->id}, {"initialized", peek ? 1 : 0}});
+  co_await ctx.step(k_.cost.refcnt_ns);
+  if (peek == 0) co_return;
+  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  co_await spin_lock_irqsave(k_, ctx, lock);
+  BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_cancel_and_free");
+  if (!t) {
+    co_await spin_unlock_irqrestore(k_, ctx, lock);
+    co_return;
+  }
+  k_.slab.access(&ctx, t->obj, "bpf_timer_cancel_and_free");
+  co_await drop_prog_refcnt(ctx, *t);
+  store_u64(field, 0);
+  co_await ctx.step(k_.cost.refcnt_ns);
+  co_await spin_unlock_irqrestore(k_, ctx, lock);
+  // From the timer's own callback hrtimer_cancel would wait for itself forever: skip it (the
+  // seed does not notice that the callback may have re-armed the timer).
+  if (hrtimer_running_[ctx.cpu()] != t) co_await k_.hrtimers.cancel(ctx, t->timer);
+  k_.slab.free(&ctx, t->obj, "bpf_timer_cancel_and_free");
+  co_await ctx.step(k_.cost.alloc_ns);
+}
+
+}  // namespace bpftsim::model

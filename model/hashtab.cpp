@@ -1,0 +1,345 @@
+#include "model/hashtab.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "model/errno.h"
+#include "model/kernel.h"
+#include "model/libbpf_loader.h"
+#include "sim/assert.h"
+
+namespace bpftsim::model {
+
+namespace {
+std::uint32_t round_up8(std::uint32_t v) {
+  return (v + 7) & ~7u;
+}
+std::uint32_t roundup_pow_of_two(std::uint32_t v) {
+  std::uint32_t p = 1;
+  while (p < v)
+    p <<= 1;
+  return p;
+}
+constexpr std::uint32_t kNoPreallocChunk = 64;
+}  // namespace
+
+HashMap::HashMap(Kernel& kernel, MapDef d, ObjId o, std::uint32_t map_id)
+    : BpfMap(kernel, std::move(d), o, map_id),
+      prealloc_(def.type == kBpfMapTypeLruHash || !(def.map_flags & kBpfFNoPrealloc)),
+      lru_(def.type == kBpfMapTypeLruHash),
+      of_maps_(def.type == kBpfMapTypeHashOfMaps) {
+  value_off_ = round_up8(def.key_size);
+  const std::uint32_t stride = value_off_ + round_up8(def.value_size);
+  buckets_.resize(roundup_pow_of_two(std::max<std::uint32_t>(def.max_entries, 1)));
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    buckets_[i].lock.kind = "htab_bucket";
+    buckets_[i].lock.id = (std::uint64_t{id} << 32) | i;
+  }
+  if (prealloc_) {
+    const std::uint32_t extra = lru_ ? 0 : static_cast<std::uint32_t>(k.sim.ncpus());
+    arena_.init(k, id, def.name, stride, def.max_entries + extra);
+    arena_.grow();
+    elems_.resize(arena_.size());
+    for (std::uint32_t i = 0; i < def.max_entries; ++i) {
+      freelist_.push_back(i);
+      elems_[i].on_freelist = true;
+    }
+    for (std::uint32_t c = 0; c < extra; ++c)
+      extra_.push_back(def.max_entries + c);
+  } else {
+    arena_.init(k, id, def.name, stride, kNoPreallocChunk);
+  }
+}
+
+HashMap::~HashMap() = default;
+
+std::uint32_t HashMap::hash_key(const std::uint8_t* key) const {
+  std::uint32_t h = 2166136261u;  // FNV-1a: deterministic stand-in for jhash
+  for (std::uint32_t i = 0; i < def.key_size; ++i)
+    h = (h ^ key[i]) * 16777619u;
+  return h;
+}
+
+std::optional<std::uint32_t> HashMap::find(const Bucket& b, std::uint32_t hash,
+                                           const std::uint8_t* key) const {
+  for (std::uint32_t e : b.elems)
+    if (elems_[e].hash == hash && std::memcmp(key_ptr(e), key, def.key_size) == 0) return e;
+  return std::nullopt;
+}
+
+void HashMap::unlink(Bucket& b, std::uint32_t e) {
+  auto it = std::find(b.elems.begin(), b.elems.end(), e);
+  SIM_ASSERT(it != b.elems.end(), "map {} element {} not in its bucket", id, e);
+  b.elems.erase(it);
+  elems_[e].linked = false;
+  --count_;
+}
+
+void HashMap::copy_value(std::uint32_t e, const std::uint8_t* value) {
+  copy_map_value(def, value_ptr(e), value);
+}
+
+sim::Co<std::uint64_t> HashMap::lookup_elem(sim::Context& ctx, const std::uint8_t* key) {
+  const std::uint32_t hash = hash_key(key);
+  auto e = find(bucket_of(hash), hash, key);
+  co_await ctx.step(k.cost.map_op_ns);
+  if (!e) co_return 0;
+  if (lru_) elems_[*e].lru_stamp = ++lru_clock_;  // bpf_lru_node_set_ref
+  if (of_maps_) {
+    std::uint32_t inner_id;
+    std::memcpy(&inner_id, value_ptr(*e), 4);
+    BpfMap* inner = k.map_by_id(inner_id);
+    co_return inner ? inner->handle_addr : 0;
+  }
+  co_return value_addr(*e);
+}
+
+// Takes a free element for an insert (prealloc_lru_pop / __pcpu_freelist_pop / kmalloc).
+sim::Co<std::optional<std::uint32_t>> HashMap::alloc_elem(sim::Context& ctx, bool replacing) {
+  if (prealloc_) {
+    if (replacing) {
+      // The old element will become this CPU's extra element; the extra one is used now.
+      co_return extra_[ctx.cpu()];
+    }
+    if (freelist_.empty()) co_return std::nullopt;
+    const std::uint32_t e = freelist_.front();
+    freelist_.pop_front();
+    elems_[e].on_freelist = false;
+    co_return e;
+  }
+  if (!replacing && allocated_ >= def.max_entries) co_return std::nullopt;
+  if (k.faults.should_fail("htab.kmalloc")) co_return std::nullopt;
+  ++allocated_;
+  std::uint32_t e = static_cast<std::uint32_t>(elems_.size());
+  if (e >= arena_.size()) arena_.grow();
+  elems_.emplace_back();
+  elems_[e].obj = k.slab.alloc(&ctx, ObjKind::kHtabElem, fmt::format("elem of map {}", id));
+  std::memset(arena_.elem(e), 0, arena_.stride());  // check_and_init_map_value
+  co_await ctx.step(k.cost.alloc_ns);
+  co_return e;
+}
+
+sim::Co<void> HashMap::free_timer(sim::Context& ctx, std::uint32_t e) {
+  if (has_timer()) co_await k.timers.cancel_and_free(ctx, timer_addr(e));
+}
+
+// free_htab_elem: prealloc -> cancel timer, freelist; otherwise call_rcu(htab_elem_free_rcu).
+sim::Co<void> HashMap::free_elem(sim::Context& ctx, std::uint32_t e) {
+  if (of_maps_) {
+    std::uint32_t inner_id;
+    std::memcpy(&inner_id, value_ptr(e), 4);
+    if (BpfMap* inner = k.map_by_id(inner_id)) co_await k.sys.map_put(ctx, *inner);
+  }
+  if (prealloc_) {
+    co_await free_timer(ctx, e);
+    freelist_.push_front(e);
+    elems_[e].on_freelist = true;
+    co_return;
+  }
+  --allocated_;
+  elems_[e].pending_rcu_free = true;
+  k.rcu.call_rcu(ctx, fmt::format("htab_elem_free_rcu map {} elem {}", id, e),
+                 [this, e](sim::Context& c) -> sim::Co<void> {
+                   co_await free_timer(c, e);
+                   elems_[e].pending_rcu_free = false;
+                   k.slab.free(&c, elems_[e].obj, "htab_elem_free");
+                   co_await c.step(k.cost.alloc_ns);
+                 });
+}
+
+// prealloc_lru_pop: a free node, or evict the least recently used one
+// (htab_lru_map_delete_node, under the evicted node's bucket lock).
+sim::Co<std::optional<std::uint32_t>> HashMap::lru_pop(sim::Context& ctx) {
+  if (!freelist_.empty()) {
+    const std::uint32_t e = freelist_.back();
+    freelist_.pop_back();
+    elems_[e].on_freelist = false;
+    co_return e;
+  }
+  std::optional<std::uint32_t> victim;
+  for (std::uint32_t e = 0; e < elems_.size(); ++e)
+    if (elems_[e].linked && (!victim || elems_[e].lru_stamp < elems_[*victim].lru_stamp))
+      victim = e;
+  if (!victim) co_return std::nullopt;
+  Bucket& b = bucket_of(elems_[*victim].hash);
+  co_await spin_lock_irqsave(k, ctx, b.lock);
+  if (elems_[*victim].linked) {
+    unlink(b, *victim);
+    ctx.trace("lru_evict", {{"map", id}, {"elem", *victim}});
+    co_await free_timer(ctx, *victim);
+  }
+  co_await spin_unlock_irqrestore(k, ctx, b.lock);
+  co_return victim;
+}
+
+sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
+                                  const std::uint8_t* value, std::uint64_t flags) {
+  if ((flags & ~kBpfFLock) > kBpfExist) co_return -kEINVAL;
+  const std::uint32_t hash = hash_key(key);
+  Bucket& b = bucket_of(hash);
+  if (flags & kBpfFLock) {
+    if (def.spin_lock_off < 0 || lru_) co_return -kEINVAL;
+    auto old = find(b, hash, key);
+    if (old) {
+      if ((flags & ~kBpfFLock) == kBpfNoexist) co_return -kEEXIST;
+      // copy_map_value_locked: in place under the value's lock; the timer is untouched.
+      KLock& vl = k.value_lock(value_addr(*old) + def.spin_lock_off,
+                               value_ptr(*old) + def.spin_lock_off, "bpf_spin_lock");
+      co_await spin_lock_irqsave(k, ctx, vl);
+      copy_value(*old, value);
+      co_await spin_unlock_irqrestore(k, ctx, vl);
+      co_return 0;
+    }
+  }
+  const std::uint64_t mode = flags & ~kBpfFLock;
+  BpfMap* inner = nullptr;
+  if (of_maps_) {
+    std::uint32_t inner_id;
+    std::memcpy(&inner_id, value, 4);
+    inner = k.map_by_id(inner_id);
+    if (!inner || inner->freed) co_return -kEBADF;
+  }
+  std::optional<std::uint32_t> lru_new;
+  if (lru_) {
+    lru_new = co_await lru_pop(ctx);
+    if (!lru_new) co_return -kENOMEM;
+    std::memcpy(key_ptr(*lru_new), key, def.key_size);
+  }
+  co_await spin_lock_irqsave(k, ctx, b.lock);
+  auto old = find(b, hash, key);
+  int ret = 0;
+  if (old && mode == kBpfNoexist) ret = -kEEXIST;
+  if (!old && mode == kBpfExist) ret = -kENOENT;
+  std::optional<std::uint32_t> fresh;
+  if (ret == 0) {
+    fresh = lru_ ? lru_new : co_await alloc_elem(ctx, old.has_value());
+    if (!fresh) ret = prealloc_ ? -kE2BIG : (allocated_ >= def.max_entries ? -kE2BIG : -kENOMEM);
+  }
+  if (ret != 0) {
+    co_await spin_unlock_irqrestore(k, ctx, b.lock);
+    if (lru_new) {
+      freelist_.push_back(*lru_new);
+      elems_[*lru_new].on_freelist = true;
+    }
+    co_return ret;
+  }
+  const std::uint32_t e = *fresh;
+  std::memcpy(key_ptr(e), key, def.key_size);
+  copy_value(e, value);
+  elems_[e].hash = hash;
+  elems_[e].linked = true;
+  elems_[e].lru_stamp = ++lru_clock_;
+  b.elems.insert(b.elems.begin(), e);  // new element first: readers find it before the old one
+  ++count_;
+  if (inner) k.sys.map_inc(&ctx, *inner);  // bpf_map_fd_get_ptr: a refcnt on the inner map
+  ctx.trace("map_update", {{"map", id}, {"elem", e}, {"replaces", old ? 1 : 0}});
+  co_await ctx.step(k.cost.map_op_ns);
+  if (old) {
+    unlink(b, *old);
+    if (lru_) {
+      // after the unlock (htab_lru_push_free)
+    } else if (prealloc_) {
+      extra_[ctx.cpu()] = *old;
+      if (of_maps_) {
+        std::uint32_t inner_id;
+        std::memcpy(&inner_id, value_ptr(*old), 4);
+        if (BpfMap* inner = k.map_by_id(inner_id)) co_await k.sys.map_put(ctx, *inner);
+      }
+      co_await free_timer(ctx, *old);  // check_and_free_timer under the bucket lock
+    } else {
+      co_await free_elem(ctx, *old);
+    }
+  }
+  co_await spin_unlock_irqrestore(k, ctx, b.lock);
+  if (old && lru_) {
+    co_await free_timer(ctx, *old);
+    freelist_.push_back(*old);
+    elems_[*old].on_freelist = true;
+  }
+  co_return 0;
+}
+
+sim::Co<int> HashMap::delete_elem(sim::Context& ctx, const std::uint8_t* key) {
+  const std::uint32_t hash = hash_key(key);
+  Bucket& b = bucket_of(hash);
+  co_await spin_lock_irqsave(k, ctx, b.lock);
+  auto e = find(b, hash, key);
+  if (!e) {
+    co_await spin_unlock_irqrestore(k, ctx, b.lock);
+    co_return -kENOENT;
+  }
+  unlink(b, *e);
+  ctx.trace("map_delete", {{"map", id}, {"elem", *e}});
+  co_await ctx.step(k.cost.map_op_ns);
+  if (!lru_) co_await free_elem(ctx, *e);  // under the bucket lock in the seed
+  co_await spin_unlock_irqrestore(k, ctx, b.lock);
+  if (lru_) {
+    co_await free_timer(ctx, *e);  // htab_lru_push_free
+    freelist_.push_back(*e);
+    elems_[*e].on_freelist = true;
+  }
+  co_return 0;
+}
+
+// htab_map_free_timers
+sim::Co<void> HashMap::release_uref(sim::Context& ctx) {
+  if (!has_timer()) co_return;
+  if (prealloc_) {
+    for (std::uint32_t e = 0; e < elems_.size(); ++e)
+      co_await free_timer(ctx, e);
+    co_return;
+  }
+  k.rcu.read_lock(ctx);
+  for (auto& b : buckets_) {
+    const std::vector<std::uint32_t> snapshot = b.elems;
+    for (std::uint32_t e : snapshot)
+      if (elems_[e].linked) co_await free_timer(ctx, e);
+  }
+  k.rcu.read_unlock(ctx);
+}
+
+sim::Co<void> HashMap::free(sim::Context& ctx) {
+  if (of_maps_) {
+    for (std::uint32_t e = 0; e < elems_.size(); ++e)
+      if (elems_[e].linked) {
+        std::uint32_t inner_id;
+        std::memcpy(&inner_id, value_ptr(e), 4);
+        if (BpfMap* inner = k.map_by_id(inner_id)) co_await k.sys.map_put(ctx, *inner);
+      }
+  }
+  if (!prealloc_) {
+    // delete_all_elements: htab_elem_free on every linked element.
+    for (std::uint32_t e = 0; e < elems_.size(); ++e) {
+      if (!elems_[e].linked) continue;
+      elems_[e].linked = false;
+      co_await free_timer(ctx, e);
+      k.slab.free(&ctx, elems_[e].obj, "htab_map_free");
+    }
+  }
+  co_await ctx.step(k.cost.alloc_ns);
+}
+
+std::uint64_t HashMap::callback_key(sim::Context&, std::uint64_t value) {
+  return value - value_off_;
+}
+
+void HashMap::for_each_value(const std::function<void(std::uint64_t, std::uint8_t*)>& fn) const {
+  for (std::uint32_t e = 0; e < elems_.size(); ++e) {
+    if (!prealloc_ && !elems_[e].linked && !elems_[e].pending_rcu_free) continue;
+    fn(value_addr(e), value_ptr(e));
+  }
+}
+
+void HashMap::for_each_inner(const std::function<void(BpfMap*)>& fn) const {
+  if (!of_maps_) return;
+  for (std::uint32_t e = 0; e < elems_.size(); ++e) {
+    if (!elems_[e].linked) continue;
+    std::uint32_t inner_id;
+    std::memcpy(&inner_id, value_ptr(e), 4);
+    if (BpfMap* inner = k.map_by_id(inner_id)) fn(inner);
+  }
+}
+
+}  // namespace bpftsim::model

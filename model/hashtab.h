@@ -1,0 +1,88 @@
+// kernel/bpf/hashtab.c (v5.15): BPF_MAP_TYPE_HASH (preallocated, and BPF_F_NO_PREALLOC),
+// BPF_MAP_TYPE_LRU_HASH and BPF_MAP_TYPE_HASH_OF_MAPS, with the timer call sites of patch 04:
+//   prealloc update of an existing key: the new element comes from this CPU's extra element, the
+//     old one becomes the extra element, and its timer is cancelled and freed under the bucket
+//     lock (check_and_free_timer).
+//   prealloc delete: free_htab_elem -> cancel_and_free, then back to the freelist, under the lock.
+//   no-prealloc update/delete: the old element is unlinked and freed by call_rcu; its timer is
+//     cancelled and freed from that RCU callback, one grace period later (it can still fire).
+//   LRU update/delete: htab_lru_push_free after the bucket unlock; eviction by an insert:
+//     htab_lru_map_delete_node under the evicted element's bucket lock.
+//   release_uref (htab_map_free_timers): every preallocated element, linked or free, including
+//     the per-CPU extra elements; no-prealloc: every linked element, under rcu_read_lock.
+// Elements: key at offset 0 of the arena element, value at round_up(key_size, 8).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "model/bpf_map.h"
+#include "model/spinlock.h"
+
+namespace bpftsim::model {
+
+class HashMap final : public BpfMap {
+ public:
+  HashMap(Kernel& k, MapDef def, ObjId obj, std::uint32_t id);
+  ~HashMap() override;
+
+  sim::Co<std::uint64_t> lookup_elem(sim::Context& ctx, const std::uint8_t* key) override;
+  sim::Co<int> update_elem(sim::Context& ctx, const std::uint8_t* key, const std::uint8_t* value,
+                           std::uint64_t flags) override;
+  sim::Co<int> delete_elem(sim::Context& ctx, const std::uint8_t* key) override;
+  sim::Co<void> release_uref(sim::Context& ctx) override;
+  sim::Co<void> free(sim::Context& ctx) override;
+  std::uint64_t callback_key(sim::Context& ctx, std::uint64_t value_addr) override;
+  void for_each_value(const std::function<void(std::uint64_t, std::uint8_t*)>& fn) const override;
+
+  bool prealloc() const { return prealloc_; }
+  bool lru() const { return lru_; }
+  std::size_t linked_count() const { return count_; }
+  // For map-in-map outer hash maps: the inner map stored in a linked element, by value bytes.
+  bool is_of_maps() const { return of_maps_; }
+  void for_each_inner(const std::function<void(BpfMap*)>& fn) const override;
+
+ private:
+  struct Elem {
+    bool linked = false;
+    bool on_freelist = false;
+    bool pending_rcu_free = false;  // no-prealloc: unlinked, waiting for its RCU callback
+    std::uint32_t hash = 0;
+    ObjId obj = 0;                // no-prealloc: the kmalloc'ed element
+    std::uint64_t lru_stamp = 0;  // LRU: last insertion/access order
+  };
+  struct Bucket {
+    std::vector<std::uint32_t> elems;  // head first
+    KLock lock;
+  };
+
+  std::uint32_t hash_key(const std::uint8_t* key) const;
+  Bucket& bucket_of(std::uint32_t hash) { return buckets_[hash & (buckets_.size() - 1)]; }
+  std::optional<std::uint32_t> find(const Bucket& b, std::uint32_t hash,
+                                    const std::uint8_t* key) const;
+  std::uint8_t* key_ptr(std::uint32_t e) const { return arena_.elem(e); }
+  std::uint8_t* value_ptr(std::uint32_t e) const { return arena_.elem(e) + value_off_; }
+  std::uint64_t value_addr(std::uint32_t e) const { return arena_.addr(e) + value_off_; }
+  std::uint64_t timer_addr(std::uint32_t e) const { return value_addr(e) + def.timer_off; }
+  void copy_value(std::uint32_t e, const std::uint8_t* value);
+  void unlink(Bucket& b, std::uint32_t e);
+  sim::Co<std::optional<std::uint32_t>> alloc_elem(sim::Context& ctx, bool replacing);
+  sim::Co<void> free_timer(sim::Context& ctx, std::uint32_t e);
+  sim::Co<void> free_elem(sim::Context& ctx, std::uint32_t e);  // free_htab_elem
+  sim::Co<std::optional<std::uint32_t>> lru_pop(sim::Context& ctx);
+
+  bool prealloc_;
+  bool lru_;
+  bool of_maps_;
+  std::vector<Elem> elems_;
+  std::vector<Bucket> buckets_;
+  std::deque<std::uint32_t> freelist_;  // prealloc free elements (LIFO at the front)
+  std::vector<std::uint32_t> extra_;    // per-CPU extra elements (non-LRU prealloc)
+  std::size_t count_ = 0;               // linked elements
+  std::size_t allocated_ = 0;           // no-prealloc: elements counted against max_entries
+  std::uint64_t lru_clock_ = 0;
+};
+
+}  // namespace bpftsim::model

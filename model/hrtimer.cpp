@@ -1,0 +1,214 @@
+#include "model/hrtimer.h"
+
+#include <fmt/format.h>
+
+#include "model/kernel.h"
+#include "sim/assert.h"
+
+namespace bpftsim::model {
+
+namespace {
+int base_index_for(int clockid) {
+  switch (clockid) {
+    case kClockMonotonic:
+    case kClockRealtime:  // relative REALTIME timers are MONOTONIC timers (__hrtimer_init)
+      return 0;
+    case kClockBoottime:
+      return 2;
+    default:
+      return 0;
+  }
+}
+const char* base_name(int index) {
+  static const char* names[] = {"MONOTONIC_SOFT", "REALTIME_SOFT", "BOOTTIME_SOFT"};
+  return names[index];
+}
+}  // namespace
+
+// The per-CPU clock event device: fires at the earliest soft expiry and raises HRTIMER_SOFTIRQ.
+struct Hrtimers::ClockEvent final : sim::Event {
+  Kernel& k;
+  int cpu;
+  ClockEvent(Kernel& kernel, int c) : k(kernel), cpu(c) {}
+  void fire(sim::Simulator& sim) override {
+    sim.emit(nullptr, "hrtimer_interrupt", {{"cpu", cpu}});
+    sim.raise_softirq(cpu, kHrtimerSoftirq);
+  }
+  std::uint64_t tag() const override {
+    return (std::uint64_t{2} << 32) | static_cast<unsigned>(cpu);
+  }
+};
+
+Hrtimers::Hrtimers(Kernel& k) : k_(k), cpus_(k.sim.ncpus()) {
+  for (int cpu = 0; cpu < k.sim.ncpus(); ++cpu)
+    cpus_[cpu].event = std::make_unique<ClockEvent>(k, cpu);
+}
+
+Hrtimers::~Hrtimers() {
+  for (auto& c : cpus_) {
+    k_.sim.cancel(*c.event);
+    for (auto& b : c.bases)
+      b.active.clear();
+  }
+}
+
+void Hrtimers::init(HrTimer& t, int clockid, ObjId owner, HrTimer::Function fn) {
+  t.owner = owner;
+  t.base_index = base_index_for(clockid);
+  t.cpu = -1;
+  t.expires_ns = 0;
+  t.enqueued = false;
+  t.function = std::move(fn);
+}
+
+void Hrtimers::enqueue(HrTimer& t, int cpu, sim::TimeNs expires) {
+  t.cpu = cpu;
+  t.expires_ns = expires;
+  t.seq = seq_++;
+  t.enqueued = true;
+  cpus_[cpu].bases[t.base_index].active.insert(t);
+  reprogram(cpu);
+}
+
+bool Hrtimers::remove(HrTimer& t) {
+  if (!t.enqueued) return false;
+  auto& tree = base_of(t).active;
+  tree.erase(tree.iterator_to(t));
+  t.enqueued = false;
+  reprogram(t.cpu);
+  return true;
+}
+
+void Hrtimers::reprogram(int cpu) {
+  sim::TimeNs next = sim::kTimeNever;
+  for (const auto& b : cpus_[cpu].bases)
+    if (!b.active.empty()) next = std::min(next, b.active.begin()->expires_ns);
+  auto& ev = *cpus_[cpu].event;
+  if (next == sim::kTimeNever) {
+    k_.sim.cancel(ev);
+    return;
+  }
+  const sim::TimeNs at = std::max(next, k_.sim.now());
+  if (ev.queued() && ev.time() == at) return;
+  k_.sim.schedule(ev, at);
+}
+
+bool Hrtimers::callback_running(const HrTimer& t) const {
+  return t.cpu >= 0 && base_of(t).running == &t;
+}
+
+sim::Context* Hrtimers::running_context(const HrTimer& t) const {
+  return callback_running(t) ? base_of(t).running_ctx : nullptr;
+}
+
+sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, sim::TimeNs rel_ns) {
+  k_.slab.access(&ctx, t.owner, "hrtimer_start");
+  const bool was = remove(t);
+  // A timer whose callback runs stays on that base; otherwise it moves to this CPU.
+  const int cpu = callback_running(t) ? t.cpu : ctx.cpu();
+  const sim::TimeNs expires = ctx.now() + std::max<sim::TimeNs>(rel_ns, 0);
+  enqueue(t, cpu, expires);
+  ctx.trace("hrtimer_start", {{"hrtimer", t.owner},
+                              {"expires", expires},
+                              {"base_cpu", cpu},
+                              {"base", base_name(t.base_index)},
+                              {"requeued", was ? 1 : 0}});
+  co_await ctx.step(k_.cost.hrtimer_op_ns);
+}
+
+sim::Co<int> Hrtimers::try_to_cancel(sim::Context& ctx, HrTimer& t) {
+  k_.slab.access(&ctx, t.owner, "hrtimer_try_to_cancel");
+  int ret;
+  if (callback_running(t)) {
+    ret = -1;
+  } else {
+    ret = remove(t) ? 1 : 0;
+    if (ret == 1) ctx.trace("hrtimer_cancel", {{"hrtimer", t.owner}});
+  }
+  co_await ctx.step(k_.cost.hrtimer_op_ns);
+  co_return ret;
+}
+
+sim::Co<int> Hrtimers::cancel(sim::Context& ctx, HrTimer& t) {
+  for (;;) {
+    const int ret = co_await try_to_cancel(ctx, t);
+    if (ret >= 0) co_return ret;
+    ClockBase& b = base_of(t);
+    co_await ctx.block(b.running_waiters,
+                       sim::WaitFor{"hrtimer_cancel", "hrtimer", t.owner, b.running_ctx});
+  }
+}
+
+sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
+  const int cpu = ctx.cpu();
+  const sim::TimeNs basenow = ctx.now();
+  for (int bi = 0; bi < kBases; ++bi) {
+    ClockBase& b = cpus_[cpu].bases[bi];
+    while (!b.active.empty()) {
+      HrTimer& t = *b.active.begin();
+      if (t.expires_ns > basenow) break;
+      // __run_hrtimer: dequeue, mark running, drop the base lock, call the function.
+      const bool alive = k_.slab.access(&ctx, t.owner, "__run_hrtimer");
+      remove(t);
+      if (!alive) continue;  // reported; the freed timer's function is not called
+      b.running = &t;
+      b.running_ctx = &ctx;
+      ctx.trace("hrtimer_expire_entry", {{"hrtimer", t.owner}, {"now", basenow}});
+      co_await ctx.step(k_.cost.hrtimer_op_ns);
+      const int restart = co_await t.function(ctx, t);
+      // After a NORESTART callback the kernel does not touch the timer again (it may be freed).
+      if (restart == kHrtimerRestart && k_.slab.access(&ctx, t.owner, "__run_hrtimer restart") &&
+          !t.enqueued)
+        enqueue(t, cpu, t.expires_ns);
+      b.running = nullptr;
+      b.running_ctx = nullptr;
+      ctx.trace("hrtimer_expire_exit", {{"hrtimer", t.owner}});
+      b.running_waiters.wake_all();
+      co_await ctx.step(k_.cost.hrtimer_op_ns);
+    }
+  }
+  reprogram(cpu);
+}
+
+std::size_t Hrtimers::armed() const {
+  std::size_t n = 0;
+  for (const auto& c : cpus_)
+    for (const auto& b : c.bases)
+      n += b.active.size();
+  return n;
+}
+
+std::size_t Hrtimers::armed_on(int cpu) const {
+  std::size_t n = 0;
+  for (const auto& b : cpus_[cpu].bases)
+    n += b.active.size();
+  return n;
+}
+
+void Hrtimers::for_each_queued(const std::function<void(const HrTimer&)>& fn) const {
+  for (const auto& c : cpus_)
+    for (const auto& b : c.bases)
+      for (const auto& t : b.active)
+        fn(t);
+}
+
+void Hrtimers::check_invariants() const {
+  for (int cpu = 0; cpu < static_cast<int>(cpus_.size()); ++cpu) {
+    for (int bi = 0; bi < kBases; ++bi) {
+      const ClockBase& b = cpus_[cpu].bases[bi];
+      const HrTimer* prev = nullptr;
+      for (const auto& t : b.active) {
+        SIM_ASSERT(t.enqueued && t.cpu == cpu && t.base_index == bi,
+                   "hrtimer {} in base cpu{}/{} but says cpu{}/{} enqueued={}", t.owner, cpu, bi,
+                   t.cpu, t.base_index, t.enqueued);
+        SIM_ASSERT(!prev || !HrTimerOrder{}(t, *prev), "hrtimer base cpu{}/{} out of order", cpu,
+                   bi);
+        prev = &t;
+      }
+      SIM_ASSERT(b.running == nullptr || b.running_ctx != nullptr,
+                 "base cpu{}/{} running without a context", cpu, bi);
+    }
+  }
+}
+
+}  // namespace bpftsim::model

@@ -1,0 +1,108 @@
+// High-resolution timers: kernel/time/hrtimer.c (v5.15) for soft-mode timers.
+//
+// Each CPU has soft clock bases for CLOCK_MONOTONIC, CLOCK_REALTIME and CLOCK_BOOTTIME. A queued
+// timer sits in one base's tree ordered by (expiry, enqueue order): equal expiries run FIFO. When
+// the earliest expiry of a CPU passes, its clock event raises HRTIMER_SOFTIRQ on that CPU;
+// hrtimer_run_softirq then runs the expired timers of each base in order, one at a time, with
+// base->running set while the callback runs (__run_hrtimer).
+//   hrtimer_start:         re-queues a queued timer; a timer whose callback is running stays on
+//                          its base (switch_hrtimer_base cannot move it); else the local CPU.
+//   hrtimer_try_to_cancel: 0 not queued nor running, 1 dequeued, -1 callback running.
+//   hrtimer_cancel:        loops on try_to_cancel, spinning while the callback runs.
+// A relative CLOCK_REALTIME timer is a CLOCK_MONOTONIC timer (__hrtimer_init).
+// Every base operation is one step; the timer's owning object is checked for use-after-free.
+#pragma once
+
+#include <boost/intrusive/set.hpp>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "model/slab.h"
+#include "sim/simulator.h"
+
+namespace bpftsim::model {
+
+class Kernel;
+
+inline constexpr int kClockRealtime = 0;
+inline constexpr int kClockMonotonic = 1;
+inline constexpr int kClockBoottime = 7;
+
+enum HrtimerRestart : int { kHrtimerNoRestart = 0, kHrtimerRestart = 1 };
+
+struct HrTimer : boost::intrusive::set_base_hook<boost::intrusive::optimize_size<true>> {
+  using Function = std::function<sim::Co<int>(sim::Context&, HrTimer&)>;
+
+  ObjId owner = 0;     // object that embeds this hrtimer (checked for use-after-free)
+  int base_index = 0;  // 0 monotonic, 1 realtime, 2 boottime
+  int cpu = -1;        // CPU whose base holds it (or held it last)
+  sim::TimeNs expires_ns = 0;
+  std::uint64_t seq = 0;  // enqueue order, for FIFO on equal expiry
+  bool enqueued = false;
+  Function function;
+};
+
+struct HrTimerOrder {
+  bool operator()(const HrTimer& a, const HrTimer& b) const {
+    return a.expires_ns != b.expires_ns ? a.expires_ns < b.expires_ns : a.seq < b.seq;
+  }
+};
+
+class Hrtimers {
+ public:
+  static constexpr int kBases = 3;
+
+  explicit Hrtimers(Kernel& k);
+  ~Hrtimers();
+
+  // hrtimer_init(timer, clockid, HRTIMER_MODE_REL_SOFT)
+  void init(HrTimer& t, int clockid, ObjId owner, HrTimer::Function fn);
+
+  sim::Co<void> start(sim::Context& ctx, HrTimer& t, sim::TimeNs rel_ns);
+  sim::Co<int> try_to_cancel(sim::Context& ctx, HrTimer& t);
+  sim::Co<int> cancel(sim::Context& ctx, HrTimer& t);
+
+  bool callback_running(const HrTimer& t) const;
+  sim::Context* running_context(const HrTimer& t) const;
+  std::size_t armed() const;
+  std::size_t armed_on(int cpu) const;
+
+  // HRTIMER_SOFTIRQ handler body (hrtimer_run_softirq).
+  sim::Co<void> run_softirq(sim::Context& ctx);
+
+  // Invariants: every queued timer is in the base its fields name, flagged enqueued, in order.
+  void check_invariants() const;
+  // Visits every queued timer (ascending CPU, base, expiry, seq).
+  void for_each_queued(const std::function<void(const HrTimer&)>& fn) const;
+
+ private:
+  using Tree = boost::intrusive::multiset<HrTimer, boost::intrusive::compare<HrTimerOrder>,
+                                          boost::intrusive::constant_time_size<true>>;
+  struct ClockBase {
+    Tree active;
+    HrTimer* running = nullptr;
+    sim::Context* running_ctx = nullptr;
+    sim::WaitQueue running_waiters;  // hrtimer_cancel spinning for the running callback
+  };
+  struct ClockEvent;
+  struct CpuBase {
+    std::array<ClockBase, kBases> bases;
+    std::unique_ptr<ClockEvent> event;
+  };
+
+  ClockBase& base_of(const HrTimer& t) { return cpus_[t.cpu].bases[t.base_index]; }
+  const ClockBase& base_of(const HrTimer& t) const { return cpus_[t.cpu].bases[t.base_index]; }
+  void enqueue(HrTimer& t, int cpu, sim::TimeNs expires);
+  bool remove(HrTimer& t);
+  void reprogram(int cpu);
+
+  Kernel& k_;
+  std::vector<CpuBase> cpus_;
+  std::uint64_t seq_ = 0;
+};
+
+}  // namespace bpftsim::model

@@ -1,0 +1,326 @@
+#include "model/kernel.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <deque>
+
+#include "model/errno.h"
+#include "model/libbpf_loader.h"
+#include "sim/assert.h"
+
+namespace bpftsim::model {
+
+bool FaultInjection::should_fail(const std::string& site) {
+  auto it = fail_.find(site);
+  if (it == fail_.end() || it->second <= 0) return false;
+  --it->second;
+  return true;
+}
+
+Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
+    : sim(s),
+      profile(std::move(p)),
+      cost(c),
+      slab(s),
+      rcu(*this),
+      hrtimers(*this),
+      timers(*this),
+      sys(*this) {
+  sim.set_softirq_handler(kHrtimerSoftirq, "HRTIMER", [this](sim::Context& ctx) -> sim::Co<void> {
+    rcu.read_lock(ctx);  // softirqs are RCU(-BH) read-side sections
+    co_await ctx.step(cost.softirq_ns);
+    co_await hrtimers.run_softirq(ctx);
+    rcu.read_unlock(ctx);
+  });
+  sim.set_softirq_handler(kRcuSoftirq, "RCU", [this](sim::Context& ctx) -> sim::Co<void> {
+    rcu.read_lock(ctx);
+    co_await ctx.step(cost.softirq_ns);
+    co_await rcu.softirq(ctx);
+    rcu.read_unlock(ctx);
+  });
+  key_scratch_mem_.assign(static_cast<std::size_t>(sim.ncpus()) * 8, 0);
+  for (int cpu = 0; cpu < sim.ncpus(); ++cpu)
+    key_scratch_addr_.push_back(AddressSpace::base(
+        mem.add(RegionKind::kMapKey, fmt::format("bpf_timer_cb key (cpu {})", cpu),
+                key_scratch_mem_.data() + 8 * cpu, 8, false)));
+}
+
+Kernel::~Kernel() = default;
+
+BpfMap* Kernel::create_map(const sim::Context* ctx, const MapDef& def, int* err) {
+  *err = 0;
+  if (def.max_entries == 0 || def.key_size == 0 || def.value_size == 0) {
+    *err = -kEINVAL;
+    return nullptr;
+  }
+  const bool timer_ok =
+      def.type == kBpfMapTypeHash || def.type == kBpfMapTypeLruHash || def.type == kBpfMapTypeArray;
+  if (def.timer_off >= 0) {
+    if (!timer_ok) {
+      *err = -kEOPNOTSUPP;  // map_check_btf: timers only in hash, lru_hash and array values
+      return nullptr;
+    }
+    if (def.map_flags & kBpfFRdonlyProg) {
+      *err = -kEACCES;
+      return nullptr;
+    }
+    if (static_cast<std::uint32_t>(def.timer_off) + 16 > def.value_size) {
+      *err = -kEINVAL;
+      return nullptr;
+    }
+  }
+  const std::uint32_t id = next_map_id_++;
+  const ObjId obj = slab.alloc(ctx, ObjKind::kMap, fmt::format("map {} '{}'", id, def.name));
+  std::unique_ptr<BpfMap> map;
+  switch (def.type) {
+    case kBpfMapTypeArray:
+      map = std::make_unique<ArrayMap>(*this, def, obj, id);
+      break;
+    case kBpfMapTypeArrayOfMaps:
+      map = std::make_unique<ArrayOfMaps>(*this, def, obj, id);
+      break;
+    case kBpfMapTypeHash:
+    case kBpfMapTypeLruHash:
+    case kBpfMapTypeHashOfMaps:
+      map = std::make_unique<HashMap>(*this, def, obj, id);
+      break;
+    default:
+      slab.free(ctx, obj, "map_create (unsupported type)");
+      *err = -kEINVAL;
+      return nullptr;
+  }
+  static std::uint8_t opaque_byte = 0;
+  map->handle_addr = AddressSpace::base(mem.add(
+      RegionKind::kOpaque, fmt::format("struct bpf_map '{}'", def.name), &opaque_byte, 0, false));
+  handle_to_map_[map->handle_addr] = id;
+  sim.emit(ctx, "map_create", {{"map", id}, {"name", def.name}, {"type", map_type_name(def.type)}});
+  BpfMap* raw = map.get();
+  maps_.emplace(id, std::move(map));
+  return raw;
+}
+
+ObjId Kernel::alloc_prog_obj(const std::string& name) {
+  return slab.alloc(nullptr, ObjKind::kProg, fmt::format("prog {} '{}'", next_prog_id_, name));
+}
+
+BpfProg* Kernel::adopt_prog(std::unique_ptr<BpfProg> prog, std::vector<BpfMap*> used_maps) {
+  SIM_ASSERT(prog->id == next_prog_id_, "prog id {} out of order (next {})", prog->id,
+             next_prog_id_);
+  ++next_prog_id_;
+  for (BpfMap* m : used_maps)
+    sys.map_inc(nullptr, *m);
+  prog->used_maps = std::move(used_maps);
+  BpfProg* raw = prog.get();
+  sim.emit(nullptr, "prog_load", {{"prog", raw->id}, {"name", raw->name}});
+  progs_.emplace(raw->id, std::move(prog));
+  return raw;
+}
+
+NativeProg* Kernel::create_native_prog(std::string name, NativeProg::Entry entry,
+                                       std::vector<NativeProg::Callback> callbacks,
+                                       std::vector<BpfMap*> used_maps) {
+  const ObjId obj = alloc_prog_obj(name);
+  auto prog = std::make_unique<NativeProg>(*this, std::move(name), obj, next_prog_id_,
+                                           std::move(entry), std::move(callbacks));
+  NativeProg* raw = prog.get();
+  adopt_prog(std::move(prog), std::move(used_maps));
+  return raw;
+}
+
+BpfMap* Kernel::map_by_id(std::uint32_t id) const {
+  auto it = maps_.find(id);
+  return it == maps_.end() ? nullptr : it->second.get();
+}
+
+BpfMap* Kernel::map_by_addr(std::uint64_t addr) const {
+  auto it = handle_to_map_.find(addr);
+  return it == handle_to_map_.end() ? nullptr : map_by_id(it->second);
+}
+
+BpfProg* Kernel::prog_by_id(std::uint32_t id) const {
+  auto it = progs_.find(id);
+  return it == progs_.end() ? nullptr : it->second.get();
+}
+
+void Kernel::own_region(std::uint32_t region, std::uint32_t map_id) {
+  if (region_map_.size() <= region) region_map_.resize(region + 1, 0);
+  region_map_[region] = map_id;
+}
+
+std::optional<Kernel::ValueRef> Kernel::resolve(std::uint64_t addr) const {
+  const std::uint32_t region = AddressSpace::region_of(addr);
+  if (region >= region_map_.size() || region_map_[region] == 0) return std::nullopt;
+  BpfMap* map = map_by_id(region_map_[region]);
+  std::uint32_t off = 0;
+  auto elem = map->arena().index_of(addr, &off);
+  if (!elem) return std::nullopt;
+  return ValueRef{map, *elem, off};
+}
+
+std::uint8_t* Kernel::ptr(sim::Context* ctx, std::uint64_t addr, std::uint32_t size, bool write,
+                          const char* what) {
+  std::string why;
+  std::uint8_t* p = mem.translate(addr, size, write, &why);
+  if (!p) program_fault(ctx, fmt::format("{}: {} bytes at {:#x}: {}", what, size, addr, why));
+  return p;
+}
+
+KLock& Kernel::value_lock(std::uint64_t addr, std::uint8_t* word, const char* kind) {
+  auto& slot = value_locks_[addr];
+  if (!slot) {
+    slot = std::make_unique<KLock>();
+    slot->kind = kind;
+    slot->id = addr;
+    slot->word = word;
+  }
+  return *slot;
+}
+
+sim::Co<std::int64_t> Kernel::run_prog(sim::Context& ctx, BpfProg& prog,
+                                       std::array<std::uint64_t, 5> args) {
+  slab.access(&ctx, prog.obj, "bpf_prog_run");
+  rcu.read_lock(ctx);
+  ctx.trace("bpf_prog_run", {{"prog", prog.id}, {"name", prog.name}});
+  const std::int64_t r = co_await prog.run(ctx, args);
+  ctx.trace("bpf_prog_ret", {{"prog", prog.id}, {"ret", r}});
+  rcu.read_unlock(ctx);
+  co_return r;
+}
+
+void Kernel::queue_work(int cpu, std::string name, std::function<sim::Co<void>(sim::Context&)> fn) {
+  sim.emit(nullptr, "queue_work", {{"cpu", cpu}, {"work", name}});
+  sim.spawn_task(cpu, fmt::format("kworker/{}: {}", cpu, name),
+                 [fn = std::move(fn)](sim::Context& c) -> sim::Co<void> { co_await fn(c); });
+}
+
+void Kernel::program_fault(const sim::Context* ctx, std::string message) {
+  sim.report(sim::Finding{"program_fault", std::move(message), 0, ctx ? ctx->cpu() : -1, {}}, true);
+}
+
+void Kernel::refcount_underflow(const sim::Context* ctx, ObjId obj, const std::string& what) {
+  sim.report(sim::Finding{"refcount_underflow",
+                          fmt::format("{} of {} went below zero", what,
+                                      slab.find(obj) ? slab.find(obj)->name : "?"),
+                          0,
+                          ctx ? ctx->cpu() : -1,
+                          {slab.history_text(obj)}},
+             false);
+}
+
+std::set<ObjId> Kernel::reachable() const {
+  std::set<ObjId> seen;
+  std::deque<const BpfMap*> maps;
+  std::deque<const BpfProg*> progs;
+  auto add_map = [&](const BpfMap* m) {
+    if (m && !m->freed && seen.insert(m->obj).second) maps.push_back(m);
+  };
+  auto add_prog = [&](const BpfProg* p) {
+    if (p && !p->freed && seen.insert(p->obj).second) progs.push_back(p);
+  };
+  for (const auto& [pid, proc] : sys.processes())
+    for (const auto& [fd, e] : proc.fds) {
+      add_map(e.map);
+      add_prog(e.prog);
+    }
+  for (const auto& [path, pin] : sys.pins()) {
+    add_map(pin.map);
+    add_prog(pin.prog);
+  }
+  while (!maps.empty() || !progs.empty()) {
+    if (!maps.empty()) {
+      const BpfMap* m = maps.front();
+      maps.pop_front();
+      m->for_each_inner([&](BpfMap* inner) { add_map(inner); });
+      if (const auto* h = dynamic_cast<const HashMap*>(m)) (void)h;
+      m->for_each_value([&](std::uint64_t addr, std::uint8_t* value) {
+        auto ref = resolve(addr);
+        if (ref && ref->map->def.type == kBpfMapTypeHash && !(ref->map->def.map_flags == 0))
+          (void)0;
+        if (!m->has_timer()) return;
+        std::uint64_t ptr;
+        std::memcpy(&ptr, value + m->def.timer_off, 8);
+        if (ptr < kBpfHrtimerPtrBase || (ptr - kBpfHrtimerPtrBase) % 256) return;
+        auto it = timers.all().find((ptr - kBpfHrtimerPtrBase) / 256);
+        if (it == timers.all().end() || !slab.live(it->first)) return;
+        seen.insert(it->first);
+        add_prog(it->second->prog);
+      });
+      continue;
+    }
+    const BpfProg* p = progs.front();
+    progs.pop_front();
+    for (const BpfMap* m : p->used_maps)
+      add_map(m);
+  }
+  // Elements of reachable non-preallocated hash maps belong to their map.
+  for (const auto& [id, m] : maps_) {
+    if (!seen.count(m->obj)) continue;
+    m->for_each_value([&](std::uint64_t addr, std::uint8_t*) { (void)addr; });
+  }
+  return seen;
+}
+
+void Kernel::check_quiescence() {
+  std::set<ObjId> keep = reachable();
+  // A non-preallocated hash element is owned by its (reachable) map while linked.
+  for (ObjId id : slab.live_objects()) {
+    const KObject* o = slab.find(id);
+    if (o->kind != ObjKind::kHtabElem) continue;
+    for (const auto& [mid, m] : maps_)
+      if (!m->freed && keep.count(m->obj) && o->name == fmt::format("elem of map {}", mid))
+        keep.insert(id);
+  }
+  slab.report_leaks(keep);
+}
+
+std::vector<std::string> Kernel::invariant_violations(bool quiescent) const {
+  std::vector<std::string> out;
+  hrtimers.check_invariants();
+  hrtimers.for_each_queued([&](const HrTimer& t) {
+    if (!slab.live(t.owner) && slab.uaf_count() == 0)
+      out.push_back(fmt::format("freed bpf_hrtimer {} is still queued", t.owner));
+  });
+  if (!quiescent) return out;
+  std::map<const BpfMap*, std::int64_t> uref, ref;
+  std::map<const BpfProg*, std::int64_t> pref;
+  for (const auto& [pid, proc] : sys.processes())
+    for (const auto& [fd, e] : proc.fds) {
+      if (e.map) {
+        ++uref[e.map];
+        ++ref[e.map];
+      }
+      if (e.prog) ++pref[e.prog];
+    }
+  for (const auto& [path, pin] : sys.pins()) {
+    if (pin.map) {
+      ++uref[pin.map];
+      ++ref[pin.map];
+    }
+    if (pin.prog) ++pref[pin.prog];
+  }
+  for (const auto& [id, p] : progs_)
+    if (!p->freed)
+      for (const BpfMap* m : p->used_maps)
+        ++ref[m];
+  for (const auto& [id, m] : maps_)
+    if (!m->freed) m->for_each_inner([&](BpfMap* inner) { ++ref[inner]; });
+  for (const auto& [id, t] : timers.all())
+    if (slab.live(id) && t->prog) ++pref[t->prog];
+  for (const auto& [id, m] : maps_) {
+    if (m->freed) continue;
+    if (m->usercnt != uref[m.get()])
+      out.push_back(
+          fmt::format("map {} usercnt {} but {} user references", id, m->usercnt, uref[m.get()]));
+    if (m->refcnt != ref[m.get()])
+      out.push_back(fmt::format("map {} refcnt {} but {} holders", id, m->refcnt, ref[m.get()]));
+  }
+  for (const auto& [id, p] : progs_) {
+    if (p->freed) continue;
+    if (p->refcnt != pref[p.get()])
+      out.push_back(fmt::format("prog {} refcnt {} but {} holders", id, p->refcnt, pref[p.get()]));
+  }
+  return out;
+}
+
+}  // namespace bpftsim::model

@@ -1,0 +1,126 @@
+// The Kernel: every modeled kernel object wired to one Simulator. It owns the address space that
+// BPF programs see, the object allocator, RCU, the hrtimer bases, the BPF timer code, the maps,
+// the programs and user space's processes, and it judges a run: invariants after steps,
+// use-after-free / double free / refcount underflow as they happen, leaks at quiescence.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "model/arraymap.h"
+#include "model/bpf_map.h"
+#include "model/bpf_prog.h"
+#include "model/bpf_timer.h"
+#include "model/bpf_vm.h"
+#include "model/hashtab.h"
+#include "model/hrtimer.h"
+#include "model/profile.h"
+#include "model/rcu.h"
+#include "model/slab.h"
+#include "model/spinlock.h"
+#include "model/syscall.h"
+#include "sim/simulator.h"
+
+namespace bpftsim::model {
+
+// Fault injection sites (FoundationDB's BUGGIFY in spirit): the next `count` passes through a
+// named site fail. Sites: "bpf_timer_init.kmalloc".
+class FaultInjection {
+ public:
+  void fail_next(const std::string& site, int count = 1) { fail_[site] += count; }
+  bool should_fail(const std::string& site);
+
+ private:
+  std::map<std::string, int> fail_;
+};
+
+class Kernel {
+ public:
+  Kernel(sim::Simulator& sim, KernelProfile profile = default_profile(), CostModel cost = {});
+  ~Kernel();
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+
+  sim::Simulator& sim;
+  const KernelProfile profile;
+  const CostModel cost;
+  AddressSpace mem;
+  Slab slab;
+  Rcu rcu;
+  Hrtimers hrtimers;
+  BpfTimers timers;
+  Syscalls sys;
+  FaultInjection faults;
+
+  // --- objects ---
+  // Creates a map (BPF_MAP_CREATE's checks: a timer needs ARRAY/HASH/LRU_HASH, at most one).
+  // Returns nullptr and *err (an -errno) on refusal.
+  BpfMap* create_map(const sim::Context* ctx, const MapDef& def, int* err);
+  NativeProg* create_native_prog(std::string name, NativeProg::Entry entry,
+                                 std::vector<NativeProg::Callback> callbacks,
+                                 std::vector<BpfMap*> used_maps);
+  BpfProg* adopt_prog(std::unique_ptr<BpfProg> prog, std::vector<BpfMap*> used_maps);
+  std::uint32_t next_prog_id() const { return next_prog_id_; }
+  ObjId alloc_prog_obj(const std::string& name);
+  BpfMap* map_by_id(std::uint32_t id) const;
+  BpfMap* map_by_addr(std::uint64_t addr) const;  // from a `struct bpf_map *` value
+  BpfProg* prog_by_id(std::uint32_t id) const;
+  const std::map<std::uint32_t, std::unique_ptr<BpfMap>>& maps() const { return maps_; }
+  const std::map<std::uint32_t, std::unique_ptr<BpfProg>>& progs() const { return progs_; }
+
+  // --- memory ---
+  struct ValueRef {
+    BpfMap* map = nullptr;
+    std::uint32_t elem = 0;  // arena element index
+    std::uint32_t off = 0;   // offset inside the arena element
+  };
+  std::optional<ValueRef> resolve(std::uint64_t addr) const;
+  void own_region(std::uint32_t region, std::uint32_t map_id);
+  // Host memory for [addr, addr+size); on a bad address reports a program fault (stopping the run)
+  // naming `what`, and returns nullptr.
+  std::uint8_t* ptr(sim::Context* ctx, std::uint64_t addr, std::uint32_t size, bool write,
+                    const char* what);
+  std::uint64_t key_scratch(int cpu) const { return key_scratch_addr_[cpu]; }
+  // The bpf_spin_lock whose 4-byte word is at `addr` in map memory (created on first use).
+  KLock& value_lock(std::uint64_t addr, std::uint8_t* word, const char* kind);
+
+  // --- execution ---
+  // Runs `prog` as a BPF program invocation in `ctx` (rcu_read_lock around it, as bpf_prog_run).
+  sim::Co<std::int64_t> run_prog(sim::Context& ctx, BpfProg& prog,
+                                 std::array<std::uint64_t, 5> args);
+  // queue_work on `cpu` (a kworker task).
+  void queue_work(int cpu, std::string name, std::function<sim::Co<void>(sim::Context&)> fn);
+  // A BPF program misbehaved: a program_fault finding that stops the run cleanly.
+  void program_fault(const sim::Context* ctx, std::string message);
+  // A refcount went below zero.
+  void refcount_underflow(const sim::Context* ctx, ObjId obj, const std::string& what);
+
+  // --- judging ---
+  // Structural invariants: hrtimer queues in order; at quiescence also refcounts balanced with
+  // their holders (fds, pins, links, timers, programs' used maps, outer maps). Returns what is
+  // violated (empty when all hold).
+  std::vector<std::string> invariant_violations(bool quiescent) const;
+  // At quiescence: every allocated object that no user reference reaches is a leak finding.
+  void check_quiescence();
+  std::set<ObjId> reachable() const;
+  std::size_t armed_timers() const { return hrtimers.armed(); }
+
+ private:
+  std::map<std::uint32_t, std::unique_ptr<BpfMap>> maps_;
+  std::map<std::uint32_t, std::unique_ptr<BpfProg>> progs_;
+  std::uint32_t next_map_id_ = 1;
+  std::uint32_t next_prog_id_ = 1;
+  std::vector<std::uint32_t> region_map_;  // region id -> map id (0: not a map region)
+  std::vector<std::uint8_t> key_scratch_mem_;
+  std::vector<std::uint64_t> key_scratch_addr_;
+  std::map<std::uint64_t, std::uint32_t> handle_to_map_;
+  std::map<std::uint64_t, std::unique_ptr<KLock>> value_locks_;
+};
+
+}  // namespace bpftsim::model

@@ -1,0 +1,67 @@
+// RCU: kernel/rcu/tree.c reduced to what the timer subsystem depends on. Read-side sections are
+// counted per CPU (softirq contexts, BPF program runs, explicit rcu_read_lock regions). A grace
+// period that starts at time t ends once every CPU that was inside a read-side section at t has
+// left all of its sections, and no sooner than CostModel::rcu_gp_min_ns after t. Callbacks queued
+// with call_rcu() run after the next full grace period, in RCU_SOFTIRQ on the CPU that queued them.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sim/simulator.h"
+
+namespace bpftsim::model {
+
+class Kernel;
+
+inline constexpr unsigned kHrtimerSoftirq = 8;  // HRTIMER_SOFTIRQ
+inline constexpr unsigned kRcuSoftirq = 9;      // RCU_SOFTIRQ
+
+class Rcu {
+ public:
+  using Callback = std::function<sim::Co<void>(sim::Context&)>;
+
+  explicit Rcu(Kernel& k);
+
+  void read_lock(const sim::Context& ctx);
+  void read_unlock(const sim::Context& ctx);
+  int nesting(int cpu) const { return nesting_[cpu]; }
+
+  // Queues `cb` to run after a grace period (call_rcu / kfree_rcu).
+  void call_rcu(const sim::Context& ctx, std::string what, Callback cb);
+
+  std::uint64_t completed() const { return completed_; }
+  bool idle() const { return !gp_active_ && next_.empty(); }
+  std::size_t pending() const { return current_.size() + next_.size() + ready_total_; }
+
+  // RCU_SOFTIRQ handler body: runs this CPU's ready callbacks.
+  sim::Co<void> softirq(sim::Context& ctx);
+
+ private:
+  struct Pending {
+    int cpu;
+    std::string what;
+    Callback cb;
+  };
+  void start_gp();
+  void maybe_complete();
+  void complete_gp();
+
+  Kernel& k_;
+  std::vector<int> nesting_;
+  std::uint64_t holdouts_ = 0;  // CPUs still inside a section that began before the GP
+  bool gp_active_ = false;
+  bool completion_scheduled_ = false;
+  sim::TimeNs gp_start_ = 0;
+  std::uint64_t gp_seq_ = 0;
+  std::uint64_t completed_ = 0;
+  std::vector<Pending> current_;            // waiting for the GP in progress
+  std::vector<Pending> next_;               // queued during it: wait for the following one
+  std::vector<std::deque<Pending>> ready_;  // per CPU, run by RCU_SOFTIRQ
+  std::size_t ready_total_ = 0;
+};
+
+}  // namespace bpftsim::model

@@ -1,0 +1,123 @@
+#include "model/slab.h"
+
+#include <fmt/format.h>
+
+#include "sim/assert.h"
+
+namespace bpftsim::model {
+
+const char* obj_kind_name(ObjKind kind) {
+  switch (kind) {
+    case ObjKind::kMap:
+      return "bpf_map";
+    case ObjKind::kProg:
+      return "bpf_prog";
+    case ObjKind::kBpfHrtimer:
+      return "bpf_hrtimer";
+    case ObjKind::kHtabElem:
+      return "htab_elem";
+    case ObjKind::kLink:
+      return "bpf_link";
+  }
+  return "?";
+}
+
+namespace {
+ObjEvent event_at(const sim::Simulator& sim, const sim::Context* ctx, std::string what) {
+  return ObjEvent{sim.now(), ctx ? ctx->cpu() : -1, ctx ? ctx->id() : 0u, std::move(what)};
+}
+}  // namespace
+
+ObjId Slab::alloc(const sim::Context* ctx, ObjKind kind, std::string name) {
+  const ObjId id = next_++;
+  KObject o{id, kind, std::move(name), false, {}};
+  o.history.push_back(event_at(sim_, ctx, "alloc"));
+  sim_.emit(ctx, "kmalloc", {{"obj", id}, {"kind", obj_kind_name(kind)}, {"name", o.name}});
+  objects_.emplace(id, std::move(o));
+  ++live_;
+  return id;
+}
+
+bool Slab::free(const sim::Context* ctx, ObjId id, const char* where) {
+  auto it = objects_.find(id);
+  SIM_ASSERT(it != objects_.end(), "kfree of unknown object {}", id);
+  KObject& o = it->second;
+  if (o.freed) {
+    sim_.report(sim::Finding{"double_free",
+                             fmt::format("{} frees {}#{} ({}) a second time", where,
+                                         obj_kind_name(o.kind), id, o.name),
+                             0,
+                             ctx ? ctx->cpu() : -1,
+                             {history_text(id)}},
+                false);
+    return false;
+  }
+  o.freed = true;
+  o.history.push_back(event_at(sim_, ctx, fmt::format("free by {}", where)));
+  sim_.emit(ctx, "kfree", {{"obj", id}, {"kind", obj_kind_name(o.kind)}, {"by", where}});
+  --live_;
+  return true;
+}
+
+bool Slab::access(const sim::Context* ctx, ObjId id, const char* where) {
+  auto it = objects_.find(id);
+  SIM_ASSERT(it != objects_.end(), "access to unknown object {}", id);
+  if (!it->second.freed) return true;
+  ++uaf_;
+  const KObject& o = it->second;
+  sim_.report(sim::Finding{"use_after_free",
+                           fmt::format("{} touches freed {}#{} ({})", where, obj_kind_name(o.kind),
+                                       id, o.name),
+                           0,
+                           ctx ? ctx->cpu() : -1,
+                           {history_text(id)}},
+              false);
+  return false;
+}
+
+void Slab::note(const sim::Context* ctx, ObjId id, std::string what) {
+  auto it = objects_.find(id);
+  SIM_ASSERT(it != objects_.end(), "note on unknown object {}", id);
+  it->second.history.push_back(event_at(sim_, ctx, std::move(what)));
+}
+
+const KObject* Slab::find(ObjId id) const {
+  auto it = objects_.find(id);
+  return it == objects_.end() ? nullptr : &it->second;
+}
+
+bool Slab::live(ObjId id) const {
+  const KObject* o = find(id);
+  return o && !o->freed;
+}
+
+std::vector<ObjId> Slab::live_objects() const {
+  std::vector<ObjId> out;
+  for (const auto& [id, o] : objects_)
+    if (!o.freed) out.push_back(id);
+  return out;
+}
+
+std::string Slab::history_text(ObjId id) const {
+  const KObject* o = find(id);
+  if (!o) return "unknown object";
+  std::string s = fmt::format("{}#{} ({}) history:", obj_kind_name(o->kind), id, o->name);
+  for (const auto& e : o->history)
+    s += fmt::format(" [t={} cpu={} ctx={}: {}]", e.t_ns, e.cpu, e.ctx, e.what);
+  return s;
+}
+
+void Slab::report_leaks(const std::set<ObjId>& reachable) {
+  for (const auto& [id, o] : objects_) {
+    if (o.freed || reachable.count(id)) continue;
+    sim_.report(sim::Finding{"leak",
+                             fmt::format("{}#{} ({}) is allocated but unreachable at quiescence",
+                                         obj_kind_name(o.kind), id, o.name),
+                             0,
+                             -1,
+                             {history_text(id)}},
+                false);
+  }
+}
+
+}  // namespace bpftsim::model

@@ -1,0 +1,38 @@
+#include "model/spinlock.h"
+
+#include "model/kernel.h"
+#include "sim/assert.h"
+
+namespace bpftsim::model {
+
+sim::Co<void> spin_lock_irqsave(Kernel& k, sim::Context& ctx, KLock& lock) {
+  ctx.local_irq_disable();
+  bool contended = false;
+  while (lock.owner != nullptr) {
+    SIM_ASSERT(lock.owner != &ctx, "{}#{:x} taken twice by {}", lock.kind, lock.id, ctx.name());
+    if (!contended) {
+      ctx.trace("lock_contended",
+                {{"lock", lock.kind}, {"id", lock.id}, {"owner", lock.owner->id()}});
+      contended = true;
+    }
+    co_await ctx.block(lock.waiters, sim::WaitFor{"spin_lock", lock.kind, lock.id, lock.owner});
+    co_await ctx.step(k.cost.spin_ns);
+  }
+  lock.owner = &ctx;
+  if (lock.word) *lock.word = 1;
+  ctx.trace("lock_acquire", {{"lock", lock.kind}, {"id", lock.id}});
+  co_await ctx.step(k.cost.lock_ns);
+}
+
+sim::Co<void> spin_unlock_irqrestore(Kernel& k, sim::Context& ctx, KLock& lock) {
+  SIM_ASSERT(lock.owner == &ctx, "{}#{:x} released by {} which does not hold it", lock.kind,
+             lock.id, ctx.name());
+  lock.owner = nullptr;
+  if (lock.word) *lock.word = 0;
+  ctx.trace("lock_release", {{"lock", lock.kind}, {"id", lock.id}});
+  lock.waiters.wake_all();
+  ctx.local_irq_enable();
+  co_await ctx.step(k.cost.lock_ns);
+}
+
+}  // namespace bpftsim::model

@@ -1,0 +1,104 @@
+// User space's side: kernel/bpf/syscall.c (map/prog fds, BPF_MAP_*_ELEM, BPF_MAP_GET_FD_BY_ID,
+// BPF_PROG_TEST_RUN, links), kernel/bpf/inode.c (bpffs pin/unpin, BPF_OBJ_GET) and process exit
+// closing every fd. Reference counting follows the kernel:
+//   bpf_map_inc / bpf_map_put            refcnt; the last put frees the map from a workqueue
+//   bpf_map_inc_with_uref / put_with_uref refcnt and usercnt; usercnt reaching 0 runs
+//                                         map_release_uref synchronously in the putting context
+//   BPF_MAP_GET_FD_BY_ID                  refcnt+1 only if non-zero, usercnt+1 unconditionally
+//   bpf_prog_inc / bpf_prog_put           the last put frees the prog after an RCU grace period,
+//                                         then puts the maps it used
+// Unpinning (v5.15) releases the pinned reference from the inode's RCU callback, one grace period
+// after unlink, in softirq context.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sim/co.h"
+#include "sim/context.h"
+
+namespace bpftsim::model {
+
+class Kernel;
+class BpfMap;
+class BpfProg;
+
+struct FdEntry {
+  enum class Kind : std::uint8_t { kMap, kProg, kLink };
+  Kind kind = Kind::kMap;
+  BpfMap* map = nullptr;
+  BpfProg* prog = nullptr;
+};
+
+struct Process {
+  int pid = 0;
+  std::string name;
+  std::map<int, FdEntry> fds;
+  int next_fd = 3;
+  bool exited = false;
+};
+
+struct Pin {
+  BpfMap* map = nullptr;
+  BpfProg* prog = nullptr;
+};
+
+class Syscalls {
+ public:
+  explicit Syscalls(Kernel& k) : k_(k) {}
+
+  Process& new_process(std::string name);
+  Process* process(int pid);
+  const std::map<int, Process>& processes() const { return procs_; }
+  const std::map<std::string, Pin>& pins() const { return pins_; }
+
+  // Setup-time creation (no virtual time passes): a new fd, or -errno.
+  int map_create(Process& p, int fd_hint_unused, BpfMap* map);
+  int prog_load(Process& p, BpfProg* prog);
+
+  // Syscalls as timeline actions; each returns 0/fd or -errno like the kernel.
+  sim::Co<int> close(sim::Context& ctx, Process& p, int fd);
+  sim::Co<int> obj_pin(sim::Context& ctx, Process& p, int fd, const std::string& path);
+  sim::Co<int> unlink(sim::Context& ctx, const std::string& path);
+  sim::Co<int> obj_get(sim::Context& ctx, Process& p, const std::string& path);
+  sim::Co<int> map_get_fd_by_id(sim::Context& ctx, Process& p, std::uint32_t id);
+  sim::Co<int> map_lookup_elem(sim::Context& ctx, Process& p, int fd,
+                               const std::vector<std::uint8_t>& key,
+                               std::vector<std::uint8_t>* value);
+  sim::Co<int> map_update_elem(sim::Context& ctx, Process& p, int fd,
+                               const std::vector<std::uint8_t>& key,
+                               const std::vector<std::uint8_t>& value, std::uint64_t flags);
+  sim::Co<int> map_delete_elem(sim::Context& ctx, Process& p, int fd,
+                               const std::vector<std::uint8_t>& key);
+  // BPF_PROG_TEST_RUN: runs the program in this task; *retval gets r0.
+  sim::Co<int> prog_test_run(sim::Context& ctx, Process& p, int fd,
+                             std::array<std::uint64_t, 5> args, std::int64_t* retval);
+  // BPF_LINK_CREATE (attach): a link fd holding a prog reference.
+  sim::Co<int> link_create(sim::Context& ctx, Process& p, int prog_fd);
+  // do_exit: closes every fd in ascending order.
+  sim::Co<void> exit(sim::Context& ctx, Process& p);
+
+  // Reference counting primitives.
+  void map_inc(const sim::Context* ctx, BpfMap& map);
+  void map_inc_with_uref(const sim::Context* ctx, BpfMap& map);
+  sim::Co<void> map_put(sim::Context& ctx, BpfMap& map);
+  sim::Co<void> map_put_with_uref(sim::Context& ctx, BpfMap& map);
+  void prog_inc(const sim::Context* ctx, BpfProg& prog);
+  // bpf_prog_inc_not_zero: -ENOENT once the prog's refcnt reached zero.
+  int prog_inc_not_zero(const sim::Context* ctx, BpfProg& prog);
+  sim::Co<void> prog_put(sim::Context& ctx, BpfProg& prog);
+
+ private:
+  int install(Process& p, FdEntry e);
+  FdEntry* fd_entry(Process& p, int fd, FdEntry::Kind kind);
+
+  Kernel& k_;
+  std::map<int, Process> procs_;
+  int next_pid_ = 100;
+  std::map<std::string, Pin> pins_;
+};
+
+}  // namespace bpftsim::model

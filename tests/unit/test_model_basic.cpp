@@ -1,0 +1,55 @@
+// The model's basic timer life: init, set_callback, start, expiry in softirq on the arming CPU,
+// self re-arming, teardown at process exit with nothing left allocated.
+#include <catch2/catch.hpp>
+
+#include "tests/unit/world.h"
+
+using namespace bpftsim;
+using namespace bpftsim::testing;
+namespace h = bpftsim::model::helpers;
+
+TEST_CASE("a timer fires in softirq on the arming CPU and re-arms itself", "[model]") {
+  World w(2);
+  BpfMap* arr = w.array(1);
+  int fired = 0;
+  std::vector<int> cpus;
+  std::vector<TimeNs> times;
+  std::vector<std::int64_t> rets;
+  std::vector<sim::CtxKind> kinds;
+  NativeProg* p = nullptr;
+  p = w.prog("arm",
+             [&](ProgRun& r, auto) -> Co<std::int64_t> {
+               const auto v = co_await h::map_lookup(r, *arr, h::u32_key(0));
+               const auto t = h::timer_of(*arr, v);
+               rets.push_back(co_await h::timer_init(r, t, *arr, model::kClockMonotonic));
+               rets.push_back(co_await h::timer_set_callback(r, t, p->callback(0)));
+               rets.push_back(co_await h::timer_start(r, t, 1000, 0));
+               co_return 0;
+             },
+             {{"cb",
+               [&](ProgRun& r, std::array<std::uint64_t, 5> a) -> Co<std::int64_t> {
+                 ++fired;
+                 cpus.push_back(r.ctx.cpu());
+                 times.push_back(r.ctx.now());
+                 kinds.push_back(r.ctx.kind());
+                 if (fired < 3)
+                   rets.push_back(co_await h::timer_start(r, h::timer_of(*arr, a[2]), 500, 0));
+                 co_return 0;
+               }}},
+             {arr});
+  w.run_at(0, 1, p);
+  w.exit_at(100000, 0);
+  CHECK(w.run() == sim::RunStatus::kQuiescent);
+  INFO(w.findings_text());
+  CHECK(fired == 3);
+  CHECK(rets == std::vector<std::int64_t>{0, 0, 0, 0, 0});
+  CHECK(kinds == std::vector<sim::CtxKind>(3, sim::CtxKind::kSoftirq));
+  CHECK(cpus == std::vector<int>{1, 1, 1});
+  REQUIRE(times.size() == 3);
+  CHECK(times[1] - times[0] >= 500);
+  CHECK(w.sim.findings().empty());
+  w.k.check_quiescence();
+  CHECK(w.sim.findings().empty());
+  CHECK(w.k.slab.live_count() == 0);
+  CHECK(w.k.invariant_violations(true).empty());
+}
