@@ -15,6 +15,11 @@ namespace {
 std::uint32_t round_up8(std::uint32_t v) {
   return (v + 7) & ~7u;
 }
+// BPF_F_RDONLY_PROG (libbpf sets it on .rodata): BPF programs may only read the values.
+RegionKind region_kind(const MapDef& def) {
+  if (def.map_flags & kBpfFRdonlyProg) return RegionKind::kRodata;
+  return def.global_data ? RegionKind::kGlobalData : RegionKind::kMapValue;
+}
 std::uint32_t load_u32(const std::uint8_t* p) {
   std::uint32_t v;
   std::memcpy(&v, p, 4);
@@ -24,7 +29,7 @@ std::uint32_t load_u32(const std::uint8_t* p) {
 
 ArrayMap::ArrayMap(Kernel& kernel, MapDef d, ObjId o, std::uint32_t map_id)
     : BpfMap(kernel, std::move(d), o, map_id) {
-  arena_.init(k, id, def.name, round_up8(def.value_size), def.max_entries);
+  arena_.init(k, id, def.name, round_up8(def.value_size), def.max_entries, region_kind(def));
   arena_.grow();
 }
 

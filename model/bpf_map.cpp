@@ -10,13 +10,14 @@
 namespace bpftsim::model {
 
 void ValueArena::init(Kernel& k, std::uint32_t owner_map_id, std::string name, std::uint32_t stride,
-                      std::uint32_t chunk_elems) {
+                      std::uint32_t chunk_elems, RegionKind kind) {
   SIM_ASSERT(stride > 0 && chunk_elems > 0, "empty arena for {}", name);
   k_ = &k;
   map_id_ = owner_map_id;
   name_ = std::move(name);
   stride_ = stride;
   chunk_elems_ = chunk_elems;
+  kind_ = kind;
 }
 
 std::uint32_t ValueArena::grow() {
@@ -25,7 +26,7 @@ std::uint32_t ValueArena::grow() {
   SIM_ASSERT(bytes <= 0xffffffffu, "arena chunk of {} bytes is too large", bytes);
   chunks_.push_back(std::make_unique<std::uint8_t[]>(bytes));
   const std::uint32_t region =
-      k_->mem.add(RegionKind::kMapValue, fmt::format("map {} memory", name_), chunks_.back().get(),
+      k_->mem.add(kind_, fmt::format("map {} memory", name_), chunks_.back().get(),
                   static_cast<std::uint32_t>(bytes), true);
   regions_.push_back(region);
   k_->own_region(region, map_id_);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "model/bpf_vm.h"
 #include "model/slab.h"
 #include "sim/co.h"
 #include "sim/context.h"
@@ -35,6 +36,9 @@ struct MapDef {
   std::int32_t timer_off = -1;      // struct bpf_timer in the value
   std::int32_t spin_lock_off = -1;  // struct bpf_spin_lock in the value
   std::shared_ptr<MapDef> inner;    // map-in-map: the inner map template
+  // A global-data map (.data/.bss/.rodata as libbpf creates them): its memory is addressed as
+  // global data (kGlobalData, or kRodata when map_flags has BPF_F_RDONLY_PROG).
+  bool global_data = false;
 };
 
 // BPF map update flags (uapi).
@@ -53,8 +57,10 @@ class ValueArena {
   ValueArena(const ValueArena&) = delete;
   ValueArena& operator=(const ValueArena&) = delete;
 
+  // `kind`: how BPF sees the memory; kRodata regions are never writable from BPF (the kernel
+  // code paths write through host pointers and are unaffected).
   void init(Kernel& k, std::uint32_t owner_map_id, std::string name, std::uint32_t stride,
-            std::uint32_t chunk_elems);
+            std::uint32_t chunk_elems, RegionKind kind = RegionKind::kMapValue);
   std::uint32_t grow();  // adds a chunk; returns the index of its first element
   std::uint32_t size() const { return static_cast<std::uint32_t>(chunks_.size()) * chunk_elems_; }
   std::uint32_t stride() const { return stride_; }
@@ -69,6 +75,7 @@ class ValueArena {
   std::string name_;
   std::uint32_t stride_ = 0;
   std::uint32_t chunk_elems_ = 0;
+  RegionKind kind_ = RegionKind::kMapValue;
   std::vector<std::unique_ptr<std::uint8_t[]>> chunks_;
   std::vector<std::uint32_t> regions_;
 };
