@@ -1,8 +1,14 @@
 #include "model/helpers.h"
 
-#include <cstring>
+#include <fmt/format.h>
+#include <linux/bpf.h>  // only for the helper names (__BPF_FUNC_MAPPER), in this file alone
 
+#include <cstring>
+#include <string_view>
+
+#include "model/errno.h"
 #include "model/kernel.h"
+#include "model/libbpf_loader.h"
 
 namespace bpftsim::model::helpers {
 
@@ -68,6 +74,382 @@ sim::Co<std::int64_t> timer_cancel(ProgRun& r, std::uint64_t timer) {
   const std::int64_t ret = co_await r.k.timers.cancel(r.ctx, timer);
   trace_ret(r, "bpf_timer_cancel", ret);
   co_return ret;
+}
+
+// ---- Bytecode dispatch --------------------------------------------------------------------------
+
+namespace {
+
+enum HelperId : std::int32_t {
+  kMapLookupElem = 1,
+  kMapUpdateElem = 2,
+  kMapDeleteElem = 3,
+  kKtimeGetNs = 5,
+  kTracePrintk = 6,
+  kGetPrandomU32 = 7,
+  kGetSmpProcessorId = 8,
+  kSpinLock = 93,
+  kSpinUnlock = 94,
+  kKtimeGetBootNs = 125,
+  kTimerInit = 169,
+  kTimerSetCallback = 170,
+  kTimerStart = 171,
+  kTimerCancel = 172,
+  kLoop = 181,
+};
+
+constexpr std::uint32_t kBpfMaxLoops = 1u << 23;  // BPF_MAX_LOOPS (kernel/bpf/bpf_iter.c)
+
+#define BPFTSIM_HELPER_NAME(x) "bpf_" #x
+constexpr const char* kHelperNames[] = {__BPF_FUNC_MAPPER(BPFTSIM_HELPER_NAME)};
+#undef BPFTSIM_HELPER_NAME
+
+constexpr bool name_is(std::int32_t id, std::string_view name) {
+  return std::string_view(kHelperNames[id]) == name;
+}
+static_assert(name_is(kMapLookupElem, "bpf_map_lookup_elem") &&
+              name_is(kTracePrintk, "bpf_trace_printk") && name_is(kSpinLock, "bpf_spin_lock") &&
+              name_is(kKtimeGetBootNs, "bpf_ktime_get_boot_ns") &&
+              name_is(kTimerInit, "bpf_timer_init") && name_is(kTimerCancel, "bpf_timer_cancel") &&
+              name_is(kLoop, "bpf_loop"));
+
+HelperOutcome done(std::uint64_t r0) {
+  return HelperOutcome{false, r0};
+}
+HelperOutcome done_signed(std::int64_t r0) {
+  return HelperOutcome{false, static_cast<std::uint64_t>(r0)};
+}
+constexpr HelperOutcome kAborted{true, 0};
+
+// A program fault for an argument the verifier would have rejected.
+HelperOutcome reject(ProgRun& r, std::int32_t id, const std::string& what) {
+  r.k.program_fault(&r.ctx, fmt::format("prog {} '{}': {}: {} (the verifier would reject this "
+                                        "program)",
+                                        r.prog.id, r.prog.name, helper_name(id), what));
+  return kAborted;
+}
+
+// The map behind a `struct bpf_map *` argument, or nullptr after reporting a fault.
+BpfMap* map_arg(ProgRun& r, std::int32_t id, std::uint64_t addr) {
+  BpfMap* map = r.k.map_by_addr(addr);
+  if (!map) {
+    reject(r, id, fmt::format("r1 = {:#x} is not a struct bpf_map *", addr));
+    return nullptr;
+  }
+  if (!r.k.slab.access(&r.ctx, map->obj, "bpf map helper")) return nullptr;
+  return map;
+}
+
+bool is_map_in_map(const BpfMap& map) {
+  return map.def.type == kBpfMapTypeArrayOfMaps || map.def.type == kBpfMapTypeHashOfMaps;
+}
+
+// Copies `size` guest bytes at `addr` (a fault is reported when they are not readable).
+bool read_arg(ProgRun& r, std::uint64_t addr, std::uint32_t size, const char* what,
+              std::vector<std::uint8_t>* out) {
+  const std::uint8_t* p = r.k.ptr(&r.ctx, addr, size, false, what);
+  if (!p) return false;
+  out->assign(p, p + size);
+  return true;
+}
+
+// The KLock of the bpf_spin_lock at `addr`, which must be a map value's lock field.
+KLock* spin_lock_arg(ProgRun& r, std::int32_t id, std::uint64_t addr) {
+  auto ref = r.k.resolve(addr);
+  if (!ref || ref->map->def.spin_lock_off < 0 ||
+      ref->off != ref->map->value_off() + static_cast<std::uint32_t>(ref->map->def.spin_lock_off)) {
+    reject(r, id, fmt::format("{:#x} is not the struct bpf_spin_lock of a map value", addr));
+    return nullptr;
+  }
+  std::uint8_t* word = ref->map->arena().elem(ref->elem) + ref->off;
+  return &r.k.value_lock(addr, word, "bpf_spin_lock");
+}
+
+sim::Co<HelperOutcome> do_map_lookup(ProgRun& r, std::array<std::uint64_t, 5> a) {
+  BpfMap* map = map_arg(r, kMapLookupElem, a[0]);
+  if (!map) co_return kAborted;
+  std::vector<std::uint8_t> key;
+  if (!read_arg(r, a[1], map->def.key_size, "bpf_map_lookup_elem key", &key)) co_return kAborted;
+  const std::uint64_t v = co_await map_lookup(r, *map, key);
+  co_return done(v);
+}
+
+sim::Co<HelperOutcome> do_map_update(ProgRun& r, std::array<std::uint64_t, 5> a) {
+  BpfMap* map = map_arg(r, kMapUpdateElem, a[0]);
+  if (!map) co_return kAborted;
+  if (is_map_in_map(*map)) co_return reject(r, kMapUpdateElem, "map-in-map updated from BPF");
+  if (map->def.map_flags & kBpfFRdonlyProg)
+    co_return reject(r, kMapUpdateElem, fmt::format("map '{}' is read-only to BPF", map->name()));
+  std::vector<std::uint8_t> key, value;
+  if (!read_arg(r, a[1], map->def.key_size, "bpf_map_update_elem key", &key) ||
+      !read_arg(r, a[2], map->def.value_size, "bpf_map_update_elem value", &value))
+    co_return kAborted;
+  const std::uint64_t flags = a[3];
+  const std::int64_t ret = co_await map_update(r, *map, key, value, flags);
+  co_return done_signed(ret);
+}
+
+sim::Co<HelperOutcome> do_map_delete(ProgRun& r, std::array<std::uint64_t, 5> a) {
+  BpfMap* map = map_arg(r, kMapDeleteElem, a[0]);
+  if (!map) co_return kAborted;
+  if (is_map_in_map(*map)) co_return reject(r, kMapDeleteElem, "map-in-map updated from BPF");
+  if (map->def.map_flags & kBpfFRdonlyProg)
+    co_return reject(r, kMapDeleteElem, fmt::format("map '{}' is read-only to BPF", map->name()));
+  std::vector<std::uint8_t> key;
+  if (!read_arg(r, a[1], map->def.key_size, "bpf_map_delete_elem key", &key)) co_return kAborted;
+  const std::int64_t ret = co_await map_delete(r, *map, key);
+  co_return done_signed(ret);
+}
+
+sim::Co<HelperOutcome> do_trace_printk(ProgRun& r, std::array<std::uint64_t, 5> a) {
+  co_await r.ctx.step(r.k.cost.helper_ns);
+  const std::uint64_t size = a[1];
+  std::int64_t ret = -kEINVAL;
+  std::string fmt_text, msg;
+  if (size > 0 && size <= 0xffff) {
+    const std::uint8_t* p =
+        r.k.ptr(&r.ctx, a[0], static_cast<std::uint32_t>(size), false, "bpf_trace_printk fmt");
+    if (!p) co_return kAborted;
+    // The format must be NUL-terminated within fmt_size (bpf_bprintf_prepare).
+    if (p[size - 1] == 0) {
+      fmt_text.assign(reinterpret_cast<const char*>(p));
+      if (format_trace_printk(r.k.mem, fmt_text, {a[2], a[3], a[4]}, &msg)) {
+        ret = static_cast<std::int64_t>(msg.size());
+        while (!msg.empty() && msg.back() == '\n')
+          msg.pop_back();
+        r.ctx.trace("bpf_trace_printk", {{"prog", r.prog.id}, {"msg", msg}});
+      }
+    }
+  }
+  trace_ret(r, "bpf_trace_printk", ret);
+  co_return done_signed(ret);
+}
+
+sim::Co<HelperOutcome> do_spin_lock(ProgRun& r, std::array<std::uint64_t, 5> a) {
+  KLock* lock = spin_lock_arg(r, kSpinLock, a[0]);
+  if (!lock) co_return kAborted;
+  if (lock->owner == &r.ctx) co_return reject(r, kSpinLock, "bpf_spin_lock taken twice");
+  co_await r.ctx.step(r.k.cost.helper_ns);
+  co_await spin_lock_irqsave(r.k, r.ctx, *lock);  // __bpf_spin_lock_irqsave
+  trace_ret(r, "bpf_spin_lock", 0);
+  co_return done(0);
+}
+
+sim::Co<HelperOutcome> do_spin_unlock(ProgRun& r, std::array<std::uint64_t, 5> a) {
+  KLock* lock = spin_lock_arg(r, kSpinUnlock, a[0]);
+  if (!lock) co_return kAborted;
+  if (lock->owner != &r.ctx) co_return reject(r, kSpinUnlock, "unlocking a lock it does not hold");
+  co_await spin_unlock_irqrestore(r.k, r.ctx, *lock);
+  trace_ret(r, "bpf_spin_unlock", 0);
+  co_return done(0);
+}
+
+// bpf_loop (kernel/bpf/bpf_iter.c): callback(i, ctx) for i < nr_loops until it returns 1;
+// returns the number of iterations run.
+sim::Co<HelperOutcome> do_loop(ProgRun& r, std::array<std::uint64_t, 5> a, SubprogRunner& runner) {
+  co_await r.ctx.step(r.k.cost.helper_ns);
+  const std::uint64_t nr_loops = static_cast<std::uint32_t>(a[0]);
+  const std::uint64_t fn = a[1];
+  std::int64_t ret = 0;
+  if (a[3] != 0) {
+    ret = -kEINVAL;
+  } else if (nr_loops > kBpfMaxLoops) {
+    ret = -kE2BIG;
+  } else if (!r.prog.owns_callback(fn)) {
+    co_return reject(r, kLoop, fmt::format("callback {:#x} is no subprogram of the program", fn));
+  } else {
+    std::uint64_t i = 0;
+    for (; i < nr_loops; ++i) {
+      const HelperOutcome cb =
+          co_await runner.call_subprog(r.ctx, bpf_func_pc(fn), {i, a[2], 0, 0, 0});
+      if (cb.aborted) co_return kAborted;
+      if (cb.r0 != 0) {
+        ++i;
+        break;
+      }
+    }
+    ret = static_cast<std::int64_t>(i);
+  }
+  trace_ret(r, "bpf_loop", ret);
+  co_return done_signed(ret);
+}
+
+sim::Co<HelperOutcome> do_simple(ProgRun& r, std::int32_t id, std::uint64_t value) {
+  co_await r.ctx.step(r.k.cost.helper_ns);
+  trace_ret(r, kHelperNames[id], static_cast<std::int64_t>(value));
+  co_return done(value);
+}
+
+}  // namespace
+
+bool dispatch_supported(std::int32_t id) {
+  switch (id) {
+    case kMapLookupElem:
+    case kMapUpdateElem:
+    case kMapDeleteElem:
+    case kKtimeGetNs:
+    case kTracePrintk:
+    case kGetPrandomU32:
+    case kGetSmpProcessorId:
+    case kSpinLock:
+    case kSpinUnlock:
+    case kKtimeGetBootNs:
+    case kTimerInit:
+    case kTimerSetCallback:
+    case kTimerStart:
+    case kTimerCancel:
+    case kLoop:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string helper_name(std::int32_t id) {
+  constexpr auto n = static_cast<std::int32_t>(std::size(kHelperNames));
+  if (id > 0 && id < n) return kHelperNames[id];
+  return fmt::format("helper {}", id);
+}
+
+sim::Co<HelperOutcome> dispatch(ProgRun& r, std::int32_t id, std::array<std::uint64_t, 5> a,
+                                SubprogRunner& runner) {
+  HelperOutcome out = kAborted;
+  switch (id) {
+    case kMapLookupElem:
+      out = co_await do_map_lookup(r, a);
+      break;
+    case kMapUpdateElem:
+      out = co_await do_map_update(r, a);
+      break;
+    case kMapDeleteElem:
+      out = co_await do_map_delete(r, a);
+      break;
+    case kKtimeGetNs:
+    case kKtimeGetBootNs:  // no suspend in the model: boot time is monotonic time
+      out = co_await do_simple(r, id, static_cast<std::uint64_t>(r.ctx.now()));
+      break;
+    case kTracePrintk:
+      out = co_await do_trace_printk(r, a);
+      break;
+    case kGetPrandomU32:
+      out = co_await do_simple(r, id, r.k.sim.data_prng().next_u32());
+      break;
+    case kGetSmpProcessorId:
+      out = co_await do_simple(r, id, static_cast<std::uint64_t>(r.ctx.cpu()));
+      break;
+    case kSpinLock:
+      out = co_await do_spin_lock(r, a);
+      break;
+    case kSpinUnlock:
+      out = co_await do_spin_unlock(r, a);
+      break;
+    case kTimerInit: {
+      const std::int64_t ret = co_await r.k.timers.init(r.ctx, a[0], a[1], a[2]);
+      trace_ret(r, "bpf_timer_init", ret);
+      out = done_signed(ret);
+      break;
+    }
+    case kTimerSetCallback: {
+      const std::int64_t ret = co_await r.k.timers.set_callback(r.ctx, a[0], a[1], r.prog);
+      trace_ret(r, "bpf_timer_set_callback", ret);
+      out = done_signed(ret);
+      break;
+    }
+    case kTimerStart: {
+      const std::int64_t ret = co_await r.k.timers.start(r.ctx, a[0], a[1], a[2]);
+      trace_ret(r, "bpf_timer_start", ret);
+      out = done_signed(ret);
+      break;
+    }
+    case kTimerCancel: {
+      const std::int64_t ret = co_await r.k.timers.cancel(r.ctx, a[0]);
+      trace_ret(r, "bpf_timer_cancel", ret);
+      out = done_signed(ret);
+      break;
+    }
+    case kLoop:
+      out = co_await do_loop(r, a, runner);
+      break;
+    default:
+      r.k.program_fault(&r.ctx, fmt::format("prog {} '{}' calls {}, which the model does not "
+                                            "implement (the loader should have refused it)",
+                                            r.prog.id, r.prog.name, helper_name(id)));
+      break;
+  }
+  // A helper that reported a fault (or any stopping finding) ends the run.
+  if (r.k.sim.stopped()) out.aborted = true;
+  co_return out;
+}
+
+// ---- bpf_trace_printk formatting ---------------------------------------------------------------
+
+namespace {
+
+// A NUL-terminated string at `addr`, at most `max` bytes; empty when unreadable.
+std::string guest_string(const AddressSpace& mem, std::uint64_t addr, std::size_t max) {
+  std::string s;
+  std::string why;
+  for (std::size_t i = 0; i < max; ++i) {
+    const std::uint8_t* p = mem.translate(addr + i, 1, false, &why);
+    if (!p) return {};
+    if (*p == 0) break;
+    s.push_back(static_cast<char>(*p));
+  }
+  return s;
+}
+
+}  // namespace
+
+bool format_trace_printk(const AddressSpace& mem, const std::string& fmt_text,
+                         std::array<std::uint64_t, 3> args, std::string* out) {
+  constexpr std::size_t kMaxString = 512;
+  out->clear();
+  std::size_t next_arg = 0;
+  for (std::size_t i = 0; i < fmt_text.size(); ++i) {
+    const char c = fmt_text[i];
+    if (c != '%') {
+      out->push_back(c);
+      continue;
+    }
+    if (++i >= fmt_text.size()) return false;
+    if (fmt_text[i] == '%') {
+      out->push_back('%');
+      continue;
+    }
+    int longs = 0;
+    while (i < fmt_text.size() && fmt_text[i] == 'l' && longs < 2) {
+      ++longs;
+      ++i;
+    }
+    if (i >= fmt_text.size() || next_arg >= args.size()) return false;
+    const std::uint64_t raw = args[next_arg++];
+    // Without a length modifier the argument is an int (bpf_bprintf_prepare's casts).
+    const std::uint64_t v = longs == 0 ? static_cast<std::uint32_t>(raw) : raw;
+    const auto sv =
+        longs == 0 ? std::int64_t{static_cast<std::int32_t>(raw)} : static_cast<std::int64_t>(raw);
+    switch (fmt_text[i]) {
+      case 'd':
+      case 'i':
+        *out += fmt::format("{}", sv);
+        break;
+      case 'u':
+        *out += fmt::format("{}", v);
+        break;
+      case 'x':
+        *out += fmt::format("{:x}", v);
+        break;
+      case 'X':
+        *out += fmt::format("{:X}", v);
+        break;
+      case 's':
+        if (longs != 0) return false;
+        *out += guest_string(mem, raw, kMaxString);
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace bpftsim::model::helpers

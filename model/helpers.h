@@ -4,7 +4,9 @@
 // through the same model code, and every call leaves a "bpf_helper" trace record with its result.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "model/bpf_prog.h"
@@ -13,6 +15,7 @@
 namespace bpftsim::model {
 
 class BpfMap;
+class AddressSpace;
 
 namespace helpers {
 
@@ -34,6 +37,53 @@ sim::Co<std::int64_t> timer_set_callback(ProgRun& r, std::uint64_t timer, std::u
 sim::Co<std::int64_t> timer_start(ProgRun& r, std::uint64_t timer, std::uint64_t nsecs,
                                   std::uint64_t flags);
 sim::Co<std::int64_t> timer_cancel(ProgRun& r, std::uint64_t timer);
+
+// ---- Bytecode dispatch --------------------------------------------------------------------------
+// A `call imm` of a VM program reaches dispatch() with the helper id (uapi enum bpf_func_id) and
+// r1..r5. Arguments that are pointers are guest addresses, read and written through k.mem; an
+// argument the verifier would have rejected (not a map, a key outside every region, a timer that
+// is not a map value's bpf_timer) is a program_fault finding and ends the run.
+//
+//   1 bpf_map_lookup_elem   2 bpf_map_update_elem   3 bpf_map_delete_elem   5 bpf_ktime_get_ns
+//   6 bpf_trace_printk      7 bpf_get_prandom_u32   8 bpf_get_smp_processor_id
+//   93 bpf_spin_lock        94 bpf_spin_unlock      125 bpf_ktime_get_boot_ns
+//   169 bpf_timer_init      170 bpf_timer_set_callback  171 bpf_timer_start  172 bpf_timer_cancel
+//   181 bpf_loop
+// Any other id is refused when the object is loaded (model/bpf_object.h), never at run time.
+
+// The result of one dispatched call: r0, or `aborted` when the run must end (a program fault was
+// reported or the simulation stopped). Trivially destructible: it crosses co_await.
+struct HelperOutcome {
+  bool aborted = false;
+  std::uint64_t r0 = 0;
+};
+
+// What the dispatcher needs from the VM running the caller: to run one of the caller's
+// subprograms on top of the current frames and get its r0 (bpf_loop's callback), the callback's
+// instructions charged to the same run.
+class SubprogRunner {
+ public:
+  virtual sim::Co<HelperOutcome> call_subprog(sim::Context& ctx, std::uint32_t pc,
+                                              std::array<std::uint64_t, 5> args) = 0;
+
+ protected:
+  ~SubprogRunner() = default;
+};
+
+bool dispatch_supported(std::int32_t id);
+// "bpf_map_lookup_elem" for 1, ... (the uapi names with the bpf_ prefix); "helper <id>" past the
+// table.
+std::string helper_name(std::int32_t id);
+
+sim::Co<HelperOutcome> dispatch(ProgRun& r, std::int32_t id, std::array<std::uint64_t, 5> args,
+                                SubprogRunner& runner);
+
+// bpf_trace_printk's formatting (kernel/trace/bpf_trace.c, v5.15): %d %i %u %x %X with l/ll
+// modifiers, %s (a string read from guest memory; empty if unreadable, as bpf_bprintf_prepare
+// leaves it), %%; at most three
+// conversions. Returns false (the helper's -EINVAL) for anything else.
+bool format_trace_printk(const AddressSpace& mem, const std::string& fmt,
+                         std::array<std::uint64_t, 3> args, std::string* out);
 
 }  // namespace helpers
 }  // namespace bpftsim::model
