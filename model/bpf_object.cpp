@@ -1,0 +1,222 @@
+#include "model/bpf_object.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "model/arraymap.h"
+#include "model/errno.h"
+#include "model/helpers.h"
+#include "model/kernel.h"
+
+namespace bpftsim::model {
+
+namespace {
+
+std::string map_section(const MapSpec& m) {
+  return m.origin == MapOrigin::kUser ? ".maps" : m.name;
+}
+
+std::shared_ptr<MapDef> map_def(const MapSpec& m) {
+  auto d = std::make_shared<MapDef>();
+  d->name = m.name;
+  d->type = m.type;
+  d->key_size = m.key_size;
+  d->value_size = m.value_size;
+  d->max_entries = m.max_entries;
+  d->map_flags = m.map_flags;
+  // libbpf creates .rodata with BPF_F_RDONLY_PROG (bpf_object__init_internal_map).
+  if (m.origin == MapOrigin::kRodata) d->map_flags |= kBpfFRdonlyProg;
+  d->timer_off = m.timer_off;
+  d->spin_lock_off = m.spin_lock_off;
+  d->global_data = m.origin != MapOrigin::kUser;
+  if (!m.inner.empty()) d->inner = map_def(m.inner.front());
+  return d;
+}
+
+bool is_function_entry(const ProgSpec& p, std::uint32_t pc) {
+  return std::any_of(p.functions.begin(), p.functions.end(),
+                     [pc](const auto& f) { return f.first == pc; });
+}
+
+std::optional<std::string> check_prog(const ObjectSpec& spec, const ProgSpec& p) {
+  for (const std::int32_t id : p.helpers) {
+    if (!helpers::dispatch_supported(id))
+      return fmt::format("program '{}' calls {} (helper {}), which the model does not implement",
+                         p.name, helpers::helper_name(id), id);
+  }
+  if (p.functions.empty() || p.functions.front().first != 0)
+    return fmt::format("program '{}' has no entry function", p.name);
+  for (const LdImm64Reloc& r : p.relocs) {
+    if (std::size_t{r.insn_idx} + 1 >= p.insns.size())
+      return fmt::format("program '{}': ld_imm64 relocation at insn {} is outside the program",
+                         p.name, r.insn_idx);
+    switch (r.kind) {
+      case LdImm64Reloc::Kind::kMapAddr:
+      case LdImm64Reloc::Kind::kMapValue:
+        if (r.map_idx >= spec.maps.size())
+          return fmt::format("program '{}': insn {} names map #{} of {}", p.name, r.insn_idx,
+                             r.map_idx, spec.maps.size());
+        if (r.kind == LdImm64Reloc::Kind::kMapValue &&
+            (spec.maps[r.map_idx].origin == MapOrigin::kUser ||
+             r.offset >= spec.maps[r.map_idx].value_size))
+          return fmt::format(
+              "program '{}': insn {} points at offset {} of map '{}', which is no "
+              "global data there",
+              p.name, r.insn_idx, r.offset, spec.maps[r.map_idx].name);
+        break;
+      case LdImm64Reloc::Kind::kFunc:
+        if (!is_function_entry(p, r.target_pc))
+          return fmt::format(
+              "program '{}': insn {} takes the address of pc {}, which starts no "
+              "function",
+              p.name, r.insn_idx, r.target_pc);
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> check_map(const ObjectSpec& spec, const MapSpec& m) {
+  if (m.init_slots.empty()) return std::nullopt;
+  if (m.type != kBpfMapTypeArrayOfMaps)
+    return fmt::format(
+        "map '{}': static initial slots are only modeled for array_of_maps (type "
+        "{})",
+        m.name, map_type_name(m.type));
+  for (const auto& [index, name] : m.init_slots) {
+    if (index >= m.max_entries)
+      return fmt::format("map '{}': initial slot {} is past max_entries {}", m.name, index,
+                         m.max_entries);
+    if (!spec.find_map(name))
+      return fmt::format("map '{}': initial slot {} names '{}', which is no map of the object",
+                         m.name, index, name);
+  }
+  return std::nullopt;
+}
+
+std::uint64_t reloc_value(const Kernel&, const LdImm64Reloc& r, const std::vector<BpfMap*>& maps,
+                          std::uint32_t prog_id) {
+  switch (r.kind) {
+    case LdImm64Reloc::Kind::kMapAddr:
+      return maps[r.map_idx]->handle_addr;
+    case LdImm64Reloc::Kind::kMapValue: {
+      const BpfMap& m = *maps[r.map_idx];
+      return m.arena().addr(0) + m.value_off() + r.offset;
+    }
+    case LdImm64Reloc::Kind::kFunc:
+      return bpf_func_address(prog_id, r.target_pc);
+  }
+  return 0;
+}
+
+}  // namespace
+
+BpfMap* BpfObject::map(const std::string& name) const {
+  auto i = spec_.find_map(name);
+  return i ? maps_[*i] : nullptr;
+}
+
+int BpfObject::map_fd(const std::string& name) const {
+  auto i = spec_.find_map(name);
+  return i ? map_fds_[*i] : -1;
+}
+
+VmProg* BpfObject::prog(const std::string& name) const {
+  for (std::size_t i = 0; i < spec_.progs.size(); ++i)
+    if (spec_.progs[i].name == name) return progs_[i];
+  return nullptr;
+}
+
+int BpfObject::prog_fd(const std::string& name) const {
+  for (std::size_t i = 0; i < spec_.progs.size(); ++i)
+    if (spec_.progs[i].name == name) return prog_fds_[i];
+  return -1;
+}
+
+std::uint8_t* BpfObject::global(const std::string& section, std::uint32_t offset,
+                                std::uint32_t size) const {
+  auto i = spec_.find_map(section);
+  if (!i || spec_.maps[*i].origin == MapOrigin::kUser) return nullptr;
+  const BpfMap& m = *maps_[*i];
+  if (std::uint64_t{offset} + size > m.def.value_size) return nullptr;
+  return m.arena().elem(0) + m.value_off() + offset;
+}
+
+std::optional<LoadError> bpf_object_check(const ObjectSpec& spec) {
+  for (const MapSpec& m : spec.maps) {
+    if (auto why = check_map(spec, m))
+      return LoadError{fmt::format("{}: section '{}': {}", spec.path, map_section(m), *why)};
+  }
+  for (const ProgSpec& p : spec.progs) {
+    if (auto why = check_prog(spec, p))
+      return LoadError{fmt::format("{}: section '{}': {}", spec.path, p.section, *why)};
+  }
+  return std::nullopt;
+}
+
+std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, Process& proc,
+                                                                    const ObjectSpec& spec,
+                                                                    const BpfObjectOptions& opts) {
+  if (auto err = bpf_object_check(spec)) return *err;
+  auto obj = std::make_unique<BpfObject>();
+  obj->spec_ = spec;
+  obj->proc_ = &proc;
+
+  // bpf_object__create_maps (global data maps get their initial bytes before any program runs).
+  for (const MapSpec& ms : spec.maps) {
+    int err = 0;
+    BpfMap* m = k.create_map(nullptr, *map_def(ms), &err);
+    if (!m)
+      return LoadError{fmt::format("{}: section '{}': map '{}': BPF_MAP_CREATE failed: {} ({})",
+                                   spec.path, map_section(ms), ms.name, err, errno_name(err))};
+    obj->maps_.push_back(m);
+    obj->map_fds_.push_back(k.sys.map_create(proc, 0, m));
+    if (ms.origin != MapOrigin::kUser) {
+      std::uint8_t* value = m->arena().elem(0) + m->value_off();
+      std::copy_n(ms.initial_data.begin(),
+                  std::min<std::size_t>(ms.initial_data.size(), ms.value_size), value);
+    }
+  }
+  // init_map_in_map_slots
+  for (std::size_t i = 0; i < spec.maps.size(); ++i) {
+    for (const auto& [index, name] : spec.maps[i].init_slots) {
+      auto* outer = dynamic_cast<ArrayOfMaps*>(obj->maps_[i]);
+      SIM_ASSERT(outer != nullptr, "checked: {} is an array of maps", spec.maps[i].name);
+      outer->init_slot(index, obj->maps_[*spec.find_map(name)]);
+    }
+  }
+  // bpf_object__relocate + bpf_object__load_progs
+  for (const ProgSpec& ps : spec.progs) {
+    const std::uint32_t prog_id = k.next_prog_id();
+    ProgSpec patched = ps;
+    std::set<std::uint32_t> used;
+    for (const LdImm64Reloc& r : ps.relocs) {
+      const std::uint64_t v = reloc_value(k, r, obj->maps_, prog_id);
+      patched.insns[r.insn_idx].imm = static_cast<std::int32_t>(static_cast<std::uint32_t>(v));
+      patched.insns[r.insn_idx + 1].imm =
+          static_cast<std::int32_t>(static_cast<std::uint32_t>(v >> 32));
+      if (r.kind != LdImm64Reloc::Kind::kFunc) used.insert(r.map_idx);
+    }
+    std::vector<BpfMap*> used_maps;
+    for (std::uint32_t i : used)
+      used_maps.push_back(obj->maps_[i]);
+    const ObjId o = k.alloc_prog_obj(ps.name);
+    auto prog = std::make_unique<VmProg>(k, std::move(patched), o, prog_id, opts.insn_budget);
+    VmProg* raw = prog.get();
+    k.adopt_prog(std::move(prog), std::move(used_maps));
+    obj->progs_.push_back(raw);
+    obj->prog_fds_.push_back(k.sys.prog_load(proc, raw));
+  }
+  return obj;
+}
+
+std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_open_and_load(
+    Kernel& k, Process& proc, const std::string& path, const BpfObjectOptions& opts) {
+  auto opened = load_bpf_object(path);
+  if (auto* err = std::get_if<LoadError>(&opened)) return *err;
+  return bpf_object_load(k, proc, std::get<ObjectSpec>(opened), opts);
+}
+
+}  // namespace bpftsim::model
