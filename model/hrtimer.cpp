@@ -116,26 +116,33 @@ sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, sim::TimeNs rel_ns)
   co_await ctx.step(k_.cost.hrtimer_op_ns);
 }
 
-sim::Co<int> Hrtimers::try_to_cancel(sim::Context& ctx, HrTimer& t) {
+int Hrtimers::try_to_cancel_now(sim::Context& ctx, HrTimer& t) {
   k_.slab.access(&ctx, t.owner, "hrtimer_try_to_cancel");
-  int ret;
-  if (callback_running(t)) {
-    ret = -1;
-  } else {
-    ret = remove(t) ? 1 : 0;
-    if (ret == 1) ctx.trace("hrtimer_cancel", {{"hrtimer", t.owner}});
-  }
+  if (callback_running(t)) return -1;
+  const int ret = remove(t) ? 1 : 0;
+  if (ret == 1) ctx.trace("hrtimer_cancel", {{"hrtimer", t.owner}});
+  return ret;
+}
+
+sim::Co<int> Hrtimers::try_to_cancel(sim::Context& ctx, HrTimer& t) {
+  const int ret = try_to_cancel_now(ctx, t);
   co_await ctx.step(k_.cost.hrtimer_op_ns);
   co_return ret;
 }
 
+// hrtimer_cancel: the check and the wait happen in one step, so the callback's end (which wakes
+// the waiters) cannot fall between them.
 sim::Co<int> Hrtimers::cancel(sim::Context& ctx, HrTimer& t) {
   for (;;) {
-    const int ret = co_await try_to_cancel(ctx, t);
-    if (ret >= 0) co_return ret;
+    const int ret = try_to_cancel_now(ctx, t);
+    if (ret >= 0) {
+      co_await ctx.step(k_.cost.hrtimer_op_ns);
+      co_return ret;
+    }
     ClockBase& b = base_of(t);
     co_await ctx.block(b.running_waiters,
                        sim::WaitFor{"hrtimer_cancel", "hrtimer", t.owner, b.running_ctx});
+    co_await ctx.step(k_.cost.spin_ns);
   }
 }
 

@@ -98,6 +98,7 @@ class Hrtimers {
   const ClockBase& base_of(const HrTimer& t) const { return cpus_[t.cpu].bases[t.base_index]; }
   void enqueue(HrTimer& t, int cpu, sim::TimeNs expires);
   bool remove(HrTimer& t);
+  int try_to_cancel_now(sim::Context& ctx, HrTimer& t);
   void reprogram(int cpu);
 
   Kernel& k_;

@@ -24,8 +24,8 @@ Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
       cost(c),
       slab(s),
       rcu(*this),
-      hrtimers(*this),
       timers(*this),
+      hrtimers(*this),
       sys(*this) {
   sim.set_softirq_handler(kHrtimerSoftirq, "HRTIMER", [this](sim::Context& ctx) -> sim::Co<void> {
     rcu.read_lock(ctx);  // softirqs are RCU(-BH) read-side sections

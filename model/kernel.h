@@ -53,8 +53,8 @@ class Kernel {
   AddressSpace mem;
   Slab slab;
   Rcu rcu;
+  BpfTimers timers;  // before hrtimers: the bases unlink queued timers when destroyed first
   Hrtimers hrtimers;
-  BpfTimers timers;
   Syscalls sys;
   FaultInjection faults;
 

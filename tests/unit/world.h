@@ -116,6 +116,14 @@ struct World {
     return s;
   }
 
+  // The trace between two times, as text (for failure messages).
+  std::string trace_text(TimeNs from = 0, TimeNs to = sim::kTimeNever) const {
+    std::string s;
+    for (const auto& r : sim.trace().records())
+      if (r.t_ns >= from && r.t_ns <= to) s += sim::Trace::format_text(r) + "\n";
+    return s;
+  }
+
   sim::Simulator sim;
   model::Kernel k;
   model::Process& proc;
