@@ -155,7 +155,8 @@ TEST_CASE("selftest timer (v5.15): test1 + test2 via fentry test_run, then the c
   const TimeNs wait_ns = 50 * kUs + 10 * 1000;
   w.task_at(0, 0, "test_progs timer", [&](Context& c) -> Co<void> {
     co_await attach_all(c, w, *s.obj, &links);
-    test_run_err = co_await fentry_test_run(c, w, links, s.obj->prog_fd("test1"), &retval);
+    const int test1_fd = s.obj->prog_fd("test1");  // no temporaries inside co_await (GCC 12)
+    test_run_err = co_await fentry_test_run(c, w, links, test1_fd, &retval);
     co_await detach_all(c, w, &links);
     w.sim.at(c.now() + wait_ns, 0x300000, [&](sim::Simulator& sim) {
       seen.callback_check = s.get(".data", "callback_check");
@@ -224,7 +225,8 @@ TEST_CASE("selftest timer_mim (v5.15): timer in an inner map stops at the inner 
   int close_ret = -1, delete_ret = -1;
   w.task_at(0, 0, "test_progs timer_mim", [&](Context& c) -> Co<void> {
     co_await attach_all(c, w, *s.obj, &links);
-    test_run_err = co_await fentry_test_run(c, w, links, s.obj->prog_fd("test1"), &retval);
+    const int test1_fd = s.obj->prog_fd("test1");  // no temporaries inside co_await (GCC 12)
+    test_run_err = co_await fentry_test_run(c, w, links, test1_fd, &retval);
     co_await detach_all(c, w, &links);
   });
   auto read_at = [&](TimeNs t, int i) {
@@ -239,9 +241,11 @@ TEST_CASE("selftest timer_mim (v5.15): timer in an inner map stops at the inner 
   read_at(200 * kUs, 0);
   read_at(400 * kUs, 1);
   w.task_at(400 * kUs, closer_cpu, "close inner, delete outer[1]", [&](Context& c) -> Co<void> {
-    close_ret = co_await w.k.sys.close(c, w.proc, s.obj->map_fd("inner_htab"));
+    const int inner_fd = s.obj->map_fd("inner_htab");
+    const int outer_fd = s.obj->map_fd("outer_arr");
+    close_ret = co_await w.k.sys.close(c, w.proc, inner_fd);
     const std::vector<std::uint8_t> key = model::helpers::u32_key(1);
-    delete_ret = co_await w.k.sys.map_delete_elem(c, w.proc, s.obj->map_fd("outer_arr"), key);
+    delete_ret = co_await w.k.sys.map_delete_elem(c, w.proc, outer_fd, key);
   });
   read_at(600 * kUs, 2);
   read_at(800 * kUs, 3);
