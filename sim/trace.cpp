@@ -38,11 +38,17 @@ std::int64_t TraceRecord::int_field(const std::string& key, std::int64_t fallbac
 }
 
 void Trace::fold(const TraceRecord& r) {
-  fnv_i64(digest_, r.t_ns);
-  fnv_i64(digest_, r.cpu);
-  fnv_i64(digest_, r.ctx);
-  fnv_str(digest_, r.event);
-  for (const auto& f : r.fields) {
+  fold(r.t_ns, r.cpu, r.ctx, r.event, r.fields.data(), r.fields.size());
+}
+
+void Trace::fold(TimeNs t, int cpu, std::uint32_t ctx, const std::string& event,
+                 const TraceField* fields, std::size_t nfields) {
+  fnv_i64(digest_, t);
+  fnv_i64(digest_, cpu);
+  fnv_i64(digest_, ctx);
+  fnv_str(digest_, event);
+  for (std::size_t i = 0; i < nfields; ++i) {
+    const TraceField& f = fields[i];
     fnv_str(digest_, f.key);
     if (std::holds_alternative<std::int64_t>(f.value)) {
       fnv_i64(digest_, 0);
@@ -57,6 +63,12 @@ void Trace::fold(const TraceRecord& r) {
 
 void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, std::string event,
                  std::initializer_list<TraceField> fields) {
+  // Without records, fold straight from the arguments: no record (a vector and copies of every
+  // field) is built per event just to be hashed and dropped. Same bytes, same digest.
+  if (!keep_) {
+    fold(t, cpu, ctx, event, fields.begin(), fields.size());
+    return;
+  }
   emit(TraceRecord{t, cpu, ctx, std::move(event), std::vector<TraceField>(fields)});
 }
 

@@ -60,6 +60,8 @@ class Trace {
 
  private:
   void fold(const TraceRecord& r);
+  void fold(TimeNs t, int cpu, std::uint32_t ctx, const std::string& event,
+            const TraceField* fields, std::size_t nfields);
   bool keep_;
   std::vector<TraceRecord> records_;
   std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // FNV-1a 64 offset basis

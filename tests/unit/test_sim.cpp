@@ -194,3 +194,22 @@ TEST_CASE("a replay that no longer fits reports the first diverging decision", "
   REQUIRE(!sim.findings().empty());
   CHECK(sim.findings().back().message.find("decision #0") != std::string::npos);
 }
+
+TEST_CASE("the digest is the same whether records are kept or not", "[sim]") {
+  auto run = [](bool keep) {
+    Simulator sim(SimConfig{.seed = 3, .cpus = 2, .keep_trace = keep});
+    for (int cpu = 0; cpu < 2; ++cpu)
+      sim.spawn_task(cpu, "w", [cpu](Context& ctx) -> Co<void> {
+        for (int i = 0; i < 3; ++i) {
+          co_await ctx.step(7);
+          ctx.trace("an_event_name_past_sso", {{"cpu", cpu}, {"s", "a string field past sso"}});
+        }
+      });
+    sim.run();
+    CHECK(sim.trace().records().empty() == !keep);
+    return std::pair{sim.trace().digest(), sim.trace().count()};
+  };
+  const auto kept = run(true);
+  CHECK(kept.second >= 6);
+  CHECK(run(false) == kept);
+}
