@@ -11,8 +11,8 @@
 #pragma once
 
 #include <array>
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -38,7 +38,7 @@ enum class RegionKind : std::uint8_t {
   kContext,     // the program's context (fentry-style u64 args, conformance "mem")
   kGlobalData,  // .data / .bss (writable single-element array maps)
   kRodata,      // .rodata (never writable from BPF)
-  kOpaque,      // a kernel object handed to BPF by address only (struct bpf_map *): not dereferenceable
+  kOpaque,  // a kernel object handed to BPF by address only (struct bpf_map *): not dereferenceable
 };
 
 const char* region_kind_name(RegionKind kind);
@@ -155,10 +155,14 @@ class BpfVm {
 inline std::uint64_t bpf_func_address(std::uint32_t code_token, std::uint32_t pc) {
   return (std::uint64_t{0xFFFF0000u | (code_token & 0xFFFFu)} << 32) | pc;
 }
-inline bool bpf_is_func_address(std::uint64_t v) { return (v >> 48) == 0xFFFF; }
+inline bool bpf_is_func_address(std::uint64_t v) {
+  return (v >> 48) == 0xFFFF;
+}
 inline std::uint32_t bpf_func_code_token(std::uint64_t v) {
   return static_cast<std::uint32_t>((v >> 32) & 0xFFFF);
 }
-inline std::uint32_t bpf_func_pc(std::uint64_t v) { return static_cast<std::uint32_t>(v); }
+inline std::uint32_t bpf_func_pc(std::uint64_t v) {
+  return static_cast<std::uint32_t>(v);
+}
 
 }  // namespace bpftsim::model

@@ -67,6 +67,9 @@ struct Simulator::Cpu {
   std::vector<Context*> stack;
   std::deque<Context*> runqueue;
   std::uint32_t softirq_pending = 0;
+  bool ksoftirqd_active = false;  // pending softirqs are left to the ksoftirqd task
+  // Softirqs may start at a boundary of this CPU (kernel: invoke_softirq on irq exit).
+  bool softirq_due() const { return softirq_pending && !ksoftirqd_active; }
   std::deque<Context*> irqs;  // hardirq/NMI contexts waiting to interrupt this CPU
   std::unique_ptr<CpuEvent> boundary;
 };
@@ -268,7 +271,7 @@ void Simulator::kick(int cpu) {
   if (!c.stack.empty()) {
     Context* top = c.stack.back();
     if (top->state_ != CtxState::kBlocked) return;  // running a step: boundary comes anyway
-    if (!(c.softirq_pending && top->interruptible())) return;
+    if (!(c.softirq_due() && top->interruptible())) return;
   }
   queue_.push(*c.boundary, now_);
 }
@@ -289,7 +292,7 @@ void Simulator::cpu_boundary(int cpu) {
       return;
     }
   }
-  if (c.softirq_pending && (top == nullptr || top->interruptible())) {
+  if (c.softirq_due() && (top == nullptr || top->interruptible())) {
     Context& s = new_context(CtxKind::kSoftirq, cpu, fmt::format("softirq/{}", cpu));
     s.root_ = do_softirq(s);
     s.resume_ = s.root_.handle();
@@ -346,7 +349,7 @@ void Simulator::finish(Context& ctx) {
   // Whatever is next on this CPU (the interrupted context, another softirq, the next task).
   Context* top = c.stack.empty() ? nullptr : c.stack.back();
   if (!c.boundary->queued() && (top == nullptr || top->state_ != CtxState::kBlocked ||
-                                !c.irqs.empty() || (c.softirq_pending && top->interruptible())))
+                                !c.irqs.empty() || (c.softirq_due() && top->interruptible())))
     queue_.push(*c.boundary, now_);
   (void)cpu;
 }
@@ -440,15 +443,41 @@ void Simulator::report_stuck_at_quiescence() {
   report(std::move(f), true);
 }
 
+// __do_softirq: handles the pending vectors, restarting while new ones are raised, at most
+// kMaxSoftirqRestart rounds; what is still pending then goes to ksoftirqd, a task that waits its
+// turn in the CPU's run queue like any other (so a timer storm cannot starve tasks forever).
 Co<void> Simulator::do_softirq(Context& ctx) {
   Cpu& c = *cpus_[ctx.cpu()];
-  while (c.softirq_pending) {
-    unsigned vec = 0;
-    while (!(c.softirq_pending & (1u << vec)))
-      ++vec;
-    c.softirq_pending &= ~(1u << vec);
-    co_await softirqs_.at(vec).handler(ctx);
+  for (int round = 0; c.softirq_pending && round < kMaxSoftirqRestart; ++round) {
+    std::uint32_t pending = c.softirq_pending;
+    c.softirq_pending = 0;
+    for (unsigned vec = 0; pending; ++vec) {
+      if (!(pending & (1u << vec))) continue;
+      pending &= ~(1u << vec);
+      co_await softirqs_.at(vec).handler(ctx);
+    }
   }
+  if (c.softirq_pending) wakeup_ksoftirqd(ctx.cpu());
+}
+
+void Simulator::wakeup_ksoftirqd(int cpu) {
+  Cpu& c = *cpus_[cpu];
+  if (c.ksoftirqd_active) return;
+  c.ksoftirqd_active = true;
+  spawn_task(cpu, fmt::format("ksoftirqd/{}", cpu), [this](Context& ctx) -> Co<void> {
+    Cpu& cc = *cpus_[ctx.cpu()];
+    ctx.local_bh_disable();
+    std::uint32_t pending = cc.softirq_pending;
+    cc.softirq_pending = 0;
+    for (unsigned vec = 0; pending; ++vec) {
+      if (!(pending & (1u << vec))) continue;
+      pending &= ~(1u << vec);
+      co_await softirqs_.at(vec).handler(ctx);
+    }
+    ctx.local_bh_enable();
+    cc.ksoftirqd_active = false;
+    if (cc.softirq_pending) wakeup_ksoftirqd(ctx.cpu());
+  });
 }
 
 RunStatus Simulator::run(TimeNs until) {

@@ -124,6 +124,8 @@ class Simulator {
   void wake(Context& ctx);
   Context& new_context(CtxKind kind, int cpu, std::string name);
   Co<void> do_softirq(Context& ctx);
+  void wakeup_ksoftirqd(int cpu);
+  static constexpr int kMaxSoftirqRestart = 10;  // MAX_SOFTIRQ_RESTART (kernel/softirq.c)
   void check_deadlock_from(Context& ctx);
   void report_stuck_at_quiescence();
   std::string describe(const Context& c) const;

@@ -1,5 +1,6 @@
-// Test fixture: a Simulator and a Kernel on N CPUs, one user process, and shortcuts to create
-// timer maps, native programs and timeline actions. Shared by the model and race tests.
+// World: a Simulator and a Kernel on N CPUs, one user process ("loader"), and shortcuts to create
+// timer maps, native programs (C++ stand-ins for BPF bytecode) and timeline actions. The built-in
+// race catalogue (scenarios/native/races.h) and the model tests are written against it.
 #pragma once
 
 #include <array>
@@ -15,7 +16,7 @@
 #include "model/libbpf_loader.h"
 #include "sim/simulator.h"
 
-namespace bpftsim::testing {
+namespace bpftsim::native {
 
 using model::BpfMap;
 using model::NativeProg;
@@ -131,4 +132,4 @@ struct World {
   std::map<model::BpfProg*, int> prog_fds;
 };
 
-}  // namespace bpftsim::testing
+}  // namespace bpftsim::native
