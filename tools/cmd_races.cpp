@@ -58,9 +58,12 @@ int run_races(const RacesOptions& opt) {
                 c->title.c_str());
     std::printf("%-16s %-12s expected: %s\n", "", "", c->expected.c_str());
     std::printf("%-16s %-12s observed: %s\n", "", "", o.observed.c_str());
-    for (const auto& f : o.world->sim.findings())
-      std::printf("%-16s %-12s finding:  %s at t=%lld ns: %s\n", "", "", f.kind.c_str(),
-                  static_cast<long long>(f.t_ns), f.message.c_str());
+    for (const auto& f : o.world->sim.findings()) {
+      std::printf("%-16s %-12s finding:  %s at t=%lld ns on cpu %d: %s\n", "", "", f.kind.c_str(),
+                  static_cast<long long>(f.t_ns), f.cpu, f.message.c_str());
+      for (const auto& d : f.details)
+        std::printf("%-29s   %s\n", "", d.c_str());
+    }
     if (!o.as_expected)
       std::printf("%-16s %-12s reproduce: bpftsim races --case %s --seed %llu --trace\n", "", "",
                   c->id.c_str(), static_cast<unsigned long long>(opt.seed));
