@@ -45,7 +45,7 @@ int run_races(const RacesOptions& opt) {
     std::printf("bpftsim races: %zu case(s), profile v5.15, seed %llu\n\n", chosen.size(),
                 static_cast<unsigned long long>(opt.seed));
   for (const auto* c : chosen) {
-    native::RaceOutcome o = c->run(opt.seed);
+    native::RaceOutcome o = c->run(native::RunConfig{opt.seed, nullptr});
     const auto& trace = o.world->sim.trace();
     if (opt.digest_only) {
       std::printf("%s %016llx %llu\n", c->id.c_str(),

@@ -89,15 +89,17 @@ bool clean(const RaceOutcome& o) {
   return true;
 }
 
-std::shared_ptr<World> world(int cpus, std::uint64_t seed) {
-  return std::make_shared<World>(cpus, seed);
+std::shared_ptr<World> world(int cpus, const RunConfig& cfg, bool probe = false) {
+  std::unique_ptr<sim::Scheduler> sched;
+  if (cfg.replay && !probe) sched = std::make_unique<sim::ReplayScheduler>(*cfg.replay);
+  return std::make_shared<World>(cpus, cfg.seed, model::CostModel{}, std::move(sched));
 }
 
 // ---- 4.1 ------------------------------------------------------------------------------------
 
-RaceOutcome race_4_1(std::uint64_t seed) {
+RaceOutcome race_4_1(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   static NativeProg* p;
@@ -131,9 +133,9 @@ RaceOutcome race_4_1(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_1_ip_a(std::uint64_t seed) {
+RaceOutcome race_4_1_ip_a(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   static NativeProg* p;
@@ -177,9 +179,9 @@ RaceOutcome race_4_1_ip_a(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_1_ip_b(std::uint64_t seed) {
+RaceOutcome race_4_1_ip_b(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   static NativeProg* p;
@@ -209,9 +211,9 @@ RaceOutcome race_4_1_ip_b(std::uint64_t seed) {
 
 // ---- 4.2 ------------------------------------------------------------------------------------
 
-RaceOutcome race_4_2(std::uint64_t seed) {
+RaceOutcome race_4_2(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(1, seed);
+  o.world = world(1, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   static NativeProg* p;
@@ -244,10 +246,10 @@ RaceOutcome race_4_2(std::uint64_t seed) {
 // ---- 4.3 ------------------------------------------------------------------------------------
 
 // A prealloc/no-prealloc hash with value {u64; struct bpf_timer}: `body` is the callback.
-RaceOutcome own_hash_element(std::uint64_t seed, std::uint32_t flags, std::uint32_t key,
+RaceOutcome own_hash_element(const RunConfig& cfg, std::uint32_t flags, std::uint32_t key,
                              NativeProg::Entry body, int cpus = 1) {
   RaceOutcome o;
-  o.world = world(cpus, seed);
+  o.world = world(cpus, cfg);
   World& w = *o.world;
   BpfMap* m = w.map(model::kBpfMapTypeHash, 8, 24, 8, flags);
   static NativeProg* p;
@@ -264,9 +266,9 @@ RaceOutcome own_hash_element(std::uint64_t seed, std::uint32_t flags, std::uint3
   return o;
 }
 
-RaceOutcome race_4_3(std::uint64_t seed) {
+RaceOutcome race_4_3(const RunConfig& cfg) {
   std::int64_t del = 99, start_after = 99;
-  auto o = own_hash_element(seed, 0, 2, [&](ProgRun& r, auto a) -> Co<std::int64_t> {
+  auto o = own_hash_element(cfg, 0, 2, [&](ProgRun& r, auto a) -> Co<std::int64_t> {
     del = co_await h::map_delete(r, *r.k.map_by_addr(a[0]), h::u32_key(2));
     start_after = co_await h::timer_start(r, h::timer_of(*r.k.map_by_addr(a[0]), a[2]), 1000, 0);
     co_return 0;
@@ -281,8 +283,8 @@ RaceOutcome race_4_3(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_3_uaf(std::uint64_t seed) {
-  auto o = own_hash_element(seed, 0, 2, [](ProgRun& r, auto a) -> Co<std::int64_t> {
+RaceOutcome race_4_3_uaf(const RunConfig& cfg) {
+  auto o = own_hash_element(cfg, 0, 2, [](ProgRun& r, auto a) -> Co<std::int64_t> {
     BpfMap* m = r.k.map_by_addr(a[0]);
     (void)co_await h::timer_start(r, h::timer_of(*m, a[2]), 2000, 0);  // re-arm
     (void)co_await h::map_delete(r, *m, h::u32_key(2));                // skips hrtimer_cancel
@@ -296,10 +298,10 @@ RaceOutcome race_4_3_uaf(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_3_noprealloc(std::uint64_t seed) {
+RaceOutcome race_4_3_noprealloc(const RunConfig& cfg) {
   std::int64_t del = 99, start_after = 99, fired = 0;
   auto o = own_hash_element(
-      seed, model::kBpfFNoPrealloc, 3,
+      cfg, model::kBpfFNoPrealloc, 3,
       [&](ProgRun& r, auto a) -> Co<std::int64_t> {
         ++fired;
         BpfMap* m = r.k.map_by_addr(a[0]);
@@ -320,9 +322,9 @@ RaceOutcome race_4_3_noprealloc(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_3_lru(std::uint64_t seed) {
+RaceOutcome race_4_3_lru(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(1, seed);
+  o.world = world(1, cfg);
   World& w = *o.world;
   BpfMap* m = w.map(model::kBpfMapTypeLruHash, 4, 16, 0);
   static NativeProg* p;
@@ -361,9 +363,9 @@ RaceOutcome race_4_3_lru(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_3_array(std::uint64_t seed) {
+RaceOutcome race_4_3_array(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(1, seed);
+  o.world = world(1, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   static NativeProg* p;
@@ -391,9 +393,9 @@ RaceOutcome race_4_3_array(std::uint64_t seed) {
 
 // ---- 4.4, 4.5, 4.6 --------------------------------------------------------------------------
 
-RaceOutcome race_4_4(std::uint64_t seed) {
+RaceOutcome race_4_4(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(2);
   static NativeProg* p;
@@ -436,9 +438,9 @@ RaceOutcome race_4_4(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_5(std::uint64_t seed) {
+RaceOutcome race_4_5(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* a = w.array(4);
   BpfMap* hm = w.map(model::kBpfMapTypeHash, 16, 16, 0);
@@ -479,9 +481,9 @@ RaceOutcome race_4_5(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_6(std::uint64_t seed) {
+RaceOutcome race_4_6(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   static NativeProg* p;
@@ -521,9 +523,9 @@ RaceOutcome race_4_6(std::uint64_t seed) {
 
 // ---- 4.7, 4.8 -------------------------------------------------------------------------------
 
-RaceOutcome race_4_7(std::uint64_t seed) {
+RaceOutcome race_4_7(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(3, seed);
+  o.world = world(3, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   static NativeProg* p;
@@ -571,9 +573,9 @@ RaceOutcome race_4_7(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_8(std::uint64_t seed) {
+RaceOutcome race_4_8(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m1 = w.array(1);
   BpfMap* m2 = w.array(1);
@@ -619,9 +621,9 @@ struct CancelVsFree {
   std::shared_ptr<World> w;
 };
 
-CancelVsFree cancel_vs_free(std::uint64_t seed, TimeNs t2_delay, TimeNs update_at) {
+CancelVsFree cancel_vs_free(const RunConfig& cfg, bool probe, TimeNs t2_delay, TimeNs update_at) {
   CancelVsFree out;
-  out.w = world(2, seed);
+  out.w = world(2, cfg, probe);
   World& w = *out.w;
   BpfMap* m = w.array(1);
   BpfMap* m2 = w.array(1);
@@ -664,18 +666,18 @@ CancelVsFree cancel_vs_free(std::uint64_t seed, TimeNs t2_delay, TimeNs update_a
   return out;
 }
 
-RaceOutcome race_4_9(std::uint64_t seed) {
+RaceOutcome race_4_9(const RunConfig& cfg) {
   RaceOutcome o;
   // Probe 1 (T2 started far in the future, no update): when does CPU0's cancel hold the lock?
-  auto probe = cancel_vs_free(seed, kLong, -1);
+  auto probe = cancel_vs_free(cfg, true, kLong, -1);
   const TimeNs begin = time_of(*probe.w, "probe_cancel_begin", 0, 10000, "");
   const TimeNs t2_started = time_of(*probe.w, "hrtimer_start", 0, 10000, "");
   const TimeNs acquire = time_of(*probe.w, "lock_acquire", 0, begin);
   // Probe 2: how long does a user-space update take to reach the element lock?
-  auto probe2 = cancel_vs_free(seed, kLong, 50000);
+  auto probe2 = cancel_vs_free(cfg, true, kLong, 50000);
   const TimeNs reach = time_of(*probe2.w, "lock_acquire", 1, 50000) - 50000;
   // T2 expires while CPU0 holds the lock (irqs off); CPU1 reaches the lock meanwhile.
-  auto run = cancel_vs_free(seed, acquire + 1 - t2_started, acquire + 1 - reach);
+  auto run = cancel_vs_free(cfg, false, acquire + 1 - t2_started, acquire + 1 - reach);
   o.world = run.w;
   o.values = {{"probe_cancel_ret", probe.cancel_ret},
               {"lock_acquire_ns", acquire},
@@ -692,10 +694,10 @@ RaceOutcome race_4_9(std::uint64_t seed) {
 
 // ---- 4.10 -----------------------------------------------------------------------------------
 
-RaceOutcome race_4_10(std::uint64_t seed) {
+RaceOutcome race_4_10(const RunConfig& cfg) {
   RaceOutcome o;
-  auto build = [seed](TimeNs close_at, std::vector<std::int64_t>* rets) {
-    auto w = world(2, seed);
+  auto build = [&cfg](TimeNs close_at, std::vector<std::int64_t>* rets) {
+    auto w = world(2, cfg, rets == nullptr);  // the probe run (no rets) uses the seed
     BpfMap* m = w->array(1);
     static NativeProg* p;
     p = w->prog("init", arm(m, 0, &p, 0, kLong, rets), {noop("cb")}, {m});
@@ -733,9 +735,9 @@ RaceOutcome race_4_10(std::uint64_t seed) {
 
 // ---- 4.11 -----------------------------------------------------------------------------------
 
-RaceOutcome race_4_11(std::uint64_t seed) {
+RaceOutcome race_4_11(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   static NativeProg* p;
@@ -768,9 +770,9 @@ RaceOutcome race_4_11(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_11_rcu(std::uint64_t seed) {
+RaceOutcome race_4_11_rcu(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   static NativeProg* p;
@@ -803,9 +805,9 @@ RaceOutcome race_4_11_rcu(std::uint64_t seed) {
 
 // ---- 4.12 -----------------------------------------------------------------------------------
 
-RaceOutcome race_4_12_array(std::uint64_t seed) {
+RaceOutcome race_4_12_array(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   static NativeProg* p;
@@ -833,9 +835,9 @@ RaceOutcome race_4_12_array(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_12_flock(std::uint64_t seed) {
+RaceOutcome race_4_12_flock(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(1, seed);
+  o.world = world(1, cfg);
   World& w = *o.world;
   // value {u32 lock; u32 pad; struct bpf_timer t; u64 data}
   BpfMap* m = w.map(model::kBpfMapTypeHash, 4, 32, 8, 0, 0);
@@ -873,9 +875,9 @@ RaceOutcome race_4_12_flock(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_12_noprealloc(std::uint64_t seed) {
+RaceOutcome race_4_12_noprealloc(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.map(model::kBpfMapTypeHash, 4, 16, 0, model::kBpfFNoPrealloc);
   static NativeProg* p;
@@ -907,9 +909,9 @@ RaceOutcome race_4_12_noprealloc(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_12_copy_bug(std::uint64_t seed) {
+RaceOutcome race_4_12_copy_bug(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(1, seed);
+  o.world = world(1, cfg);
   World& w = *o.world;
   BpfMap* m = w.map(model::kBpfMapTypeArray, 1, 24, 0, 0, 16);  // {timer; lock}
   static NativeProg* p;
@@ -929,9 +931,9 @@ RaceOutcome race_4_12_copy_bug(std::uint64_t seed) {
   return o;
 }
 
-RaceOutcome race_4_12_abba(std::uint64_t seed) {
+RaceOutcome race_4_12_abba(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.map(model::kBpfMapTypeHash, 1, 16, 0);  // a single bucket
   static NativeProg* p;
@@ -965,9 +967,9 @@ RaceOutcome race_4_12_abba(std::uint64_t seed) {
 
 // ---- 4.16 -----------------------------------------------------------------------------------
 
-RaceOutcome race_4_16(std::uint64_t seed) {
+RaceOutcome race_4_16(const RunConfig& cfg) {
   RaceOutcome o;
-  o.world = world(2, seed);
+  o.world = world(2, cfg);
   World& w = *o.world;
   BpfMap* m = w.array(1);
   std::vector<std::int64_t> inits;

@@ -22,11 +22,18 @@ struct RaceOutcome {
   std::shared_ptr<World> world;                // the (final) run, for traces and findings
 };
 
+// How to run a case: the scheduler seed, or a recorded decision list to replay (the probe runs
+// some cases use to learn timings always use the seed).
+struct RunConfig {
+  std::uint64_t seed = 1;
+  const sim::DecisionList* replay = nullptr;
+};
+
 struct RaceCase {
   std::string id;        // "4.1", "4.3-uaf", ...
   std::string title;     // what the race is
   std::string expected;  // the outcome the reference states for v5.15
-  std::function<RaceOutcome(std::uint64_t seed)> run;
+  std::function<RaceOutcome(const RunConfig&)> run;
 };
 
 const std::vector<RaceCase>& race_catalogue();
