@@ -1,0 +1,45 @@
+// Race 4.6 (reference section 4.6): a pinned map keeps its timers, and through them their prog,
+// alive after the loader exits. Scenario: scenarios/races/4.6-pinned-map.json.
+//
+// `arm` starts slot 0's timer in 1000 ns; the callback re-arms it every 1000 ns and counts. The
+// map is pinned, the loader exits (no fd, no link holds the prog any more: only the timer's prog
+// reference), the callbacks go on until the pin is removed: that uref release cancels and frees
+// the timer, which drops the last prog reference; prog, maps and global data are then freed.
+#include "race_common.h"
+
+char _license[] SEC("license") = "GPL";
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, int);
+  __type(value, struct elem);
+} timers SEC(".maps");
+
+long arm_init = UNSET;
+long arm_set_callback = UNSET;
+long arm_start = UNSET;
+long callbacks;
+long start_errors;
+
+static int rearm_cb(void *map, int *key, struct elem *val)
+{
+  callbacks++;
+  if (bpf_timer_start(&val->t, 1000, 0))
+    start_errors++;
+  return 0;
+}
+
+SEC("syscall")
+int arm(void *ctx)
+{
+  int key = 0;
+  struct elem *val = bpf_map_lookup_elem(&timers, &key);
+
+  if (!val)
+    return 1;
+  arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
+  arm_set_callback = bpf_timer_set_callback(&val->t, rearm_cb);
+  arm_start = bpf_timer_start(&val->t, 1000, 0);
+  return 0;
+}

@@ -1,0 +1,70 @@
+// Race 4.11 (reference section 4.11): the prog's fd is closed while its timer is armed.
+// Scenarios: scenarios/races/4.11-*.json.
+//
+// 4.11:     `arm` starts slot 0's timer in 20 us; the prog fd is closed at 5 us: the timer's prog
+//           reference keeps the prog alive, its callback still runs at ~20 us; exit frees it.
+// 4.11-rcu: `arm_long` starts the timer in 1 us with a long callback; the prog fd is closed at
+//           0.5 us; `canceller` (another prog) cancels at 2 us while the callback runs: that drops
+//           the last reference of arm_long, whose callback is still executing. The free is
+//           deferred past an RCU grace period, so the callback finishes on valid code; the cancel
+//           waits for it and returns 0.
+#include "race_common.h"
+
+char _license[] SEC("license") = "GPL";
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, int);
+  __type(value, struct elem);
+} timers SEC(".maps");
+
+long arm_init = UNSET;
+long arm_set_callback = UNSET;
+long arm_start = UNSET;
+long cancel_ret = UNSET;
+long callbacks;
+long callbacks_done;
+
+static int count_cb(void *map, int *key, struct elem *val)
+{
+  callbacks++;
+  return 0;
+}
+
+static int long_cb(void *map, int *key, struct elem *val)
+{
+  callbacks++;
+  burn(600);
+  callbacks_done++;
+  return 0;
+}
+
+#define ARM(name, cb, ns)                                              \
+  SEC("syscall")                                                       \
+  int name(void *ctx)                                                  \
+  {                                                                    \
+    int key = 0;                                                       \
+    struct elem *val = bpf_map_lookup_elem(&timers, &key);            \
+    if (!val)                                                          \
+      return 1;                                                        \
+    arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);     \
+    arm_set_callback = bpf_timer_set_callback(&val->t, cb);            \
+    arm_start = bpf_timer_start(&val->t, ns, 0);                       \
+    return 0;                                                          \
+  }
+
+ARM(arm, count_cb, 20000)
+ARM(arm_long, long_cb, 1000)
+
+SEC("syscall")
+int canceller(void *ctx)
+{
+  int key = 0;
+  struct elem *val = bpf_map_lookup_elem(&timers, &key);
+
+  if (!val)
+    return 1;
+  cancel_ret = bpf_timer_cancel(&val->t);
+  return 0;
+}

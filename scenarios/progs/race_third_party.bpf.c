@@ -1,0 +1,95 @@
+// Race 4.7 (reference section 4.7): a third CPU re-arms a timer while a cancel waits for its
+// running callback. Scenario: scenarios/races/4.7-rearm-during-cancel.json.
+//
+// `arm` (CPU0) starts T in 1000 ns with a long callback. `canceller` (CPU1) cancels T during the
+// callback: it drops the prog reference and spins in hrtimer_cancel. `third` (CPU2, another
+// program) then calls start -> -EINVAL (no prog), set_callback -> 0 (its own callback, its own
+// prog reference) and start -> 0: T is queued again, on CPU0's base. When the callback returns,
+// the cancel finds T queued, dequeues it and returns 1. `check` later cancels T once more: 0,
+// T is idle (not armed), though `third`'s prog reference stayed until that cancel.
+#include "race_common.h"
+
+char _license[] SEC("license") = "GPL";
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, int);
+  __type(value, struct elem);
+} timers SEC(".maps");
+
+long arm_init = UNSET;
+long arm_set_callback = UNSET;
+long arm_start = UNSET;
+long cancel_ret = UNSET;
+long third_start = UNSET;
+long third_set_callback = UNSET;
+long third_start_again = UNSET;
+long check_cancel_ret = UNSET;
+long callbacks;
+long third_callbacks;
+
+static int long_cb(void *map, int *key, struct elem *val)
+{
+  callbacks++;
+  burn(2000);
+  return 0;
+}
+
+static int third_cb(void *map, int *key, struct elem *val)
+{
+  third_callbacks++;
+  return 0;
+}
+
+SEC("syscall")
+int arm(void *ctx)
+{
+  int key = 0;
+  struct elem *val = bpf_map_lookup_elem(&timers, &key);
+
+  if (!val)
+    return 1;
+  arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
+  arm_set_callback = bpf_timer_set_callback(&val->t, long_cb);
+  arm_start = bpf_timer_start(&val->t, 1000, 0);
+  return 0;
+}
+
+SEC("syscall")
+int canceller(void *ctx)
+{
+  int key = 0;
+  struct elem *val = bpf_map_lookup_elem(&timers, &key);
+
+  if (!val)
+    return 1;
+  cancel_ret = bpf_timer_cancel(&val->t);
+  return 0;
+}
+
+SEC("syscall")
+int third(void *ctx)
+{
+  int key = 0;
+  struct elem *val = bpf_map_lookup_elem(&timers, &key);
+
+  if (!val)
+    return 1;
+  third_start = bpf_timer_start(&val->t, 100000, 0);
+  third_set_callback = bpf_timer_set_callback(&val->t, third_cb);
+  third_start_again = bpf_timer_start(&val->t, 100000, 0);
+  return 0;
+}
+
+SEC("syscall")
+int check(void *ctx)
+{
+  int key = 0;
+  struct elem *val = bpf_map_lookup_elem(&timers, &key);
+
+  if (!val)
+    return 1;
+  check_cancel_ret = bpf_timer_cancel(&val->t);
+  return 0;
+}
