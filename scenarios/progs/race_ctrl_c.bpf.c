@@ -2,11 +2,11 @@
 // themselves. Scenario: scenarios/races/4.5-ctrl-c.json.
 //
 // `arm` initialises and starts the timers of array slots 0..3 (in 500..503 ns) and of hash keys
-// 0..2 (in 300..302 ns); every callback re-arms its own timer in 700 ns. The scenario runs `arm`
-// on both CPUs at once: the second run's array inits get -EBUSY and its starts re-arm those
-// timers on its CPU; its hash updates replace the elements (freeing their first timers) and arm
-// fresh ones. The timers run for a while, then the process exits: every map's last uref goes,
-// every timer is cancelled and freed, the prog and the maps follow.
+// 0..2 (in 300..302 ns, elements created with BPF_NOEXIST, so a second run never replaces them);
+// every callback re-arms its own timer in 700 ns. The scenario runs `arm` on both CPUs at once:
+// the second run's inits get -EBUSY and its starts re-arm the same timers on its CPU. The timers
+// run for a while, then the process exits: every map's last uref goes, every timer is cancelled
+// and freed, the prog and the maps follow.
 #include "race_common.h"
 
 char _license[] SEC("license") = "GPL";
@@ -57,7 +57,7 @@ int arm(void *ctx)
   for (i = 0; i < 3; i++) {
     int key = i;
 
-    bpf_map_update_elem(&hash, &key, &zero, BPF_ANY);
+    bpf_map_update_elem(&hash, &key, &zero, BPF_NOEXIST);
     val = bpf_map_lookup_elem(&hash, &key);
     if (!val)
       return 1;

@@ -83,8 +83,8 @@ int init_ok_then_busy(void *ctx)
   return 0;
 }
 
-/* -EINVAL: flags >= MAX_CLOCKS (16); then a clock id below 16 that is not 0, 1 or 7
- * (CLOCK_PROCESS_CPUTIME_ID = 2). Neither initialises the timer. */
+/* -EINVAL: flags >= MAX_CLOCKS (16), even with a valid clock in the low bits. The timer stays
+ * uninitialised, so start then returns -EINVAL too. */
 SEC("syscall")
 int init_bad_flags(void *ctx)
 {
@@ -93,8 +93,20 @@ int init_bad_flags(void *ctx)
   if (!val)
     return 1;
   init_ret = bpf_timer_init(&val->t, &timers, 16 | CLOCK_MONOTONIC);
-  init_again_ret = bpf_timer_init(&val->t, &timers, 2);
-  /* Still uninitialised: */
+  start_ret = bpf_timer_start(&val->t, 1000, 0);
+  return 0;
+}
+
+/* -EINVAL: a clock id below 16 other than REALTIME (0), MONOTONIC (1) and BOOTTIME (7), here
+ * CLOCK_PROCESS_CPUTIME_ID (2). */
+SEC("syscall")
+int init_bad_clock(void *ctx)
+{
+  struct elem *val = slot(0);
+
+  if (!val)
+    return 1;
+  init_ret = bpf_timer_init(&val->t, &timers, 2);
   start_ret = bpf_timer_start(&val->t, 1000, 0);
   return 0;
 }
