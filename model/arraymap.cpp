@@ -163,4 +163,21 @@ void ArrayOfMaps::for_each_inner(const std::function<void(BpfMap*)>& fn) const {
     if (m) fn(m);
 }
 
+bool ArrayMap::peek_elem(const std::uint8_t* key, std::vector<std::uint8_t>* value) const {
+  const std::uint32_t index = load_u32(key);
+  if (index >= def.max_entries) return false;
+  const std::uint8_t* v = arena_.elem(index) + value_off_;
+  value->assign(v, v + def.value_size);
+  return true;
+}
+
+bool ArrayOfMaps::peek_elem(const std::uint8_t* key, std::vector<std::uint8_t>* value) const {
+  const std::uint32_t index = load_u32(key);
+  if (index >= def.max_entries || !slots_[index]) return false;
+  const std::uint32_t id = slots_[index]->id;
+  value->assign(4, 0);
+  std::memcpy(value->data(), &id, 4);
+  return true;
+}
+
 }  // namespace bpftsim::model

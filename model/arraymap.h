@@ -24,6 +24,7 @@ class ArrayMap final : public BpfMap {
   sim::Co<void> free(sim::Context& ctx) override;
   std::uint64_t callback_key(sim::Context& ctx, std::uint64_t value_addr) override;
   void for_each_value(const std::function<void(std::uint64_t, std::uint8_t*)>& fn) const override;
+  bool peek_elem(const std::uint8_t* key, std::vector<std::uint8_t>* value) const override;
 };
 
 class ArrayOfMaps final : public BpfMap {
@@ -41,6 +42,7 @@ class ArrayOfMaps final : public BpfMap {
   std::uint64_t callback_key(sim::Context&, std::uint64_t) override { return 0; }
   void for_each_value(const std::function<void(std::uint64_t, std::uint8_t*)>&) const override {}
   void for_each_inner(const std::function<void(BpfMap*)>& fn) const override;
+  bool peek_elem(const std::uint8_t* key, std::vector<std::uint8_t>* value) const override;
   // Setup-time slot initialisation (libbpf's static `.values = { [i] = &inner }`).
   void init_slot(std::uint32_t index, BpfMap* inner);
 

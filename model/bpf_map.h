@@ -118,6 +118,14 @@ class BpfMap {
       const std::function<void(std::uint64_t, std::uint8_t*)>& fn) const = 0;
   // Map-in-map: the inner maps this map holds a reference on.
   virtual void for_each_inner(const std::function<void(BpfMap*)>&) const {}
+  // Observer access for checkers and scenario expectations (no step, no side effect such as an
+  // LRU touch): true when `key` has an element; *value gets its bytes as stored (map-in-map: the
+  // u32 id of the inner map).
+  virtual bool peek_elem(const std::uint8_t* key, std::vector<std::uint8_t>* value) const {
+    (void)key;
+    (void)value;
+    return false;
+  }
   // Address of the value of element `i` of the arena, and the arena itself.
   const ValueArena& arena() const { return arena_; }
   std::uint32_t value_off() const { return value_off_; }

@@ -144,6 +144,14 @@ std::uint8_t* BpfObject::global(const std::string& section, std::uint32_t offset
   return m.arena().elem(0) + m.value_off() + offset;
 }
 
+std::uint8_t* BpfObject::global_var(const std::string& name, std::uint32_t* size) const {
+  std::uint32_t idx = 0;
+  const GlobalVar* v = spec_.find_global(name, &idx);
+  if (v == nullptr) return nullptr;
+  if (size) *size = v->size;
+  return global(spec_.maps[idx].name, v->offset, v->size);
+}
+
 std::optional<LoadError> bpf_object_check(const ObjectSpec& spec) {
   for (const MapSpec& m : spec.maps) {
     if (auto why = check_map(spec, m))

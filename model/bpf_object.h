@@ -56,10 +56,12 @@ class BpfObject {
   int prog_fd(const std::string& name) const;
   const std::vector<VmProg*>& progs() const { return progs_; }
 
-  // Global data by section and byte offset (the loader does not expose variable symbols): host
+  // Global data by section and byte offset: host
   // memory of `size` bytes at `offset` of the section's value, nullptr when out of range. This is
   // what a skeleton's ->bss/->data/->rodata pointers see.
   std::uint8_t* global(const std::string& section, std::uint32_t offset, std::uint32_t size) const;
+  // A global variable by BTF name (any data section): host memory of its size, nullptr if none.
+  std::uint8_t* global_var(const std::string& name, std::uint32_t* size) const;
   template <class T>
   T read_global(const std::string& section, std::uint32_t offset) const {
     const std::uint8_t* p = global(section, offset, sizeof(T));

@@ -342,4 +342,13 @@ void HashMap::for_each_inner(const std::function<void(BpfMap*)>& fn) const {
   }
 }
 
+bool HashMap::peek_elem(const std::uint8_t* key, std::vector<std::uint8_t>* value) const {
+  const std::uint32_t hash = hash_key(key);
+  const auto e = find(buckets_[hash & (buckets_.size() - 1)], hash, key);
+  if (!e) return false;
+  const std::uint8_t* v = value_ptr(*e);
+  value->assign(v, v + (of_maps_ ? 4u : def.value_size));
+  return true;
+}
+
 }  // namespace bpftsim::model

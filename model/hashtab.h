@@ -43,6 +43,7 @@ class HashMap final : public BpfMap {
   // For map-in-map outer hash maps: the inner map stored in a linked element, by value bytes.
   bool is_of_maps() const { return of_maps_; }
   void for_each_inner(const std::function<void(BpfMap*)>& fn) const override;
+  bool peek_elem(const std::uint8_t* key, std::vector<std::uint8_t>* value) const override;
 
  private:
   struct Elem {

@@ -509,6 +509,23 @@ MapSpec describe_map(const btf* btf, bpf_map* map, const std::string& name) {
   return spec;
 }
 
+// The variables of a DATASEC type (a global-data map's value type), by name, offset and size.
+std::vector<GlobalVar> datasec_vars(const btf* btf, std::uint32_t datasec_id) {
+  std::vector<GlobalVar> out;
+  if (btf == nullptr || datasec_id == 0) return out;
+  const btf_type* sec = btf__type_by_id(btf, datasec_id);
+  if (sec == nullptr || !btf_is_datasec(sec)) return out;
+  const btf_var_secinfo* vi = btf_var_secinfos(sec);
+  for (std::uint16_t i = 0; i < btf_vlen(sec); ++i) {
+    const btf_type* var = btf__type_by_id(btf, vi[i].type);
+    if (var == nullptr || !btf_is_var(var)) continue;
+    const char* name = btf__name_by_offset(btf, var->name_off);
+    if (name == nullptr || *name == '\0') continue;
+    out.push_back(GlobalVar{name, vi[i].offset, vi[i].size});
+  }
+  return out;
+}
+
 std::vector<MapSpec> describe_maps(const ElfImage& elf, bpf_object* obj) {
   const btf* btf = bpf_object__btf(obj);
   std::vector<MapSpec> user, internal;
@@ -528,6 +545,7 @@ std::vector<MapSpec> describe_maps(const ElfImage& elf, bpf_object* obj) {
       spec.initial_data.assign(bytes, bytes + std::min<std::size_t>(size, spec.value_size));
     }
     spec.initial_data.resize(spec.value_size, 0);
+    spec.vars = datasec_vars(btf, bpf_map__btf_value_type_id(map));
     internal.push_back(std::move(spec));
   }
   std::stable_sort(internal.begin(), internal.end(), [](const MapSpec& a, const MapSpec& b) {
@@ -916,6 +934,18 @@ std::optional<std::uint32_t> ObjectSpec::find_map(const std::string& name) const
 const ProgSpec* ObjectSpec::find_prog(const std::string& name) const {
   for (const ProgSpec& p : progs)
     if (p.name == name) return &p;
+  return nullptr;
+}
+
+const GlobalVar* ObjectSpec::find_global(const std::string& name, std::uint32_t* map_idx) const {
+  for (std::uint32_t i = 0; i < maps.size(); ++i) {
+    if (maps[i].origin == MapOrigin::kUser) continue;
+    for (const GlobalVar& v : maps[i].vars) {
+      if (v.name != name) continue;
+      if (map_idx) *map_idx = i;
+      return &v;
+    }
+  }
   return nullptr;
 }
 

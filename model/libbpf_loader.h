@@ -34,6 +34,13 @@ enum : std::uint32_t {
 
 enum class MapOrigin : std::uint8_t { kUser, kData, kBss, kRodata };
 
+// A global variable of a data section, from the section's BTF DATASEC (what a skeleton names).
+struct GlobalVar {
+  std::string name;
+  std::uint32_t offset = 0;  // in the section's value
+  std::uint32_t size = 0;
+};
+
 struct MapSpec {
   std::string name;  // BTF map name, or ".bss"/".data"/".rodata" (libbpf's internal map names)
   MapOrigin origin = MapOrigin::kUser;
@@ -53,6 +60,8 @@ struct MapSpec {
   std::vector<std::pair<std::uint32_t, std::string>> init_slots;
   // Initial bytes of a global-data map (value_size bytes; zeros for .bss).
   std::vector<std::uint8_t> initial_data;
+  // Global-data maps: the section's variables in BTF order (empty without BTF).
+  std::vector<GlobalVar> vars;
 };
 
 // A relocated ld_imm64 (two instruction slots starting at insn_idx). The slots are left in the
@@ -96,6 +105,8 @@ struct ObjectSpec {
 
   std::optional<std::uint32_t> find_map(const std::string& name) const;
   const ProgSpec* find_prog(const std::string& name) const;
+  // A global variable by BTF name in any data section; *map_idx gets its section's map index.
+  const GlobalVar* find_global(const std::string& name, std::uint32_t* map_idx = nullptr) const;
 };
 
 struct LoadError {

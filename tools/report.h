@@ -1,0 +1,45 @@
+// What the run/check/replay commands print and write around a run: trace files in the three
+// renderings (sim/trace_render.h), the failure report (failures, the line that reproduces the
+// run, the last trace events of each CPU involved), and the progress line shown on a terminal.
+#pragma once
+
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "sim/time.h"
+#include "tools/runner.h"
+
+namespace bpftsim::tools {
+
+// "text", "jsonl" or "perfetto"; anything else is refused by the CLI before a run.
+bool valid_trace_format(const std::string& format);
+// Writes the run's trace to `path` ("-" = stdout); an error message on failure.
+std::optional<std::string> write_trace(const RunResult& r, const std::string& path,
+                                       const std::string& format);
+
+// One result line: "PASS name  t=... ns  findings=N  digest=...".
+std::string result_line(const RunResult& r);
+
+// The failure report: each failure, then `reproduce` (one line), then the last `events` trace
+// records of each CPU involved.
+void print_failure_report(std::FILE* out, const RunResult& r, const std::string& reproduce,
+                          std::size_t events = 5);
+
+// A one-line progress indicator on stderr, only when stderr is a terminal (never in tests or CI).
+class Progress {
+ public:
+  Progress();
+  ~Progress();
+  bool enabled() const { return enabled_; }
+  // "[i/n] name t=..." at most every 100 ms of wall time.
+  void update(const std::string& label, sim::TimeNs now);
+  void clear();
+
+ private:
+  bool enabled_ = false;
+  bool shown_ = false;
+  long long last_ms_ = 0;
+};
+
+}  // namespace bpftsim::tools

@@ -1,0 +1,49 @@
+// Run files: what a failing run leaves behind so that `bpftsim replay` repeats it exactly.
+//
+//   {"bpftsim_run": 1, "tool_version": "0.1.0", "scenario": "<path as given>",
+//    "scenario_hash": "fnv1a64:<16 hex digits>", "name": "...", "profile": "v5.15", "seed": 1,
+//    "decisions": "<sim::format_decisions text>", "digest": "<16 hex digits>",
+//    "status": "quiescent", "failures": ["..."]}
+//
+// The scenario is named by its path (relative paths are resolved against the directory the
+// run file was written from, which is recorded as "cwd") and pinned by the hash of its bytes;
+// replay refuses a scenario whose bytes changed. "digest" is the trace digest the run had, so a
+// replay can say whether it reproduced the run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "sim/scheduler.h"
+#include "tools/runner.h"
+#include "tools/scenario.h"
+
+namespace bpftsim::tools {
+
+struct RunFile {
+  std::string tool_version;
+  std::string scenario;  // path as given to run/check
+  std::string cwd;       // working directory of that run
+  std::uint64_t scenario_hash = 0;
+  std::string name;
+  std::string profile;
+  std::uint64_t seed = 0;
+  sim::DecisionList decisions;
+  std::uint64_t digest = 0;
+  std::string status;
+  std::vector<std::string> failures;
+
+  // The scenario path to open: `scenario` if absolute, else relative to `cwd`.
+  std::string scenario_path() const;
+};
+
+RunFile make_run_file(const Scenario& sc, const RunResult& r, const std::string& tool_version);
+std::string run_file_json(const RunFile& f);
+// Errors name the run file and the key (exit 2).
+std::variant<RunFile, InputError> read_run_file(const std::string& path);
+// Writes `f` to `<dir>/<name>.run.json`; returns that path, or an error message.
+std::variant<std::string, InputError> write_run_file(const RunFile& f, const std::string& dir);
+
+}  // namespace bpftsim::tools

@@ -1,0 +1,483 @@
+#include "tools/runner.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "model/bpf_object.h"
+#include "model/errno.h"
+#include "model/kernel.h"
+
+namespace bpftsim::tools {
+
+// Event tags of scenario events (stable among simultaneous events, so ties hash the same in every
+// run of the scenario).
+constexpr std::uint64_t kActionTag = 0x5ce0000000ULL;
+constexpr std::uint64_t kGlobalsAtTag = 0x5ce1000000ULL;
+// Virtual time per slice of the run when progress is displayed.
+constexpr sim::TimeNs kProgressSliceNs = sim::kNsPerMs;
+
+// The bpf_prog_test_run_tracing arguments of bpf_fentry_test1..8 (net/bpf/test_run.c, v5.15);
+// test7 and test8 take pointers, passed as 0 here.
+constexpr std::array<std::array<std::uint64_t, 5>, 8> kFentryArgs = {{{1, 0, 0, 0, 0},
+                                                                      {2, 3, 0, 0, 0},
+                                                                      {4, 5, 6, 0, 0},
+                                                                      {7, 8, 9, 10, 0},
+                                                                      {11, 12, 13, 14, 15},
+                                                                      {16, 17, 18, 19, 20},
+                                                                      {0, 0, 0, 0, 0},
+                                                                      {0, 0, 0, 0, 0}}};
+
+struct RunInstance {
+  RunInstance(const Scenario& s, const sim::SimConfig& cfg, std::unique_ptr<sim::Scheduler> sched,
+              const model::KernelProfile& profile)
+      : sc(&s), sim(cfg, std::move(sched)), k(sim, profile, s.costs) {}
+
+  struct Link {
+    model::Process* proc = nullptr;
+    int fd = -1;
+    model::BpfProg* prog = nullptr;
+    std::string section;
+  };
+
+  const Scenario* sc;  // valid during run_scenario only
+  sim::Simulator sim;
+  model::Kernel k;
+  std::vector<std::unique_ptr<model::BpfObject>> objects;
+  std::map<std::string, model::Process*> procs;
+  // (pid, "map:t.array" / "prog:t.test1" / "link:t.test1") -> fds, most recent last.
+  std::map<std::pair<int, std::string>, std::vector<int>> fds;
+  std::vector<Link> links;  // attach order
+  std::vector<std::string> failures;
+  std::set<int> cpus;
+
+  model::Process& process(const std::string& name) {
+    auto it = procs.find(name);
+    if (it != procs.end()) return *it->second;
+    model::Process& p = k.sys.new_process(name);
+    procs.emplace(name, &p);
+    return p;
+  }
+
+  static std::string fd_key(FdKind kind, const std::string& name) {
+    return (kind == FdKind::kMap ? "map:" : kind == FdKind::kProg ? "prog:" : "link:") + name;
+  }
+  int fd_of(const model::Process& p, FdKind kind, const std::string& name) const {
+    auto it = fds.find({p.pid, fd_key(kind, name)});
+    return it == fds.end() || it->second.empty() ? -1 : it->second.back();
+  }
+  void add_fd(const model::Process& p, FdKind kind, const std::string& name, int fd) {
+    fds[{p.pid, fd_key(kind, name)}].push_back(fd);
+  }
+  void drop_fd(const model::Process& p, FdKind kind, const std::string& name) {
+    auto it = fds.find({p.pid, fd_key(kind, name)});
+    if (it != fds.end() && !it->second.empty()) it->second.pop_back();
+  }
+
+  // The scenario name of a kernel map/prog (for fds obtained by obj_get), "" if none.
+  std::string name_of(const model::BpfMap* m) const {
+    for (std::size_t o = 0; o < objects.size(); ++o)
+      for (const auto& ms : objects[o]->spec().maps)
+        if (objects[o]->map(ms.name) == m) return sc->objects[o].name + "." + ms.name;
+    return "";
+  }
+  std::string name_of(const model::BpfProg* p) const {
+    for (std::size_t o = 0; o < objects.size(); ++o)
+      for (const auto& ps : objects[o]->spec().progs)
+        if (objects[o]->prog(ps.name) == p) return sc->objects[o].name + "." + ps.name;
+    return "";
+  }
+
+  model::BpfMap* map(const NameRef& r) const {
+    return objects[r.object]->map(sc->objects[r.object].spec.maps[r.index].name);
+  }
+  model::VmProg* prog(const NameRef& r) const {
+    return objects[r.object]->prog(sc->objects[r.object].spec.progs[r.index].name);
+  }
+
+  void fail(int cpu, std::string line) {
+    if (cpu >= 0) cpus.insert(cpu);
+    failures.push_back(std::move(line));
+  }
+
+  sim::Co<void> exec(sim::Context& c, std::size_t i);
+  sim::Co<std::int64_t> run_fentry(sim::Context& c);
+  void check_globals(const std::vector<GlobalExpect>& globals, const std::string& when);
+};
+
+namespace {
+
+std::string ret_text(std::int64_t r) {
+  if (r < 0 && r > -4096) return fmt::format("{} (-{})", r, model::errno_name(r));
+  return std::to_string(r);
+}
+
+std::string hex(const std::vector<std::uint8_t>& bytes) {
+  std::string s = "0x";
+  for (std::uint8_t b : bytes)
+    s += fmt::format("{:02x}", b);
+  return s;
+}
+
+}  // namespace
+
+// bpf_prog_test_run_tracing (net/bpf/test_run.c, v5.15): the kernel calls bpf_fentry_test1(1),
+// bpf_fentry_test2(2, 3), ... bpf_fentry_test8 in this task, and every program attached to the
+// function runs on it. Returns the syscall's result.
+sim::Co<std::int64_t> RunInstance::run_fentry(sim::Context& c) {
+  co_await c.step(k.cost.syscall_ns);
+  for (std::size_t fn = 0; fn < kFentryArgs.size(); ++fn) {
+    const std::string section = "fentry/bpf_fentry_test" + std::to_string(fn + 1);
+    // Index loop: a program may attach or detach nothing here, but links may grow meanwhile.
+    for (std::size_t l = 0; l < links.size(); ++l) {
+      const Link link = links[l];
+      if (link.section != section) continue;
+      auto it = link.proc->fds.find(link.fd);
+      if (it == link.proc->fds.end() || it->second.kind != model::FdEntry::Kind::kLink ||
+          it->second.prog != link.prog)
+        continue;  // detached
+      const std::array<std::uint64_t, 5> args = kFentryArgs[fn];
+      const std::int64_t r = co_await k.run_prog(c, *link.prog, args);
+      (void)r;  // fentry return values are ignored
+    }
+  }
+  co_return 0;
+}
+
+sim::Co<void> RunInstance::exec(sim::Context& c, std::size_t i) {
+  const Action& a = sc->timeline[i];
+  model::Process& p = process(a.process);
+  const std::string target = a.target ? a.target->text : "";
+  const int fd = a.target ? fd_of(p, a.target_kind, target) : -1;
+  std::int64_t ret = 0;
+  switch (a.kind) {
+    case ActionKind::kRun: {
+      std::int64_t r0 = 0;
+      const std::array<std::uint64_t, 5> args = a.args;
+      const int r = co_await k.sys.prog_test_run(c, p, fd, args, &r0);
+      ret = r < 0 ? r : r0;
+      break;
+    }
+    case ActionKind::kRunFentry:
+      ret = co_await run_fentry(c);
+      break;
+    case ActionKind::kAttach: {
+      const int r = co_await k.sys.link_create(c, p, fd);
+      if (r >= 0) {
+        add_fd(p, FdKind::kLink, target, r);
+        model::VmProg* vp = prog(*a.target);
+        links.push_back(Link{&p, r, vp, vp->spec().section});
+      }
+      ret = r < 0 ? r : 0;
+      break;
+    }
+    case ActionKind::kMapLookup: {
+      std::vector<std::uint8_t> value;
+      ret = co_await k.sys.map_lookup_elem(c, p, fd, a.key, &value);
+      if (ret == 0 && a.expect_value && value != *a.expect_value)
+        fail(a.cpu, fmt::format("{} t={} cpu {}: {} read {}, expected {}", a.pointer, a.at_ns,
+                                a.cpu, a.describe(), hex(value), hex(*a.expect_value)));
+      if (ret != 0 && a.expect_value && !a.expect_ret)
+        fail(a.cpu, fmt::format("{} t={} cpu {}: {} returned {}, expected a value", a.pointer,
+                                a.at_ns, a.cpu, a.describe(), ret_text(ret)));
+      break;
+    }
+    case ActionKind::kMapUpdate: {
+      std::vector<std::uint8_t> value = a.value;
+      if (a.value_map) {
+        const std::int32_t inner_fd = fd_of(p, FdKind::kMap, a.value_map->text);
+        value.assign(4, 0);
+        std::memcpy(value.data(), &inner_fd, 4);
+      }
+      ret = co_await k.sys.map_update_elem(c, p, fd, a.key, value, a.flags);
+      break;
+    }
+    case ActionKind::kMapDelete:
+      ret = co_await k.sys.map_delete_elem(c, p, fd, a.key);
+      break;
+    case ActionKind::kClose:
+      ret = co_await k.sys.close(c, p, fd);
+      if (ret == 0) drop_fd(p, a.target_kind, target);
+      break;
+    case ActionKind::kPin:
+      ret = co_await k.sys.obj_pin(c, p, fd, a.path);
+      break;
+    case ActionKind::kUnpin:
+      ret = co_await k.sys.unlink(c, a.path);
+      break;
+    case ActionKind::kObjGet: {
+      const int r = co_await k.sys.obj_get(c, p, a.path);
+      if (r >= 0) {
+        const model::FdEntry& e = p.fds.at(r);
+        if (e.kind == model::FdEntry::Kind::kMap) {
+          add_fd(p, FdKind::kMap, name_of(e.map), r);
+        } else if (e.kind == model::FdEntry::Kind::kProg) {
+          add_fd(p, FdKind::kProg, name_of(e.prog), r);
+        }
+      }
+      ret = r < 0 ? r : 0;
+      break;
+    }
+    case ActionKind::kGetFdById: {
+      const std::uint32_t id = map(*a.target)->id;
+      const int r = co_await k.sys.map_get_fd_by_id(c, p, id);
+      if (r >= 0) add_fd(p, FdKind::kMap, target, r);
+      ret = r < 0 ? r : 0;
+      break;
+    }
+    case ActionKind::kExit: {
+      co_await k.sys.exit(c, p);
+      for (auto it = fds.begin(); it != fds.end();)
+        it = it->first.first == p.pid ? fds.erase(it) : std::next(it);
+      break;
+    }
+    case ActionKind::kWait:
+      break;
+  }
+  c.trace("scenario_action", {{"index", static_cast<std::uint64_t>(i)},
+                              {"action", action_kind_name(a.kind)},
+                              {"ret", ret}});
+  if (a.expect_ret && *a.expect_ret != ret)
+    fail(a.cpu, fmt::format("{} t={} cpu {}: {} returned {}, expected {}", a.pointer, a.at_ns,
+                            a.cpu, a.describe(), ret_text(ret), ret_text(*a.expect_ret)));
+}
+
+void RunInstance::check_globals(const std::vector<GlobalExpect>& globals, const std::string& when) {
+  for (const GlobalExpect& g : globals) {
+    std::uint32_t size = 0;
+    const std::uint8_t* p = objects[g.global.object]->global_var(g.global.var, &size);
+    SIM_ASSERT(p != nullptr && size == g.global.size, "global {} resolved at load", g.global.text);
+    std::uint64_t v = 0;
+    for (std::uint32_t b = 0; b < size; ++b)
+      v |= std::uint64_t{p[b]} << (8 * b);
+    const std::uint64_t mask = size >= 8 ? ~0ULL : (1ULL << (8 * size)) - 1;
+    if ((v & mask) == (g.value & mask)) continue;
+    // Show the value as the expectation is written: signed if it is negative.
+    std::string seen = std::to_string(v);
+    if (g.negative && size < 8 && (v >> (8 * size - 1)) != 0) {
+      seen = std::to_string(static_cast<std::int64_t>(v | ~mask));
+    } else if (g.negative && size == 8) {
+      seen = std::to_string(static_cast<std::int64_t>(v));
+    }
+    const std::string want =
+        g.negative ? std::to_string(static_cast<std::int64_t>(g.value)) : std::to_string(g.value);
+    fail(-1,
+         fmt::format("{}: {} is {} {}, expected {}", g.pointer, g.global.text, seen, when, want));
+  }
+}
+
+namespace {
+
+void judge_findings(RunInstance& in, const Expectations& ex) {
+  std::map<std::string, std::uint64_t> counts;
+  for (const auto& f : in.sim.findings())
+    ++counts[f.kind];
+  std::set<std::string> named;
+  for (const CountExpect& c : ex.findings) {
+    named.insert(c.kind);
+    const std::uint64_t n = counts.count(c.kind) ? counts[c.kind] : 0;
+    if (!c.holds(n))
+      in.fail(-1, fmt::format("/expect/findings/{}: {} {} finding(s), expected {}", c.kind, n,
+                              c.kind, c.text()));
+  }
+  for (const auto& f : in.sim.findings()) {
+    const bool expected = named.count(f.kind) != 0 || ex.allow_other_findings;
+    if (f.cpu >= 0 && (!expected || f.kind == "replay_divergence")) in.cpus.insert(f.cpu);
+    if (expected && f.kind != "replay_divergence") continue;
+    in.fail(f.cpu, fmt::format("unexpected finding: {} at t={} ns on cpu {}: {}", f.kind, f.t_ns,
+                               f.cpu, f.message));
+    for (const auto& d : f.details)
+      in.failures.push_back("    " + d);
+  }
+}
+
+void judge_alive(RunInstance& in, const Expectations& ex) {
+  const AliveExpect& a = ex.alive;
+  if (a.objects && in.k.slab.live_count() != *a.objects)
+    in.fail(-1, fmt::format("/expect/alive/objects: {} live kernel object(s), expected {}",
+                            in.k.slab.live_count(), *a.objects));
+  if (a.armed_timers && in.k.armed_timers() != *a.armed_timers)
+    in.fail(-1, fmt::format("/expect/alive/armed_timers: {} armed timer(s), expected {}",
+                            in.k.armed_timers(), *a.armed_timers));
+  auto compare = [&](const char* what, const std::vector<std::string>& want,
+                     const std::vector<std::string>& have) {
+    if (want == have) return;
+    in.fail(-1, fmt::format("/expect/alive/{}: still allocated: [{}], expected [{}]", what,
+                            fmt::join(have, ", "), fmt::join(want, ", ")));
+  };
+  if (a.maps) {
+    std::vector<std::string> want, have;
+    for (const NameRef& r : *a.maps)
+      want.push_back(r.text);
+    for (std::uint32_t o = 0; o < in.sc->objects.size(); ++o)
+      for (std::uint32_t m = 0; m < in.sc->objects[o].spec.maps.size(); ++m) {
+        const NameRef r{in.sc->objects[o].name + "." + in.sc->objects[o].spec.maps[m].name, o, m};
+        if (!in.map(r)->freed) have.push_back(r.text);
+      }
+    std::sort(want.begin(), want.end());
+    std::sort(have.begin(), have.end());
+    compare("maps", want, have);
+  }
+  if (a.progs) {
+    std::vector<std::string> want, have;
+    for (const NameRef& r : *a.progs)
+      want.push_back(r.text);
+    for (std::uint32_t o = 0; o < in.sc->objects.size(); ++o)
+      for (std::uint32_t p = 0; p < in.sc->objects[o].spec.progs.size(); ++p) {
+        const NameRef r{in.sc->objects[o].name + "." + in.sc->objects[o].spec.progs[p].name, o, p};
+        if (!in.prog(r)->freed) have.push_back(r.text);
+      }
+    std::sort(want.begin(), want.end());
+    std::sort(have.begin(), have.end());
+    compare("progs", want, have);
+  }
+}
+
+void judge_maps(RunInstance& in, const Expectations& ex) {
+  for (const MapExpect& m : ex.maps) {
+    const model::BpfMap* map = in.map(m.map);
+    std::vector<std::uint8_t> value;
+    const bool present = !map->freed && map->peek_elem(m.key.data(), &value);
+    if (present != m.present) {
+      in.fail(-1, fmt::format("{}: {}[{}] is {}, expected {}", m.pointer, m.map.text, hex(m.key),
+                              present ? "present" : "absent", m.present ? "present" : "absent"));
+      continue;
+    }
+    if (!present || !m.value) continue;
+    // As the lookup syscall copies it out: timer and lock bytes read as zero.
+    if (map->def.timer_off >= 0)
+      std::fill_n(value.begin() + map->def.timer_off, 16, std::uint8_t{0});
+    if (map->def.spin_lock_off >= 0)
+      std::fill_n(value.begin() + map->def.spin_lock_off, 4, std::uint8_t{0});
+    if (value != *m.value)
+      in.fail(-1, fmt::format("{}: {}[{}] is {}, expected {}", m.pointer, m.map.text, hex(m.key),
+                              hex(value), hex(*m.value)));
+  }
+}
+
+}  // namespace
+
+const sim::Trace& RunResult::trace() const {
+  return instance->sim.trace();
+}
+
+std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOptions& opts) {
+  const std::string profile_name = opts.profile.value_or(sc.profile);
+  const auto profile = model::profile_by_name(profile_name);
+  if (!profile) {
+    std::vector<std::string> names = model::profile_names();
+    return InputError{sc.file, "", 0, 0,
+                      fmt::format("unknown kernel profile '{}' (known: {})", profile_name,
+                                  fmt::join(names, ", "))};
+  }
+  sim::SimConfig cfg;
+  cfg.seed = opts.seed.value_or(sc.seed);
+  cfg.cpus = sc.cpus;
+  cfg.jitter_max_ns = sc.jitter_ns;
+  cfg.keep_trace = opts.keep_trace;
+  if (sc.max_time_ns) cfg.max_time_ns = *sc.max_time_ns;
+  if (sc.max_steps) cfg.max_steps = *sc.max_steps;
+  std::unique_ptr<sim::Scheduler> sched;
+  if (opts.replay) sched = std::make_unique<sim::ReplayScheduler>(*opts.replay);
+  auto in = std::make_shared<RunInstance>(sc, cfg, std::move(sched), *profile);
+
+  model::Process& loader = in->process("loader");
+  for (std::size_t o = 0; o < sc.objects.size(); ++o) {
+    const ScenarioObject& so = sc.objects[o];
+    auto loaded = model::bpf_object_load(in->k, loader, so.spec);
+    if (auto* e = std::get_if<model::LoadError>(&loaded))
+      return InputError{sc.file, fmt::format("/objects/{}/path", o), 0, 0,
+                        "cannot load object: " + e->message};
+    auto obj = std::move(std::get<std::unique_ptr<model::BpfObject>>(loaded));
+    for (const auto& ms : so.spec.maps)
+      in->add_fd(loader, FdKind::kMap, so.name + "." + ms.name, obj->map_fd(ms.name));
+    for (const auto& ps : so.spec.progs)
+      in->add_fd(loader, FdKind::kProg, so.name + "." + ps.name, obj->prog_fd(ps.name));
+    in->objects.push_back(std::move(obj));
+  }
+
+  RunInstance* raw = in.get();
+  for (const Action& a : sc.timeline) {
+    const std::size_t i = a.index;
+    in->sim.at(a.at_ns, kActionTag + i, [raw, i](sim::Simulator& s) {
+      const Action& act = raw->sc->timeline[i];
+      s.spawn_task(act.cpu, act.describe(),
+                   [raw, i](sim::Context& c) -> sim::Co<void> { return raw->exec(c, i); });
+    });
+  }
+  for (std::size_t g = 0; g < sc.expect.globals_at.size(); ++g) {
+    const GlobalsAt& at = sc.expect.globals_at[g];
+    in->sim.at(at.at_ns, kGlobalsAtTag + g, [raw, g](sim::Simulator& s) {
+      raw->check_globals(raw->sc->expect.globals_at[g].globals, fmt::format("at t={}", s.now()));
+    });
+  }
+
+  sim::RunStatus status;
+  if (opts.progress) {
+    sim::TimeNs until = kProgressSliceNs;
+    while (true) {
+      status = in->sim.run(until);
+      if (status != sim::RunStatus::kQuiescent || in->sim.quiescent()) break;
+      opts.progress(in->sim.now());
+      until += kProgressSliceNs;
+    }
+  } else {
+    status = in->sim.run();
+  }
+  if (status == sim::RunStatus::kQuiescent && in->sim.quiescent()) {
+    in->k.check_quiescence();
+    for (auto& v : in->k.invariant_violations(true))
+      in->sim.report(sim::Finding{"invariant", v, in->sim.now(), -1, {}}, false);
+  }
+
+  const Expectations& ex = sc.expect;
+  if (status != ex.status)
+    in->fail(-1, fmt::format("/expect/status: the run ended {}, expected {}",
+                             sim::run_status_name(status), sim::run_status_name(ex.status)));
+  judge_findings(*in, ex);
+  in->check_globals(ex.globals, "at the end");
+  judge_maps(*in, ex);
+  judge_alive(*in, ex);
+  for (std::size_t g = 0; g < ex.globals_at.size(); ++g)
+    if (ex.globals_at[g].at_ns > in->sim.now() && status != sim::RunStatus::kQuiescent)
+      in->fail(-1, fmt::format("{}: not checked, the run ended at t={}", ex.globals_at[g].pointer,
+                               in->sim.now()));
+
+  RunResult r;
+  r.name = sc.name;
+  r.seed = cfg.seed;
+  r.profile = profile->name;
+  r.status = status;
+  r.end_ns = in->sim.now();
+  r.steps = in->sim.steps();
+  r.digest = in->sim.trace().digest();
+  r.records = in->sim.trace().count();
+  r.findings = in->sim.findings();
+  r.failures = in->failures;
+  r.cpus = in->cpus;
+  if (r.cpus.empty())
+    for (int c = 0; c < sc.cpus; ++c)
+      r.cpus.insert(c);
+  r.decisions = in->sim.scheduler().decisions();
+  r.instance = std::move(in);
+  return r;
+}
+
+std::vector<std::string> last_events_per_cpu(const sim::Trace& trace, const std::set<int>& cpus,
+                                             std::size_t n) {
+  std::vector<std::string> out;
+  const auto& recs = trace.records();
+  for (int cpu : cpus) {
+    std::vector<const sim::TraceRecord*> last;
+    for (auto it = recs.rbegin(); it != recs.rend() && last.size() < n; ++it)
+      if (it->cpu == cpu) last.push_back(&*it);
+    out.push_back(fmt::format("cpu {}: last {} event(s)", cpu, last.size()));
+    for (auto it = last.rbegin(); it != last.rend(); ++it)
+      out.push_back("  " + sim::Trace::format_text(**it));
+  }
+  return out;
+}
+
+}  // namespace bpftsim::tools

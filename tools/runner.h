@@ -1,0 +1,69 @@
+// Running a loaded Scenario (tools/scenario.h): builds a Simulator and a Kernel from its profile,
+// costs, jitter, limits and seed (or a recorded decision list), loads its objects into the loader
+// process (model/bpf_object.h), queues each timeline action as a task on its CPU at its time, runs
+// until quiescence (or a stop, or a limit), and judges the expectations.
+//
+// Timeline actions run as user-space tasks through the syscall model (model/syscall.h); `run`
+// is BPF_PROG_TEST_RUN, `run_fentry` bpf_prog_test_run_tracing (every attached fentry program on
+// bpf_fentry_test1..8 in order, in one task). Each action ends with a `scenario_action` trace
+// record carrying its index and return value; expect_ret is checked there.
+//
+// A RunResult keeps the run's Simulator (trace, findings, decisions) alive for rendering.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "sim/scheduler.h"
+#include "sim/simulator.h"
+#include "tools/scenario.h"
+
+namespace bpftsim::tools {
+
+struct RunOptions {
+  std::optional<std::uint64_t> seed;        // overrides the scenario's seed
+  std::optional<std::string> profile;       // overrides the scenario's profile
+  std::optional<sim::DecisionList> replay;  // replay these decisions (the seed still drives data)
+  bool keep_trace = true;                   // keep trace records (the digest is always computed)
+  // Called between slices of the run with the virtual time reached (progress display).
+  std::function<void(sim::TimeNs)> progress;
+};
+
+struct RunInstance;  // the Simulator and Kernel of one run
+
+struct RunResult {
+  std::string name;  // the scenario's
+  std::uint64_t seed = 0;
+  std::string profile;
+  sim::RunStatus status = sim::RunStatus::kQuiescent;
+  sim::TimeNs end_ns = 0;
+  std::uint64_t steps = 0;
+  std::uint64_t digest = 0;   // trace digest (FNV-1a over every record)
+  std::uint64_t records = 0;  // trace records emitted
+  std::vector<sim::Finding> findings;
+  // Expectations that did not hold, one line each; empty when the run passed.
+  std::vector<std::string> failures;
+  // CPUs the failures point at (findings, failed actions); all CPUs when none does.
+  std::set<int> cpus;
+  sim::DecisionList decisions;
+  std::shared_ptr<RunInstance> instance;
+
+  bool passed() const { return failures.empty(); }
+  const sim::Trace& trace() const;
+};
+
+// Runs `sc`. Input problems found only now (an unknown --profile, a map the kernel refuses) are
+// InputErrors; everything else, including failed expectations, is in the RunResult.
+std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOptions& opts = {});
+
+// The last `n` trace records of each CPU in `cpus`, as text lines ("cpu N:" headers).
+std::vector<std::string> last_events_per_cpu(const sim::Trace& trace, const std::set<int>& cpus,
+                                             std::size_t n);
+
+}  // namespace bpftsim::tools

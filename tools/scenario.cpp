@@ -1,0 +1,656 @@
+#include "tools/scenario.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "model/bpf_compile.h"
+#include "model/bpf_object.h"
+#include "tools/json_schema.h"
+
+namespace bpftsim::tools {
+
+extern const char* const kScenarioSchemaText;  // generated from scenarios/scenario.schema.json
+
+namespace {
+
+using Json = nlohmann::json;
+
+// Thrown inside this file only, caught by parse_scenario.
+struct Bad {
+  std::string pointer;
+  std::string message;
+};
+
+[[noreturn]] void bad(std::string pointer, std::string message) {
+  throw Bad{std::move(pointer), std::move(message)};
+}
+
+std::string child(const std::string& ptr, const std::string& key) {
+  return ptr + "/" + json_pointer_escape(key);
+}
+std::string child(const std::string& ptr, std::size_t i) {
+  return ptr + "/" + std::to_string(i);
+}
+
+std::int64_t as_i64(const Json& v, const std::string& ptr) {
+  if (v.is_number_unsigned() &&
+      v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    bad(ptr, fmt::format("expected an integer below 2^63, got {}", v.dump()));
+  return v.get<std::int64_t>();
+}
+
+std::uint64_t as_u64(const Json& v, const std::string& ptr) {
+  if (!v.is_number_unsigned() && v.get<std::int64_t>() < 0)
+    bad(ptr, fmt::format("expected a non-negative integer, got {}", v.dump()));
+  return v.get<std::uint64_t>();
+}
+
+// An integer as two's complement bytes of `size`, refusing what does not fit.
+std::vector<std::uint8_t> int_bytes(const Json& v, std::size_t size, const std::string& ptr,
+                                    const std::string& what) {
+  std::uint64_t bits = 0;
+  bool fits = true;
+  if (v.is_number_unsigned()) {
+    bits = v.get<std::uint64_t>();
+    fits = size >= 8 || bits < (1ULL << (8 * size));
+  } else {
+    const std::int64_t s = v.get<std::int64_t>();
+    bits = static_cast<std::uint64_t>(s);
+    if (size < 8) {
+      const std::int64_t lo = -(std::int64_t{1} << (8 * size - 1));
+      const std::int64_t hi = static_cast<std::int64_t>(1ULL << (8 * size)) - 1;
+      fits = s >= lo && s <= hi;
+    }
+  }
+  if (size > 8 && v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() < 0)
+    fits = false;
+  if (!fits || size == 0)
+    bad(ptr, fmt::format("{} {} does not fit in {} byte(s)", what, v.dump(), size));
+  std::vector<std::uint8_t> out(size, 0);
+  for (std::size_t i = 0; i < size && i < 8; ++i)
+    out[i] = static_cast<std::uint8_t>(bits >> (8 * i));
+  return out;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return c - 'A' + 10;
+}
+
+// A key or value: integer, hex string (memory order) or byte array, of exactly `size` bytes.
+std::vector<std::uint8_t> to_bytes(const Json& v, std::size_t size, const std::string& ptr,
+                                   const std::string& what) {
+  if (v.is_number_integer()) return int_bytes(v, size, ptr, what);
+  std::vector<std::uint8_t> out;
+  if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    const std::size_t start = s.rfind("hex:", 0) == 0 ? 4 : 2;
+    for (std::size_t i = start; i + 1 < s.size(); i += 2)
+      out.push_back(static_cast<std::uint8_t>(hex_digit(s[i]) * 16 + hex_digit(s[i + 1])));
+  } else {
+    for (const auto& b : v)
+      out.push_back(static_cast<std::uint8_t>(b.get<int>()));
+  }
+  if (out.size() != size)
+    bad(ptr, fmt::format("expected {} byte(s) for this {}, got {}", size, what, out.size()));
+  return out;
+}
+
+std::string names_list(const std::vector<std::string>& names) {
+  if (names.empty()) return "none";
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
+class Parser {
+ public:
+  Parser(std::string file, const Json& doc) : file_(std::move(file)), doc_(doc) {}
+
+  Scenario parse() {
+    Scenario sc;
+    sc.file = file_;
+    sc.name = doc_["name"].get<std::string>();
+    sc.description = doc_["description"].get<std::string>();
+    if (doc_.contains("profile")) {
+      sc.profile = doc_["profile"].get<std::string>();
+      if (!model::profile_by_name(sc.profile))
+        bad("/profile", fmt::format("unknown kernel profile '{}' (known: {})", sc.profile,
+                                    names_list(model::profile_names())));
+    }
+    sc.cpus = doc_["cpus"].get<int>();
+    if (doc_.contains("seed")) sc.seed = as_u64(doc_["seed"], "/seed");
+    parse_objects(sc);
+    parse_costs(sc);
+    if (doc_.contains("jitter_ns")) sc.jitter_ns = as_i64(doc_["jitter_ns"], "/jitter_ns");
+    if (doc_.contains("limits")) {
+      const Json& l = doc_["limits"];
+      if (l.contains("max_time_ns"))
+        sc.max_time_ns = as_i64(l["max_time_ns"], "/limits/max_time_ns");
+      if (l.contains("max_steps")) sc.max_steps = as_u64(l["max_steps"], "/limits/max_steps");
+    }
+    scenario_ = &sc;
+    parse_timeline(sc);
+    if (doc_.contains("expect")) parse_expect(sc, doc_["expect"]);
+    return sc;
+  }
+
+ private:
+  void parse_objects(Scenario& sc) {
+    const auto dir = std::filesystem::path(file_).parent_path();
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < doc_["objects"].size(); ++i) {
+      const Json& o = doc_["objects"][i];
+      const std::string ptr = child("/objects", i);
+      ScenarioObject obj;
+      obj.name = o["name"].get<std::string>();
+      if (!names.insert(obj.name).second)
+        bad(child(ptr, "name"), fmt::format("object name '{}' is used twice", obj.name));
+      obj.path = o["path"].get<std::string>();
+      const std::filesystem::path p(obj.path);
+      obj.resolved_path = (p.is_absolute() || dir.empty() ? p : dir / p).lexically_normal();
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(obj.resolved_path, ec))
+        bad(child(ptr, "path"),
+            fmt::format("object file '{}' does not exist (resolved to '{}', relative to the "
+                        "scenario's directory)",
+                        obj.path, obj.resolved_path));
+      auto loaded = model::load_bpf_input(obj.resolved_path);
+      if (auto* e = std::get_if<model::LoadError>(&loaded))
+        bad(child(ptr, "path"), fmt::format("cannot load object: {}", e->message));
+      obj.spec = std::move(std::get<model::ObjectSpec>(loaded));
+      if (auto e = model::bpf_object_check(obj.spec))
+        bad(child(ptr, "path"), fmt::format("cannot load object: {}", e->message));
+      sc.objects.push_back(std::move(obj));
+    }
+  }
+
+  void parse_costs(Scenario& sc) {
+    if (!doc_.contains("costs")) return;
+    const std::map<std::string, sim::TimeNs*> fields = {
+        {"insn_ns", &sc.costs.insn_ns},
+        {"helper_ns", &sc.costs.helper_ns},
+        {"lock_ns", &sc.costs.lock_ns},
+        {"spin_ns", &sc.costs.spin_ns},
+        {"hrtimer_op_ns", &sc.costs.hrtimer_op_ns},
+        {"alloc_ns", &sc.costs.alloc_ns},
+        {"map_op_ns", &sc.costs.map_op_ns},
+        {"syscall_ns", &sc.costs.syscall_ns},
+        {"softirq_ns", &sc.costs.softirq_ns},
+        {"refcnt_ns", &sc.costs.refcnt_ns},
+        {"rcu_gp_min_ns", &sc.costs.rcu_gp_min_ns},
+    };
+    for (const auto& [k, v] : doc_["costs"].items())
+      *fields.at(k) = as_i64(v, child("/costs", k));
+  }
+
+  // <object>.<rest>: the object's index, and `rest`.
+  std::uint32_t object_of(const std::string& text, const std::string& ptr, std::string* rest) {
+    const auto dot = text.find('.');
+    const std::string obj = text.substr(0, dot);
+    *rest = text.substr(dot + 1);
+    std::vector<std::string> names;
+    for (std::uint32_t i = 0; i < scenario_->objects.size(); ++i) {
+      if (scenario_->objects[i].name == obj) return i;
+      names.push_back(scenario_->objects[i].name);
+    }
+    bad(ptr,
+        fmt::format("unknown object '{}' in '{}' (objects: {})", obj, text, names_list(names)));
+  }
+
+  NameRef map_ref(const Json& v, const std::string& ptr) {
+    NameRef r{v.get<std::string>(), 0, 0};
+    std::string rest;
+    r.object = object_of(r.text, ptr, &rest);
+    const model::ObjectSpec& spec = scenario_->objects[r.object].spec;
+    if (auto i = spec.find_map(rest)) {
+      r.index = *i;
+      return r;
+    }
+    std::vector<std::string> names;
+    for (const auto& m : spec.maps)
+      names.push_back(m.name);
+    bad(ptr, fmt::format("unknown map '{}' (object '{}' has maps: {})", r.text,
+                         scenario_->objects[r.object].name, names_list(names)));
+  }
+
+  NameRef prog_ref(const Json& v, const std::string& ptr) {
+    NameRef r{v.get<std::string>(), 0, 0};
+    std::string rest;
+    r.object = object_of(r.text, ptr, &rest);
+    const model::ObjectSpec& spec = scenario_->objects[r.object].spec;
+    std::vector<std::string> names;
+    for (std::uint32_t i = 0; i < spec.progs.size(); ++i) {
+      if (spec.progs[i].name == rest) {
+        r.index = i;
+        return r;
+      }
+      names.push_back(spec.progs[i].name);
+    }
+    bad(ptr, fmt::format("unknown program '{}' (object '{}' has programs: {})", r.text,
+                         scenario_->objects[r.object].name, names_list(names)));
+  }
+
+  GlobalRef global_ref(const std::string& text, const std::string& ptr) {
+    GlobalRef g{text, 0, "", 0};
+    g.object = object_of(text, ptr, &g.var);
+    const model::ObjectSpec& spec = scenario_->objects[g.object].spec;
+    if (const model::GlobalVar* v = spec.find_global(g.var)) {
+      g.size = v->size;
+      if (g.size == 0 || g.size > 8)
+        bad(ptr, fmt::format("global '{}' is {} bytes; only integers of 1 to 8 bytes can be "
+                             "expected",
+                             text, g.size));
+      return g;
+    }
+    std::vector<std::string> names;
+    for (const auto& m : spec.maps)
+      for (const auto& v : m.vars)
+        names.push_back(v.name);
+    bad(ptr, fmt::format("unknown global variable '{}' (object '{}' has: {})", text,
+                         scenario_->objects[g.object].name, names_list(names)));
+  }
+
+  const model::MapSpec& map_spec(const NameRef& r) const {
+    return scenario_->objects[r.object].spec.maps[r.index];
+  }
+
+  static bool is_map_in_map(const model::MapSpec& m) {
+    return m.type == model::kBpfMapTypeArrayOfMaps || m.type == model::kBpfMapTypeHashOfMaps;
+  }
+
+  void parse_timeline(Scenario& sc) {
+    const Json& tl = doc_["timeline"];
+    sim::TimeNs prev = 0;
+    for (std::size_t i = 0; i < tl.size(); ++i) {
+      const Json& j = tl[i];
+      const std::string ptr = child("/timeline", i);
+      Action a;
+      a.index = i;
+      a.pointer = ptr;
+      a.at_ns = as_i64(j["at_ns"], child(ptr, "at_ns"));
+      if (a.at_ns < prev)
+        bad(child(ptr, "at_ns"),
+            fmt::format("time goes backwards: at_ns {} is before the previous action's {} "
+                        "(the timeline must be in non-decreasing at_ns)",
+                        a.at_ns, prev));
+      prev = a.at_ns;
+      if (j.contains("cpu")) {
+        a.cpu = j["cpu"].get<int>();
+        if (a.cpu >= sc.cpus)
+          bad(child(ptr, "cpu"),
+              fmt::format("cpu {} does not exist: the scenario has {} CPU(s)", a.cpu, sc.cpus));
+      }
+      if (j.contains("process")) a.process = j["process"].get<std::string>();
+      if (j.contains("expect_ret"))
+        a.expect_ret = as_i64(j["expect_ret"], child(ptr, "expect_ret"));
+      parse_action(j, ptr, a);
+      sc.timeline.push_back(std::move(a));
+    }
+  }
+
+  void parse_action(const Json& j, const std::string& ptr, Action& a) {
+    static const std::map<std::string, ActionKind> kinds = {
+        {"run", ActionKind::kRun},
+        {"run_fentry", ActionKind::kRunFentry},
+        {"attach", ActionKind::kAttach},
+        {"map_lookup", ActionKind::kMapLookup},
+        {"map_update", ActionKind::kMapUpdate},
+        {"map_delete", ActionKind::kMapDelete},
+        {"close", ActionKind::kClose},
+        {"pin", ActionKind::kPin},
+        {"unpin", ActionKind::kUnpin},
+        {"obj_get", ActionKind::kObjGet},
+        {"get_fd_by_id", ActionKind::kGetFdById},
+        {"exit", ActionKind::kExit},
+        {"wait", ActionKind::kWait},
+    };
+    a.kind = kinds.at(j["action"].get<std::string>());
+    switch (a.kind) {
+      case ActionKind::kRun: {
+        a.target = prog_ref(j["prog"], child(ptr, "prog"));
+        a.target_kind = FdKind::kProg;
+        if (j.contains("args"))
+          for (std::size_t n = 0; n < j["args"].size(); ++n)
+            a.args[n] = as_u64(j["args"][n], child(child(ptr, "args"), n));
+        break;
+      }
+      case ActionKind::kRunFentry: {
+        const std::string f = j["fentry"].get<std::string>();
+        a.fentry = f.back() - '0';
+        break;
+      }
+      case ActionKind::kAttach:
+        a.target = prog_ref(j["prog"], child(ptr, "prog"));
+        a.target_kind = FdKind::kProg;
+        break;
+      case ActionKind::kMapLookup:
+      case ActionKind::kMapUpdate:
+      case ActionKind::kMapDelete: {
+        a.target = map_ref(j["map"], child(ptr, "map"));
+        const model::MapSpec& m = map_spec(*a.target);
+        a.key = to_bytes(j["key"], m.key_size, child(ptr, "key"), "key of " + a.target->text);
+        if (a.kind == ActionKind::kMapUpdate) parse_update_value(j, ptr, m, a);
+        if (j.contains("expect_value")) {
+          if (is_map_in_map(m))
+            bad(child(ptr, "expect_value"),
+                fmt::format("'{}' is a map-in-map: its lookup yields a map id, which cannot be "
+                            "expected",
+                            a.target->text));
+          a.expect_value = to_bytes(j["expect_value"], m.value_size, child(ptr, "expect_value"),
+                                    "value of " + a.target->text);
+        }
+        break;
+      }
+      case ActionKind::kClose:
+      case ActionKind::kPin: {
+        std::vector<std::string> given;
+        for (const char* k : {"map", "prog", "link"})
+          if (j.contains(k)) given.push_back(k);
+        const std::string allowed = a.kind == ActionKind::kClose ? "map, prog, link" : "map, prog";
+        if (given.size() != 1)
+          bad(ptr, fmt::format("{} takes exactly one of {}; got {}", action_kind_name(a.kind),
+                               allowed, given.empty() ? "none" : names_list(given)));
+        const std::string& k = given.front();
+        if (k == "map") {
+          a.target = map_ref(j["map"], child(ptr, "map"));
+          a.target_kind = FdKind::kMap;
+        } else {
+          a.target = prog_ref(j[k], child(ptr, k));
+          a.target_kind = k == "prog" ? FdKind::kProg : FdKind::kLink;
+        }
+        if (a.kind == ActionKind::kPin) a.path = j["path"].get<std::string>();
+        break;
+      }
+      case ActionKind::kUnpin:
+      case ActionKind::kObjGet:
+        a.path = j["path"].get<std::string>();
+        break;
+      case ActionKind::kGetFdById:
+        a.target = map_ref(j["map"], child(ptr, "map"));
+        break;
+      case ActionKind::kExit:
+      case ActionKind::kWait:
+        break;
+    }
+  }
+
+  void parse_update_value(const Json& j, const std::string& ptr, const model::MapSpec& m,
+                          Action& a) {
+    const Json& v = j["value"];
+    const std::string vptr = child(ptr, "value");
+    const bool is_name = v.is_string() && v.get_ref<const std::string&>().rfind("0x", 0) != 0 &&
+                         v.get_ref<const std::string&>().rfind("hex:", 0) != 0;
+    if (is_map_in_map(m)) {
+      if (!is_name)
+        bad(vptr, fmt::format("'{}' is a map-in-map: the value must name a map (its fd), e.g. "
+                              "\"{}.inner_map\"",
+                              a.target->text, scenario_->objects[a.target->object].name));
+      a.value_map = map_ref(v, vptr);
+    } else {
+      if (is_name)
+        bad(vptr, fmt::format("'{}' is no map-in-map: expected {} byte(s) of value, got a map "
+                              "name",
+                              a.target->text, m.value_size));
+      a.value = to_bytes(v, m.value_size, vptr, "value of " + a.target->text);
+    }
+    static const std::map<std::string, std::uint64_t> flags = {{"BPF_ANY", 0},
+                                                               {"BPF_NOEXIST", 1},
+                                                               {"BPF_EXIST", 2},
+                                                               {"BPF_F_LOCK", 4},
+                                                               {"BPF_EXIST|BPF_F_LOCK", 6}};
+    if (j.contains("flags")) a.flags = flags.at(j["flags"].get<std::string>());
+  }
+
+  std::vector<GlobalExpect> parse_globals(const Json& g, const std::string& ptr) {
+    std::vector<GlobalExpect> out;
+    for (const auto& [name, v] : g.items()) {
+      const std::string p = child(ptr, name);
+      if (name.find('.') == std::string::npos)
+        bad(p, fmt::format("expected <object>.<variable>, got '{}'", name));
+      GlobalExpect e;
+      e.global = global_ref(name, p);
+      e.pointer = p;
+      e.negative = !v.is_number_unsigned() && v.get<std::int64_t>() < 0;
+      e.value = v.is_number_unsigned() ? v.get<std::uint64_t>()
+                                       : static_cast<std::uint64_t>(v.get<std::int64_t>());
+      (void)int_bytes(v, e.global.size, p, "value of " + name);
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  void parse_expect(Scenario& sc, const Json& ex) {
+    Expectations& e = sc.expect;
+    if (ex.contains("globals")) e.globals = parse_globals(ex["globals"], "/expect/globals");
+    if (ex.contains("globals_at"))
+      for (std::size_t i = 0; i < ex["globals_at"].size(); ++i) {
+        const std::string ptr = child("/expect/globals_at", i);
+        const Json& g = ex["globals_at"][i];
+        GlobalsAt at;
+        at.at_ns = as_i64(g["at_ns"], child(ptr, "at_ns"));
+        at.globals = parse_globals(g["globals"], child(ptr, "globals"));
+        at.pointer = ptr;
+        e.globals_at.push_back(std::move(at));
+      }
+    if (ex.contains("maps"))
+      for (std::size_t i = 0; i < ex["maps"].size(); ++i) {
+        const std::string ptr = child("/expect/maps", i);
+        const Json& m = ex["maps"][i];
+        MapExpect me;
+        me.pointer = ptr;
+        me.map = map_ref(m["map"], child(ptr, "map"));
+        const model::MapSpec& spec = map_spec(me.map);
+        me.key = to_bytes(m["key"], spec.key_size, child(ptr, "key"), "key of " + me.map.text);
+        if (m.contains("present")) me.present = m["present"].get<bool>();
+        if (m.contains("value")) {
+          if (is_map_in_map(spec))
+            bad(child(ptr, "value"),
+                fmt::format("'{}' is a map-in-map: expect only 'present'", me.map.text));
+          if (!me.present)
+            bad(child(ptr, "value"), "a value is expected of an element that must be absent");
+          me.value =
+              to_bytes(m["value"], spec.value_size, child(ptr, "value"), "value of " + me.map.text);
+        }
+        e.maps.push_back(std::move(me));
+      }
+    if (ex.contains("findings"))
+      for (const auto& [kind, v] : ex["findings"].items()) {
+        if (kind == "allow_other_findings") {
+          e.allow_other_findings = v.get<bool>();
+          continue;
+        }
+        CountExpect c;
+        c.kind = kind;
+        if (v.is_number_integer()) {
+          c.n = as_u64(v, child("/expect/findings", kind));
+        } else {
+          std::string s = v.get<std::string>();
+          if (s.rfind(">=", 0) == 0) c.op = CountExpect::Op::kGe;
+          if (s.rfind("<=", 0) == 0) c.op = CountExpect::Op::kLe;
+          if (c.op != CountExpect::Op::kEq) s = s.substr(2);
+          try {
+            c.n = std::stoull(s);
+          } catch (const std::exception&) {
+            bad(child("/expect/findings", kind), "count out of range");
+          }
+        }
+        e.findings.push_back(c);
+      }
+    if (ex.contains("alive")) {
+      const Json& a = ex["alive"];
+      if (a.contains("objects")) e.alive.objects = as_u64(a["objects"], "/expect/alive/objects");
+      if (a.contains("armed_timers"))
+        e.alive.armed_timers = as_u64(a["armed_timers"], "/expect/alive/armed_timers");
+      if (a.contains("maps")) {
+        e.alive.maps.emplace();
+        for (std::size_t i = 0; i < a["maps"].size(); ++i)
+          e.alive.maps->push_back(map_ref(a["maps"][i], child("/expect/alive/maps", i)));
+      }
+      if (a.contains("progs")) {
+        e.alive.progs.emplace();
+        for (std::size_t i = 0; i < a["progs"].size(); ++i)
+          e.alive.progs->push_back(prog_ref(a["progs"][i], child("/expect/alive/progs", i)));
+      }
+    }
+    if (ex.contains("status")) {
+      const std::string s = ex["status"].get<std::string>();
+      e.status = s == "stopped" ? sim::RunStatus::kStopped
+                 : s == "limit" ? sim::RunStatus::kLimit
+                                : sim::RunStatus::kQuiescent;
+    }
+  }
+
+  std::string file_;
+  const Json& doc_;
+  Scenario* scenario_ = nullptr;
+};
+
+// The message of a nlohmann parse error without its "[json.exception...] parse error at line
+// N, column M: " prefix (we print our own position).
+std::string parse_error_text(const std::string& what) {
+  const auto at = what.find("syntax error");
+  if (at != std::string::npos) return what.substr(at);
+  const auto colon = what.find(": ");
+  return colon == std::string::npos ? what : what.substr(colon + 2);
+}
+
+InputError located(const std::string& file, const std::string& text, std::string pointer,
+                   std::string message, const JsonPositions& pos) {
+  const TextPos p = text_pos(text, pos.offset(pointer));
+  return InputError{file, std::move(pointer), p.line, p.column, std::move(message)};
+}
+
+}  // namespace
+
+std::string InputError::text() const {
+  std::string s = file;
+  if (line > 0) s += fmt::format(":{}:{}", line, column);
+  s += ": ";
+  if (line > 0 || !pointer.empty()) s += fmt::format("at {}: ", pointer.empty() ? "/" : pointer);
+  return s + message;
+}
+
+std::uint64_t fnv1a64(const std::string& bytes) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+const std::string& scenario_schema_text() {
+  static const std::string text(kScenarioSchemaText);
+  return text;
+}
+
+const JsonSchema& scenario_schema() {
+  static const JsonSchema schema(Json::parse(scenario_schema_text()));
+  return schema;
+}
+
+const char* action_kind_name(ActionKind kind) {
+  switch (kind) {
+    case ActionKind::kRun:
+      return "run";
+    case ActionKind::kRunFentry:
+      return "run_fentry";
+    case ActionKind::kAttach:
+      return "attach";
+    case ActionKind::kMapLookup:
+      return "map_lookup";
+    case ActionKind::kMapUpdate:
+      return "map_update";
+    case ActionKind::kMapDelete:
+      return "map_delete";
+    case ActionKind::kClose:
+      return "close";
+    case ActionKind::kPin:
+      return "pin";
+    case ActionKind::kUnpin:
+      return "unpin";
+    case ActionKind::kObjGet:
+      return "obj_get";
+    case ActionKind::kGetFdById:
+      return "get_fd_by_id";
+    case ActionKind::kExit:
+      return "exit";
+    case ActionKind::kWait:
+      return "wait";
+  }
+  return "?";
+}
+
+std::string Action::describe() const {
+  std::string s = action_kind_name(kind);
+  if (kind == ActionKind::kRunFentry) s += fmt::format(" bpf_fentry_test{}", fentry);
+  if (target) {
+    if (kind == ActionKind::kClose || kind == ActionKind::kPin)
+      s += target_kind == FdKind::kMap ? " map" : target_kind == FdKind::kProg ? " prog" : " link";
+    s += " " + target->text;
+  }
+  if (!path.empty()) s += " " + path;
+  if (process != "loader") s += " (" + process + ")";
+  return s;
+}
+
+std::string CountExpect::text() const {
+  const char* prefix = op == Op::kGe ? ">=" : op == Op::kLe ? "<=" : "";
+  return fmt::format("{}{}", prefix, n);
+}
+
+bool CountExpect::holds(std::uint64_t count) const {
+  switch (op) {
+    case Op::kEq:
+      return count == n;
+    case Op::kGe:
+      return count >= n;
+    case Op::kLe:
+      return count <= n;
+  }
+  return false;
+}
+
+ScenarioResult parse_scenario(const std::string& file, const std::string& text) {
+  const JsonPositions pos(text);
+  Json doc;
+  try {
+    doc = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    const std::size_t at = e.byte > 0 ? e.byte - 1 : 0;
+    const TextPos p = text_pos(text, at);
+    return InputError{file, pos.pointer_near(at), p.line, p.column,
+                      "invalid JSON: " + parse_error_text(e.what())};
+  }
+  if (pos.duplicate_key())
+    return located(file, text, *pos.duplicate_key(),
+                   "duplicate key (each key may appear once per object)", pos);
+  if (auto v = scenario_schema().validate(doc))
+    return located(file, text, v->pointer, v->message, pos);
+  try {
+    Scenario sc = Parser(file, doc).parse();
+    sc.hash = fnv1a64(text);
+    return sc;
+  } catch (const Bad& b) {
+    return located(file, text, b.pointer, b.message, pos);
+  }
+}
+
+ScenarioResult load_scenario(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InputError{path, "", 0, 0, "cannot read the scenario file"};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return InputError{path, "", 0, 0, "cannot read the scenario file"};
+  return parse_scenario(path, ss.str());
+}
+
+}  // namespace bpftsim::tools
