@@ -1,0 +1,97 @@
+// `bpftsim replay RUNFILE`: repeats the run a run file describes (scenario, profile, seed and its
+// recorded scheduler decisions) and says whether it reproduced (same trace digest). Refuses, with
+// exit 2, a scenario whose bytes changed since the run.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "tools/commands.h"
+#include "tools/report.h"
+#include "tools/runfile.h"
+#include "tools/runner.h"
+#include "tools/scenario.h"
+
+namespace bpftsim::tools {
+namespace {
+
+struct ReplayArgs {
+  std::string run_file;
+  std::string trace;
+  std::string trace_format = "text";
+};
+
+int replay(const ReplayArgs& args) {
+  auto read = read_run_file(args.run_file);
+  if (auto* e = std::get_if<InputError>(&read)) {
+    std::fprintf(stderr, "bpftsim replay: %s\n", e->text().c_str());
+    return kExitBadInput;
+  }
+  const RunFile& f = std::get<RunFile>(read);
+  const std::string path = f.scenario_path();
+  auto loaded = load_scenario(path);
+  if (auto* e = std::get_if<InputError>(&loaded)) {
+    std::fprintf(stderr, "bpftsim replay: %s\n", e->text().c_str());
+    return kExitBadInput;
+  }
+  const Scenario& sc = std::get<Scenario>(loaded);
+  if (sc.hash != f.scenario_hash) {
+    std::fprintf(stderr,
+                 "bpftsim replay: %s: the scenario changed since the run (%s: fnv1a64 %016llx, "
+                 "run file %s has %016llx); re-run it with `bpftsim run %s --seed %llu` instead\n",
+                 args.run_file.c_str(), path.c_str(), static_cast<unsigned long long>(sc.hash),
+                 args.run_file.c_str(), static_cast<unsigned long long>(f.scenario_hash),
+                 path.c_str(), static_cast<unsigned long long>(f.seed));
+    return kExitBadInput;
+  }
+  if (f.tool_version != BPFTSIM_VERSION)
+    std::fprintf(stderr,
+                 "bpftsim replay: note: the run file was written by bpftsim %s, this is %s\n",
+                 f.tool_version.c_str(), BPFTSIM_VERSION);
+  RunOptions opts;
+  opts.seed = f.seed;
+  opts.profile = f.profile;
+  opts.replay = f.decisions;
+  Progress progress;
+  if (progress.enabled())
+    opts.progress = [&](sim::TimeNs t) { progress.update("bpftsim replay " + sc.name, t); };
+  auto ran = run_scenario(sc, opts);
+  progress.clear();
+  if (auto* e = std::get_if<InputError>(&ran)) {
+    std::fprintf(stderr, "bpftsim replay: %s\n", e->text().c_str());
+    return kExitBadInput;
+  }
+  const RunResult& r = std::get<RunResult>(ran);
+  std::printf("%s\n", result_line(r).c_str());
+  std::printf("digest %016llx records %llu\n", static_cast<unsigned long long>(r.digest),
+              static_cast<unsigned long long>(r.records));
+  if (!args.trace.empty())
+    if (auto err = write_trace(r, args.trace, args.trace_format)) {
+      std::fprintf(stderr, "bpftsim replay: %s\n", err->c_str());
+      return kExitBadInput;
+    }
+  const bool same = r.digest == f.digest;
+  std::printf("%s (recorded digest %016llx)\n",
+              same ? "reproduced: the trace digest matches the recorded run"
+                   : "NOT reproduced: the trace digest differs from the recorded run",
+              static_cast<unsigned long long>(f.digest));
+  if (!r.passed()) print_failure_report(stdout, r, fmt::format("bpftsim replay {}", args.run_file));
+  std::fflush(stdout);
+  return r.passed() && same ? kExitOk : kExitFailed;
+}
+
+const Registrar kRegisterReplay{
+    "replay", [](CLI::App& app) {
+      auto args = std::make_shared<ReplayArgs>();
+      auto* sub = app.add_subcommand(
+          "replay", "Replay a run file (written by a failing run) exactly: same decisions, seed");
+      sub->add_option("runfile", args->run_file, "run file (<name>.run.json)")->required();
+      sub->add_option("--trace", args->trace, "write the trace to FILE ('-': stdout)");
+      sub->add_option("--trace-format", args->trace_format, "text (default), jsonl or perfetto")
+          ->check(CLI::IsMember({"text", "jsonl", "perfetto"}));
+      return std::function<int()>([args] { return replay(*args); });
+    }};
+
+}  // namespace
+}  // namespace bpftsim::tools
