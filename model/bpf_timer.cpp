@@ -243,13 +243,17 @@ sim::Co<int> BpfTimers::timer_cb(sim::Context& ctx, HrTimer& hr) {
   const int cpu = ctx.cpu();
   hrtimer_running_[cpu] = &t;
   const std::uint64_t key = map->callback_key(ctx, value);
+  const ObjId obj = t.obj;
+  const std::string slice = fmt::format("bpf_timer_cb {}", prog->callback_name(fn));
   ctx.trace("bpf_timer_cb", {{"timer", t.obj},
                              {"map", map->id},
                              {"prog", prog->id},
-                             {"callback", prog->callback_name(fn)}});
+                             {"callback", prog->callback_name(fn)},
+                             {"slice_begin", slice}});
   co_await ctx.step(k_.cost.helper_ns);
   co_await prog->run_callback(ctx, fn, {map->handle_addr, key, value, 0, 0});
   hrtimer_running_[cpu] = nullptr;
+  ctx.trace("bpf_timer_cb_exit", {{"timer", obj}, {"slice_end", slice}});
   // `t` may be freed by now (the callback deleted its own element): not touched again.
   co_await ctx.step(k_.cost.helper_ns);
   co_return kHrtimerNoRestart;

@@ -112,7 +112,9 @@ sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, sim::TimeNs rel_ns)
                               {"expires", expires},
                               {"base_cpu", cpu},
                               {"base", base_name(t.base_index)},
-                              {"requeued", was ? 1 : 0}});
+                              {"requeued", was ? 1 : 0},
+                              {"flow_out", t.seq + 1},
+                              {"counter:armed_timers", armed()}});
   co_await ctx.step(k_.cost.hrtimer_op_ns);
 }
 
@@ -120,7 +122,8 @@ int Hrtimers::try_to_cancel_now(sim::Context& ctx, HrTimer& t) {
   k_.slab.access(&ctx, t.owner, "hrtimer_try_to_cancel");
   if (callback_running(t)) return -1;
   const int ret = remove(t) ? 1 : 0;
-  if (ret == 1) ctx.trace("hrtimer_cancel", {{"hrtimer", t.owner}});
+  if (ret == 1)
+    ctx.trace("hrtimer_cancel", {{"hrtimer", t.owner}, {"counter:armed_timers", armed()}});
   return ret;
 }
 
@@ -160,7 +163,14 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
       if (!alive) continue;  // reported; the freed timer's function is not called
       b.running = &t;
       b.running_ctx = &ctx;
-      ctx.trace("hrtimer_expire_entry", {{"hrtimer", t.owner}, {"now", basenow}});
+      // Trace conventions (sim/trace_render.h): the expiry is a slice, the arrow from the
+      // hrtimer_start of this enqueue (seq) ends here.
+      const std::string slice = fmt::format("hrtimer {}", t.owner);
+      ctx.trace("hrtimer_expire_entry", {{"hrtimer", t.owner},
+                                         {"now", basenow},
+                                         {"slice_begin", slice},
+                                         {"flow_in", t.seq + 1},
+                                         {"counter:armed_timers", armed()}});
       co_await ctx.step(k_.cost.hrtimer_op_ns);
       const int restart = co_await t.function(ctx, t);
       // After a NORESTART callback the kernel does not touch the timer again (it may be freed).
@@ -169,7 +179,8 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
         enqueue(t, cpu, t.expires_ns);
       b.running = nullptr;
       b.running_ctx = nullptr;
-      ctx.trace("hrtimer_expire_exit", {{"hrtimer", t.owner}});
+      ctx.trace("hrtimer_expire_exit",
+                {{"hrtimer", t.owner}, {"slice_end", slice}, {"counter:armed_timers", armed()}});
       b.running_waiters.wake_all();
       co_await ctx.step(k_.cost.hrtimer_op_ns);
     }

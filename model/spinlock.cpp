@@ -1,5 +1,7 @@
 #include "model/spinlock.h"
 
+#include <fmt/format.h>
+
 #include "model/kernel.h"
 #include "sim/assert.h"
 
@@ -20,7 +22,9 @@ sim::Co<void> spin_lock_irqsave(Kernel& k, sim::Context& ctx, KLock& lock) {
   }
   lock.owner = &ctx;
   if (lock.word) *lock.word = 1;
-  ctx.trace("lock_acquire", {{"lock", lock.kind}, {"id", lock.id}});
+  ctx.trace("lock_acquire", {{"lock", lock.kind},
+                             {"id", lock.id},
+                             {"slice_begin", fmt::format("{}#{:x}", lock.kind, lock.id)}});
   co_await ctx.step(k.cost.lock_ns);
 }
 
@@ -29,7 +33,9 @@ sim::Co<void> spin_unlock_irqrestore(Kernel& k, sim::Context& ctx, KLock& lock) 
              lock.id, ctx.name());
   lock.owner = nullptr;
   if (lock.word) *lock.word = 0;
-  ctx.trace("lock_release", {{"lock", lock.kind}, {"id", lock.id}});
+  ctx.trace("lock_release", {{"lock", lock.kind},
+                             {"id", lock.id},
+                             {"slice_end", fmt::format("{}#{:x}", lock.kind, lock.id)}});
   lock.waiters.wake_all();
   ctx.local_irq_enable();
   co_await ctx.step(k.cost.lock_ns);

@@ -51,7 +51,11 @@ void Syscalls::map_inc(const sim::Context* ctx, BpfMap& map) {
   ++map.refcnt;
   k_.slab.note(ctx, map.obj, fmt::format("refcnt+1 -> {}", map.refcnt));
   k_.sim.emit(ctx, "map_refcnt",
-              {{"map", map.id}, {"refcnt", map.refcnt}, {"usercnt", map.usercnt}});
+              {{"map", map.id},
+               {"refcnt", map.refcnt},
+               {"usercnt", map.usercnt},
+               {fmt::format("counter:map{}.refcnt", map.id), map.refcnt},
+               {fmt::format("counter:map{}.usercnt", map.id), map.usercnt}});
 }
 
 void Syscalls::map_inc_with_uref(const sim::Context* ctx, BpfMap& map) {
@@ -60,7 +64,11 @@ void Syscalls::map_inc_with_uref(const sim::Context* ctx, BpfMap& map) {
   ++map.usercnt;
   k_.slab.note(ctx, map.obj, fmt::format("refcnt+1 usercnt+1 -> {}/{}", map.refcnt, map.usercnt));
   k_.sim.emit(ctx, "map_refcnt",
-              {{"map", map.id}, {"refcnt", map.refcnt}, {"usercnt", map.usercnt}});
+              {{"map", map.id},
+               {"refcnt", map.refcnt},
+               {"usercnt", map.usercnt},
+               {fmt::format("counter:map{}.refcnt", map.id), map.refcnt},
+               {fmt::format("counter:map{}.usercnt", map.id), map.usercnt}});
 }
 
 // bpf_map_put: the last reference frees the map from a workqueue (bpf_map_free_deferred).
@@ -68,7 +76,11 @@ sim::Co<void> Syscalls::map_put(sim::Context& ctx, BpfMap& map) {
   if (!k_.slab.access(&ctx, map.obj, "bpf_map_put")) co_return;
   --map.refcnt;
   k_.slab.note(&ctx, map.obj, fmt::format("refcnt-1 -> {}", map.refcnt));
-  ctx.trace("map_refcnt", {{"map", map.id}, {"refcnt", map.refcnt}, {"usercnt", map.usercnt}});
+  ctx.trace("map_refcnt", {{"map", map.id},
+                           {"refcnt", map.refcnt},
+                           {"usercnt", map.usercnt},
+                           {fmt::format("counter:map{}.refcnt", map.id), map.refcnt},
+                           {fmt::format("counter:map{}.usercnt", map.id), map.usercnt}});
   if (map.refcnt < 0) k_.refcount_underflow(&ctx, map.obj, "map refcnt");
   co_await ctx.step(k_.cost.refcnt_ns);
   if (map.refcnt != 0) co_return;
@@ -87,7 +99,9 @@ sim::Co<void> Syscalls::map_put_with_uref(sim::Context& ctx, BpfMap& map) {
   if (!k_.slab.access(&ctx, map.obj, "bpf_map_put_with_uref")) co_return;
   --map.usercnt;
   k_.slab.note(&ctx, map.obj, fmt::format("usercnt-1 -> {}", map.usercnt));
-  ctx.trace("map_usercnt", {{"map", map.id}, {"usercnt", map.usercnt}});
+  ctx.trace("map_usercnt", {{"map", map.id},
+                            {"usercnt", map.usercnt},
+                            {fmt::format("counter:map{}.usercnt", map.id), map.usercnt}});
   if (map.usercnt < 0) k_.refcount_underflow(&ctx, map.obj, "map usercnt");
   co_await ctx.step(k_.cost.refcnt_ns);
   if (map.usercnt == 0) {
@@ -101,7 +115,10 @@ void Syscalls::prog_inc(const sim::Context* ctx, BpfProg& prog) {
   k_.slab.access(ctx, prog.obj, "bpf_prog_inc");
   ++prog.refcnt;
   k_.slab.note(ctx, prog.obj, fmt::format("refcnt+1 -> {}", prog.refcnt));
-  k_.sim.emit(ctx, "prog_refcnt", {{"prog", prog.id}, {"refcnt", prog.refcnt}});
+  k_.sim.emit(ctx, "prog_refcnt",
+              {{"prog", prog.id},
+               {"refcnt", prog.refcnt},
+               {fmt::format("counter:prog{}.refcnt", prog.id), prog.refcnt}});
 }
 
 int Syscalls::prog_inc_not_zero(const sim::Context* ctx, BpfProg& prog) {
@@ -116,7 +133,9 @@ sim::Co<void> Syscalls::prog_put(sim::Context& ctx, BpfProg& prog) {
   if (!k_.slab.access(&ctx, prog.obj, "bpf_prog_put")) co_return;
   --prog.refcnt;
   k_.slab.note(&ctx, prog.obj, fmt::format("refcnt-1 -> {}", prog.refcnt));
-  ctx.trace("prog_refcnt", {{"prog", prog.id}, {"refcnt", prog.refcnt}});
+  ctx.trace("prog_refcnt", {{"prog", prog.id},
+                            {"refcnt", prog.refcnt},
+                            {fmt::format("counter:prog{}.refcnt", prog.id), prog.refcnt}});
   if (prog.refcnt < 0) k_.refcount_underflow(&ctx, prog.obj, "prog refcnt");
   co_await ctx.step(k_.cost.refcnt_ns);
   if (prog.refcnt != 0) co_return;

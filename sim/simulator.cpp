@@ -522,8 +522,13 @@ RunStatus Simulator::run(TimeNs until) {
       h = mix(h, it->tag());
     }
     std::size_t pick = 0;
-    if (due.size() > 1)
+    if (due.size() > 1) {
       pick = sched_->decide(DecisionKind::kTie, static_cast<std::uint32_t>(due.size()), h);
+      trace_.emit(t, -1, 0, "sched_decision",
+                  {{"kind", decision_kind_name(DecisionKind::kTie)},
+                   {"options", due.size()},
+                   {"chosen", pick}});
+    }
     Event* ev = due[pick];
     queue_.remove(*ev);
     now_ = t;

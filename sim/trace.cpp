@@ -23,6 +23,24 @@ void fnv_str(std::uint64_t& h, const std::string& s) {
   fnv_i64(h, static_cast<std::int64_t>(s.size()));
   fnv(h, s.data(), s.size());
 }
+
+// Control characters in a string value (a trace_printk message ends in '\n') are escaped so that
+// a record stays one line.
+void append_text_value(std::string& out, const std::string& v) {
+  for (const char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c < 0x20 || c == 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += ch;
+  }
+}
 }  // namespace
 
 const TraceValue* TraceRecord::field(const std::string& key) const {
@@ -82,10 +100,11 @@ std::string Trace::format_text(const TraceRecord& r) {
       fmt::format("ctx-{:<4} [{:03}] {:6}.{:06}{:03}: {}:", r.ctx, r.cpu < 0 ? 999 : r.cpu,
                   r.t_ns / kNsPerSec, (r.t_ns % kNsPerSec) / kNsPerUs, r.t_ns % kNsPerUs, r.event);
   for (const auto& f : r.fields) {
+    out += fmt::format(" {}=", f.key);
     if (std::holds_alternative<std::int64_t>(f.value))
-      out += fmt::format(" {}={}", f.key, std::get<std::int64_t>(f.value));
+      out += fmt::format("{}", std::get<std::int64_t>(f.value));
     else
-      out += fmt::format(" {}={}", f.key, std::get<std::string>(f.value));
+      append_text_value(out, std::get<std::string>(f.value));
   }
   return out;
 }
