@@ -338,7 +338,7 @@ TEST_CASE("text: one ftrace-style line per record", "[trace]") {
 }
 
 TEST_CASE("scheduler ties are trace records", "[trace]") {
-  auto w = run_race("4.1", 1);
+  auto w = run_race("4.5", 1);  // Ctrl-C with self re-arming timers: many simultaneous events
   std::size_t ties = 0;
   for (const auto& r : w->sim.trace().records())
     if (r.event == "sched_decision") {
@@ -349,6 +349,7 @@ TEST_CASE("scheduler ties are trace records", "[trace]") {
   std::size_t decided = 0;
   for (const auto& d : w->sim.scheduler().decisions())
     decided += d.kind == sim::DecisionKind::kTie ? 1 : 0;
+  CHECK(ties > 0);
   CHECK(ties == decided);
 }
 
