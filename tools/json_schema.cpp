@@ -171,7 +171,10 @@ class JsonPositions::Scanner {
         const std::size_t key_at = i_;
         const std::string key = string();
         const std::string child = ptr + "/" + json_pointer_escape(key);
-        if (!seen.insert(key).second && !out_.duplicate_) out_.duplicate_ = child;
+        if (!seen.insert(key).second && !out_.duplicate_) {
+          out_.duplicate_ = child;
+          out_.duplicate_at_ = key_at;
+        }
         record(child, key_at);
         expect(':');
         value(child, depth + 1);
@@ -522,11 +525,6 @@ std::optional<SchemaViolation> JsonSchema::check(const Json& schema_in, const Js
           return v;
   }
   if (inst.is_object()) {
-    if (schema.contains("required"))
-      for (const auto& r : schema["required"])
-        if (!inst.contains(r.get<std::string>()))
-          return SchemaViolation{ptr,
-                                 fmt::format("missing required key '{}'", r.get<std::string>())};
     const Json* props = schema.contains("properties") ? &schema["properties"] : nullptr;
     for (const auto& [k, v] : inst.items()) {
       const std::string child = ptr + "/" + json_pointer_escape(k);
@@ -546,6 +544,12 @@ std::optional<SchemaViolation> JsonSchema::check(const Json& schema_in, const Js
       }
       if (auto e = check(extra, v, child, depth + 1)) return e;
     }
+    // After the keys: a misspelt required key reads "unknown key 'timline'", not "missing".
+    if (schema.contains("required"))
+      for (const auto& r : schema["required"])
+        if (!inst.contains(r.get<std::string>()))
+          return SchemaViolation{ptr,
+                                 fmt::format("missing required key '{}'", r.get<std::string>())};
   }
   if (schema.contains("anyOf"))
     if (auto e = check_alternatives(schema, inst, ptr, depth, false)) return e;

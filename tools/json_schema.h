@@ -46,8 +46,10 @@ class JsonPositions {
 
   // The offset for `pointer`, or for its nearest ancestor that has one (the root at worst).
   std::size_t offset(const std::string& pointer) const;
-  // The first key that appears twice in one object (nlohmann keeps only one of them).
+  // The first key that appears twice in one object (nlohmann keeps only one of them), and where
+  // its second occurrence starts.
   const std::optional<std::string>& duplicate_key() const { return duplicate_; }
+  std::size_t duplicate_offset() const { return duplicate_at_; }
   // The pointer of the innermost value that starts at or before `offset` (syntax errors).
   std::string pointer_near(std::size_t offset) const;
 
@@ -55,6 +57,7 @@ class JsonPositions {
   class Scanner;
   std::map<std::string, std::size_t> offsets_;
   std::optional<std::string> duplicate_;
+  std::size_t duplicate_at_ = 0;
 };
 
 struct SchemaViolation {

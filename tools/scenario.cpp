@@ -630,9 +630,11 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
     return InputError{file, pos.pointer_near(at), p.line, p.column,
                       "invalid JSON: " + parse_error_text(e.what())};
   }
-  if (pos.duplicate_key())
-    return located(file, text, *pos.duplicate_key(),
-                   "duplicate key (each key may appear once per object)", pos);
+  if (pos.duplicate_key()) {
+    const TextPos p = text_pos(text, pos.duplicate_offset());
+    return InputError{file, *pos.duplicate_key(), p.line, p.column,
+                      "duplicate key (each key may appear once per object)"};
+  }
   if (auto v = scenario_schema().validate(doc))
     return located(file, text, v->pointer, v->message, pos);
   try {
