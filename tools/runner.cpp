@@ -388,7 +388,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
     const ScenarioObject& so = sc.objects[o];
     auto loaded = model::bpf_object_load(in->k, loader, so.spec);
     if (auto* e = std::get_if<model::LoadError>(&loaded))
-      return InputError{sc.file, fmt::format("/objects/{}/path", o), 0, 0,
+      return InputError{sc.file, fmt::format("/objects/{}/path", o), so.line, so.column,
                         "cannot load object: " + e->message};
     auto obj = std::move(std::get<std::unique_ptr<model::BpfObject>>(loaded));
     for (const auto& ms : so.spec.maps)

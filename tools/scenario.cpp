@@ -112,7 +112,8 @@ std::string names_list(const std::vector<std::string>& names) {
 
 class Parser {
  public:
-  Parser(std::string file, const Json& doc) : file_(std::move(file)), doc_(doc) {}
+  Parser(std::string file, const Json& doc, const std::string& text, const JsonPositions& pos)
+      : file_(std::move(file)), doc_(doc), text_(text), pos_(pos) {}
 
   Scenario parse() {
     Scenario sc;
@@ -154,6 +155,9 @@ class Parser {
       if (!names.insert(obj.name).second)
         bad(child(ptr, "name"), fmt::format("object name '{}' is used twice", obj.name));
       obj.path = o["path"].get<std::string>();
+      const TextPos at = text_pos(text_, pos_.offset(child(ptr, "path")));
+      obj.line = at.line;
+      obj.column = at.column;
       const std::filesystem::path p(obj.path);
       obj.resolved_path = (p.is_absolute() || dir.empty() ? p : dir / p).lexically_normal();
       std::error_code ec;
@@ -510,6 +514,8 @@ class Parser {
 
   std::string file_;
   const Json& doc_;
+  const std::string& text_;
+  const JsonPositions& pos_;
   Scenario* scenario_ = nullptr;
 };
 
@@ -638,7 +644,7 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
   if (auto v = scenario_schema().validate(doc))
     return located(file, text, v->pointer, v->message, pos);
   try {
-    Scenario sc = Parser(file, doc).parse();
+    Scenario sc = Parser(file, doc, text, pos).parse();
     sc.hash = fnv1a64(text);
     return sc;
   } catch (const Bad& b) {

@@ -152,6 +152,8 @@ struct ScenarioObject {
   std::string name;
   std::string path;           // as written
   std::string resolved_path;  // relative to the scenario file's directory
+  int line = 0;               // of its "path" in the scenario, for errors found when loading it
+  int column = 0;
   model::ObjectSpec spec;
 };
 
