@@ -52,10 +52,10 @@ sim::Co<int> ArrayMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
     KLock& lock = k.value_lock(arena_.addr(index) + def.spin_lock_off, val + def.spin_lock_off,
                                "bpf_spin_lock");
     co_await spin_lock_irqsave(k, ctx, lock);
-    copy_map_value(def, val, value);
+    copy_map_value(def, val, value, k.profile.copy_skips_lock_and_timer);
     co_await spin_unlock_irqrestore(k, ctx, lock);
   } else {
-    copy_map_value(def, val, value);
+    copy_map_value(def, val, value, k.profile.copy_skips_lock_and_timer);
   }
   ctx.trace("map_update", {{"map", id}, {"index", index}});
   co_await ctx.step(k.cost.map_op_ns);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <utility>
 
 #include "model/kernel.h"
 #include "sim/assert.h"
@@ -57,7 +58,21 @@ std::optional<std::uint32_t> ValueArena::index_of(std::uint64_t a, std::uint32_t
 
 // copy_map_value (include/linux/bpf.h, v5.15): everything but the spin lock and the timer; the
 // seed's if/else-if skips only the lock when a value has both (fixed in v5.17, reference 2.2).
-void copy_map_value(const MapDef& def, std::uint8_t* dst, const std::uint8_t* src) {
+void copy_map_value(const MapDef& def, std::uint8_t* dst, const std::uint8_t* src, bool skip_both) {
+  if (skip_both && def.spin_lock_off >= 0 && def.timer_off >= 0) {
+    // v5.17: copy around both special fields, in offset order.
+    auto a = static_cast<std::uint32_t>(def.spin_lock_off), a_len = 4u;
+    auto b = static_cast<std::uint32_t>(def.timer_off), b_len = 16u;
+    if (b < a) {
+      std::swap(a, b);
+      std::swap(a_len, b_len);
+    }
+    std::memcpy(dst, src, a);
+    std::memcpy(dst + a + a_len, src + a + a_len, b - a - a_len);
+    std::memcpy(dst + b + b_len, src + b + b_len, def.value_size - b - b_len);
+    return;
+  }
+  // v5.15: `if (lock) ... else if (timer) ...` -- with both, only the lock is skipped.
   if (def.spin_lock_off >= 0) {
     const auto off = static_cast<std::uint32_t>(def.spin_lock_off);
     std::memcpy(dst, src, off);

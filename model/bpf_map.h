@@ -47,9 +47,11 @@ inline constexpr std::uint64_t kBpfNoexist = 1;
 inline constexpr std::uint64_t kBpfExist = 2;
 inline constexpr std::uint64_t kBpfFLock = 4;
 
-// copy_map_value: copies a value, skipping the bpf_spin_lock and bpf_timer bytes (v5.15: when a
-// value has both, only the lock is skipped, so the timer bytes are overwritten; reference 2.2).
-void copy_map_value(const MapDef& def, std::uint8_t* dst, const std::uint8_t* src);
+// copy_map_value: copies a value, skipping the bpf_spin_lock and bpf_timer bytes. v5.15: when a
+// value has both, only the lock is skipped, so the timer bytes are overwritten (reference 2.2);
+// `skip_both` is the v5.17 fix.
+void copy_map_value(const MapDef& def, std::uint8_t* dst, const std::uint8_t* src,
+                    bool skip_both = false);
 
 class ValueArena {
  public:

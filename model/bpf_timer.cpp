@@ -84,11 +84,12 @@ sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_add
   }
   KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
   co_await spin_lock_irqsave(k_, ctx, lock);
+  const bool publish_first = k_.profile.init_checks_usercnt_after_publish;
   std::int64_t ret = 0;
   if (load_u64(field) != 0) {
     ret = -kEBUSY;
-  } else if (map->usercnt == 0) {
-    ret = -kEPERM;
+  } else if (!publish_first && map->usercnt == 0) {
+    ret = -kEPERM;  // seed: checked before the allocation and the publish (reference 4.10)
   }
   ctx.trace("bpf_timer_init_check", {{"map", map->id}, {"usercnt", map->usercnt}, {"ret", ret}});
   co_await ctx.step(k_.cost.refcnt_ns);
@@ -107,10 +108,22 @@ sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_add
                        [this](sim::Context& c, HrTimer& hr) { return timer_cb(c, hr); });
       all_.emplace(obj, std::move(t));
       co_await ctx.step(k_.cost.alloc_ns);
-      // Publish the pointer (a plain store in the seed).
+      // Publish the pointer (a plain store in the seed, WRITE_ONCE after 2.8).
       store_u64(field, bpf_hrtimer_ptr(obj));
       ctx.trace("bpf_timer_publish", {{"timer", obj}, {"map", map->id}});
       co_await ctx.step(k_.cost.refcnt_ns);
+      if (publish_first) {
+        // 2.8: smp_mb() then read usercnt; pairs with the full barrier of the uref drop, so
+        // either map_release_uref sees the pointer or this sees usercnt == 0.
+        if (map->usercnt == 0) {
+          store_u64(field, 0);
+          k_.slab.free(&ctx, obj, "bpf_timer_init (usercnt 0 after publish)");
+          ret = -kEPERM;
+        }
+        ctx.trace("bpf_timer_init_recheck",
+                  {{"map", map->id}, {"usercnt", map->usercnt}, {"ret", ret}});
+        co_await ctx.step(k_.cost.refcnt_ns);
+      }
     }
   }
   co_await spin_unlock_irqrestore(k_, ctx, lock);
@@ -205,6 +218,10 @@ sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_a
   BpfMap* map = nullptr;
   std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_cancel");
   if (!field) co_return -kEINVAL;
+  // 2.9: the whole cancel is an RCU read-side section, so a concurrent cancel_and_free's
+  // kfree_rcu cannot reclaim `t` before the hrtimer_cancel below is done with it.
+  const bool rcu_protected = k_.profile.cancel_and_free_kfree_rcu;
+  if (rcu_protected) k_.rcu.read_lock(ctx);
   KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
@@ -221,6 +238,7 @@ sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_a
   co_await spin_unlock_irqrestore(k_, ctx, lock);
   // Seed: `t` is used after the lock is dropped with nothing keeping it alive (fixed in v6.8).
   if (ret == 0) ret = co_await k_.hrtimers.cancel(ctx, t->timer);
+  if (rcu_protected) k_.rcu.read_unlock(ctx);
   co_return ret;
 }
 
@@ -284,7 +302,17 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
   // From the timer's own callback hrtimer_cancel would wait for itself forever: skip it (the
   // seed does not notice that the callback may have re-armed the timer).
   if (hrtimer_running_[ctx.cpu()] != t) co_await k_.hrtimers.cancel(ctx, t->timer);
-  k_.slab.free(&ctx, t->obj, "bpf_timer_cancel_and_free");
+  if (k_.profile.cancel_and_free_kfree_rcu) {
+    // 2.9: kfree_rcu -- reclaimed after a grace period, once concurrent cancels are done.
+    const ObjId obj = t->obj;
+    k_.rcu.call_rcu(ctx, fmt::format("kfree_rcu bpf_hrtimer {}", obj),
+                    [this, obj](sim::Context& c) -> sim::Co<void> {
+                      k_.slab.free(&c, obj, "bpf_timer_cancel_and_free (kfree_rcu)");
+                      co_await c.step(k_.cost.alloc_ns);
+                    });
+  } else {
+    k_.slab.free(&ctx, t->obj, "bpf_timer_cancel_and_free");
+  }
   co_await ctx.step(k_.cost.alloc_ns);
 }
 

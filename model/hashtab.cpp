@@ -78,7 +78,7 @@ void HashMap::unlink(Bucket& b, std::uint32_t e) {
 }
 
 void HashMap::copy_value(std::uint32_t e, const std::uint8_t* value) {
-  copy_map_value(def, value_ptr(e), value);
+  copy_map_value(def, value_ptr(e), value, k.profile.copy_skips_lock_and_timer);
 }
 
 sim::Co<std::uint64_t> HashMap::lookup_elem(sim::Context& ctx, const std::uint8_t* key) {

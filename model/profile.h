@@ -1,8 +1,10 @@
 // Kernel profiles: which version's timer semantics the model follows. The seed, "v5.15" (the
 // commit series "bpf: Introduce bpf timers."), is the default. Each later fix of
-// ../shared/reference/bpf-timer.md section 2 becomes one switch here, honoured at the place in the
+// ../shared/reference/bpf-timer.md section 2 is one switch here, honoured at the place in the
 // model that the fix changed, so a later profile is the seed plus switches, never a copy of the
-// model. A switch is added together with the model code that honours it and its tests.
+// model. A profile name is the seed followed by the fixes switched on, by their reference section:
+// "v5.15+2.2+2.8+2.9". Switches exist only together with the model code that honours them and
+// tests that show the race they close.
 #pragma once
 
 #include <optional>
@@ -15,12 +17,29 @@ namespace bpftsim::model {
 
 struct KernelProfile {
   std::string name = "v5.15";
-  std::string description = "seed: bpf: Introduce bpf timers (Linux v5.15)";
+  // 2.2 "bpf: Fix crash due to incorrect copy_map_value" (v5.17): a value with both a
+  // bpf_spin_lock and a bpf_timer has both skipped by copies (the seed skipped only the lock).
+  bool copy_skips_lock_and_timer = false;
+  // 2.8 "bpf: Check map->usercnt after timer->timer is assigned" (v6.7): init publishes the
+  // pointer, then reads usercnt; 0 -> unpublish, free, -EPERM.
+  bool init_checks_usercnt_after_publish = false;
+  // 2.9 "bpf: Fix racing between bpf_timer_cancel_and_free and bpf_timer_cancel" (v6.8,
+  // CVE-2024-26737): cancel_and_free frees with kfree_rcu; bpf_timer_cancel runs under
+  // rcu_read_lock.
+  bool cancel_and_free_kfree_rcu = false;
 };
 
+struct ProfileFix {
+  std::string id;     // reference section, e.g. "2.8"
+  std::string title;  // the commit title
+  bool KernelProfile::*flag;
+};
+const std::vector<ProfileFix>& profile_fixes();
+
 const KernelProfile& default_profile();
-std::optional<KernelProfile> profile_by_name(const std::string& name);
-std::vector<std::string> profile_names();
+// "v5.15" or "seed", optionally followed by "+<fix id>" for each switched-on fix.
+std::optional<KernelProfile> profile_by_name(const std::string& name, std::string* error = nullptr);
+std::vector<std::string> profile_names();  // the seed and each single fix on top of it
 
 // Virtual costs of kernel steps, in ns. A scenario may override any of them.
 struct CostModel {

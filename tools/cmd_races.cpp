@@ -14,6 +14,7 @@ namespace {
 
 struct RacesOptions {
   std::uint64_t seed = 1;
+  std::string profile = "v5.15";
   std::vector<std::string> cases;
   bool list = false;
   bool digest_only = false;
@@ -26,6 +27,12 @@ int run_races(const RacesOptions& opt) {
     for (const auto& c : all)
       std::printf("%-16s %s\n", c.id.c_str(), c.title.c_str());
     return kExitOk;
+  }
+  std::string perr;
+  auto profile = model::profile_by_name(opt.profile, &perr);
+  if (!profile) {
+    std::fprintf(stderr, "bpftsim races: --profile: %s\n", perr.c_str());
+    return kExitBadInput;
   }
   std::vector<const native::RaceCase*> chosen;
   for (const auto& id : opt.cases) {
@@ -42,10 +49,13 @@ int run_races(const RacesOptions& opt) {
 
   int failed = 0;
   if (!opt.digest_only)
-    std::printf("bpftsim races: %zu case(s), profile v5.15, seed %llu\n\n", chosen.size(),
-                static_cast<unsigned long long>(opt.seed));
+    std::printf("bpftsim races: %zu case(s), profile %s, seed %llu%s\n\n", chosen.size(),
+                profile->name.c_str(), static_cast<unsigned long long>(opt.seed),
+                profile->name == "v5.15"
+                    ? ""
+                    : " (expected outcomes are the seed's: NOT SEEN means a fix closed the race)");
   for (const auto* c : chosen) {
-    native::RaceOutcome o = c->run(native::RunConfig{opt.seed, nullptr});
+    native::RaceOutcome o = c->run(native::RunConfig{opt.seed, nullptr, *profile});
     const auto& trace = o.world->sim.trace();
     if (opt.digest_only) {
       std::printf("%s %016llx %llu\n", c->id.c_str(),
@@ -84,6 +94,9 @@ const Registrar reg{"races", [](CLI::App& app) {
                           "Replay the built-in race catalogue (reference section 4) on the v5.15 "
                           "profile and check each outcome");
                       sub->add_option("--seed", opt->seed, "scheduler seed (default 1)");
+                      sub->add_option("--profile", opt->profile,
+                                      "kernel profile: v5.15, optionally +2.2 +2.8 +2.9 "
+                                      "(later fixes, by reference section)");
                       sub->add_option("--case", opt->cases, "only these case ids (repeatable)");
                       sub->add_flag("--list", opt->list, "list the cases and exit");
                       sub->add_flag("--trace", opt->trace, "print each run's trace as text");

@@ -92,7 +92,8 @@ bool clean(const RaceOutcome& o) {
 std::shared_ptr<World> world(int cpus, const RunConfig& cfg, bool probe = false) {
   std::unique_ptr<sim::Scheduler> sched;
   if (cfg.replay && !probe) sched = std::make_unique<sim::ReplayScheduler>(*cfg.replay);
-  return std::make_shared<World>(cpus, cfg.seed, model::CostModel{}, std::move(sched));
+  return std::make_shared<World>(cpus, cfg.seed, model::CostModel{}, std::move(sched),
+                                 sim::SimConfig{}, cfg.profile);
 }
 
 // ---- 4.1 ------------------------------------------------------------------------------------
@@ -286,8 +287,10 @@ RaceOutcome race_4_3(const RunConfig& cfg) {
 RaceOutcome race_4_3_uaf(const RunConfig& cfg) {
   auto o = own_hash_element(cfg, 0, 2, [](ProgRun& r, auto a) -> Co<std::int64_t> {
     BpfMap* m = r.k.map_by_addr(a[0]);
-    (void)co_await h::timer_start(r, h::timer_of(*m, a[2]), 2000, 0);  // re-arm
-    (void)co_await h::map_delete(r, *m, h::u32_key(2));                // skips hrtimer_cancel
+    // Re-armed further out than an RCU grace period: even a kfree_rcu (fix 2.9) has freed it
+    // by the time it expires; only the deferred cancel of fix 2.12 closes this.
+    (void)co_await h::timer_start(r, h::timer_of(*m, a[2]), 100000, 0);
+    (void)co_await h::map_delete(r, *m, h::u32_key(2));  // skips hrtimer_cancel
     co_return 0;
   });
   const sim::Finding* f = finding(*o.world, "use_after_free");

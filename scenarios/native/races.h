@@ -27,6 +27,7 @@ struct RaceOutcome {
 struct RunConfig {
   std::uint64_t seed = 1;
   const sim::DecisionList* replay = nullptr;
+  model::KernelProfile profile = model::default_profile();  // the verdicts are the seed's
 };
 
 struct RaceCase {

@@ -27,9 +27,10 @@ using sim::TimeNs;
 
 struct World {
   explicit World(int cpus = 2, std::uint64_t seed = 1, model::CostModel cost = {},
-                 std::unique_ptr<sim::Scheduler> sched = nullptr, sim::SimConfig cfg = {})
+                 std::unique_ptr<sim::Scheduler> sched = nullptr, sim::SimConfig cfg = {},
+                 model::KernelProfile profile = model::default_profile())
       : sim(make_cfg(cfg, cpus, seed), std::move(sched)),
-        k(sim, model::default_profile(), cost),
+        k(sim, std::move(profile), cost),
         proc(k.sys.new_process("loader")) {}
 
   static sim::SimConfig make_cfg(sim::SimConfig c, int cpus, std::uint64_t seed) {
