@@ -359,6 +359,7 @@ TEST_CASE("check: every scenario under a path, a summary table, the worst exit c
   CHECK(failing.code == 1);
   CHECK_THAT(failing.out, Catch::Contains("2 scenario(s): 1 passed, 1 failed, 0 error(s)"));
   CHECK_THAT(failing.out, Catch::Contains("SCENARIO"));
+  CHECK(failing.out.find('\r') == std::string::npos);  // no progress line off a terminal
   CHECK(fs::exists(dir.path / "runs" / "b-fail.run.json"));
   CHECK(failing.out.find("a-pass") < failing.out.rfind("b-fail"));  // sorted paths
 
