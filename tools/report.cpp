@@ -7,10 +7,7 @@
 #include <fstream>
 #include <iostream>
 
-#if __has_include("sim/trace_render.h")
 #include "sim/trace_render.h"
-#define BPFTSIM_HAVE_TRACE_RENDER 1
-#endif
 
 namespace bpftsim::tools {
 
@@ -21,7 +18,6 @@ bool valid_trace_format(const std::string& format) {
 std::optional<std::string> write_trace(const RunResult& r, const std::string& path,
                                        const std::string& format) {
   const auto& recs = r.trace().records();
-#ifdef BPFTSIM_HAVE_TRACE_RENDER
   auto render = [&](std::ostream& out) {
     if (format == "jsonl") {
       sim::render_jsonl(recs, out);
@@ -31,15 +27,6 @@ std::optional<std::string> write_trace(const RunResult& r, const std::string& pa
       sim::render_text(recs, out);
     }
   };
-#else
-  // Until sim/trace_render lands: text only.
-  if (format != "text")
-    return fmt::format("trace format '{}' is not available in this build", format);
-  auto render = [&](std::ostream& out) {
-    for (const auto& rec : recs)
-      out << sim::Trace::format_text(rec) << '\n';
-  };
-#endif
   if (path == "-") {
     render(std::cout);
     std::cout.flush();
