@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: builds what it needs (Release, and Debug with ASan+UBSan), runs every
-# test in both, then checks that both builds produce byte-identical traces for the same seeds.
+# test in both (unit and scenario tests, ISA conformance, golden traces, properties, and
+# `bpftsim check scenarios/`), then checks that both builds produce byte-identical traces in all
+# three formats for every scenario, and identical digests for every built-in race.
 # Packages must be installed (tools/install-deps.sh; .ci/run does that first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,13 +27,30 @@ for dir in build/release build/asan; do
 done
 
 echo "== determinism across Release and Debug+ASan builds"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 r=$(build/release/tools/bpftsim races --digest-only)
 d=$(build/asan/tools/bpftsim races --digest-only)
 if [ "$r" = "$d" ]; then
-  echo "identical trace digests: $(echo "$r" | wc -l) runs"
+  echo "race catalogue: identical trace digests for $(echo "$r" | wc -l) runs"
 else
-  echo "trace digests differ between Release and Debug builds:"
+  echo "race catalogue: trace digests differ between Release and Debug builds:"
   diff <(echo "$r") <(echo "$d") || true
   status=1
 fi
+compared=0
+while IFS= read -r scenario; do
+  for fmt in text jsonl perfetto; do
+    for b in release asan; do
+      "build/$b/tools/bpftsim" run "$scenario" --trace "$out/$b.$fmt" --trace-format "$fmt" \
+        --run-dir "$out" >/dev/null 2>&1 || true
+    done
+    if ! cmp -s "$out/release.$fmt" "$out/asan.$fmt"; then
+      echo "$scenario: $fmt trace differs between Release and Debug+ASan builds"
+      status=1
+    fi
+    compared=$((compared + 1))
+  done
+done < <(find scenarios -name '*.json' ! -name '*.schema.json' ! -name '*.run.json' | sort)
+echo "scenarios: compared $compared traces (text, jsonl, perfetto) across the two builds"
 exit $status
