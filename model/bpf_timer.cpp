@@ -225,19 +225,36 @@ sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_a
   KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
+  bool counted = false;
   BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_cancel");
+  BpfHrtimer* cur_t = hrtimer_running_[ctx.cpu()];
   if (!t) {
     ret = -kEINVAL;
-  } else if (hrtimer_running_[ctx.cpu()] == t) {
+  } else if (cur_t == t) {
     // Only the running callback itself could wait for itself: refuse instead of deadlocking.
     ret = -kEDEADLK;
   } else {
     k_.slab.access(&ctx, t->obj, "bpf_timer_cancel");
-    co_await drop_prog_refcnt(ctx, *t);
+    if (k_.profile.cancelling_counters && cur_t) {
+      // 2.11: a callback cancelling another timer announces it (atomic_inc + smp_mb), then
+      // refuses if some other callback is already waiting to cancel *it*: of two callbacks
+      // cancelling each other at least one sees the other's increment.
+      ++t->cancelling;
+      counted = true;
+      ctx.trace("bpf_timer_cancelling", {{"timer", t->obj}, {"cancelling", t->cancelling}});
+      co_await ctx.step(k_.cost.refcnt_ns);
+      if (cur_t->cancelling != 0) ret = -kEDEADLK;
+      co_await ctx.step(k_.cost.refcnt_ns);
+    }
+    if (ret == 0) co_await drop_prog_refcnt(ctx, *t);
   }
   co_await spin_unlock_irqrestore(k_, ctx, lock);
   // Seed: `t` is used after the lock is dropped with nothing keeping it alive (fixed in v6.8).
   if (ret == 0) ret = co_await k_.hrtimers.cancel(ctx, t->timer);
+  if (counted) {
+    --t->cancelling;
+    co_await ctx.step(k_.cost.refcnt_ns);
+  }
   if (rcu_protected) k_.rcu.read_unlock(ctx);
   co_return ret;
 }
@@ -277,6 +294,18 @@ sim::Co<int> BpfTimers::timer_cb(sim::Context& ctx, HrTimer& hr) {
   co_return kHrtimerNoRestart;
 }
 
+// bpf_timer_delete_work (2.12): cancel, waiting for a running callback, then kfree_rcu.
+sim::Co<void> BpfTimers::delete_work(sim::Context& ctx, BpfHrtimer& t) {
+  co_await k_.hrtimers.cancel(ctx, t.timer);
+  const ObjId obj = t.obj;
+  k_.rcu.call_rcu(ctx, fmt::format("kfree_rcu bpf_hrtimer {}", obj),
+                  [this, obj](sim::Context& c) -> sim::Co<void> {
+                    k_.slab.free(&c, obj, "bpf_timer_delete_work (kfree_rcu)");
+                    co_await c.step(k_.cost.alloc_ns);
+                  });
+  co_await ctx.step(k_.cost.alloc_ns);
+}
+
 // bpf_timer_cancel_and_free(val + timer_off)
 sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_addr) {
   auto ref = k_.resolve(timer_addr);
@@ -299,6 +328,20 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
   store_u64(field, 0);
   co_await ctx.step(k_.cost.refcnt_ns);
   co_await spin_unlock_irqrestore(k_, ctx, lock);
+  if (k_.profile.defer_free_in_callback) {
+    // 2.12: from any timer callback, waiting is unsafe (another callback may wait for this one,
+    // or this is the timer's own callback which may have re-armed it): hand the cancel and the
+    // free to a worker (bpf_timer_delete_work), which waits in process context.
+    if (hrtimer_running_[ctx.cpu()] != nullptr) {
+      BpfHrtimer* victim = t;
+      k_.queue_work(
+          ctx.cpu(), fmt::format("bpf_timer_delete_work {}", t->obj),
+          [this, victim](sim::Context& c) -> sim::Co<void> { co_await delete_work(c, *victim); });
+      co_return;
+    }
+    co_await delete_work(ctx, *t);
+    co_return;
+  }
   // From the timer's own callback hrtimer_cancel would wait for itself forever: skip it (the
   // seed does not notice that the callback may have re-armed the timer).
   if (hrtimer_running_[ctx.cpu()] != t) co_await k_.hrtimers.cancel(ctx, t->timer);

@@ -36,6 +36,7 @@ struct BpfHrtimer {
   BpfProg* prog = nullptr;        // holds one reference, or nullptr
   std::uint64_t callback_fn = 0;  // bpf_func_address of the callback, 0 = none
   std::uint64_t value_addr = 0;   // start of the map value holding the timer
+  int cancelling = 0;             // 2.11: callbacks currently waiting to cancel this timer
 };
 
 inline constexpr std::uint64_t kBpfHrtimerPtrBase = 0xffff888100000000ULL;
@@ -71,6 +72,7 @@ class BpfTimers {
  private:
   sim::Co<int> timer_cb(sim::Context& ctx, HrTimer& hr);
   sim::Co<void> drop_prog_refcnt(sim::Context& ctx, BpfHrtimer& t);
+  sim::Co<void> delete_work(sim::Context& ctx, BpfHrtimer& t);
   // Resolves the timer field; nullptr (and a program fault) when the address is not one.
   std::uint8_t* timer_field(sim::Context& ctx, std::uint64_t timer_addr, BpfMap** map,
                             const char* helper);

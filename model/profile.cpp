@@ -45,6 +45,10 @@ const std::vector<ProfileFix>& profile_fixes() {
        &KernelProfile::init_checks_usercnt_after_publish},
       {"2.9", "bpf: Fix racing between bpf_timer_cancel_and_free and bpf_timer_cancel (v6.8)",
        &KernelProfile::cancel_and_free_kfree_rcu},
+      {"2.11", "bpf: Fail bpf_timer_cancel when callback is being cancelled (v6.10)",
+       &KernelProfile::cancelling_counters},
+      {"2.12", "bpf: Defer work in bpf_timer_cancel_and_free (v6.10)",
+       &KernelProfile::defer_free_in_callback},
   };
   return fixes;
 }
@@ -75,7 +79,8 @@ std::optional<KernelProfile> profile_by_name(const std::string& name, std::strin
       }
     if (!found) {
       if (error)
-        *error = "unknown fix '" + id + "' in profile '" + name + "' (known: 2.2, 2.8, 2.9)";
+        *error =
+            "unknown fix '" + id + "' in profile '" + name + "' (known: 2.2, 2.8, 2.9, 2.11, 2.12)";
       return std::nullopt;
     }
     p.name += "+" + id;

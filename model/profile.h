@@ -27,6 +27,14 @@ struct KernelProfile {
   // CVE-2024-26737): cancel_and_free frees with kfree_rcu; bpf_timer_cancel runs under
   // rcu_read_lock.
   bool cancel_and_free_kfree_rcu = false;
+  // 2.11 "bpf: Fail bpf_timer_cancel when callback is being cancelled" (v6.10, CVE-2024-42239):
+  // per-timer `cancelling` counters; a callback cancelling a timer whose callback is cancelling
+  // it gets -EDEADLK instead of spinning forever.
+  bool cancelling_counters = false;
+  // 2.12 "bpf: Defer work in bpf_timer_cancel_and_free" (v6.10, CVE-2024-41045): from inside any
+  // timer callback, cancel_and_free defers the cancel and the free to a worker; inline or
+  // deferred, the free is a kfree_rcu, as in the kernel where 2.12 landed on top of 2.9.
+  bool defer_free_in_callback = false;
 };
 
 struct ProfileFix {

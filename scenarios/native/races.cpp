@@ -584,19 +584,22 @@ RaceOutcome race_4_8(const RunConfig& cfg) {
   BpfMap* m2 = w.array(1);
   static NativeProg* p1;
   static NativeProg* p2;
-  auto cross = [](BpfMap* other) {
-    return [other](ProgRun& r, auto) -> Co<std::int64_t> {
+  std::int64_t cancels[2] = {99, 99};  // 99: never returned
+  auto cross = [&cancels](BpfMap* other, int slot) {
+    return [other, slot, &cancels](ProgRun& r, auto) -> Co<std::int64_t> {
       co_await r.ctx.step(100);
       const auto v = co_await h::map_lookup(r, *other, h::u32_key(0));
-      (void)co_await h::timer_cancel(r, h::timer_of(*other, v));
+      cancels[slot] = co_await h::timer_cancel(r, h::timer_of(*other, v));
       co_return 0;
     };
   };
-  p1 = w.prog("timer1_prog", arm(m1, 0, &p1, 0, 1000), {{"timer_cb1", cross(m2)}}, {m1, m2});
-  p2 = w.prog("timer2_prog", arm(m2, 0, &p2, 0, 1000), {{"timer_cb2", cross(m1)}}, {m1, m2});
+  p1 = w.prog("timer1_prog", arm(m1, 0, &p1, 0, 1000), {{"timer_cb1", cross(m2, 0)}}, {m1, m2});
+  p2 = w.prog("timer2_prog", arm(m2, 0, &p2, 0, 1000), {{"timer_cb2", cross(m1, 1)}}, {m1, m2});
   w.run_at(0, 0, p1);
   w.run_at(0, 1, p2);
   o.values["stopped"] = w.run() == sim::RunStatus::kStopped;
+  o.values["cb1_cancel"] = cancels[0];
+  o.values["cb2_cancel"] = cancels[1];
   conclude(o, w, false);
   const sim::Finding* f = finding(w, "deadlock");
   bool both_softirq_cancel = f && f->details.size() == 2;

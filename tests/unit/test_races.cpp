@@ -167,6 +167,8 @@ TEST_CASE("4.8 two callbacks cancelling each other: a deadlock with its wait-for
   auto o = run("4.8");
   CHECK(v(o, "stopped") == 1);
   CHECK(v(o, "cycle_length") == 2);
+  CHECK(v(o, "cb1_cancel") == 99);  // neither cancel ever returns
+  CHECK(v(o, "cb2_cancel") == 99);
   const auto& f = first(o, "deadlock");
   for (const auto& d : f.details) {
     CHECK(d.find("softirq") != std::string::npos);
