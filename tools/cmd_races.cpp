@@ -94,9 +94,10 @@ const Registrar reg{"races", [](CLI::App& app) {
                           "Replay the built-in race catalogue (reference section 4) on the v5.15 "
                           "profile and check each outcome");
                       sub->add_option("--seed", opt->seed, "scheduler seed (default 1)");
-                      sub->add_option("--profile", opt->profile,
-                                      "kernel profile: v5.15, optionally +2.2 +2.8 +2.9 "
-                                      "(later fixes, by reference section)");
+                      sub->add_option(
+                          "--profile", opt->profile,
+                          "kernel profile: v5.15, optionally +2.2 +2.8 +2.9 +2.11 +2.12 "
+                          "(later fixes, by reference section)");
                       sub->add_option("--case", opt->cases, "only these case ids (repeatable)");
                       sub->add_flag("--list", opt->list, "list the cases and exit");
                       sub->add_flag("--trace", opt->trace, "print each run's trace as text");
