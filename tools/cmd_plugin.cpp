@@ -3,7 +3,9 @@
 // conformance suite can drive our interpreter exactly as it drives uBPF or the kernel:
 //   - MEMORY: the program's memory as hex bytes (spaces allowed, may be empty or absent); it is
 //     mapped as a writable context region, r1 = its address and r2 = its length (0 and 0 when
-//     empty). OPTIONS is the runner's plugin-options argument, accepted and ignored.
+//     empty). OPTIONS are the runner's --plugin_options words, accepted and ignored (dashed ones
+//     too). The runner omits MEMORY when a test has none, so its options then come first: the
+//     first argument is MEMORY only if it is hex bytes. `--elf` (ELF on stdin) is refused.
 //   - the program: hex instruction bytes on stdin, or after --program.
 //   - success: r0 in lowercase hex without 0x on stdout (the runner parses it base 16), exit 0.
 //   - fault: the one-line fault message on stdout (the runner compares stdout with a test's
@@ -33,7 +35,7 @@ using model::BpfVm;
 
 struct PluginArgs {
   std::string memory;
-  std::string options;
+  std::vector<std::string> words;  // [MEMORY] OPTIONS..., as the runner orders them
   std::string program;
   bool has_program = false;
   std::uint64_t budget = 100'000'000;
@@ -146,14 +148,28 @@ const Registrar kRegisterPlugin{
       auto args = std::make_shared<PluginArgs>();
       auto* sub = app.add_subcommand(
           "plugin", "Run one BPF program as a bpf_conformance plugin (program hex on stdin)");
-      sub->add_option("memory", args->memory, "Program memory as hex bytes (may be empty)");
-      sub->add_option("options", args->options, "Runner's plugin options (ignored)");
+      sub->add_option("memory", args->words,
+                      "Program memory as hex bytes (may be empty or absent), then the runner's "
+                      "plugin options (ignored)");
+      sub->allow_extras();  // dashed plugin options, e.g. --plugin_options "--jit"
       auto* program =
           sub->add_option("--program", args->program, "Program as hex bytes instead of stdin");
       sub->add_option("--budget", args->budget, "Instruction budget (runaway-loop guard)")
           ->capture_default_str();
-      return std::function<int()>([args, program] {
+      return std::function<int()>([args, program, sub] {
         args->has_program = program->count() > 0;
+        for (const auto& extra : sub->remaining()) {
+          if (extra == "--elf") {
+            std::fprintf(stderr, "bpftsim plugin: --elf (ELF program input) is not supported\n");
+            return kExitBadInput;
+          }
+        }
+        // The runner passes MEMORY only when it is not empty; otherwise the first word is an
+        // option.
+        std::string why;
+        if (!args->words.empty() && parse_hex(args->words.front(), &why)) {
+          args->memory = args->words.front();
+        }
         return run_plugin(*args);
       });
     }};
