@@ -509,6 +509,20 @@ MapSpec describe_map(const btf* btf, bpf_map* map, const std::string& name) {
   return spec;
 }
 
+// Whether BTF type `id` is a signed integer, through typedefs and const/volatile/restrict.
+GlobalVar::Sign btf_sign(const btf* btf, std::uint32_t id) {
+  for (int depth = 0; depth < 32; ++depth) {
+    const btf_type* t = btf__type_by_id(btf, id);
+    if (t == nullptr) return GlobalVar::Sign::kUnknown;
+    if (btf_is_int(t))
+      return (btf_int_encoding(t) & BTF_INT_SIGNED) != 0 ? GlobalVar::Sign::kSigned
+                                                         : GlobalVar::Sign::kUnsigned;
+    if (!btf_is_typedef(t) && !btf_is_mod(t)) return GlobalVar::Sign::kUnknown;
+    id = t->type;
+  }
+  return GlobalVar::Sign::kUnknown;
+}
+
 // The variables of a DATASEC type (a global-data map's value type), by name, offset and size.
 std::vector<GlobalVar> datasec_vars(const btf* btf, std::uint32_t datasec_id) {
   std::vector<GlobalVar> out;
@@ -521,7 +535,7 @@ std::vector<GlobalVar> datasec_vars(const btf* btf, std::uint32_t datasec_id) {
     if (var == nullptr || !btf_is_var(var)) continue;
     const char* name = btf__name_by_offset(btf, var->name_off);
     if (name == nullptr || *name == '\0') continue;
-    out.push_back(GlobalVar{name, vi[i].offset, vi[i].size});
+    out.push_back(GlobalVar{name, vi[i].offset, vi[i].size, btf_sign(btf, var->type)});
   }
   return out;
 }

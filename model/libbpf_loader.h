@@ -36,9 +36,13 @@ enum class MapOrigin : std::uint8_t { kUser, kData, kBss, kRodata };
 
 // A global variable of a data section, from the section's BTF DATASEC (what a skeleton names).
 struct GlobalVar {
+  enum class Sign : std::uint8_t { kUnknown, kSigned, kUnsigned };
   std::string name;
   std::uint32_t offset = 0;  // in the section's value
   std::uint32_t size = 0;
+  // From the variable's BTF type through typedefs and qualifiers: an INT's BTF_INT_SIGNED bit
+  // (kUnknown for anything else: enums, pointers, arrays, structs).
+  Sign sign = Sign::kUnknown;
 };
 
 struct MapSpec {

@@ -154,8 +154,19 @@ sim::Co<void> RunInstance::exec(sim::Context& c, std::size_t i) {
   std::int64_t ret = 0;
   switch (a.kind) {
     case ActionKind::kRun: {
-      std::int64_t r0 = 0;
       const std::array<std::uint64_t, 5> args = a.args;
+      if (a.context != RunContext::kTask) {
+        // An interrupt runs the program directly (as an attached one), no syscall: the one the
+        // process's fd names, which keeps it alive.
+        auto it = p.fds.find(fd);
+        if (it == p.fds.end() || it->second.kind != model::FdEntry::Kind::kProg) {
+          ret = -model::kEBADF;
+        } else {
+          ret = co_await k.run_prog(c, *it->second.prog, args);
+        }
+        break;
+      }
+      std::int64_t r0 = 0;
       const int r = co_await k.sys.prog_test_run(c, p, fd, args, &r0);
       ret = r < 0 ? r : r0;
       break;
@@ -252,19 +263,9 @@ void RunInstance::check_globals(const std::vector<GlobalExpect>& globals, const 
     std::uint64_t v = 0;
     for (std::uint32_t b = 0; b < size; ++b)
       v |= std::uint64_t{p[b]} << (8 * b);
-    const std::uint64_t mask = size >= 8 ? ~0ULL : (1ULL << (8 * size)) - 1;
-    if ((v & mask) == (g.value & mask)) continue;
-    // Show the value as the expectation is written: signed if it is negative.
-    std::string seen = std::to_string(v);
-    if (g.negative && size < 8 && (v >> (8 * size - 1)) != 0) {
-      seen = std::to_string(static_cast<std::int64_t>(v | ~mask));
-    } else if (g.negative && size == 8) {
-      seen = std::to_string(static_cast<std::int64_t>(v));
-    }
-    const std::string want =
-        g.negative ? std::to_string(static_cast<std::int64_t>(g.value)) : std::to_string(g.value);
-    fail(-1,
-         fmt::format("{}: {} is {} {}, expected {}", g.pointer, g.global.text, seen, when, want));
+    if (g.holds(v)) continue;
+    fail(-1, fmt::format("{}: {} is {} {}, expected {}", g.pointer, g.global.text, g.show(v), when,
+                         g.text()));
   }
 }
 
@@ -398,13 +399,26 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
     in->objects.push_back(std::move(obj));
   }
 
+  // Faults apply to the timeline: armed once the objects are loaded.
+  for (const Scenario::Fault& f : sc.faults) {
+    in->k.faults.fail_next(f.site, f.count);
+    in->sim.emit(nullptr, "fault_inject",
+                 {{"site", f.site}, {"count", static_cast<std::int64_t>(f.count)}});
+  }
+
   RunInstance* raw = in.get();
   for (const Action& a : sc.timeline) {
     const std::size_t i = a.index;
     in->sim.at(a.at_ns, kActionTag + i, [raw, i](sim::Simulator& s) {
       const Action& act = raw->sc->timeline[i];
-      s.spawn_task(act.cpu, act.describe(),
-                   [raw, i](sim::Context& c) -> sim::Co<void> { return raw->exec(c, i); });
+      auto body = [raw, i](sim::Context& c) -> sim::Co<void> { return raw->exec(c, i); };
+      if (act.kind == ActionKind::kRun && act.context != RunContext::kTask) {
+        s.spawn_interrupt(
+            act.cpu, act.context == RunContext::kNmi ? sim::CtxKind::kNmi : sim::CtxKind::kHardirq,
+            act.describe(), body);
+      } else {
+        s.spawn_task(act.cpu, act.describe(), body);
+      }
     });
   }
   for (std::size_t g = 0; g < sc.expect.globals_at.size(); ++g) {

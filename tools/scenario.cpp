@@ -137,6 +137,10 @@ class Parser {
         sc.max_time_ns = as_i64(l["max_time_ns"], "/limits/max_time_ns");
       if (l.contains("max_steps")) sc.max_steps = as_u64(l["max_steps"], "/limits/max_steps");
     }
+    if (doc_.contains("faults"))
+      for (const Json& f : doc_["faults"])  // sites: the schema's enum
+        sc.faults.push_back(Scenario::Fault{f["site"].get<std::string>(),
+                                            f.contains("count") ? f["count"].get<int>() : 1});
     scenario_ = &sc;
     parse_timeline(sc);
     if (doc_.contains("expect")) parse_expect(sc, doc_["expect"]);
@@ -248,6 +252,7 @@ class Parser {
     const model::ObjectSpec& spec = scenario_->objects[g.object].spec;
     if (const model::GlobalVar* v = spec.find_global(g.var)) {
       g.size = v->size;
+      g.sign = v->sign;
       if (g.size == 0 || g.size > 8)
         bad(ptr, fmt::format("global '{}' is {} bytes; only integers of 1 to 8 bytes can be "
                              "expected",
@@ -324,6 +329,12 @@ class Parser {
         if (j.contains("args"))
           for (std::size_t n = 0; n < j["args"].size(); ++n)
             a.args[n] = as_u64(j["args"][n], child(child(ptr, "args"), n));
+        if (j.contains("context")) {
+          const std::string c = j["context"].get<std::string>();
+          a.context = c == "hardirq" ? RunContext::kHardirq
+                      : c == "nmi"   ? RunContext::kNmi
+                                     : RunContext::kTask;
+        }
         break;
       }
       case ActionKind::kRunFentry: {
@@ -422,10 +433,41 @@ class Parser {
       GlobalExpect e;
       e.global = global_ref(name, p);
       e.pointer = p;
-      e.negative = !v.is_number_unsigned() && v.get<std::int64_t>() < 0;
-      e.value = v.is_number_unsigned() ? v.get<std::uint64_t>()
-                                       : static_cast<std::uint64_t>(v.get<std::int64_t>());
-      (void)int_bytes(v, e.global.size, p, "value of " + name);
+      Json n = v;
+      if (v.is_string()) {
+        // "N", ">=N", "<=N" or "!=N" (the schema checked the form).
+        std::string t = v.get<std::string>();
+        static const std::map<std::string, GlobalExpect::Op> ops = {{">=", GlobalExpect::Op::kGe},
+                                                                    {"<=", GlobalExpect::Op::kLe},
+                                                                    {"!=", GlobalExpect::Op::kNe}};
+        if (auto it = ops.find(t.substr(0, 2)); it != ops.end()) {
+          e.op = it->second;
+          t = t.substr(2);
+        }
+        try {
+          if (t.front() == '-') {
+            n = static_cast<std::int64_t>(std::stoll(t));
+          } else {
+            n = static_cast<std::uint64_t>(std::stoull(t));
+          }
+        } catch (const std::exception&) {
+          bad(p, fmt::format("'{}' is out of range (64 bits)", v.get<std::string>()));
+        }
+      }
+      e.negative = !n.is_number_unsigned() && n.get<std::int64_t>() < 0;
+      e.value = n.is_number_unsigned() ? n.get<std::uint64_t>()
+                                       : static_cast<std::uint64_t>(n.get<std::int64_t>());
+      (void)int_bytes(n, e.global.size, p, "value of " + name);
+      if (e.negative && e.global.sign == model::GlobalVar::Sign::kUnsigned &&
+          (e.op == GlobalExpect::Op::kGe || e.op == GlobalExpect::Op::kLe))
+        bad(p, fmt::format("'{}' is unsigned (BTF): a negative bound {} orders nothing", name,
+                           v.get<std::string>()));
+      if (!e.negative && e.global.sign == model::GlobalVar::Sign::kSigned &&
+          (e.op == GlobalExpect::Op::kGe || e.op == GlobalExpect::Op::kLe) &&
+          e.value > (std::uint64_t{1} << (8 * e.global.size - 1)) - 1)
+        bad(p, fmt::format("'{}' is signed (BTF, {} byte(s)): the bound {} is beyond its largest "
+                           "value",
+                           name, e.global.size, v.get<std::string>()));
       out.push_back(std::move(e));
     }
     return out;
@@ -563,6 +605,18 @@ const JsonSchema& scenario_schema() {
   return schema;
 }
 
+const char* run_context_name(RunContext c) {
+  switch (c) {
+    case RunContext::kTask:
+      return "task";
+    case RunContext::kHardirq:
+      return "hardirq";
+    case RunContext::kNmi:
+      return "nmi";
+  }
+  return "?";
+}
+
 const char* action_kind_name(ActionKind kind) {
   switch (kind) {
     case ActionKind::kRun:
@@ -604,6 +658,8 @@ std::string Action::describe() const {
     s += " " + target->text;
   }
   if (!path.empty()) s += " " + path;
+  if (kind == ActionKind::kRun && context != RunContext::kTask)
+    s += fmt::format(" in {}", run_context_name(context));
   if (process != "loader") s += " (" + process + ")";
   return s;
 }
@@ -623,6 +679,64 @@ bool CountExpect::holds(std::uint64_t count) const {
       return count <= n;
   }
   return false;
+}
+
+namespace {
+
+// The low `size` bytes of `v`, and their value sign-extended from bit 8*size-1.
+std::uint64_t low_bytes(std::uint64_t v, std::uint32_t size) {
+  return size >= 8 ? v : v & ((1ULL << (8 * size)) - 1);
+}
+std::int64_t sign_extended(std::uint64_t v, std::uint32_t size) {
+  if (size >= 8) return static_cast<std::int64_t>(v);
+  const std::uint64_t sign = 1ULL << (8 * size - 1);
+  v = low_bytes(v, size);
+  return static_cast<std::int64_t>((v ^ sign) - sign);
+}
+
+}  // namespace
+
+std::string GlobalExpect::text() const {
+  const char* prefix = op == Op::kGe ? ">=" : op == Op::kLe ? "<=" : op == Op::kNe ? "!=" : "";
+  return negative ? fmt::format("{}{}", prefix, static_cast<std::int64_t>(value))
+                  : fmt::format("{}{}", prefix, value);
+}
+
+bool GlobalExpect::holds(std::uint64_t raw) const {
+  const std::uint32_t size = global.size;
+  switch (op) {
+    case Op::kEq:
+      return low_bytes(raw, size) == low_bytes(value, size);
+    case Op::kNe:
+      return low_bytes(raw, size) != low_bytes(value, size);
+    case Op::kGe:
+    case Op::kLe:
+      break;
+  }
+  const bool is_signed = global.sign == model::GlobalVar::Sign::kSigned ||
+                         (global.sign == model::GlobalVar::Sign::kUnknown && negative);
+  if (is_signed) {
+    const std::int64_t have = sign_extended(raw, size);
+    const auto want = static_cast<std::int64_t>(value);
+    return op == Op::kGe ? have >= want : have <= want;
+  }
+  const std::uint64_t have = low_bytes(raw, size);
+  return op == Op::kGe ? have >= value : have <= value;
+}
+
+std::string GlobalExpect::show(std::uint64_t raw) const {
+  const std::uint64_t u = low_bytes(raw, global.size);
+  const std::int64_t s = sign_extended(raw, global.size);
+  switch (global.sign) {
+    case model::GlobalVar::Sign::kSigned:
+      return std::to_string(s);
+    case model::GlobalVar::Sign::kUnsigned:
+      return std::to_string(u);
+    case model::GlobalVar::Sign::kUnknown:
+      break;
+  }
+  if (s >= 0) return std::to_string(u);
+  return fmt::format("{} (as signed: {})", u, s);
 }
 
 ScenarioResult parse_scenario(const std::string& file, const std::string& text) {

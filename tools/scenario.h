@@ -55,6 +55,7 @@ struct GlobalRef {
   std::uint32_t object = 0;
   std::string var;
   std::uint32_t size = 0;
+  model::GlobalVar::Sign sign = model::GlobalVar::Sign::kUnknown;  // of its BTF type
 };
 
 enum class ActionKind : std::uint8_t {
@@ -76,6 +77,10 @@ const char* action_kind_name(ActionKind kind);
 
 enum class FdKind : std::uint8_t { kMap, kProg, kLink };
 
+// Where a `run` action's program runs: a BPF_PROG_TEST_RUN task, or an interrupt of the CPU.
+enum class RunContext : std::uint8_t { kTask, kHardirq, kNmi };
+const char* run_context_name(RunContext c);  // "task", "hardirq", "nmi"
+
 struct Action {
   std::size_t index = 0;
   std::string pointer;  // "/timeline/<index>"
@@ -88,6 +93,7 @@ struct Action {
   std::optional<NameRef> target;
   FdKind target_kind = FdKind::kMap;
   std::array<std::uint64_t, 5> args{};                    // run
+  RunContext context = RunContext::kTask;                 // run
   int fentry = 0;                                         // run_fentry: 1..8
   std::vector<std::uint8_t> key;                          // map_*
   std::vector<std::uint8_t> value;                        // map_update (bytes)
@@ -101,11 +107,22 @@ struct Action {
   std::string describe() const;
 };
 
+// A global's expected value: N (equality), ">=N", "<=N" or "!=N". Equality and inequality
+// compare in the variable's width (so -35 matches an int holding -35); ordering compares as the
+// BTF type's signedness says (unknown: signed when N is negative, else unsigned).
 struct GlobalExpect {
+  enum class Op : std::uint8_t { kEq, kGe, kLe, kNe };
   GlobalRef global;
-  std::uint64_t value = 0;  // two's complement of the JSON integer
-  bool negative = false;
+  Op op = Op::kEq;
+  std::uint64_t value = 0;  // two's complement of N
+  bool negative = false;    // N < 0
   std::string pointer;
+  std::string text() const;  // "-35", ">=3", "!=0"
+  // Whether the variable's `size` bytes, read as the little-endian `raw`, satisfy it.
+  bool holds(std::uint64_t raw) const;
+  // `raw` as the variable's type shows it: signed or unsigned per BTF; both forms when the
+  // signedness is unknown and they differ ("4294967261 (as signed: -35)").
+  std::string show(std::uint64_t raw) const;
 };
 
 struct GlobalsAt {
@@ -170,6 +187,12 @@ struct Scenario {
   sim::TimeNs jitter_ns = 0;
   std::optional<sim::TimeNs> max_time_ns;
   std::optional<std::uint64_t> max_steps;
+  // Fault injection (model::FaultInjection): the next `count` passes through `site` fail.
+  struct Fault {
+    std::string site;
+    int count = 1;
+  };
+  std::vector<Fault> faults;
   std::vector<Action> timeline;
   Expectations expect;
 };

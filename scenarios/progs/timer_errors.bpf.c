@@ -2,9 +2,9 @@
 // 1.2, 1.4 and the matrix of 4.17), one program per situation; each records what the helpers
 // returned in `long` globals that start at 99. Scenarios: scenarios/errors/*.json.
 //
-// Not here: -EOPNOTSUPP (the helpers called in NMI) and -ENOMEM (bpf_hrtimer allocation
-// failure): a scenario can neither run a program in NMI nor inject an allocation failure (the C++
-// tests in tests/unit/test_helper_errors.cpp cover both).
+// -ENOMEM (bpf_hrtimer allocation failure): init_ok_then_busy under the scenario fault
+// "bpf_timer_init.kmalloc" (scenarios/errors/err-init-enomem.json). -EOPNOTSUPP (the helpers
+// called in NMI): timer_nmi.bpf.c.
 #include "race_common.h"
 
 char _license[] SEC("license") = "GPL";

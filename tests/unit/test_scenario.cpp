@@ -8,10 +8,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -82,6 +84,30 @@ Cmd run_tool(const std::string& args, const fs::path& cwd) {
 
 std::string seed_object() {
   return std::string(BPFTSIM_PROGS_DIR) + "/timer_seed.bpf.o";
+}
+
+std::string errors_object() {
+  return std::string(BPFTSIM_PROGS_DIR) + "/timer_errors.bpf.o";
+}
+
+std::string nmi_object() {
+  return std::string(BPFTSIM_PROGS_DIR) + "/timer_nmi.bpf.o";
+}
+
+// A one-CPU scenario on `object` (timer_nmi by default) with `top` spliced in at the top level
+// (after "objects"), the timeline `timeline` and the expectations `expect`.
+std::string small_scenario(const std::string& top, const std::string& timeline,
+                           const std::string& expect, const std::string& name = "small",
+                           const std::string& object = nmi_object()) {
+  return R"({"name": ")" + name + R"(", "description": "d", "cpus": 1,
+ "objects": [{"name": "t", "path": ")" +
+         object + "\"}]," + top + R"(
+ "timeline": [
+)" + timeline +
+         R"(
+ ],
+ "expect": )" +
+         expect + "\n}\n";
 }
 
 // The seed selftest as a scenario on the prebuilt object; `expect_ok` is the expected t.ok.
@@ -260,6 +286,46 @@ TEST_CASE("every malformed-input class is an input error naming file, pointer an
       {"missing object file", with_timeline("no/such/object.o", ok_action), "/objects/0/path", 2,
        "does not exist"},
       {"corrupt ELF", with_timeline("corrupt.o", ok_action), "/objects/0/path", 2, "section '"},
+      {"unknown run context",
+       with_timeline(obj,
+                     R"(  {"at_ns": 0, "action": "run", "prog": "t.test1", "context": "softirq"})"),
+       "/timeline/0/context", 4,
+       "expected one of \"task\", \"hardirq\", \"nmi\", got string \"softirq\""},
+      {"context on an action other than run",
+       with_timeline(obj,
+                     R"(  {"at_ns": 0, "action": "attach", "prog": "t.test1", "context": "nmi"})"),
+       "/timeline/0/context", 4, "unknown key 'context'"},
+      {"unknown fault site",
+       small_scenario("\n \"faults\": [{\"site\": \"bpf_timer_init.kmalloc\"},\n   {\"site\": "
+                      "\"slab.kmalloc\", \"count\": 1}],",
+                      ok_action, "{}"),
+       "/faults/1/site", 4,
+       "expected one of \"bpf_timer_init.kmalloc\", \"htab.kmalloc\", got string \"slab.kmalloc\""},
+      {"fault count 0",
+       small_scenario("\n \"faults\": [{\"site\": \"htab.kmalloc\", \"count\": 0}],", ok_action,
+                      "{}"),
+       "/faults/0/count", 3, "expected an integer in [1, 1000000], got integer 0"},
+      {"bad comparison string",
+       small_scenario("", ok_action,
+                      "{\"globals\": {\"t.init_ret\": 0,\n   \"t.nmi_ret\": \">-95\"}}"),
+       "/expect/globals/t.nmi_ret", 7,
+       "expected an integer N, or a string \"N\", \">=N\", \"<=N\" or \"!=N\", got string "
+       "\">-95\""},
+      {"comparison out of range",
+       small_scenario("", ok_action, "{\"globals\": {\"t.nmi_ret\": \">=99999999999999999999\"}}"),
+       "/expect/globals/t.nmi_ret", 6, "'>=99999999999999999999' is out of range"},
+      {"bound beyond a signed global",
+       small_scenario("", ok_action, "{\"globals\": {\"t.nmi_ret\": \"<=9223372036854775808\"}}"),
+       "/expect/globals/t.nmi_ret", 6,
+       "'t.nmi_ret' is signed (BTF, 8 byte(s)): the bound <=9223372036854775808 is beyond its "
+       "largest value"},
+      {"negative bound on an unsigned global",
+       "{\"name\": \"x\", \"description\": \"d\", \"cpus\": 1,\n \"objects\": [{\"name\": \"t\", "
+       "\"path\": \"" +
+           obj +
+           "\"}],\n \"timeline\": [{\"at_ns\": 0, \"action\": \"wait\"}],\n"
+           " \"expect\": {\"globals\": {\"t.ok\": \">=-1\"}}}",
+       "/expect/globals/t.ok", 4, "'t.ok' is unsigned (BTF): a negative bound >=-1 orders nothing"},
   };
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const BadCase& c = cases[i];
@@ -406,4 +472,174 @@ TEST_CASE(
   auto e = run_scenario(sc, bad_profile);
   REQUIRE(std::holds_alternative<InputError>(e));
   CHECK_THAT(std::get<InputError>(e).message, Catch::Contains("unknown kernel profile 'v1.0'"));
+}
+
+TEST_CASE("run context, faults and global comparisons are read into the scenario", "[scenario]") {
+  TempDir dir;
+  const fs::path file = dir.file(
+      "s.json",
+      small_scenario(R"(
+ "faults": [{"site": "bpf_timer_init.kmalloc", "count": 2}, {"site": "htab.kmalloc"}],)",
+                     R"(  {"at_ns": 0, "action": "run", "prog": "t.init_only"},
+  {"at_ns": 10, "action": "run", "prog": "t.nmi_init", "context": "nmi"},
+  {"at_ns": 20, "action": "run", "prog": "t.nmi_start", "context": "hardirq"},
+  {"at_ns": 30, "action": "run", "prog": "t.nmi_start", "context": "task"})",
+                     R"({"globals": {"t.init_ret": -12, "t.nmi_ret": "<=-22", "t.callbacks": ">=0",
+   "t.start_ret": "!=0", "t.set_callback_ret": "99"}})"));
+  auto loaded = load_scenario(file.string());
+  if (auto* e = std::get_if<InputError>(&loaded)) FAIL(e->text());
+  const Scenario& sc = std::get<Scenario>(loaded);
+  REQUIRE(sc.faults.size() == 2);
+  CHECK(sc.faults[0].site == "bpf_timer_init.kmalloc");
+  CHECK(sc.faults[0].count == 2);
+  CHECK(sc.faults[1].site == "htab.kmalloc");
+  CHECK(sc.faults[1].count == 1);
+  REQUIRE(sc.timeline.size() == 4);
+  CHECK(sc.timeline[0].context == RunContext::kTask);
+  CHECK(sc.timeline[1].context == RunContext::kNmi);
+  CHECK(sc.timeline[2].context == RunContext::kHardirq);
+  CHECK(sc.timeline[3].context == RunContext::kTask);
+  CHECK(sc.timeline[1].describe() == "run t.nmi_init in nmi");
+  CHECK(sc.timeline[3].describe() == "run t.nmi_start");
+  REQUIRE(sc.expect.globals.size() == 5);
+  std::map<std::string, const GlobalExpect*> g;
+  for (const auto& e : sc.expect.globals)
+    g[e.global.text] = &e;
+  CHECK(g.at("t.init_ret")->op == GlobalExpect::Op::kEq);
+  CHECK(g.at("t.init_ret")->text() == "-12");
+  CHECK(g.at("t.init_ret")->global.sign == model::GlobalVar::Sign::kSigned);  // long
+  CHECK(g.at("t.nmi_ret")->op == GlobalExpect::Op::kLe);
+  CHECK(g.at("t.nmi_ret")->text() == "<=-22");
+  CHECK(g.at("t.callbacks")->op == GlobalExpect::Op::kGe);
+  CHECK(g.at("t.start_ret")->op == GlobalExpect::Op::kNe);
+  CHECK(g.at("t.start_ret")->text() == "!=0");
+  CHECK(g.at("t.set_callback_ret")->op == GlobalExpect::Op::kEq);  // "N" is equality
+  CHECK(g.at("t.set_callback_ret")->text() == "99");
+
+  // The run: the init allocation fails (-ENOMEM), the NMI init refuses (-EOPNOTSUPP), the start
+  // in a hardirq and in a task find no timer (-EINVAL): nmi_ret ends at -22.
+  auto run = run_scenario(sc);
+  REQUIRE(std::holds_alternative<RunResult>(run));
+  const RunResult& r = std::get<RunResult>(run);
+  INFO(fmt::format("{}", fmt::join(r.failures, "\n")));
+  CHECK(r.passed());
+  std::vector<std::string> kinds;
+  for (const auto& rec : r.trace().records())
+    if (rec.event == "ctx_begin") {
+      const auto* k = rec.field("kind");
+      if (k && std::holds_alternative<std::string>(*k)) kinds.push_back(std::get<std::string>(*k));
+    }
+  CHECK(std::count(kinds.begin(), kinds.end(), "nmi") == 1);
+  CHECK(std::count(kinds.begin(), kinds.end(), "hardirq") == 1);
+}
+
+TEST_CASE(
+    "global comparisons: holds in the variable's width and signedness; failures print "
+    "the value as its type reads",
+    "[scenario]") {
+  auto expect = [](GlobalExpect::Op op, std::int64_t n, std::uint32_t size,
+                   model::GlobalVar::Sign sign) {
+    GlobalExpect e;
+    e.op = op;
+    e.value = static_cast<std::uint64_t>(n);
+    e.negative = n < 0;
+    e.global.size = size;
+    e.global.sign = sign;
+    return e;
+  };
+  using Op = GlobalExpect::Op;
+  using Sign = model::GlobalVar::Sign;
+  const std::uint64_t minus35_int = 0xffffffddULL;  // an int holding -35
+  CHECK(expect(Op::kEq, -35, 4, Sign::kSigned).holds(minus35_int));
+  CHECK(expect(Op::kEq, -35, 4, Sign::kUnknown).holds(minus35_int));
+  CHECK_FALSE(expect(Op::kNe, -35, 4, Sign::kSigned).holds(minus35_int));
+  CHECK(expect(Op::kNe, 0, 4, Sign::kSigned).holds(minus35_int));
+  CHECK(expect(Op::kLe, -1, 4, Sign::kSigned).holds(minus35_int));
+  CHECK_FALSE(expect(Op::kGe, 0, 4, Sign::kSigned).holds(minus35_int));
+  CHECK(expect(Op::kGe, 0, 4, Sign::kUnsigned).holds(minus35_int));  // 4294967261
+  CHECK(expect(Op::kGe, 4294967261, 4, Sign::kUnsigned).holds(minus35_int));
+  CHECK(expect(Op::kLe, -35, 4, Sign::kUnknown).holds(minus35_int));  // signed: N < 0
+  CHECK(expect(Op::kGe, 3, 8, Sign::kUnsigned).holds(3));
+  CHECK_FALSE(expect(Op::kGe, 4, 8, Sign::kUnsigned).holds(3));
+  CHECK(expect(Op::kLe, -1, 8, Sign::kSigned).holds(~0ULL));
+  CHECK(expect(Op::kGe, 1, 8, Sign::kUnsigned).holds(~0ULL));
+
+  CHECK(expect(Op::kEq, 0, 4, Sign::kSigned).show(minus35_int) == "-35");
+  CHECK(expect(Op::kEq, 0, 4, Sign::kUnsigned).show(minus35_int) == "4294967261");
+  CHECK(expect(Op::kEq, 0, 4, Sign::kUnknown).show(minus35_int) == "4294967261 (as signed: -35)");
+  CHECK(expect(Op::kEq, 0, 4, Sign::kUnknown).show(7) == "7");
+  CHECK(expect(Op::kEq, 0, 8, Sign::kSigned).show(~0ULL) == "-1");
+  CHECK(expect(Op::kEq, 0, 1, Sign::kSigned).show(0x1ff) == "-1");  // only the low byte
+  CHECK(expect(Op::kGe, -5, 8, Sign::kSigned).text() == ">=-5");
+  CHECK(expect(Op::kNe, 0, 8, Sign::kSigned).text() == "!=0");
+}
+
+TEST_CASE("failing global comparisons name the pointer and print signed globals as signed",
+          "[scenario]") {
+  TempDir dir;
+  // nmi_ret (long) ends at -95 (the helper refused in NMI); the expectations are all wrong.
+  dir.file("fail.json",
+           small_scenario(
+               "", R"(  {"at_ns": 0, "action": "run", "prog": "t.nmi_init", "context": "nmi"})",
+               R"({"globals": {"t.nmi_ret": ">=0", "t.init_ret": "!=99"},
+  "globals_at": [{"at_ns": 5000, "globals": {"t.nmi_ret": "<=-96"}}]})",
+               "cmp-fail"));
+  const Cmd fail = run_tool("run fail.json --run-dir runs", dir.path);
+  INFO(fail.out);
+  CHECK(fail.code == 1);
+  CHECK_THAT(fail.out, Catch::Contains(
+                           "/expect/globals/t.nmi_ret: t.nmi_ret is -95 at the end, expected >=0"));
+  CHECK_THAT(
+      fail.out,
+      Catch::Contains("/expect/globals/t.init_ret: t.init_ret is 99 at the end, expected !=99"));
+  CHECK_THAT(fail.out,
+             Catch::Contains("/expect/globals_at/0/globals/t.nmi_ret: t.nmi_ret is -95 at t=5000, "
+                             "expected <=-96"));
+  // The same program as a task: the helper works there, so nmi_ret is 0.
+  dir.file(
+      "pass.json",
+      small_scenario("", R"(  {"at_ns": 0, "action": "run", "prog": "t.nmi_init"},
+  {"at_ns": 10000, "action": "exit"})",
+                     R"({"globals": {"t.nmi_ret": 0, "t.init_ret": "!=0", "t.callbacks": "<=0"}})",
+                     "cmp-pass"));
+  const Cmd pass = run_tool("run pass.json", dir.path);
+  INFO(pass.out);
+  CHECK(pass.code == 0);
+}
+
+TEST_CASE("faults: the next count passes through the site fail, then it works again",
+          "[scenario]") {
+  TempDir dir;
+  // init_ok_then_busy inits slot 0 twice, then a hash and an LRU hash timer.
+  auto run = [&](int count) {
+    const std::string name = "f" + std::to_string(count) + ".json";
+    const std::string faults =
+        count == 0 ? std::string()
+                   : "\n \"faults\": [{\"site\": \"bpf_timer_init.kmalloc\", \"count\": " +
+                         std::to_string(count) + "}],";
+    const fs::path file = dir.file(
+        name,
+        small_scenario(faults, R"(  {"at_ns": 0, "action": "run", "prog": "t.init_ok_then_busy"},
+  {"at_ns": 20000, "action": "exit"})",
+                       R"({"alive": {"objects": 0}})", "faults", errors_object()));
+    auto loaded = load_scenario(file.string());
+    REQUIRE(std::holds_alternative<Scenario>(loaded));
+    Scenario sc = std::get<Scenario>(loaded);
+    auto r = run_scenario(sc);
+    REQUIRE(std::holds_alternative<RunResult>(r));
+    const RunResult& res = std::get<RunResult>(r);
+    INFO(fmt::format("{}", fmt::join(res.failures, "\n")));
+    CHECK(res.passed());
+    std::vector<std::int64_t> rets;
+    for (const auto& rec : res.trace().records())
+      if (rec.event == "bpf_helper") {
+        const auto* h = rec.field("helper");
+        if (h && std::get<std::string>(*h) == "bpf_timer_init")
+          rets.push_back(rec.int_field("ret"));
+      }
+    return rets;
+  };
+  CHECK(run(0) == std::vector<std::int64_t>{0, -16, 0, 0});
+  CHECK(run(1) == std::vector<std::int64_t>{-12, 0, 0, 0});
+  CHECK(run(3) == std::vector<std::int64_t>{-12, -12, -12, 0});
 }

@@ -1,0 +1,82 @@
+// Race 4.13 (reference section 4.13): a hardirq interrupts T's callback on CPU0 and a program
+// there cancels T. Scenario: scenarios/races/4.13-hardirq-cancels-interrupted-callback.json.
+//
+// `arm` starts T (slot 0) in 1000 ns with a long callback, and T2 (slot 1) far in the future.
+// T's callback sets `in_callback`, burns a few microseconds, calls a helper (a step boundary,
+// where the hardirq lands), burns again and clears `in_callback`. `irq_cancel` runs in that
+// hardirq on CPU0: hrtimer_running is per CPU and still T, so bpf_timer_cancel(T) returns
+// -EDEADLK (waiting for the interrupted callback would never end) and keeps T's prog reference;
+// bpf_timer_cancel(T2) is an ordinary cancel (1: T2 was queued, it never fires). `irq_saw` records
+// `in_callback` as the hardirq saw it (1: the callback was indeed interrupted).
+#include "race_common.h"
+
+char _license[] SEC("license") = "GPL";
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 2);
+  __type(key, int);
+  __type(value, struct elem);
+} timers SEC(".maps");
+
+long arm_init = UNSET;
+long arm_set_callback = UNSET;
+long arm_start = UNSET;
+long arm_other = UNSET;
+long irq_cancel_ret = UNSET;
+long irq_cancel_other_ret = UNSET;
+long irq_saw = UNSET;
+long in_callback;
+long callbacks;
+long other_callbacks;
+
+static struct elem *slot(int i)
+{
+  return bpf_map_lookup_elem(&timers, &i);
+}
+
+static int long_cb(void *map, int *key, struct elem *val)
+{
+  callbacks++;
+  in_callback = 1;
+  burn(1000);
+  bpf_ktime_get_ns(); /* a step boundary inside the callback */
+  burn(1000);
+  in_callback = 0;
+  return 0;
+}
+
+static int other_cb(void *map, int *key, struct elem *val)
+{
+  other_callbacks++;
+  return 0;
+}
+
+SEC("syscall")
+int arm(void *ctx)
+{
+  struct elem *val = slot(0), *other = slot(1);
+
+  if (!val || !other)
+    return 1;
+  arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
+  arm_set_callback = bpf_timer_set_callback(&val->t, long_cb);
+  arm_start = bpf_timer_start(&val->t, 1000, 0);
+  bpf_timer_init(&other->t, &timers, CLOCK_MONOTONIC);
+  bpf_timer_set_callback(&other->t, other_cb);
+  arm_other = bpf_timer_start(&other->t, LONG_NS, 0);
+  return 0;
+}
+
+SEC("perf_event")
+int irq_cancel(void *ctx)
+{
+  struct elem *val = slot(0), *other = slot(1);
+
+  if (!val || !other)
+    return 1;
+  irq_saw = in_callback;
+  irq_cancel_ret = bpf_timer_cancel(&val->t);
+  irq_cancel_other_ret = bpf_timer_cancel(&other->t);
+  return 0;
+}

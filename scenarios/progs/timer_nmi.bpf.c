@@ -1,0 +1,118 @@
+// timer_nmi: the four bpf_timer helpers called in NMI return -EOPNOTSUPP on v5.15 (reference 1.4
+// step 1 of each helper, 4.13 and 4.17: the NMI check comes before any other). Each nmi_* program
+// runs with "context": "nmi" (a perf_event program fires in NMI) and records what its helper
+// returned in `nmi_ret`; the other programs run as tasks around it, to show that the NMI call
+// changed nothing. Globals follow race_common.h (results start at 99). Scenarios:
+// scenarios/errors/err-*-eopnotsupp-nmi.json.
+#include "race_common.h"
+
+char _license[] SEC("license") = "GPL";
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, int);
+  __type(value, struct elem);
+} timers SEC(".maps");
+
+long init_ret = UNSET;
+long set_callback_ret = UNSET;
+long start_ret = UNSET;
+long nmi_ret = UNSET;
+long callbacks;
+
+static struct elem *slot0(void)
+{
+  int key = 0;
+
+  return bpf_map_lookup_elem(&timers, &key);
+}
+
+static int count_cb(void *map, int *key, struct elem *val)
+{
+  callbacks++;
+  return 0;
+}
+
+/* ---- tasks ------------------------------------------------------------------------------- */
+
+SEC("syscall")
+int init_only(void *ctx)
+{
+  struct elem *val = slot0();
+
+  if (!val)
+    return 1;
+  init_ret = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
+  return 0;
+}
+
+SEC("syscall")
+int init_set_callback(void *ctx)
+{
+  struct elem *val = slot0();
+
+  if (!val)
+    return 1;
+  init_ret = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
+  set_callback_ret = bpf_timer_set_callback(&val->t, count_cb);
+  return 0;
+}
+
+/* Arms the timer for 10 us (0 only with a callback set). */
+SEC("syscall")
+int start_10us(void *ctx)
+{
+  struct elem *val = slot0();
+
+  if (!val)
+    return 1;
+  start_ret = bpf_timer_start(&val->t, 10000, 0);
+  return 0;
+}
+
+/* ---- NMI: each -> -EOPNOTSUPP ------------------------------------------------------------- */
+
+SEC("perf_event")
+int nmi_init(void *ctx)
+{
+  struct elem *val = slot0();
+
+  if (!val)
+    return 1;
+  nmi_ret = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
+  return 0;
+}
+
+SEC("perf_event")
+int nmi_set_callback(void *ctx)
+{
+  struct elem *val = slot0();
+
+  if (!val)
+    return 1;
+  nmi_ret = bpf_timer_set_callback(&val->t, count_cb);
+  return 0;
+}
+
+SEC("perf_event")
+int nmi_start(void *ctx)
+{
+  struct elem *val = slot0();
+
+  if (!val)
+    return 1;
+  nmi_ret = bpf_timer_start(&val->t, 1000, 0);
+  return 0;
+}
+
+SEC("perf_event")
+int nmi_cancel(void *ctx)
+{
+  struct elem *val = slot0();
+
+  if (!val)
+    return 1;
+  nmi_ret = bpf_timer_cancel(&val->t);
+  return 0;
+}
