@@ -31,15 +31,13 @@ struct diff_args {
   __u64 d;
 };
 
-static inline __u64 diff_rotl64(__u64 x, unsigned n)
-{
+static inline __u64 diff_rotl64(__u64 x, unsigned n) {
   n &= 63;
   return n == 0 ? x : (x << n) | (x >> (64 - n));
 }
 
 /* Integer hash mixing: murmur3 fmix64 of each word, a splitmix step, rotations by data. */
-static inline __u64 diff_hash_mix(const struct diff_args *in)
-{
+static inline __u64 diff_hash_mix(const struct diff_args* in) {
   __u64 h = in->a ^ 0x9e3779b97f4a7c15ULL;
 
   h ^= h >> 33;
@@ -55,48 +53,40 @@ static inline __u64 diff_hash_mix(const struct diff_args *in)
 }
 
 /* Truncating signed division and remainder with BPF's rules for a zero divisor. */
-static inline __s64 diff_sdiv64(__s64 a, __s64 b)
-{
+static inline __s64 diff_sdiv64(__s64 a, __s64 b) {
   __u64 ua, ub, q;
 
-  if (b == 0)
-    return 0;
+  if (b == 0) return 0;
   ua = a < 0 ? 0 - (__u64)a : (__u64)a;
   ub = b < 0 ? 0 - (__u64)b : (__u64)b;
   q = ua / ub;
   return (__s64)((a < 0) != (b < 0) ? 0 - q : q);
 }
 
-static inline __s64 diff_smod64(__s64 a, __s64 b)
-{
+static inline __s64 diff_smod64(__s64 a, __s64 b) {
   __u64 ua, ub, r;
 
-  if (b == 0)
-    return a;
+  if (b == 0) return a;
   ua = a < 0 ? 0 - (__u64)a : (__u64)a;
   ub = b < 0 ? 0 - (__u64)b : (__u64)b;
   r = ua % ub;
   return (__s64)(a < 0 ? 0 - r : r);
 }
 
-static inline __s32 diff_sdiv32(__s32 a, __s32 b)
-{
+static inline __s32 diff_sdiv32(__s32 a, __s32 b) {
   __u32 ua, ub, q;
 
-  if (b == 0)
-    return 0;
+  if (b == 0) return 0;
   ua = a < 0 ? 0u - (__u32)a : (__u32)a;
   ub = b < 0 ? 0u - (__u32)b : (__u32)b;
   q = ua / ub;
   return (__s32)((a < 0) != (b < 0) ? 0u - q : q);
 }
 
-static inline __s32 diff_smod32(__s32 a, __s32 b)
-{
+static inline __s32 diff_smod32(__s32 a, __s32 b) {
   __u32 ua, ub, r;
 
-  if (b == 0)
-    return a;
+  if (b == 0) return a;
   ua = a < 0 ? 0u - (__u32)a : (__u32)a;
   ub = b < 0 ? 0u - (__u32)b : (__u32)b;
   r = ua % ub;
@@ -104,8 +94,7 @@ static inline __s32 diff_smod32(__s32 a, __s32 b)
 }
 
 /* Signed and unsigned division/modulo, 64- and 32-bit, on raw and on small divisors. */
-static inline __u64 diff_divmod(const struct diff_args *in)
-{
+static inline __u64 diff_divmod(const struct diff_args* in) {
   __s64 a = (__s64)in->a, b = (__s64)in->b;
   __s32 a32 = (__s32)in->c, b32 = (__s32)in->d;
   __s64 small = (__s64)(in->d & 0xff) - 128; /* -128..127, often tiny, sometimes 0 */
@@ -127,8 +116,7 @@ static inline __u64 diff_divmod(const struct diff_args *in)
 }
 
 /* Byte swaps of every width, of whole words and of shifted parts. */
-static inline __u64 diff_bswap(const struct diff_args *in)
-{
+static inline __u64 diff_bswap(const struct diff_args* in) {
   __u64 acc = __builtin_bswap64(in->a);
 
   acc = acc * 31 + __builtin_bswap32((__u32)in->b);
@@ -140,8 +128,7 @@ static inline __u64 diff_bswap(const struct diff_args *in)
 }
 
 /* Sign extension from 8/16/32 bits to 32 and 64 bits, then mixed with signed arithmetic. */
-static inline __u64 diff_sext(const struct diff_args *in)
-{
+static inline __u64 diff_sext(const struct diff_args* in) {
   __s64 s8 = (__s8)in->a;
   __s64 s16 = (__s16)(in->a >> 8);
   __s64 s32 = (__s32)(in->a >> 24);
@@ -162,8 +149,7 @@ static inline __u64 diff_sext(const struct diff_args *in)
 
 /* 32-bit arithmetic that wraps: add/sub/mul overflow, shifts by data, signed and unsigned
  * 32-bit compares (JMP32), and the zero extension of every 32-bit result. */
-static inline __u64 diff_wrap32(const struct diff_args *in)
-{
+static inline __u64 diff_wrap32(const struct diff_args* in) {
   __u32 x = (__u32)in->a, y = (__u32)in->b, z = (__u32)(in->a >> 32);
   __u32 n = y & 31;
   __u64 acc = 0;
@@ -180,7 +166,7 @@ static inline __u64 diff_wrap32(const struct diff_args *in)
   acc = acc * 31 + (x < y ? 3 : 4);
   acc = acc * 31 + ((__s32)x <= (__s32)z ? 5 : 6);
   acc = acc * 31 + ((x & y) != 0 ? 7 : 8);
-DIFF_NO_UNROLL
+  DIFF_NO_UNROLL
   for (i = 0; i < 16; i++) {
     x = x * 1664525u + 1013904223u; /* wraps every round */
     y ^= x >> (i & 15);
@@ -190,8 +176,7 @@ DIFF_NO_UNROLL
 }
 
 /* 64-bit shifts by immediates and by data, arithmetic right shifts of negative values. */
-static inline __u64 diff_shifts(const struct diff_args *in)
-{
+static inline __u64 diff_shifts(const struct diff_args* in) {
   unsigned n = (unsigned)(in->b & 63);
   __s64 s = (__s64)in->a;
   __u64 acc = 0;
@@ -208,8 +193,7 @@ static inline __u64 diff_shifts(const struct diff_args *in)
 }
 
 /* Every 64-bit compare, signed and unsigned, as a bit mask. */
-static inline __u64 diff_compare(const struct diff_args *in)
-{
+static inline __u64 diff_compare(const struct diff_args* in) {
   __u64 a = in->a, b = in->b;
   __s64 sa = (__s64)a, sb = (__s64)b;
   __u64 m = 0;
@@ -232,8 +216,7 @@ static inline __u64 diff_compare(const struct diff_args *in)
 }
 
 /* Bounded loops over stack arrays of u8, u16, u32 and u64 with data-dependent indices. */
-static inline __u64 diff_stack(const struct diff_args *in)
-{
+static inline __u64 diff_stack(const struct diff_args* in) {
   __u64 w[16];
   __u32 v[32];
   __u16 h[16];
@@ -241,7 +224,7 @@ static inline __u64 diff_stack(const struct diff_args *in)
   __u64 x = in->a | 1, acc = 0;
   __u32 i, rounds = (__u32)(in->b % 97);
 
-DIFF_NO_UNROLL
+  DIFF_NO_UNROLL
   for (i = 0; i < 16; i++) {
     x ^= x << 13;
     x ^= x >> 7;
@@ -249,12 +232,12 @@ DIFF_NO_UNROLL
     w[i] = x;
     h[i] = (__u16)(x >> 20);
   }
-DIFF_NO_UNROLL
+  DIFF_NO_UNROLL
   for (i = 0; i < 32; i++) {
     v[i] = (__u32)(w[i & 15] >> (i & 31)) ^ (__u32)in->c;
     b[i] = (__u8)(v[i] >> 5);
   }
-DIFF_NO_UNROLL
+  DIFF_NO_UNROLL
   for (i = 0; i < rounds; i++) {
     __u32 j = v[i & 31] & 31;
     __u32 k = (__u32)(w[j & 15] >> 40) & 15;
@@ -264,7 +247,7 @@ DIFF_NO_UNROLL
     h[(k + 1) & 15] = (__u16)(h[k] + b[j]);
     b[(i * 7) & 31] = (__u8)(b[j] * 3 + (__u8)in->d);
   }
-DIFF_NO_UNROLL
+  DIFF_NO_UNROLL
   for (i = 0; i < 32; i++)
     acc = acc * 31 + v[i] + b[i] + h[i & 15] + w[i & 15];
   return acc;

@@ -6,8 +6,8 @@
 // visibly untouched. Callback counters are `long` globals in .bss.
 #pragma once
 
-#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <linux/bpf.h>
 
 #define CLOCK_REALTIME 0
 #define CLOCK_MONOTONIC 1
@@ -28,8 +28,7 @@
  * volatile stack slot). Each turn is a handful of instructions, and instructions cost insn_ns
  * (1 ns) each by default, so burn(1000) keeps the CPU busy for a few microseconds of virtual
  * time in one step, without a helper call (no interleaving point inside). */
-static __always_inline void burn(int n)
-{
+static __always_inline void burn(int n) {
   volatile __u64 spin = 0;
 
   for (int i = 0; i < n; i++)
