@@ -18,6 +18,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -161,6 +162,58 @@ std::string bpf_default_cache_dir() {
   return (fs::temp_directory_path() / "bpftsim-cache").string();
 }
 
+namespace {
+// The files a compilation read besides the source (from clang's -MD depfile), with a hash of each,
+// so that a cached object is reused only while every header it included is unchanged.
+std::vector<std::string> depfile_paths(const fs::path& depfile) {
+  std::ifstream in(depfile, std::ios::binary);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::vector<std::string> paths;
+  const auto colon = text.find(": ");
+  if (colon == std::string::npos) return paths;
+  std::string cur;
+  for (std::size_t i = colon + 2; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\\' && i + 1 < text.size() && (text[i + 1] == '\n' || text[i + 1] == '\r')) {
+      continue;  // line continuation
+    } else if (c == '\\' && i + 1 < text.size() && text[i + 1] == ' ') {
+      cur += ' ';
+      ++i;
+    } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+      if (!cur.empty()) paths.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) paths.push_back(std::move(cur));
+  return paths;
+}
+
+std::optional<std::string> file_hash(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  StableHash h;
+  h.add(bytes);
+  return h.hex();
+}
+
+// "<hash> <path>" per line.
+bool manifest_current(const fs::path& manifest) {
+  std::ifstream in(manifest);
+  if (!in) return false;
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto sp = line.find(' ');
+    if (sp == std::string::npos) return false;
+    const auto h = file_hash(line.substr(sp + 1));
+    if (!h || *h != line.substr(0, sp)) return false;
+  }
+  return true;
+}
+}  // namespace
+
 std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string& source_path,
                                                               const BpfCompileOptions& options) {
   std::ifstream in(source_path, std::ios::binary);
@@ -196,7 +249,8 @@ std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string&
     return BpfCompileError{fmt::format("{}: cannot create cache directory {}: {}", source_path,
                                        dir.string(), ec.message())};
   const fs::path object = dir / fmt::format("{}-{}.bpf.o", file_stem_for_cache(src), hash.hex());
-  if (fs::exists(object, ec)) return object.string();
+  const fs::path manifest = fs::path(object.string() + ".deps");
+  if (fs::exists(object, ec) && manifest_current(manifest)) return object.string();
 
   // Unique per process and per call, so that concurrent compilations never share a temporary.
   static std::atomic<unsigned> serial{0};
@@ -204,14 +258,28 @@ std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string&
       dir / fmt::format(".{}.{}.{}.tmp", object.filename().string(), ::getpid(), serial++);
   std::vector<std::string> argv = {clang};
   argv.insert(argv.end(), flags.begin(), flags.end());
-  argv.insert(argv.end(), {"-c", src.string(), "-o", tmp.string()});
+  const fs::path depfile = fs::path(tmp.string() + ".d");
+  argv.insert(argv.end(), {"-MD", "-MF", depfile.string(), "-c", src.string(), "-o", tmp.string()});
   SpawnResult r = run_capture(argv);
   if (!r.started)
     return BpfCompileError{fmt::format("{}: cannot run '{}': {}", source_path, clang, r.error)};
   if (r.exit_code != 0) {
     fs::remove(tmp, ec);
+    fs::remove(depfile, ec);
     return BpfCompileError{
         fmt::format("{}: clang failed (exit {}):\n{}", source_path, r.exit_code, r.output)};
+  }
+  {
+    // The manifest of included files goes in first; the object's rename publishes the entry.
+    const fs::path tmp_manifest = fs::path(tmp.string() + ".deps");
+    std::ofstream out(tmp_manifest, std::ios::trunc);
+    for (const std::string& dep : depfile_paths(depfile)) {
+      if (fs::equivalent(dep, src, ec)) continue;  // the source itself is in the key
+      if (auto h = file_hash(dep)) out << *h << ' ' << dep << '\n';
+    }
+    out.close();
+    fs::remove(depfile, ec);
+    fs::rename(tmp_manifest, manifest, ec);
   }
   fs::rename(tmp, object, ec);
   if (ec) {

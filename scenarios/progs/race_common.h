@@ -6,8 +6,9 @@
 // visibly untouched. Callback counters are `long` globals in .bss.
 #pragma once
 
-#include <bpf/bpf_helpers.h>
 #include <linux/bpf.h>
+// bpf_helpers.h needs the __u32/__u64 of linux/bpf.h: keep it in its own include block.
+#include <bpf/bpf_helpers.h>
 
 #define CLOCK_REALTIME 0
 #define CLOCK_MONOTONIC 1
