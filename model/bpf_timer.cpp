@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <cstring>
 
 #include "model/errno.h"
@@ -196,7 +198,8 @@ sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_ad
     // ns_to_ktime: a u64 above S64_MAX is a negative (already expired) relative time.
     const auto rel = static_cast<std::int64_t>(nsecs);
     const sim::TimeNs room = sim::kTimeNever - ctx.now();
-    co_await k_.hrtimers.start(ctx, t->timer, rel > room ? room : rel);
+    const sim::TimeNs delay = std::min<sim::TimeNs>(rel, room);
+    co_await k_.hrtimers.start(ctx, t->timer, delay);
   }
   co_await spin_unlock_irqrestore(k_, ctx, lock);
   co_return ret;

@@ -214,7 +214,14 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
   if (!old && mode == kBpfExist) ret = -kENOENT;
   std::optional<std::uint32_t> fresh;
   if (ret == 0) {
-    fresh = lru_ ? lru_new : co_await alloc_elem(ctx, old.has_value());
+    // if/else, never `?:`: GCC 12 evaluates the co_await arm of a conditional even when the
+    // other arm is taken, which popped a second free node on every LRU insert and read the
+    // (absent) per-CPU extra element on every LRU update of an existing key.
+    if (lru_) {
+      fresh = lru_new;
+    } else {
+      fresh = co_await alloc_elem(ctx, old.has_value());
+    }
     if (!fresh) ret = prealloc_ ? -kE2BIG : (allocated_ >= def.max_entries ? -kE2BIG : -kENOMEM);
   }
   if (ret != 0) {
