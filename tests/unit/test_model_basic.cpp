@@ -53,3 +53,39 @@ TEST_CASE("a timer fires in softirq on the arming CPU and re-arms itself", "[mod
   CHECK(w.k.slab.live_count() == 0);
   CHECK(w.k.invariant_violations(true).empty());
 }
+
+// Regression (GCC 12 evaluated the co_await arm of `lru_ ? lru_new : co_await alloc_elem(...)`):
+// updating an existing LRU key read the absent per-CPU extra element (SIGSEGV), and every insert
+// took a second free node. With max_entries 4, four keys fit; a fifth insert evicts the least
+// recently inserted-or-looked-up one (ARCHITECTURE: the model's LRU order), and re-updating an
+// existing key takes a free node and returns the old one.
+TEST_CASE("LRU hash: update of an existing key, four keys in four nodes, then one eviction",
+          "[model][lru]") {
+  World w(1);
+  BpfMap* m = w.map(model::kBpfMapTypeLruHash, 4, 16, -1);
+  REQUIRE(m != nullptr);
+  const std::vector<std::uint8_t> zero(16, 0);
+  std::vector<std::int64_t> rets;
+  std::vector<std::uint32_t> present;
+  NativeProg* p =
+      w.prog("fill",
+             [&](ProgRun& r, auto) -> Co<std::int64_t> {
+               for (std::uint32_t key : {1u, 1u, 2u, 3u, 4u})
+                 rets.push_back(co_await h::map_update(r, *m, h::u32_key(key), zero, 0));
+               (void)co_await h::map_lookup(r, *m, h::u32_key(1));
+               rets.push_back(co_await h::map_update(r, *m, h::u32_key(5), zero, 0));
+               std::vector<std::uint8_t> value;
+               for (std::uint32_t key = 1; key <= 5; ++key)
+                 if (m->peek_elem(h::u32_key(key).data(), &value)) present.push_back(key);
+               co_return 0;
+             },
+             {}, {m});
+  w.run_at(0, 0, p);
+  w.exit_at(100000, 0);
+  CHECK(w.run() == sim::RunStatus::kQuiescent);
+  INFO(w.findings_text());
+  CHECK(rets == std::vector<std::int64_t>(6, 0));
+  // Key 2 was the least recently used when key 5 needed a node (key 1 was looked up since).
+  CHECK(present == std::vector<std::uint32_t>{1, 3, 4, 5});
+  CHECK(w.sim.findings().empty());
+}
