@@ -19,6 +19,7 @@
 
 #include "model/bpf_vm.h"
 #include "model/slab.h"
+#include "model/uapi.h"
 #include "sim/co.h"
 #include "sim/context.h"
 
@@ -28,7 +29,7 @@ class Kernel;
 
 struct MapDef {
   std::string name;
-  std::uint32_t type = 0;  // kBpfMapType* (model/libbpf_loader.h)
+  std::uint32_t type = 0;  // kBpfMapType* (model/uapi.h)
   std::uint32_t key_size = 4;
   std::uint32_t value_size = 0;
   std::uint32_t max_entries = 1;
@@ -40,12 +41,6 @@ struct MapDef {
   // global data (kGlobalData, or kRodata when map_flags has BPF_F_RDONLY_PROG).
   bool global_data = false;
 };
-
-// BPF map update flags (uapi).
-inline constexpr std::uint64_t kBpfAny = 0;
-inline constexpr std::uint64_t kBpfNoexist = 1;
-inline constexpr std::uint64_t kBpfExist = 2;
-inline constexpr std::uint64_t kBpfFLock = 4;
 
 // copy_map_value: copies a value, skipping the bpf_spin_lock and bpf_timer bytes. v5.15: when a
 // value has both, only the lock is skipped, so the timer bytes are overwritten (reference 2.2);

@@ -1,14 +1,13 @@
 #include "model/helpers.h"
 
 #include <fmt/format.h>
-#include <linux/bpf.h>  // only for the helper names (__BPF_FUNC_MAPPER), in this file alone
 
 #include <cstring>
 #include <string_view>
 
 #include "model/errno.h"
 #include "model/kernel.h"
-#include "model/libbpf_loader.h"
+#include "model/uapi.h"
 
 namespace bpftsim::model::helpers {
 
@@ -80,38 +79,11 @@ sim::Co<std::int64_t> timer_cancel(ProgRun& r, std::uint64_t timer) {
 
 namespace {
 
-enum HelperId : std::int32_t {
-  kMapLookupElem = 1,
-  kMapUpdateElem = 2,
-  kMapDeleteElem = 3,
-  kKtimeGetNs = 5,
-  kTracePrintk = 6,
-  kGetPrandomU32 = 7,
-  kGetSmpProcessorId = 8,
-  kSpinLock = 93,
-  kSpinUnlock = 94,
-  kKtimeGetBootNs = 125,
-  kTimerInit = 169,
-  kTimerSetCallback = 170,
-  kTimerStart = 171,
-  kTimerCancel = 172,
-  kLoop = 181,
-};
-
 constexpr std::uint32_t kBpfMaxLoops = 1u << 23;  // BPF_MAX_LOOPS (kernel/bpf/bpf_iter.c)
 
 #define BPFTSIM_HELPER_NAME(x) "bpf_" #x
 constexpr const char* kHelperNames[] = {__BPF_FUNC_MAPPER(BPFTSIM_HELPER_NAME)};
 #undef BPFTSIM_HELPER_NAME
-
-constexpr bool name_is(std::int32_t id, std::string_view name) {
-  return std::string_view(kHelperNames[id]) == name;
-}
-static_assert(name_is(kMapLookupElem, "bpf_map_lookup_elem") &&
-              name_is(kTracePrintk, "bpf_trace_printk") && name_is(kSpinLock, "bpf_spin_lock") &&
-              name_is(kKtimeGetBootNs, "bpf_ktime_get_boot_ns") &&
-              name_is(kTimerInit, "bpf_timer_init") && name_is(kTimerCancel, "bpf_timer_cancel") &&
-              name_is(kLoop, "bpf_loop"));
 
 HelperOutcome done(std::uint64_t r0) {
   return HelperOutcome{false, r0};
@@ -166,7 +138,7 @@ KLock* spin_lock_arg(ProgRun& r, std::int32_t id, std::uint64_t addr) {
 }
 
 sim::Co<HelperOutcome> do_map_lookup(ProgRun& r, std::array<std::uint64_t, 5> a) {
-  BpfMap* map = map_arg(r, kMapLookupElem, a[0]);
+  BpfMap* map = map_arg(r, kHelperMapLookupElem, a[0]);
   if (!map) co_return kAborted;
   std::vector<std::uint8_t> key;
   if (!read_arg(r, a[1], map->def.key_size, "bpf_map_lookup_elem key", &key)) co_return kAborted;
@@ -175,11 +147,12 @@ sim::Co<HelperOutcome> do_map_lookup(ProgRun& r, std::array<std::uint64_t, 5> a)
 }
 
 sim::Co<HelperOutcome> do_map_update(ProgRun& r, std::array<std::uint64_t, 5> a) {
-  BpfMap* map = map_arg(r, kMapUpdateElem, a[0]);
+  BpfMap* map = map_arg(r, kHelperMapUpdateElem, a[0]);
   if (!map) co_return kAborted;
-  if (is_map_in_map(*map)) co_return reject(r, kMapUpdateElem, "map-in-map updated from BPF");
+  if (is_map_in_map(*map)) co_return reject(r, kHelperMapUpdateElem, "map-in-map updated from BPF");
   if (map->def.map_flags & kBpfFRdonlyProg)
-    co_return reject(r, kMapUpdateElem, fmt::format("map '{}' is read-only to BPF", map->name()));
+    co_return reject(r, kHelperMapUpdateElem,
+                     fmt::format("map '{}' is read-only to BPF", map->name()));
   std::vector<std::uint8_t> key, value;
   if (!read_arg(r, a[1], map->def.key_size, "bpf_map_update_elem key", &key) ||
       !read_arg(r, a[2], map->def.value_size, "bpf_map_update_elem value", &value))
@@ -190,11 +163,12 @@ sim::Co<HelperOutcome> do_map_update(ProgRun& r, std::array<std::uint64_t, 5> a)
 }
 
 sim::Co<HelperOutcome> do_map_delete(ProgRun& r, std::array<std::uint64_t, 5> a) {
-  BpfMap* map = map_arg(r, kMapDeleteElem, a[0]);
+  BpfMap* map = map_arg(r, kHelperMapDeleteElem, a[0]);
   if (!map) co_return kAborted;
-  if (is_map_in_map(*map)) co_return reject(r, kMapDeleteElem, "map-in-map updated from BPF");
+  if (is_map_in_map(*map)) co_return reject(r, kHelperMapDeleteElem, "map-in-map updated from BPF");
   if (map->def.map_flags & kBpfFRdonlyProg)
-    co_return reject(r, kMapDeleteElem, fmt::format("map '{}' is read-only to BPF", map->name()));
+    co_return reject(r, kHelperMapDeleteElem,
+                     fmt::format("map '{}' is read-only to BPF", map->name()));
   std::vector<std::uint8_t> key;
   if (!read_arg(r, a[1], map->def.key_size, "bpf_map_delete_elem key", &key)) co_return kAborted;
   const std::int64_t ret = co_await map_delete(r, *map, key);
@@ -226,9 +200,9 @@ sim::Co<HelperOutcome> do_trace_printk(ProgRun& r, std::array<std::uint64_t, 5> 
 }
 
 sim::Co<HelperOutcome> do_spin_lock(ProgRun& r, std::array<std::uint64_t, 5> a) {
-  KLock* lock = spin_lock_arg(r, kSpinLock, a[0]);
+  KLock* lock = spin_lock_arg(r, kHelperSpinLock, a[0]);
   if (!lock) co_return kAborted;
-  if (lock->owner == &r.ctx) co_return reject(r, kSpinLock, "bpf_spin_lock taken twice");
+  if (lock->owner == &r.ctx) co_return reject(r, kHelperSpinLock, "bpf_spin_lock taken twice");
   co_await r.ctx.step(r.k.cost.helper_ns);
   co_await spin_lock_irqsave(r.k, r.ctx, *lock);  // __bpf_spin_lock_irqsave
   trace_ret(r, "bpf_spin_lock", 0);
@@ -236,9 +210,10 @@ sim::Co<HelperOutcome> do_spin_lock(ProgRun& r, std::array<std::uint64_t, 5> a) 
 }
 
 sim::Co<HelperOutcome> do_spin_unlock(ProgRun& r, std::array<std::uint64_t, 5> a) {
-  KLock* lock = spin_lock_arg(r, kSpinUnlock, a[0]);
+  KLock* lock = spin_lock_arg(r, kHelperSpinUnlock, a[0]);
   if (!lock) co_return kAborted;
-  if (lock->owner != &r.ctx) co_return reject(r, kSpinUnlock, "unlocking a lock it does not hold");
+  if (lock->owner != &r.ctx)
+    co_return reject(r, kHelperSpinUnlock, "unlocking a lock it does not hold");
   co_await spin_unlock_irqrestore(r.k, r.ctx, *lock);
   trace_ret(r, "bpf_spin_unlock", 0);
   co_return done(0);
@@ -256,7 +231,8 @@ sim::Co<HelperOutcome> do_loop(ProgRun& r, std::array<std::uint64_t, 5> a, Subpr
   } else if (nr_loops > kBpfMaxLoops) {
     ret = -kE2BIG;
   } else if (!r.prog.owns_callback(fn)) {
-    co_return reject(r, kLoop, fmt::format("callback {:#x} is no subprogram of the program", fn));
+    co_return reject(r, kHelperLoop,
+                     fmt::format("callback {:#x} is no subprogram of the program", fn));
   } else {
     std::uint64_t i = 0;
     for (; i < nr_loops; ++i) {
@@ -280,29 +256,89 @@ sim::Co<HelperOutcome> do_simple(ProgRun& r, std::int32_t id, std::uint64_t valu
   co_return done(value);
 }
 
+using Args = std::array<std::uint64_t, 5>;
+
+// The entry of one helper: the kernel's bpf_func_proto->func, as the dispatcher calls it.
+using Handler = sim::Co<HelperOutcome> (*)(ProgRun&, std::int32_t id, Args, SubprogRunner&);
+
+// Helpers whose whole effect is one model call returning a long: the call, then its trace record.
+template <sim::Co<std::int64_t> (*Call)(ProgRun&, Args)>
+sim::Co<HelperOutcome> returning(ProgRun& r, std::int32_t id, Args a, SubprogRunner&) {
+  const std::int64_t ret = co_await Call(r, a);
+  trace_ret(r, kHelperNames[id], ret);
+  co_return done_signed(ret);
+}
+sim::Co<std::int64_t> timer_init_call(ProgRun& r, Args a) {
+  return r.k.timers.init(r.ctx, a[0], a[1], a[2]);
+}
+sim::Co<std::int64_t> timer_set_callback_call(ProgRun& r, Args a) {
+  return r.k.timers.set_callback(r.ctx, a[0], a[1], r.prog);
+}
+sim::Co<std::int64_t> timer_start_call(ProgRun& r, Args a) {
+  return r.k.timers.start(r.ctx, a[0], a[1], a[2]);
+}
+sim::Co<std::int64_t> timer_cancel_call(ProgRun& r, Args a) {
+  return r.k.timers.cancel(r.ctx, a[0]);
+}
+
+// Helpers whose result is a value of the running context.
+template <std::uint64_t (*Value)(ProgRun&)>
+sim::Co<HelperOutcome> valued(ProgRun& r, std::int32_t id, Args, SubprogRunner&) {
+  return do_simple(r, id, Value(r));
+}
+std::uint64_t now_ns(ProgRun& r) {  // no suspend in the model: boot time is monotonic time
+  return static_cast<std::uint64_t>(r.ctx.now());
+}
+std::uint64_t prandom_u32(ProgRun& r) {
+  return r.k.sim.data_prng().next_u32();
+}
+std::uint64_t cpu_id(ProgRun& r) {
+  return static_cast<std::uint64_t>(r.ctx.cpu());
+}
+
+template <sim::Co<HelperOutcome> (*Fn)(ProgRun&, Args)>
+sim::Co<HelperOutcome> plain(ProgRun& r, std::int32_t, Args a, SubprogRunner&) {
+  return Fn(r, a);
+}
+sim::Co<HelperOutcome> loop(ProgRun& r, std::int32_t, Args a, SubprogRunner& runner) {
+  return do_loop(r, a, runner);
+}
+
+struct HelperProto {
+  HelperId id;
+  Handler handler;
+};
+
+// Every helper the model implements, one row each (as the kernel's bpf_func_proto table); its
+// name is the UAPI's (kHelperNames). Programs calling any other id are refused at load.
+constexpr HelperProto kHelperProtos[] = {
+    {kHelperMapLookupElem, plain<do_map_lookup>},
+    {kHelperMapUpdateElem, plain<do_map_update>},
+    {kHelperMapDeleteElem, plain<do_map_delete>},
+    {kHelperKtimeGetNs, valued<now_ns>},
+    {kHelperTracePrintk, plain<do_trace_printk>},
+    {kHelperGetPrandomU32, valued<prandom_u32>},
+    {kHelperGetSmpProcessorId, valued<cpu_id>},
+    {kHelperSpinLock, plain<do_spin_lock>},
+    {kHelperSpinUnlock, plain<do_spin_unlock>},
+    {kHelperKtimeGetBootNs, valued<now_ns>},
+    {kHelperTimerInit, returning<timer_init_call>},
+    {kHelperTimerSetCallback, returning<timer_set_callback_call>},
+    {kHelperTimerStart, returning<timer_start_call>},
+    {kHelperTimerCancel, returning<timer_cancel_call>},
+    {kHelperLoop, loop},
+};
+
+const HelperProto* proto_of(std::int32_t id) {
+  for (const HelperProto& p : kHelperProtos)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
 }  // namespace
 
 bool dispatch_supported(std::int32_t id) {
-  switch (id) {
-    case kMapLookupElem:
-    case kMapUpdateElem:
-    case kMapDeleteElem:
-    case kKtimeGetNs:
-    case kTracePrintk:
-    case kGetPrandomU32:
-    case kGetSmpProcessorId:
-    case kSpinLock:
-    case kSpinUnlock:
-    case kKtimeGetBootNs:
-    case kTimerInit:
-    case kTimerSetCallback:
-    case kTimerStart:
-    case kTimerCancel:
-    case kLoop:
-      return true;
-    default:
-      return false;
-  }
+  return proto_of(id) != nullptr;
 }
 
 std::string helper_name(std::int32_t id) {
@@ -311,70 +347,14 @@ std::string helper_name(std::int32_t id) {
   return fmt::format("helper {}", id);
 }
 
-sim::Co<HelperOutcome> dispatch(ProgRun& r, std::int32_t id, std::array<std::uint64_t, 5> a,
-                                SubprogRunner& runner) {
+sim::Co<HelperOutcome> dispatch(ProgRun& r, std::int32_t id, Args a, SubprogRunner& runner) {
   HelperOutcome out = kAborted;
-  switch (id) {
-    case kMapLookupElem:
-      out = co_await do_map_lookup(r, a);
-      break;
-    case kMapUpdateElem:
-      out = co_await do_map_update(r, a);
-      break;
-    case kMapDeleteElem:
-      out = co_await do_map_delete(r, a);
-      break;
-    case kKtimeGetNs:
-    case kKtimeGetBootNs:  // no suspend in the model: boot time is monotonic time
-      out = co_await do_simple(r, id, static_cast<std::uint64_t>(r.ctx.now()));
-      break;
-    case kTracePrintk:
-      out = co_await do_trace_printk(r, a);
-      break;
-    case kGetPrandomU32:
-      out = co_await do_simple(r, id, r.k.sim.data_prng().next_u32());
-      break;
-    case kGetSmpProcessorId:
-      out = co_await do_simple(r, id, static_cast<std::uint64_t>(r.ctx.cpu()));
-      break;
-    case kSpinLock:
-      out = co_await do_spin_lock(r, a);
-      break;
-    case kSpinUnlock:
-      out = co_await do_spin_unlock(r, a);
-      break;
-    case kTimerInit: {
-      const std::int64_t ret = co_await r.k.timers.init(r.ctx, a[0], a[1], a[2]);
-      trace_ret(r, "bpf_timer_init", ret);
-      out = done_signed(ret);
-      break;
-    }
-    case kTimerSetCallback: {
-      const std::int64_t ret = co_await r.k.timers.set_callback(r.ctx, a[0], a[1], r.prog);
-      trace_ret(r, "bpf_timer_set_callback", ret);
-      out = done_signed(ret);
-      break;
-    }
-    case kTimerStart: {
-      const std::int64_t ret = co_await r.k.timers.start(r.ctx, a[0], a[1], a[2]);
-      trace_ret(r, "bpf_timer_start", ret);
-      out = done_signed(ret);
-      break;
-    }
-    case kTimerCancel: {
-      const std::int64_t ret = co_await r.k.timers.cancel(r.ctx, a[0]);
-      trace_ret(r, "bpf_timer_cancel", ret);
-      out = done_signed(ret);
-      break;
-    }
-    case kLoop:
-      out = co_await do_loop(r, a, runner);
-      break;
-    default:
-      r.k.program_fault(&r.ctx, fmt::format("prog {} '{}' calls {}, which the model does not "
-                                            "implement (the loader should have refused it)",
-                                            r.prog.id, r.prog.name, helper_name(id)));
-      break;
+  if (const HelperProto* proto = proto_of(id)) {
+    out = co_await proto->handler(r, id, a, runner);
+  } else {
+    r.k.program_fault(&r.ctx, fmt::format("prog {} '{}' calls {}, which the model does not "
+                                          "implement (the loader should have refused it)",
+                                          r.prog.id, r.prog.name, helper_name(id)));
   }
   // A helper that reported a fault (or any stopping finding) ends the run.
   if (r.k.sim.stopped()) out.aborted = true;

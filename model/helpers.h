@@ -44,12 +44,9 @@ sim::Co<std::int64_t> timer_cancel(ProgRun& r, std::uint64_t timer);
 // argument the verifier would have rejected (not a map, a key outside every region, a timer that
 // is not a map value's bpf_timer) is a program_fault finding and ends the run.
 //
-//   1 bpf_map_lookup_elem   2 bpf_map_update_elem   3 bpf_map_delete_elem   5 bpf_ktime_get_ns
-//   6 bpf_trace_printk      7 bpf_get_prandom_u32   8 bpf_get_smp_processor_id
-//   93 bpf_spin_lock        94 bpf_spin_unlock      125 bpf_ktime_get_boot_ns
-//   169 bpf_timer_init      170 bpf_timer_set_callback  171 bpf_timer_start  172 bpf_timer_cancel
-//   181 bpf_loop
-// Any other id is refused when the object is loaded (model/bpf_object.h), never at run time.
+// The helpers the model implements are one table in helpers.cpp (kHelperProtos: id and handler,
+// as the kernel's bpf_func_proto); ids and names come from <linux/bpf.h> (model/uapi.h). Any
+// other id is refused when the object is loaded (model/bpf_object.h), never at run time.
 
 // The result of one dispatched call: r0, or `aborted` when the run must end (a program fault was
 // reported or the simulation stopped). Trivially destructible: it crosses co_await.

@@ -22,15 +22,12 @@
 #include <vector>
 
 #include "model/slab.h"
+#include "model/uapi.h"
 #include "sim/simulator.h"
 
 namespace bpftsim::model {
 
 class Kernel;
-
-inline constexpr int kClockRealtime = 0;
-inline constexpr int kClockMonotonic = 1;
-inline constexpr int kClockBoottime = 7;
 
 enum HrtimerRestart : int { kHrtimerNoRestart = 0, kHrtimerRestart = 1 };
 

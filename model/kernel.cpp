@@ -6,7 +6,8 @@
 #include <deque>
 
 #include "model/errno.h"
-#include "model/libbpf_loader.h"
+#include "model/libbpf_loader.h"  // map_type_name
+#include "model/uapi.h"
 #include "sim/assert.h"
 
 namespace bpftsim::model {

@@ -16,21 +16,9 @@
 #include <vector>
 
 #include "model/bpf_vm.h"
+#include "model/uapi.h"
 
 namespace bpftsim::model {
-
-// Kernel map type numbers (uapi enum bpf_map_type) used by the model.
-enum : std::uint32_t {
-  kBpfMapTypeHash = 1,
-  kBpfMapTypeArray = 2,
-  kBpfMapTypeLruHash = 9,
-  kBpfMapTypeArrayOfMaps = 12,
-  kBpfMapTypeHashOfMaps = 13,
-};
-enum : std::uint32_t {
-  kBpfFNoPrealloc = 1u << 0,
-  kBpfFRdonlyProg = 1u << 7,
-};
 
 enum class MapOrigin : std::uint8_t { kUser, kData, kBss, kRodata };
 

@@ -41,13 +41,17 @@ struct ProfileFix {
   std::string id;     // reference section, e.g. "2.8"
   std::string title;  // the commit title
   bool KernelProfile::*flag;
+  std::vector<std::string> requires_fixes = {};  // fixes it was written on top of
 };
 const std::vector<ProfileFix>& profile_fixes();
 
 const KernelProfile& default_profile();
-// "v5.15" or "seed", optionally followed by "+<fix id>" for each switched-on fix.
+// "v5.15" or "seed", optionally followed by "+<fix id>" for each switched-on fix, in any order;
+// a fix named twice counts once. The profile's name is canonical: "v5.15" and its fixes in the
+// order of profile_fixes(). A fix whose prerequisites (requires_fixes) are not named is refused.
 std::optional<KernelProfile> profile_by_name(const std::string& name, std::string* error = nullptr);
-std::vector<std::string> profile_names();  // the seed and each single fix on top of it
+std::vector<std::string>
+profile_names();  // the seed and each fix on top of it (with its prerequisites)
 
 // Virtual costs of kernel steps, in ns. A scenario may override any of them.
 struct CostModel {

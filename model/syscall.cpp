@@ -7,7 +7,7 @@
 
 #include "model/errno.h"
 #include "model/kernel.h"
-#include "model/libbpf_loader.h"
+#include "model/uapi.h"
 #include "sim/assert.h"
 
 namespace bpftsim::model {

@@ -37,6 +37,24 @@ TEST_CASE("profile names: the seed plus fixes by reference section", "[profile]"
   CHECK(!model::profile_by_name("v6.1", &err));
   CHECK(err.find("unknown kernel profile") != std::string::npos);
   CHECK(model::profile_names().size() == 1 + model::profile_fixes().size());
+  for (const auto& n : model::profile_names())
+    CHECK(model::profile_by_name(n));
+}
+
+TEST_CASE("profile names are canonical: fixes sorted, named once, prerequisites required",
+          "[profile]") {
+  auto p = model::profile_by_name("v5.15+2.9+2.8+2.8");
+  REQUIRE(p);
+  CHECK(p->name == "v5.15+2.8+2.9");
+  CHECK(model::profile_by_name("seed+2.11+2.2")->name == "v5.15+2.2+2.11");
+  std::string err;
+  CHECK(!model::profile_by_name("v5.15+2.12", &err));
+  CHECK(err == "fix 2.12 needs fix 2.9 (it landed on top of it): name both, e.g. 'v5.15+2.9+2.12'");
+  auto q = model::profile_by_name("v5.15+2.12+2.9");
+  REQUIRE(q);
+  CHECK(q->name == "v5.15+2.9+2.12");
+  CHECK(q->defer_free_in_callback);
+  CHECK(q->cancel_and_free_kfree_rcu);
 }
 
 TEST_CASE("2.2: copies skip both the lock and the timer; the timer pointer survives updates",
@@ -81,7 +99,7 @@ TEST_CASE("2.11: two callbacks cancelling each other no longer lock up", "[profi
 
 TEST_CASE("2.12: a callback that re-arms and then deletes its own element frees nothing early",
           "[profile]") {
-  auto o = run_on("4.3-uaf", "v5.15+2.12");
+  auto o = run_on("4.3-uaf", "v5.15+2.9+2.12");
   CHECK(o.values.at("findings.use_after_free") == 0);
   CHECK(o.values.at("live_objects") == 0);
   CHECK(o.world->events("queue_work") >= 1);  // the cancel and free went to a worker
@@ -94,8 +112,8 @@ TEST_CASE("the fixes leave every other catalogued outcome of the seed unchanged"
       {"v5.15+2.8", {"4.10"}},
       {"v5.15+2.9", {"4.9"}},
       {"v5.15+2.11", {"4.8"}},
-      // 2.12's worker frees with kfree_rcu (it was written on top of 2.9), which closes 4.9 too.
-      {"v5.15+2.12", {"4.3-uaf", "4.9"}},
+      // 2.12 was written on top of 2.9, so its profile has 2.9 too.
+      {"v5.15+2.9+2.12", {"4.3-uaf", "4.9"}},
   };
   for (const auto& [profile, closed] : closes) {
     for (const auto& c : native::race_catalogue()) {
