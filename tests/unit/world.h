@@ -58,7 +58,7 @@ struct World {
     int err = 0;
     BpfMap* m = k.create_map(nullptr, d, &err);
     if (!m) return nullptr;
-    fds[m] = k.sys.map_create(proc, 0, m);
+    fds[m] = k.sys.map_create(proc, m);
     return m;
   }
   BpfMap* array(std::uint32_t n = 1) { return map(model::kBpfMapTypeArray, n); }
