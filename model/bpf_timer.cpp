@@ -96,7 +96,7 @@ sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_add
   ctx.trace("bpf_timer_init_check", {{"map", map->id}, {"usercnt", map->usercnt}, {"ret", ret}});
   co_await ctx.step(k_.cost.refcnt_ns);
   if (ret == 0) {
-    if (k_.faults.should_fail("bpf_timer_init.kmalloc")) {
+    if (k_.faults.should_fail(FaultSite::kBpfTimerInitKmalloc)) {
       ret = -kENOMEM;
       co_await ctx.step(k_.cost.alloc_ns);
     } else {

@@ -110,7 +110,7 @@ sim::Co<std::optional<std::uint32_t>> HashMap::alloc_elem(sim::Context& ctx, boo
     co_return e;
   }
   if (!replacing && allocated_ >= def.max_entries) co_return std::nullopt;
-  if (k.faults.should_fail("htab.kmalloc")) co_return std::nullopt;
+  if (k.faults.should_fail(FaultSite::kHtabKmalloc)) co_return std::nullopt;
   ++allocated_;
   std::uint32_t e = static_cast<std::uint32_t>(elems_.size());
   if (e >= arena_.size()) arena_.grow();

@@ -12,13 +12,6 @@
 
 namespace bpftsim::model {
 
-bool FaultInjection::should_fail(const std::string& site) {
-  auto it = fail_.find(site);
-  if (it == fail_.end() || it->second <= 0) return false;
-  --it->second;
-  return true;
-}
-
 Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
     : sim(s),
       profile(std::move(p)),

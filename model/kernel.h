@@ -18,6 +18,7 @@
 #include "model/bpf_prog.h"
 #include "model/bpf_timer.h"
 #include "model/bpf_vm.h"
+#include "model/fault_inject.h"
 #include "model/hashtab.h"
 #include "model/hrtimer.h"
 #include "model/profile.h"
@@ -28,17 +29,6 @@
 #include "sim/simulator.h"
 
 namespace bpftsim::model {
-
-// Fault injection sites (FoundationDB's BUGGIFY in spirit): the next `count` passes through a
-// named site fail. Sites: "bpf_timer_init.kmalloc".
-class FaultInjection {
- public:
-  void fail_next(const std::string& site, int count = 1) { fail_[site] += count; }
-  bool should_fail(const std::string& site);
-
- private:
-  std::map<std::string, int> fail_;
-};
 
 class Kernel {
  public:

@@ -531,8 +531,9 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   // Faults apply to the timeline: armed once the objects are loaded.
   for (const Scenario::Fault& f : sc.faults) {
     in->k.faults.fail_next(f.site, f.count);
-    in->sim.emit(nullptr, "fault_inject",
-                 {{"site", f.site}, {"count", static_cast<std::int64_t>(f.count)}});
+    in->sim.emit(
+        nullptr, "fault_inject",
+        {{"site", model::fault_site_name(f.site)}, {"count", static_cast<std::int64_t>(f.count)}});
   }
 
   RunInstance* raw = in.get();

@@ -138,9 +138,14 @@ class Parser {
       if (l.contains("max_steps")) sc.max_steps = as_u64(l["max_steps"], "/limits/max_steps");
     }
     if (doc_.contains("faults"))
-      for (const Json& f : doc_["faults"])  // sites: the schema's enum
-        sc.faults.push_back(Scenario::Fault{f["site"].get<std::string>(),
-                                            f.contains("count") ? f["count"].get<int>() : 1});
+      for (std::size_t i = 0; i < doc_["faults"].size(); ++i) {
+        const Json& f = doc_["faults"][i];
+        const std::string site = f["site"].get<std::string>();
+        const auto s = model::fault_site_by_name(site);
+        if (!s)
+          bad(child(child("/faults", i), "site"), fmt::format("unknown fault site '{}'", site));
+        sc.faults.push_back(Scenario::Fault{*s, f.contains("count") ? f["count"].get<int>() : 1});
+      }
     scenario_ = &sc;
     parse_timeline(sc);
     if (doc_.contains("expect")) parse_expect(sc, doc_["expect"]);

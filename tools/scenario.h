@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "model/fault_inject.h"
 #include "model/libbpf_loader.h"
 #include "model/profile.h"
 #include "sim/simulator.h"
@@ -116,7 +117,7 @@ struct Scenario {
   std::optional<std::uint64_t> max_steps;
   // Fault injection (model::FaultInjection): the next `count` passes through `site` fail.
   struct Fault {
-    std::string site;
+    model::FaultSite site{};
     int count = 1;
   };
   std::vector<Fault> faults;

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "model/fault_inject.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
 
@@ -189,4 +190,16 @@ TEST_CASE("the schema's finding kinds are the engine's (sim/finding.h), all but 
       engine.insert(bpftsim::sim::finding_kind_name(kind));
   CHECK(counted == engine);
   CHECK(matched == engine);
+}
+
+TEST_CASE("the schema's fault sites are the model's (model/fault_inject.h)", "[expect]") {
+  const Json schema = Json::parse(scenario_schema_text());
+  std::set<std::string> in_schema, in_model;
+  for (const auto& s : schema["properties"]["faults"]["items"]["properties"]["site"]["enum"])
+    in_schema.insert(s.get<std::string>());
+  for (auto site : bpftsim::model::all_fault_sites()) {
+    in_model.insert(bpftsim::model::fault_site_name(site));
+    CHECK(bpftsim::model::fault_site_by_name(bpftsim::model::fault_site_name(site)) == site);
+  }
+  CHECK(in_schema == in_model);
 }

@@ -243,7 +243,7 @@ TEST_CASE("bpf_timer_init returns -ENOMEM when the allocation fails", "[errors]"
                            co_return 0;
                          },
                          {}, {arr});
-  w.k.faults.fail_next("bpf_timer_init.kmalloc");
+  w.k.faults.fail_next(model::FaultSite::kBpfTimerInitKmalloc);
   w.run_at(0, 0, p);
   w.exit_at(100'000, 0);
   run_and_require_clean(w);
@@ -915,13 +915,14 @@ TEST_CASE("order: init checks usercnt before allocating (-EPERM, the fault site 
                            co_return 0;
                          },
                          {}, {arr});
-  w.k.faults.fail_next("bpf_timer_init.kmalloc");
+  w.k.faults.fail_next(model::FaultSite::kBpfTimerInitKmalloc);
   w.close_at(0, 0, arr);
   w.run_at(10'000, 0, p);
   w.exit_at(100'000, 0);
   run_and_require_clean(w);
   CHECK(ret == -kEPERM);  // v6.7+ would report -ENOMEM here (4.17)
-  CHECK(w.k.faults.should_fail("bpf_timer_init.kmalloc"));  // the allocation was never tried
+  CHECK(w.k.faults.should_fail(
+      model::FaultSite::kBpfTimerInitKmalloc));  // the allocation was never tried
 }
 
 TEST_CASE("order: cancel checks initialization before self (-EINVAL after own slot update)",

@@ -491,9 +491,9 @@ TEST_CASE("run context, faults and global comparisons are read into the scenario
   if (auto* e = std::get_if<InputError>(&loaded)) FAIL(e->text());
   const Scenario& sc = std::get<Scenario>(loaded);
   REQUIRE(sc.faults.size() == 2);
-  CHECK(sc.faults[0].site == "bpf_timer_init.kmalloc");
+  CHECK(sc.faults[0].site == model::FaultSite::kBpfTimerInitKmalloc);
   CHECK(sc.faults[0].count == 2);
-  CHECK(sc.faults[1].site == "htab.kmalloc");
+  CHECK(sc.faults[1].site == model::FaultSite::kHtabKmalloc);
   CHECK(sc.faults[1].count == 1);
   REQUIRE(sc.timeline.size() == 4);
   CHECK(sc.timeline[0].context == RunContext::kTask);
