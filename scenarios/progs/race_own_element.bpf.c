@@ -3,8 +3,9 @@
 //
 //   arm_hash        prealloc hash, key 2: the callback deletes its element (no deadlock: the
 //                   free skips hrtimer_cancel for the running timer), then start -> -EINVAL
-//   arm_hash_uaf    prealloc hash, key 2: the callback re-arms T first, then deletes: the queued
-//                   bpf_hrtimer is freed (the skip path) and its expiry touches freed memory
+//   arm_hash_uaf    prealloc hash, key 2: the callback re-arms T (100 us) first, then deletes: the
+//                   queued bpf_hrtimer is freed (the skip path) and its expiry touches freed
+//                   memory
 //   arm_noprealloc  BPF_F_NO_PREALLOC hash, key 3: delete, then start(T, 2^35) -> 0 (the seed's
 //                   bit 256: the element is freed one RCU grace period later, which cancels T)
 //   arm_lru         LRU hash of 4, key 4: the callback's inserts evict its own element; cancel on
@@ -68,10 +69,14 @@ static int delete_own_cb(void *map, int *key, struct hval *val)
   return 0;
 }
 
+#define REARM_UAF_NS 100000
+
 static int rearm_then_delete_cb(void *map, int *key, struct hval *val)
 {
   callbacks++;
-  rearm_ret = bpf_timer_start(&val->t, 2000, 0);
+  /* Further out than an RCU grace period: even the kfree_rcu of fix 2.9 has freed the
+   * bpf_hrtimer by the time it expires; only the deferred cancel of fix 2.12 closes this. */
+  rearm_ret = bpf_timer_start(&val->t, REARM_UAF_NS, 0);
   delete_ret = bpf_map_delete_elem(map, key);
   return 0;
 }
