@@ -116,3 +116,24 @@ int nmi_cancel(void *ctx)
   nmi_ret = bpf_timer_cancel(&val->t);
   return 0;
 }
+
+/* In NMI the -EOPNOTSUPP check comes before every other: arguments that a task would get -EINVAL
+ * for change nothing. ctx[0] picks the call: 0 init with flags 16 (>= MAX_CLOCKS), 1 start with
+ * flags 1, 2 cancel (of the timer, which no task initialised). Returns the helper's result. */
+SEC("perf_event")
+long nmi_bad_args(__u64 *ctx)
+{
+  struct elem *val = slot0();
+
+  if (!val)
+    return UNSET;
+  switch (ctx[0]) {
+  case 0:
+    return bpf_timer_init(&val->t, &timers, 16);
+  case 1:
+    return bpf_timer_start(&val->t, 1000, 1);
+  case 2:
+    return bpf_timer_cancel(&val->t);
+  }
+  return UNSET;
+}
