@@ -10,8 +10,9 @@
 //                   bit 256: the element is freed one RCU grace period later, which cancels T)
 //   arm_lru         LRU hash of 4, key 4: the callback's inserts evict its own element; cancel on
 //                   the evicted element's timer then -> -EINVAL
-//   arm_array       array slot 0: the callback updates its own slot (0), which frees its timer;
-//                   start then -> -EINVAL
+//   arm_array       array slot 0: the callback cancels its own timer (-EDEADLK), updates its own
+//                   slot (0), which frees its timer; cancel then -> -EINVAL (the timer is
+//                   checked before "is it mine"), start -> -EINVAL
 #include "race_common.h"
 
 char _license[] SEC("license") = "GPL";
@@ -58,6 +59,8 @@ long delete_ret = UNSET;
 long update_ret = UNSET;
 long start_after = UNSET;
 long own_cancel = UNSET;
+long cancel_before_update = UNSET;
+long cancel_after_update = UNSET;
 long evicted_at_key = UNSET;
 long callbacks;
 
@@ -116,7 +119,9 @@ static int update_own_cb(void *map, int *key, struct elem *val)
   struct elem fresh = {};
 
   callbacks++;
+  cancel_before_update = bpf_timer_cancel(&val->t);
   update_ret = bpf_map_update_elem(map, key, &fresh, 0);
+  cancel_after_update = bpf_timer_cancel(&val->t);
   start_after = bpf_timer_start(&val->t, 1000, 0);
   return 0;
 }
