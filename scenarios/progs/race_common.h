@@ -40,3 +40,28 @@ static __always_inline void burn(int n) {
 struct elem {
   struct bpf_timer t;
 };
+
+/* A map `name` of `n` struct elem with int keys: map_type is BPF_MAP_TYPE_ARRAY, _HASH or
+ * _LRU_HASH (no map flags). */
+#define ELEM_MAP(name, map_type, n)    \
+  struct {                             \
+    __uint(type, map_type);            \
+    __uint(max_entries, n);            \
+    __type(key, int);                  \
+    __type(value, struct elem);        \
+  } name SEC(".maps")
+
+/* The usual set-up of a race's timer: bpf_timer_init (CLOCK_MONOTONIC), set_callback(cb),
+ * start(ns), each result in a global that ARM_RESULTS declares. `val` points to the map value
+ * whose `t` is the timer, `map` is that map. */
+#define ARM_RESULTS              \
+  long arm_init = UNSET;         \
+  long arm_set_callback = UNSET; \
+  long arm_start = UNSET
+
+#define ARM_TIMER(val, map, cb, ns)                                \
+  do {                                                             \
+    arm_init = bpf_timer_init(&(val)->t, map, CLOCK_MONOTONIC);    \
+    arm_set_callback = bpf_timer_set_callback(&(val)->t, cb);      \
+    arm_start = bpf_timer_start(&(val)->t, ns, 0);                 \
+  } while (0)

@@ -11,19 +11,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 4);
-  __type(key, int);
-  __type(value, struct elem);
-} array SEC(".maps");
+ELEM_MAP(array, BPF_MAP_TYPE_ARRAY, 4);
 
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 16);
-  __type(key, int);
-  __type(value, struct elem);
-} hash SEC(".maps");
+ELEM_MAP(hash, BPF_MAP_TYPE_HASH, 16);
 
 long callbacks;
 long start_errors;

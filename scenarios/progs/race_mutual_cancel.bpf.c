@@ -9,19 +9,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} m1 SEC(".maps");
+ELEM_MAP(m1, BPF_MAP_TYPE_ARRAY, 1);
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} m2 SEC(".maps");
+ELEM_MAP(m2, BPF_MAP_TYPE_ARRAY, 1);
 
 long arm1_start = UNSET;
 long arm2_start = UNSET;

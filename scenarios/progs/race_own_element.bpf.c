@@ -37,23 +37,11 @@ struct {
   __type(value, struct hval);
 } hmap_malloc SEC(".maps");
 
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 4);
-  __type(key, int);
-  __type(value, struct elem);
-} lru SEC(".maps");
+ELEM_MAP(lru, BPF_MAP_TYPE_LRU_HASH, 4);
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} array SEC(".maps");
+ELEM_MAP(array, BPF_MAP_TYPE_ARRAY, 1);
 
-long arm_init = UNSET;
-long arm_set_callback = UNSET;
-long arm_start = UNSET;
+ARM_RESULTS;
 long rearm_ret = UNSET;
 long delete_ret = UNSET;
 long update_ret = UNSET;
@@ -139,9 +127,7 @@ static int update_own_cb(void *map, int *key, struct elem *val)
     val = bpf_map_lookup_elem(&map, &key);                             \
     if (!val)                                                          \
       return 1;                                                        \
-    arm_init = bpf_timer_init(&val->t, &map, CLOCK_MONOTONIC);        \
-    arm_set_callback = bpf_timer_set_callback(&val->t, cb);            \
-    arm_start = bpf_timer_start(&val->t, ns, 0);                       \
+    ARM_TIMER(val, &map, cb, ns);                                      \
     return 0;                                                          \
   }
 
@@ -160,9 +146,7 @@ int arm_lru(void *ctx)
   val = bpf_map_lookup_elem(&lru, &key);
   if (!val)
     return 1;
-  arm_init = bpf_timer_init(&val->t, &lru, CLOCK_MONOTONIC);
-  arm_set_callback = bpf_timer_set_callback(&val->t, evict_own_cb);
-  arm_start = bpf_timer_start(&val->t, 0, 0);
+  ARM_TIMER(val, &lru, evict_own_cb, 0);
   return 0;
 }
 
@@ -175,8 +159,6 @@ int arm_array(void *ctx)
   val = bpf_map_lookup_elem(&array, &key);
   if (!val)
     return 1;
-  arm_init = bpf_timer_init(&val->t, &array, CLOCK_MONOTONIC);
-  arm_set_callback = bpf_timer_set_callback(&val->t, update_own_cb);
-  arm_start = bpf_timer_start(&val->t, 1000, 0);
+  ARM_TIMER(val, &array, update_own_cb, 1000);
   return 0;
 }

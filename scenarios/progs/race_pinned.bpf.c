@@ -9,16 +9,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} timers SEC(".maps");
+ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 1);
 
-long arm_init = UNSET;
-long arm_set_callback = UNSET;
-long arm_start = UNSET;
+ARM_RESULTS;
 long callbacks;
 long start_errors;
 
@@ -38,8 +31,6 @@ int arm(void *ctx)
 
   if (!val)
     return 1;
-  arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
-  arm_set_callback = bpf_timer_set_callback(&val->t, rearm_cb);
-  arm_start = bpf_timer_start(&val->t, 1000, 0);
+  ARM_TIMER(val, &timers, rearm_cb, 1000);
   return 0;
 }

@@ -13,19 +13,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 3);
-  __type(key, int);
-  __type(value, struct elem);
-} timers SEC(".maps");
+ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 3);
 
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 4);
-  __type(key, int);
-  __type(value, struct elem);
-} hash SEC(".maps");
+ELEM_MAP(hash, BPF_MAP_TYPE_HASH, 4);
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -35,12 +25,7 @@ struct {
   __type(value, struct elem);
 } hash_malloc SEC(".maps");
 
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 4);
-  __type(key, int);
-  __type(value, struct elem);
-} lru SEC(".maps");
+ELEM_MAP(lru, BPF_MAP_TYPE_LRU_HASH, 4);
 
 long init_ret = UNSET;
 long init_again_ret = UNSET;
