@@ -56,21 +56,9 @@ static int cb_ip_b(void *map, int *key, struct elem *val)
   return 0;
 }
 
-#define ARM(name, cb)                                                  \
-  SEC("syscall")                                                       \
-  int name(void *ctx)                                                  \
-  {                                                                    \
-    int key = 0;                                                       \
-    struct elem *val = bpf_map_lookup_elem(&timers, &key);            \
-    if (!val)                                                          \
-      return 1;                                                        \
-    ARM_TIMER(val, &timers, cb, 1000);                                 \
-    return 0;                                                          \
-  }
-
-ARM(arm, long_cb)
-ARM(arm_ip_a, cb_ip_a)
-ARM(arm_ip_b, cb_ip_b)
+ARM_SLOT0_PROG(arm, timers, long_cb, 1000)
+ARM_SLOT0_PROG(arm_ip_a, timers, cb_ip_a, 1000)
+ARM_SLOT0_PROG(arm_ip_b, timers, cb_ip_b, 1000)
 
 SEC("syscall")
 int canceller(void *ctx)

@@ -65,3 +65,23 @@ struct elem {
     arm_set_callback = bpf_timer_set_callback(&(val)->t, cb);      \
     arm_start = bpf_timer_start(&(val)->t, ns, 0);                 \
   } while (0)
+
+/* A syscall program `name` that runs the statement `stmt` with `val` pointing to slot 0 of the
+ * array `map`; ARM_SLOT0_PROG sets that timer up (ARM_TIMER), CANCEL_SLOT0_PROG cancels it into
+ * the global `result`. */
+#define SLOT0_PROG(name, map, stmt)                        \
+  SEC("syscall")                                           \
+  int name(void *ctx)                                      \
+  {                                                        \
+    int key = 0;                                           \
+    struct elem *val = bpf_map_lookup_elem(&map, &key);    \
+                                                           \
+    if (!val)                                              \
+      return 1;                                            \
+    stmt;                                                  \
+    return 0;                                              \
+  }
+
+#define ARM_SLOT0_PROG(name, map, cb, ns) SLOT0_PROG(name, map, ARM_TIMER(val, &map, cb, ns))
+#define CANCEL_SLOT0_PROG(name, map, result) \
+  SLOT0_PROG(name, map, result = bpf_timer_cancel(&val->t))

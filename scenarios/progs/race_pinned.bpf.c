@@ -23,14 +23,4 @@ static int rearm_cb(void *map, int *key, struct elem *val)
   return 0;
 }
 
-SEC("syscall")
-int arm(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  ARM_TIMER(val, &timers, rearm_cb, 1000);
-  return 0;
-}
+ARM_SLOT0_PROG(arm, timers, rearm_cb, 1000)

@@ -33,29 +33,7 @@ static int long_cb(void *map, int *key, struct elem *val)
   return 0;
 }
 
-#define ARM(name, cb, ns)                                              \
-  SEC("syscall")                                                       \
-  int name(void *ctx)                                                  \
-  {                                                                    \
-    int key = 0;                                                       \
-    struct elem *val = bpf_map_lookup_elem(&timers, &key);            \
-    if (!val)                                                          \
-      return 1;                                                        \
-    ARM_TIMER(val, &timers, cb, ns);                                   \
-    return 0;                                                          \
-  }
+ARM_SLOT0_PROG(arm, timers, count_cb, 20000)
+ARM_SLOT0_PROG(arm_long, timers, long_cb, 1000)
 
-ARM(arm, count_cb, 20000)
-ARM(arm_long, long_cb, 1000)
-
-SEC("syscall")
-int canceller(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  cancel_ret = bpf_timer_cancel(&val->t);
-  return 0;
-}
+CANCEL_SLOT0_PROG(canceller, timers, cancel_ret)

@@ -25,26 +25,6 @@ static int self_cancel_cb(void *map, int *key, struct elem *val)
   return 0;
 }
 
-SEC("syscall")
-int arm(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
+ARM_SLOT0_PROG(arm, timers, self_cancel_cb, 1000)
 
-  if (!val)
-    return 1;
-  ARM_TIMER(val, &timers, self_cancel_cb, 1000);
-  return 0;
-}
-
-SEC("syscall")
-int check_armed(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  later_cancel_ret = bpf_timer_cancel(&val->t);
-  return 0;
-}
+CANCEL_SLOT0_PROG(check_armed, timers, later_cancel_ret)

@@ -35,29 +35,9 @@ static int third_cb(void *map, int *key, struct elem *val)
   return 0;
 }
 
-SEC("syscall")
-int arm(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
+ARM_SLOT0_PROG(arm, timers, long_cb, 1000)
 
-  if (!val)
-    return 1;
-  ARM_TIMER(val, &timers, long_cb, 1000);
-  return 0;
-}
-
-SEC("syscall")
-int canceller(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  cancel_ret = bpf_timer_cancel(&val->t);
-  return 0;
-}
+CANCEL_SLOT0_PROG(canceller, timers, cancel_ret)
 
 SEC("syscall")
 int third(void *ctx)
@@ -73,14 +53,4 @@ int third(void *ctx)
   return 0;
 }
 
-SEC("syscall")
-int check(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  check_cancel_ret = bpf_timer_cancel(&val->t);
-  return 0;
-}
+CANCEL_SLOT0_PROG(check, timers, check_cancel_ret)

@@ -37,17 +37,7 @@ static int long_cb(void *map, int *key, struct elem *val)
   return 0;
 }
 
-SEC("syscall")
-int arm(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  ARM_TIMER(val, &timers, long_cb, 1000);
-  return 0;
-}
+ARM_SLOT0_PROG(arm, timers, long_cb, 1000)
 
 SEC("syscall")
 int after_close(void *ctx)
