@@ -41,13 +41,13 @@ BpfHrtimer* BpfTimers::decode(const sim::Context* ctx, std::uint64_t ptr, const 
     auto it = all_.find((ptr - kBpfHrtimerPtrBase) / 256);
     if (it != all_.end()) return it->second.get();
   }
-  k_.sim.report(sim::Finding{"wild_pointer",
-                             fmt::format("{} dereferences timer pointer {:#x}, which is no "
-                                         "bpf_hrtimer (the kernel would crash here)",
-                                         where, ptr),
-                             0,
-                             ctx ? ctx->cpu() : -1,
-                             {}},
+  k_.sim.report(sim::Finding{.kind = sim::FindingKind::kWildPointer,
+                             .message = fmt::format("{} dereferences timer pointer {:#x}, which is "
+                                                    "no bpf_hrtimer (the kernel would crash here)",
+                                                    where, ptr),
+                             .cpu = ctx ? ctx->cpu() : -1,
+                             .site = where,
+                             .object = fmt::format("{:#x}", ptr)},
                 true);
   return nullptr;
 }

@@ -196,16 +196,16 @@ void Kernel::queue_work(int cpu, std::string name, std::function<sim::Co<void>(s
 }
 
 void Kernel::program_fault(const sim::Context* ctx, std::string message) {
-  sim.report(sim::Finding{"program_fault", std::move(message), 0, ctx ? ctx->cpu() : -1, {}}, true);
+  sim.report(sim::Finding{.kind = sim::FindingKind::kProgramFault,
+                          .message = std::move(message),
+                          .cpu = ctx ? ctx->cpu() : -1},
+             true);
 }
 
 void Kernel::refcount_underflow(const sim::Context* ctx, ObjId obj, const std::string& what) {
-  sim.report(sim::Finding{"refcount_underflow",
-                          fmt::format("{} of {} went below zero", what,
-                                      slab.find(obj) ? slab.find(obj)->name : "?"),
-                          0,
-                          ctx ? ctx->cpu() : -1,
-                          {slab.history_text(obj)}},
+  sim.report(slab.finding_about(sim::FindingKind::kRefcountUnderflow, ctx, obj, what.c_str(),
+                                fmt::format("{} of {} went below zero", what,
+                                            slab.find(obj) ? slab.find(obj)->name : "?")),
              false);
 }
 

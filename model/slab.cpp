@@ -43,12 +43,9 @@ bool Slab::free(const sim::Context* ctx, ObjId id, const char* where) {
   SIM_ASSERT(it != objects_.end(), "kfree of unknown object {}", id);
   KObject& o = it->second;
   if (o.freed) {
-    sim_.report(sim::Finding{"double_free",
-                             fmt::format("{} frees {}#{} ({}) a second time", where,
-                                         obj_kind_name(o.kind), id, o.name),
-                             0,
-                             ctx ? ctx->cpu() : -1,
-                             {history_text(id)}},
+    sim_.report(finding_about(sim::FindingKind::kDoubleFree, ctx, id, where,
+                              fmt::format("{} frees {}#{} ({}) a second time", where,
+                                          obj_kind_name(o.kind), id, o.name)),
                 false);
     return false;
   }
@@ -65,12 +62,9 @@ bool Slab::access(const sim::Context* ctx, ObjId id, const char* where) {
   if (!it->second.freed) return true;
   ++uaf_;
   const KObject& o = it->second;
-  sim_.report(sim::Finding{"use_after_free",
-                           fmt::format("{} touches freed {}#{} ({})", where, obj_kind_name(o.kind),
-                                       id, o.name),
-                           0,
-                           ctx ? ctx->cpu() : -1,
-                           {history_text(id)}},
+  sim_.report(finding_about(sim::FindingKind::kUseAfterFree, ctx, id, where,
+                            fmt::format("{} touches freed {}#{} ({})", where, obj_kind_name(o.kind),
+                                        id, o.name)),
               false);
   return false;
 }
@@ -98,6 +92,21 @@ std::vector<ObjId> Slab::live_objects() const {
   return out;
 }
 
+sim::Finding Slab::finding_about(sim::FindingKind kind, const sim::Context* ctx, ObjId id,
+                                 const char* site, std::string message) const {
+  sim::Finding f{.kind = kind,
+                 .message = std::move(message),
+                 .cpu = ctx ? ctx->cpu() : -1,
+                 .details = {history_text(id)},
+                 .site = site};
+  if (const KObject* o = find(id)) {
+    f.object = fmt::format("{}#{}", obj_kind_name(o->kind), id);
+    for (const auto& e : o->history)
+      f.history.push_back(e.what);
+  }
+  return f;
+}
+
 std::string Slab::history_text(ObjId id) const {
   const KObject* o = find(id);
   if (!o) return "unknown object";
@@ -110,12 +119,9 @@ std::string Slab::history_text(ObjId id) const {
 void Slab::report_leaks(const std::set<ObjId>& reachable) {
   for (const auto& [id, o] : objects_) {
     if (o.freed || reachable.count(id)) continue;
-    sim_.report(sim::Finding{"leak",
-                             fmt::format("{}#{} ({}) is allocated but unreachable at quiescence",
-                                         obj_kind_name(o.kind), id, o.name),
-                             0,
-                             -1,
-                             {history_text(id)}},
+    sim_.report(finding_about(sim::FindingKind::kLeak, nullptr, id, "quiescence",
+                              fmt::format("{}#{} ({}) is allocated but unreachable at quiescence",
+                                          obj_kind_name(o.kind), id, o.name)),
                 false);
   }
 }

@@ -58,6 +58,9 @@ class Slab {
   // A leak finding for every live object not in `reachable`.
   void report_leaks(const std::set<ObjId>& reachable);
   std::string history_text(ObjId id) const;
+  // A finding about object `id` found by `site`: its name and history as structured fields.
+  sim::Finding finding_about(sim::FindingKind kind, const sim::Context* ctx, ObjId id,
+                             const char* site, std::string message) const;
 
  private:
   sim::Simulator& sim_;

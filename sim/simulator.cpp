@@ -249,7 +249,8 @@ void Simulator::emit(const Context* ctx, std::string event,
 
 void Simulator::report(Finding f, bool stop) {
   f.t_ns = now_;
-  TraceRecord r{now_, f.cpu, 0, "finding", {{"kind", f.kind}, {"message", f.message}}};
+  TraceRecord r{
+      now_, f.cpu, 0, "finding", {{"kind", finding_kind_name(f.kind)}, {"message", f.message}}};
   for (std::size_t i = 0; i < f.details.size(); ++i)
     r.fields.emplace_back(fmt::format("detail{}", i), f.details[i]);
   trace_.emit(std::move(r));
@@ -317,12 +318,12 @@ void Simulator::cpu_boundary(int cpu) {
 void Simulator::resume(Context& ctx) {
   ++steps_;
   if (steps_ > cfg_.max_steps) {
-    report(Finding{"liveness",
-                   fmt::format("step limit of {} reached (a runaway loop of timers or a livelock?)",
-                               cfg_.max_steps),
-                   now_,
-                   ctx.cpu(),
-                   {describe(ctx)}},
+    report(Finding{.kind = FindingKind::kLiveness,
+                   .message = fmt::format(
+                       "step limit of {} reached (a runaway loop of timers or a livelock?)",
+                       cfg_.max_steps),
+                   .cpu = ctx.cpu(),
+                   .details = {describe(ctx)}},
            true);
     stop_status_ = RunStatus::kLimit;
     return;
@@ -391,6 +392,15 @@ void Simulator::wake(Context& ctx) {
     queue_.push(*c.boundary, now_);
 }
 
+CycleEntry Simulator::cycle_entry(const Context& c) const {
+  CycleEntry e{.ctx_kind = ctx_kind_name(c.kind()), .text = describe(c)};
+  if (c.state_ == CtxState::kBlocked) {
+    e.waits_in = c.wait_.what;
+    e.object = c.wait_.object_kind;
+  }
+  return e;
+}
+
 std::string Simulator::describe(const Context& c) const {
   std::string s =
       fmt::format("{} (ctx {}, {} on cpu {})", c.name(), c.id(), ctx_kind_name(c.kind()), c.cpu());
@@ -410,13 +420,13 @@ void Simulator::check_deadlock_from(Context& start) {
   const Context* cur = start.wait_.owner;
   for (std::size_t guard = 0; cur && guard < 4 * contexts_.size() + 8; ++guard) {
     if (cur == &start) {
-      Finding f{"deadlock",
-                fmt::format("wait-for cycle of {} contexts", path.size()),
-                now_,
-                start.cpu(),
-                {}};
-      for (const Context* c : path)
+      Finding f{.kind = FindingKind::kDeadlock,
+                .message = fmt::format("wait-for cycle of {} contexts", path.size()),
+                .cpu = start.cpu()};
+      for (const Context* c : path) {
         f.details.push_back(describe(*c));
+        f.cycle.push_back(cycle_entry(*c));
+      }
       report(std::move(f), true);
       return;
     }
@@ -434,11 +444,12 @@ void Simulator::check_deadlock_from(Context& start) {
 }
 
 void Simulator::report_stuck_at_quiescence() {
-  Finding f{"deadlock", "no event can wake the blocked contexts", now_, -1, {}};
+  Finding f{.kind = FindingKind::kDeadlock, .message = "no event can wake the blocked contexts"};
   for (const auto& [id, c] : contexts_)
     if (c->state_ == CtxState::kBlocked) {
       f.cpu = c->cpu();
       f.details.push_back(describe(*c));
+      f.cycle.push_back(cycle_entry(*c));
     }
   report(std::move(f), true);
 }
@@ -491,7 +502,8 @@ RunStatus Simulator::run(TimeNs until) {
       break;
     }
     if (sched_->divergence()) {
-      report(Finding{"replay_divergence", *sched_->divergence(), now_, -1, {}}, true);
+      report(Finding{.kind = FindingKind::kReplayDivergence, .message = *sched_->divergence()},
+             true);
       status = RunStatus::kDiverged;
       break;
     }
@@ -505,13 +517,11 @@ RunStatus Simulator::run(TimeNs until) {
     const TimeNs t = queue_.top().time();
     if (t > until) break;
     if (t > cfg_.max_time_ns) {
-      report(Finding{"liveness",
-                     fmt::format("virtual time limit of {} ns reached with events pending",
-                                 cfg_.max_time_ns),
-                     now_,
-                     -1,
-                     {}},
-             true);
+      report(
+          Finding{.kind = FindingKind::kLiveness,
+                  .message = fmt::format("virtual time limit of {} ns reached with events pending",
+                                         cfg_.max_time_ns)},
+          true);
       status = RunStatus::kLimit;
       break;
     }

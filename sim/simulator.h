@@ -23,6 +23,7 @@
 
 #include "sim/context.h"
 #include "sim/event_queue.h"
+#include "sim/finding.h"
 #include "sim/prng.h"
 #include "sim/scheduler.h"
 #include "sim/trace.h"
@@ -36,14 +37,6 @@ struct SimConfig {
   TimeNs max_time_ns = 3600 * kNsPerSec;  // liveness limit on virtual time
   TimeNs jitter_max_ns = 0;               // each step's cost gets +[0, jitter_max_ns] (a decision)
   bool keep_trace = true;                 // keep records (the digest is always computed)
-};
-
-struct Finding {
-  std::string kind;     // "deadlock", "liveness", "use_after_free", "leak", "program_fault", ...
-  std::string message;  // one line
-  TimeNs t_ns = 0;
-  int cpu = -1;
-  std::vector<std::string> details;  // e.g. the wait-for cycle, an object's history
 };
 
 enum class RunStatus : std::uint8_t {
@@ -129,6 +122,7 @@ class Simulator {
   void check_deadlock_from(Context& ctx);
   void report_stuck_at_quiescence();
   std::string describe(const Context& c) const;
+  CycleEntry cycle_entry(const Context& c) const;  // one context of a wait-for cycle
 
   SimConfig cfg_;
   std::unique_ptr<Scheduler> sched_;

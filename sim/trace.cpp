@@ -83,7 +83,7 @@ void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, std::string event,
                  std::initializer_list<TraceField> fields) {
   // Without records, fold straight from the arguments: no record (a vector and copies of every
   // field) is built per event just to be hashed and dropped. Same bytes, same digest.
-  if (!keep_) {
+  if (!keep_ && !observer_) {
     fold(t, cpu, ctx, event, fields.begin(), fields.size());
     return;
   }
@@ -92,6 +92,7 @@ void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, std::string event,
 
 void Trace::emit(TraceRecord record) {
   fold(record);
+  if (observer_) observer_(record);
   if (keep_) records_.push_back(std::move(record));
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <utility>
@@ -54,6 +55,11 @@ class Trace {
   std::uint64_t count() const { return count_; }
   bool keeps_records() const { return keep_; }
 
+  // An observer sees every record as it is emitted (kept or not). It only reads: it never
+  // emits, so it cannot change the run or its digest.
+  using Observer = std::function<void(const TraceRecord&)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
+
   // One line per record in the style of ftrace output:
   //   "<ctx>-<id> [cpu] <t_s.us_ns>: event: k=v k=v".
   static std::string format_text(const TraceRecord& r);
@@ -63,6 +69,7 @@ class Trace {
   void fold(TimeNs t, int cpu, std::uint32_t ctx, const std::string& event,
             const TraceField* fields, std::size_t nfields);
   bool keep_;
+  Observer observer_;
   std::vector<TraceRecord> records_;
   std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // FNV-1a 64 offset basis
   std::uint64_t count_ = 0;

@@ -69,8 +69,9 @@ int run_races(const RacesOptions& opt) {
     std::printf("%-16s %-12s expected: %s\n", "", "", c->expected.c_str());
     std::printf("%-16s %-12s observed: %s\n", "", "", o.observed.c_str());
     for (const auto& f : o.world->sim.findings()) {
-      std::printf("%-16s %-12s finding:  %s at t=%lld ns on cpu %d: %s\n", "", "", f.kind.c_str(),
-                  static_cast<long long>(f.t_ns), f.cpu, f.message.c_str());
+      std::printf("%-16s %-12s finding:  %s at t=%lld ns on cpu %d: %s\n", "", "",
+                  sim::finding_kind_name(f.kind), static_cast<long long>(f.t_ns), f.cpu,
+                  f.message.c_str());
       for (const auto& d : f.details)
         std::printf("%-29s   %s\n", "", d.c_str());
     }

@@ -105,6 +105,19 @@ struct RunInstance {
   sim::Co<void> exec(sim::Context& c, std::size_t i);
   sim::Co<std::int64_t> run_fentry(sim::Context& c);
   void check_globals(const std::vector<GlobalExpect>& globals, const std::string& when);
+  void check_at(const AtExpect& at);
+  void watch_events(const Expectations& ex);
+
+  // expect.events and expect.order, filled by a trace observer while the run goes on.
+  struct Watch {
+    std::map<std::string, std::uint64_t> counts;            // events named in expect.events
+    std::vector<std::uint32_t> seen;                        // per order ref: occurrences so far
+    std::vector<std::optional<std::uint64_t>> at;           // per order ref: record index
+    std::map<std::uint32_t, std::uint64_t> ctx_first;       // ctx -> index of its first record
+    std::map<std::uint32_t, std::vector<std::string>> cbs;  // ctx -> running callbacks
+    std::uint64_t index = 0;                                // of the current record
+  };
+  Watch watch;
 };
 
 namespace {
@@ -265,47 +278,84 @@ void RunInstance::check_globals(const std::vector<GlobalExpect>& globals, const 
       v |= std::uint64_t{p[b]} << (8 * b);
     if (g.holds(v)) continue;
     fail(-1, fmt::format("{}: {} is {} {}, expected {}", g.pointer, g.global.text, g.show(v), when,
-                         g.text()));
+                         g.want.text()));
   }
 }
 
 namespace {
 
 void judge_findings(RunInstance& in, const Expectations& ex) {
-  std::map<std::string, std::uint64_t> counts;
+  std::map<sim::FindingKind, std::uint64_t> counts;
   for (const auto& f : in.sim.findings())
     ++counts[f.kind];
-  std::set<std::string> named;
-  for (const CountExpect& c : ex.findings) {
+  std::set<sim::FindingKind> named;
+  for (const FindingCount& c : ex.findings) {
     named.insert(c.kind);
+    const char* name = sim::finding_kind_name(c.kind);
     const std::uint64_t n = counts.count(c.kind) ? counts[c.kind] : 0;
-    if (!c.holds(n))
-      in.fail(-1, fmt::format("/expect/findings/{}: {} {} finding(s), expected {}", c.kind, n,
-                              c.kind, c.text()));
+    if (!c.count.holds(n))
+      in.fail(-1, fmt::format("/expect/findings/{}: {} {} finding(s), expected {}", name, n, name,
+                              c.count.text()));
+  }
+  for (const FindingMatch& m : ex.finding_match) {
+    named.insert(m.kind);
+    const auto& fs = in.sim.findings();
+    if (std::any_of(fs.begin(), fs.end(), [&](const sim::Finding& f) { return m.matches(f); }))
+      continue;
+    in.fail(-1, fmt::format("{}: no finding matches {}", m.pointer, m.text()));
+    for (const auto& f : fs)
+      if (f.kind == m.kind)
+        in.failures.push_back(fmt::format("    {} site={} object={}: {}",
+                                          sim::finding_kind_name(f.kind), f.site, f.object,
+                                          f.message));
   }
   for (const auto& f : in.sim.findings()) {
+    const bool divergence = f.kind == sim::FindingKind::kReplayDivergence;
     const bool expected = named.count(f.kind) != 0 || ex.allow_other_findings;
-    if (f.cpu >= 0 && (!expected || f.kind == "replay_divergence")) in.cpus.insert(f.cpu);
-    if (expected && f.kind != "replay_divergence") continue;
-    in.fail(f.cpu, fmt::format("unexpected finding: {} at t={} ns on cpu {}: {}", f.kind, f.t_ns,
-                               f.cpu, f.message));
+    if (f.cpu >= 0 && (!expected || divergence)) in.cpus.insert(f.cpu);
+    if (expected && !divergence) continue;
+    in.fail(f.cpu, fmt::format("unexpected finding: {} at t={} ns on cpu {}: {}",
+                               sim::finding_kind_name(f.kind), f.t_ns, f.cpu, f.message));
     for (const auto& d : f.details)
       in.failures.push_back("    " + d);
   }
 }
 
-void judge_alive(RunInstance& in, const Expectations& ex) {
-  const AliveExpect& a = ex.alive;
+void judge_events(RunInstance& in, const Expectations& ex) {
+  for (const EventCount& e : ex.events) {
+    const std::uint64_t n = in.watch.counts[e.event];
+    if (!e.count.holds(n))
+      in.fail(-1, fmt::format("{}: {} '{}' record(s), expected {}", e.pointer, n, e.event,
+                              e.count.text()));
+  }
+  for (std::size_t i = 0; i < ex.order.size(); ++i) {
+    const OrderExpect& o = ex.order[i];
+    const auto& first = in.watch.at[2 * i];
+    const auto& then = in.watch.at[2 * i + 1];
+    if (!first) {
+      in.fail(-1, fmt::format("{}/first: {} never happened", o.pointer, o.first.text));
+    } else if (!then) {
+      in.fail(-1, fmt::format("{}/then: {} never happened", o.pointer, o.then.text));
+    } else if (*first >= *then) {
+      in.fail(-1, fmt::format("{}: {} (trace record {}) did not come before {} (record {})",
+                              o.pointer, o.first.text, *first, o.then.text, *then));
+    }
+  }
+}
+
+// `what` of the run against `a`; `ptr` names the expectation ("/expect/alive").
+void judge_alive(RunInstance& in, const AliveExpect& a, const std::string& ptr,
+                 const std::string& when) {
   if (a.objects && in.k.slab.live_count() != *a.objects)
-    in.fail(-1, fmt::format("/expect/alive/objects: {} live kernel object(s), expected {}",
-                            in.k.slab.live_count(), *a.objects));
+    in.fail(-1, fmt::format("{}/objects: {} live kernel object(s) {}, expected {}", ptr,
+                            in.k.slab.live_count(), when, *a.objects));
   if (a.armed_timers && in.k.armed_timers() != *a.armed_timers)
-    in.fail(-1, fmt::format("/expect/alive/armed_timers: {} armed timer(s), expected {}",
-                            in.k.armed_timers(), *a.armed_timers));
+    in.fail(-1, fmt::format("{}/armed_timers: {} armed timer(s) {}, expected {}", ptr,
+                            in.k.armed_timers(), when, *a.armed_timers));
   auto compare = [&](const char* what, const std::vector<std::string>& want,
                      const std::vector<std::string>& have) {
     if (want == have) return;
-    in.fail(-1, fmt::format("/expect/alive/{}: still allocated: [{}], expected [{}]", what,
+    in.fail(-1, fmt::format("{}/{}: allocated {}: [{}], expected [{}]", ptr, what, when,
                             fmt::join(have, ", "), fmt::join(want, ", ")));
   };
   if (a.maps) {
@@ -358,7 +408,86 @@ void judge_maps(RunInstance& in, const Expectations& ex) {
   }
 }
 
+const std::string* str_field(const sim::TraceRecord& r, const char* key) {
+  const sim::TraceValue* v = r.field(key);
+  return v ? std::get_if<std::string>(v) : nullptr;
+}
+
 }  // namespace
+
+void RunInstance::check_at(const AtExpect& at) {
+  const std::string when = fmt::format("at t={}", sim.now());
+  check_globals(at.globals, when);
+  if (at.alive) judge_alive(*this, *at.alive, at.pointer + "/alive", when);
+  for (const RefcntExpect& r : at.refcnts) {
+    std::int64_t have = 0;
+    if (r.is_prog) {
+      have = prog(r.target)->refcnt;
+    } else {
+      have = r.user ? map(r.target)->usercnt : map(r.target)->refcnt;
+    }
+    if (r.want.holds(static_cast<std::uint64_t>(have), 8, model::GlobalVar::Sign::kSigned))
+      continue;
+    fail(-1, fmt::format("{}: the {} of {} is {} {}, expected {}", r.pointer,
+                         r.user ? "usercnt" : "refcnt", r.target.text, have, when, r.want.text()));
+  }
+  if (at.invariants)
+    for (const std::string& v : k.invariant_violations(false))
+      fail(-1, fmt::format("{}/invariants: {} {}", at.pointer, v, when));
+}
+
+// Follows the trace for expect.events and expect.order: counts records by name and notes the
+// record index of the nth occurrence of each order reference.
+void RunInstance::watch_events(const Expectations& ex) {
+  for (const EventCount& e : ex.events)
+    watch.counts[e.event] = 0;
+  watch.seen.assign(2 * ex.order.size(), 0);
+  watch.at.assign(2 * ex.order.size(), std::nullopt);
+  sim.trace().set_observer([this, &ex](const sim::TraceRecord& r) {
+    Watch& w = watch;
+    const std::uint64_t index = w.index++;
+    if (auto it = w.counts.find(r.event); it != w.counts.end()) ++it->second;
+    if (r.ctx != 0) w.ctx_first.try_emplace(r.ctx, index);
+    std::string exited;  // the callback a bpf_timer_cb_exit record ends
+    if (r.event == "bpf_timer_cb") {
+      if (const std::string* cb = str_field(r, "callback")) w.cbs[r.ctx].push_back(*cb);
+    } else if (r.event == "bpf_timer_cb_exit" && !w.cbs[r.ctx].empty()) {
+      exited = w.cbs[r.ctx].back();
+      w.cbs[r.ctx].pop_back();
+    }
+    for (std::size_t i = 0; i < w.at.size(); ++i) {
+      const EventRef& ref = i % 2 == 0 ? ex.order[i / 2].first : ex.order[i / 2].then;
+      if (w.at[i]) continue;
+      const std::int64_t prog_id = ref.prog ? static_cast<std::int64_t>(prog(*ref.prog)->id) : -1;
+      const bool prog_ok = prog_id < 0 || r.int_field("prog", -1) == prog_id;
+      bool match = false;
+      std::uint64_t at = index;
+      switch (ref.kind) {
+        case EventRef::Kind::kActionStart:
+        case EventRef::Kind::kActionDone:
+          match = r.event == "scenario_action" &&
+                  r.int_field("index", -1) == static_cast<std::int64_t>(ref.action);
+          if (ref.kind == EventRef::Kind::kActionStart) at = w.ctx_first[r.ctx];
+          break;
+        case EventRef::Kind::kCallbackEntry: {
+          const std::string* cb = str_field(r, "callback");
+          match = r.event == "bpf_timer_cb" && cb && *cb == ref.function && prog_ok;
+          break;
+        }
+        case EventRef::Kind::kCallbackExit:
+          match = r.event == "bpf_timer_cb_exit" && exited == ref.function;
+          break;
+        case EventRef::Kind::kHelper: {
+          const std::string* h = str_field(r, "helper");
+          match = r.event == "bpf_helper" && h && *h == ref.helper && prog_ok &&
+                  (!ref.ret || r.int_field("ret", 0) == *ref.ret);
+          break;
+        }
+      }
+      if (match && ++w.seen[i] == ref.nth) w.at[i] = at;
+    }
+  });
+}
 
 const sim::Trace& RunResult::trace() const {
   return instance->sim.trace();
@@ -421,12 +550,10 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
       }
     });
   }
-  for (std::size_t g = 0; g < sc.expect.globals_at.size(); ++g) {
-    const GlobalsAt& at = sc.expect.globals_at[g];
-    in->sim.at(at.at_ns, kGlobalsAtTag + g, [raw, g](sim::Simulator& s) {
-      raw->check_globals(raw->sc->expect.globals_at[g].globals, fmt::format("at t={}", s.now()));
-    });
-  }
+  for (std::size_t g = 0; g < sc.expect.at.size(); ++g)
+    in->sim.at(sc.expect.at[g].at_ns, kGlobalsAtTag + g,
+               [raw, g](sim::Simulator&) { raw->check_at(raw->sc->expect.at[g]); });
+  if (!sc.expect.events.empty() || !sc.expect.order.empty()) in->watch_events(sc.expect);
 
   sim::RunStatus status;
   if (opts.progress) {
@@ -443,7 +570,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   if (status == sim::RunStatus::kQuiescent && in->sim.quiescent()) {
     in->k.check_quiescence();
     for (auto& v : in->k.invariant_violations(true))
-      in->sim.report(sim::Finding{"invariant", v, in->sim.now(), -1, {}}, false);
+      in->sim.report(sim::Finding{.kind = sim::FindingKind::kInvariant, .message = v}, false);
   }
 
   const Expectations& ex = sc.expect;
@@ -451,13 +578,14 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
     in->fail(-1, fmt::format("/expect/status: the run ended {}, expected {}",
                              sim::run_status_name(status), sim::run_status_name(ex.status)));
   judge_findings(*in, ex);
+  judge_events(*in, ex);
   in->check_globals(ex.globals, "at the end");
   judge_maps(*in, ex);
-  judge_alive(*in, ex);
-  for (std::size_t g = 0; g < ex.globals_at.size(); ++g)
-    if (ex.globals_at[g].at_ns > in->sim.now() && status != sim::RunStatus::kQuiescent)
-      in->fail(-1, fmt::format("{}: not checked, the run ended at t={}", ex.globals_at[g].pointer,
-                               in->sim.now()));
+  judge_alive(*in, ex.alive, "/expect/alive", "at the end");
+  for (const AtExpect& at : ex.at)
+    if (at.at_ns > in->sim.now() && status != sim::RunStatus::kQuiescent)
+      in->fail(-1,
+               fmt::format("{}: not checked, the run ended at t={}", at.pointer, in->sim.now()));
 
   RunResult r;
   r.name = sc.name;

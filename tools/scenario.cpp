@@ -144,6 +144,7 @@ class Parser {
     scenario_ = &sc;
     parse_timeline(sc);
     if (doc_.contains("expect")) parse_expect(sc, doc_["expect"]);
+    parse_closed_by(sc);
     return sc;
   }
 
@@ -424,6 +425,60 @@ class Parser {
     if (j.contains("flags")) a.flags = flags.at(j["flags"].get<std::string>());
   }
 
+  // N, "N", ">=N", "<=N", "!=N" or {"in": [N, ...]} for a value of `size` bytes and signedness
+  // `sign` (the schema checked the form); `what` names it in messages.
+  ValueExpect parse_value(const Json& v, const std::string& p, std::uint32_t size,
+                          model::GlobalVar::Sign sign, const std::string& what) {
+    ValueExpect e;
+    e.written = v.is_string() ? v.get<std::string>() : v.dump();
+    auto number = [&](const Json& n, const std::string& at, bool* negative) -> std::uint64_t {
+      (void)int_bytes(n, size, at, what);
+      *negative = !n.is_number_unsigned() && n.get<std::int64_t>() < 0;
+      return n.is_number_unsigned() ? n.get<std::uint64_t>()
+                                    : static_cast<std::uint64_t>(n.get<std::int64_t>());
+    };
+    if (v.is_object()) {
+      e.op = ValueExpect::Op::kIn;
+      const Json& in = v["in"];
+      for (std::size_t i = 0; i < in.size(); ++i) {
+        bool neg = false;
+        e.set.push_back(number(in[i], child(child(p, "in"), i), &neg));
+      }
+      e.written = "in " + in.dump();
+      return e;
+    }
+    Json n = v;
+    if (v.is_string()) {
+      std::string t = v.get<std::string>();
+      static const std::map<std::string, ValueExpect::Op> ops = {
+          {">=", ValueExpect::Op::kGe}, {"<=", ValueExpect::Op::kLe}, {"!=", ValueExpect::Op::kNe}};
+      if (auto it = ops.find(t.substr(0, 2)); it != ops.end()) {
+        e.op = it->second;
+        t = t.substr(2);
+      }
+      try {
+        if (t.front() == '-') {
+          n = static_cast<std::int64_t>(std::stoll(t));
+        } else {
+          n = static_cast<std::uint64_t>(std::stoull(t));
+        }
+      } catch (const std::exception&) {
+        bad(p, fmt::format("'{}' is out of range (64 bits)", v.get<std::string>()));
+      }
+    }
+    e.value = number(n, p, &e.negative);
+    const bool ordered = e.op == ValueExpect::Op::kGe || e.op == ValueExpect::Op::kLe;
+    if (ordered && e.negative && sign == model::GlobalVar::Sign::kUnsigned)
+      bad(p,
+          fmt::format("{} is unsigned (BTF): a negative bound {} orders nothing", what, e.written));
+    if (ordered && !e.negative && sign == model::GlobalVar::Sign::kSigned &&
+        e.value > (std::uint64_t{1} << (8 * size - 1)) - 1)
+      bad(p, fmt::format("{} is signed (BTF, {} byte(s)): the bound {} is beyond its largest "
+                         "value",
+                         what, size, e.written));
+    return e;
+  }
+
   std::vector<GlobalExpect> parse_globals(const Json& g, const std::string& ptr) {
     std::vector<GlobalExpect> out;
     for (const auto& [name, v] : g.items()) {
@@ -433,59 +488,168 @@ class Parser {
       GlobalExpect e;
       e.global = global_ref(name, p);
       e.pointer = p;
-      Json n = v;
-      if (v.is_string()) {
-        // "N", ">=N", "<=N" or "!=N" (the schema checked the form).
-        std::string t = v.get<std::string>();
-        static const std::map<std::string, GlobalExpect::Op> ops = {{">=", GlobalExpect::Op::kGe},
-                                                                    {"<=", GlobalExpect::Op::kLe},
-                                                                    {"!=", GlobalExpect::Op::kNe}};
-        if (auto it = ops.find(t.substr(0, 2)); it != ops.end()) {
-          e.op = it->second;
-          t = t.substr(2);
-        }
-        try {
-          if (t.front() == '-') {
-            n = static_cast<std::int64_t>(std::stoll(t));
-          } else {
-            n = static_cast<std::uint64_t>(std::stoull(t));
-          }
-        } catch (const std::exception&) {
-          bad(p, fmt::format("'{}' is out of range (64 bits)", v.get<std::string>()));
-        }
+      if (v.is_string() && v.get<std::string>() == "unset") {
+        e.want.value = initial_value(e.global);
+        e.want.written =
+            fmt::format("unset ({})", show_value(e.want.value, e.global.size, e.global.sign));
+      } else {
+        e.want = parse_value(v, p, e.global.size, e.global.sign, "'" + name + "'");
       }
-      e.negative = !n.is_number_unsigned() && n.get<std::int64_t>() < 0;
-      e.value = n.is_number_unsigned() ? n.get<std::uint64_t>()
-                                       : static_cast<std::uint64_t>(n.get<std::int64_t>());
-      (void)int_bytes(n, e.global.size, p, "value of " + name);
-      if (e.negative && e.global.sign == model::GlobalVar::Sign::kUnsigned &&
-          (e.op == GlobalExpect::Op::kGe || e.op == GlobalExpect::Op::kLe))
-        bad(p, fmt::format("'{}' is unsigned (BTF): a negative bound {} orders nothing", name,
-                           v.get<std::string>()));
-      if (!e.negative && e.global.sign == model::GlobalVar::Sign::kSigned &&
-          (e.op == GlobalExpect::Op::kGe || e.op == GlobalExpect::Op::kLe) &&
-          e.value > (std::uint64_t{1} << (8 * e.global.size - 1)) - 1)
-        bad(p, fmt::format("'{}' is signed (BTF, {} byte(s)): the bound {} is beyond its largest "
-                           "value",
-                           name, e.global.size, v.get<std::string>()));
       out.push_back(std::move(e));
     }
     return out;
   }
 
+  // The value a global has when its object is loaded (.data/.rodata bytes; .bss is zero).
+  std::uint64_t initial_value(const GlobalRef& g) const {
+    std::uint32_t map_idx = 0;
+    const model::ObjectSpec& spec = scenario_->objects[g.object].spec;
+    const model::GlobalVar* var = spec.find_global(g.var, &map_idx);
+    const std::vector<std::uint8_t>& data = spec.maps[map_idx].initial_data;
+    std::uint64_t v = 0;
+    for (std::uint32_t b = 0; b < g.size && var->offset + b < data.size(); ++b)
+      v |= std::uint64_t{data[var->offset + b]} << (8 * b);
+    return v;
+  }
+
+  CountExpect parse_count(const Json& v, const std::string& ptr) {
+    CountExpect c;
+    if (v.is_number_integer()) {
+      c.n = as_u64(v, ptr);
+      return c;
+    }
+    std::string s = v.get<std::string>();
+    if (s.rfind(">=", 0) == 0) c.op = CountExpect::Op::kGe;
+    if (s.rfind("<=", 0) == 0) c.op = CountExpect::Op::kLe;
+    if (c.op != CountExpect::Op::kEq) s = s.substr(2);
+    try {
+      c.n = std::stoull(s);
+    } catch (const std::exception&) {
+      bad(ptr, "count out of range");
+    }
+    return c;
+  }
+
+  AliveExpect parse_alive(const Json& a, const std::string& ptr) {
+    AliveExpect out;
+    if (a.contains("objects")) out.objects = as_u64(a["objects"], child(ptr, "objects"));
+    if (a.contains("armed_timers"))
+      out.armed_timers = as_u64(a["armed_timers"], child(ptr, "armed_timers"));
+    if (a.contains("maps")) {
+      out.maps.emplace();
+      for (std::size_t i = 0; i < a["maps"].size(); ++i)
+        out.maps->push_back(map_ref(a["maps"][i], child(child(ptr, "maps"), i)));
+    }
+    if (a.contains("progs")) {
+      out.progs.emplace();
+      for (std::size_t i = 0; i < a["progs"].size(); ++i)
+        out.progs->push_back(prog_ref(a["progs"][i], child(child(ptr, "progs"), i)));
+    }
+    return out;
+  }
+
+  AtExpect parse_at(const Json& g, const std::string& ptr) {
+    AtExpect at;
+    at.pointer = ptr;
+    at.at_ns = as_i64(g["at_ns"], child(ptr, "at_ns"));
+    if (g.contains("globals")) at.globals = parse_globals(g["globals"], child(ptr, "globals"));
+    if (g.contains("alive")) at.alive = parse_alive(g["alive"], child(ptr, "alive"));
+    for (const char* field : {"refcnt", "usercnt"}) {
+      if (!g.contains(field)) continue;
+      for (const auto& [name, v] : g[field].items()) {
+        const std::string p = child(child(ptr, field), name);
+        RefcntExpect r;
+        r.pointer = p;
+        r.user = std::string(field) == "usercnt";
+        std::string rest;
+        const std::uint32_t obj = object_of(name, p, &rest);
+        const model::ObjectSpec& spec = scenario_->objects[obj].spec;
+        if (!r.user && spec.find_prog(rest)) {
+          r.target = prog_ref(Json(name), p);
+          r.is_prog = true;
+        } else {
+          r.target = map_ref(Json(name), p);
+        }
+        r.want = parse_value(v, p, 8, model::GlobalVar::Sign::kSigned,
+                             fmt::format("the {} of '{}'", field, name));
+        at.refcnts.push_back(std::move(r));
+      }
+    }
+    if (g.contains("invariants")) at.invariants = g["invariants"].get<bool>();
+    return at;
+  }
+
+  sim::FindingKind finding_kind(const std::string& name, const std::string& ptr) {
+    if (auto k = sim::finding_kind_by_name(name)) return *k;
+    bad(ptr, fmt::format("unknown finding kind '{}'", name));
+  }
+
+  FindingMatch parse_finding_match(const Json& m, const std::string& ptr) {
+    FindingMatch f;
+    f.pointer = ptr;
+    f.kind = finding_kind(m["kind"].get<std::string>(), child(ptr, "kind"));
+    if (m.contains("site")) f.site = m["site"].get<std::string>();
+    if (m.contains("object")) f.object = m["object"].get<std::string>();
+    if (m.contains("history"))
+      for (const Json& h : m["history"])
+        f.history.push_back(h.get<std::string>());
+    if (m.contains("cycle")) {
+      f.cycle.emplace();
+      for (const Json& c : m["cycle"]) {
+        CyclePattern cp;
+        if (c.contains("ctx")) cp.ctx = c["ctx"].get<std::string>();
+        if (c.contains("waits_in")) cp.waits_in = c["waits_in"].get<std::string>();
+        if (c.contains("object")) cp.object = c["object"].get<std::string>();
+        f.cycle->push_back(std::move(cp));
+      }
+    }
+    return f;
+  }
+
+  EventRef parse_event_ref(const Json& r, const std::string& ptr) {
+    EventRef e;
+    e.text = r.dump();
+    if (r.contains("nth")) e.nth = static_cast<std::uint32_t>(as_u64(r["nth"], child(ptr, "nth")));
+    if (r.contains("prog")) e.prog = prog_ref(r["prog"], child(ptr, "prog"));
+    for (const char* k : {"action_start", "action_done"}) {
+      if (!r.contains(k)) continue;
+      e.kind = std::string(k) == "action_start" ? EventRef::Kind::kActionStart
+                                                : EventRef::Kind::kActionDone;
+      e.action = static_cast<std::size_t>(as_u64(r[k], child(ptr, k)));
+      if (e.action >= scenario_->timeline.size())
+        bad(child(ptr, k),
+            fmt::format("the timeline has {} action(s)", scenario_->timeline.size()));
+      return e;
+    }
+    for (const char* k : {"callback_entry", "callback_exit"}) {
+      if (!r.contains(k)) continue;
+      e.kind = std::string(k) == "callback_entry" ? EventRef::Kind::kCallbackEntry
+                                                  : EventRef::Kind::kCallbackExit;
+      std::string fn;
+      const std::uint32_t obj = object_of(r[k].get<std::string>(), child(ptr, k), &fn);
+      bool found = false;
+      for (const auto& prog : scenario_->objects[obj].spec.progs)
+        for (const auto& [pc, name] : prog.functions)
+          found = found || name == fn;
+      if (!found)
+        bad(child(ptr, k),
+            fmt::format("object '{}' has no function '{}'", scenario_->objects[obj].name, fn));
+      e.function = fn;
+      return e;
+    }
+    e.kind = EventRef::Kind::kHelper;
+    e.helper = r["helper"].get<std::string>();
+    if (r.contains("ret")) e.ret = as_i64(r["ret"], child(ptr, "ret"));
+    return e;
+  }
+
   void parse_expect(Scenario& sc, const Json& ex) {
     Expectations& e = sc.expect;
     if (ex.contains("globals")) e.globals = parse_globals(ex["globals"], "/expect/globals");
-    if (ex.contains("globals_at"))
-      for (std::size_t i = 0; i < ex["globals_at"].size(); ++i) {
-        const std::string ptr = child("/expect/globals_at", i);
-        const Json& g = ex["globals_at"][i];
-        GlobalsAt at;
-        at.at_ns = as_i64(g["at_ns"], child(ptr, "at_ns"));
-        at.globals = parse_globals(g["globals"], child(ptr, "globals"));
-        at.pointer = ptr;
-        e.globals_at.push_back(std::move(at));
-      }
+    for (const char* field : {"globals_at", "at"})
+      if (ex.contains(field))
+        for (std::size_t i = 0; i < ex[field].size(); ++i)
+          e.at.push_back(parse_at(ex[field][i], child(child("/expect", field), i)));
     if (ex.contains("maps"))
       for (std::size_t i = 0; i < ex["maps"].size(); ++i) {
         const std::string ptr = child("/expect/maps", i);
@@ -513,44 +677,49 @@ class Parser {
           e.allow_other_findings = v.get<bool>();
           continue;
         }
-        CountExpect c;
-        c.kind = kind;
-        if (v.is_number_integer()) {
-          c.n = as_u64(v, child("/expect/findings", kind));
-        } else {
-          std::string s = v.get<std::string>();
-          if (s.rfind(">=", 0) == 0) c.op = CountExpect::Op::kGe;
-          if (s.rfind("<=", 0) == 0) c.op = CountExpect::Op::kLe;
-          if (c.op != CountExpect::Op::kEq) s = s.substr(2);
-          try {
-            c.n = std::stoull(s);
-          } catch (const std::exception&) {
-            bad(child("/expect/findings", kind), "count out of range");
-          }
-        }
-        e.findings.push_back(c);
+        const std::string ptr = child("/expect/findings", kind);
+        e.findings.push_back(FindingCount{finding_kind(kind, ptr), parse_count(v, ptr)});
       }
-    if (ex.contains("alive")) {
-      const Json& a = ex["alive"];
-      if (a.contains("objects")) e.alive.objects = as_u64(a["objects"], "/expect/alive/objects");
-      if (a.contains("armed_timers"))
-        e.alive.armed_timers = as_u64(a["armed_timers"], "/expect/alive/armed_timers");
-      if (a.contains("maps")) {
-        e.alive.maps.emplace();
-        for (std::size_t i = 0; i < a["maps"].size(); ++i)
-          e.alive.maps->push_back(map_ref(a["maps"][i], child("/expect/alive/maps", i)));
+    if (ex.contains("finding_match"))
+      for (std::size_t i = 0; i < ex["finding_match"].size(); ++i)
+        e.finding_match.push_back(
+            parse_finding_match(ex["finding_match"][i], child("/expect/finding_match", i)));
+    if (ex.contains("events"))
+      for (const auto& [event, v] : ex["events"].items()) {
+        const std::string ptr = child("/expect/events", event);
+        e.events.push_back(EventCount{event, parse_count(v, ptr), ptr});
       }
-      if (a.contains("progs")) {
-        e.alive.progs.emplace();
-        for (std::size_t i = 0; i < a["progs"].size(); ++i)
-          e.alive.progs->push_back(prog_ref(a["progs"][i], child("/expect/alive/progs", i)));
+    if (ex.contains("order"))
+      for (std::size_t i = 0; i < ex["order"].size(); ++i) {
+        const std::string ptr = child("/expect/order", i);
+        const Json& o = ex["order"][i];
+        e.order.push_back(OrderExpect{parse_event_ref(o["first"], child(ptr, "first")),
+                                      parse_event_ref(o["then"], child(ptr, "then")), ptr});
       }
-    }
+    if (ex.contains("alive")) e.alive = parse_alive(ex["alive"], "/expect/alive");
     if (ex.contains("status")) {
       const std::string s = ex["status"].get<std::string>();
-      e.status = s == "stopped" ? sim::RunStatus::kStopped
-                 : s == "limit" ? sim::RunStatus::kLimit
-                                : sim::RunStatus::kQuiescent;
+      if (s == "stopped") {
+        e.status = sim::RunStatus::kStopped;
+      } else if (s == "limit") {
+        e.status = sim::RunStatus::kLimit;
+      } else {
+        e.status = sim::RunStatus::kQuiescent;
+      }
+    }
+  }
+
+  void parse_closed_by(Scenario& sc) {
+    if (!doc_.contains("closed_by")) return;
+    for (std::size_t i = 0; i < doc_["closed_by"].size(); ++i) {
+      const std::string id = doc_["closed_by"][i].get<std::string>();
+      std::vector<std::string> known;
+      for (const auto& f : model::profile_fixes())
+        known.push_back(f.id);
+      if (std::find(known.begin(), known.end(), id) == known.end())
+        bad(child("/closed_by", i),
+            fmt::format("unknown fix '{}' (known: {})", id, names_list(known)));
+      sc.closed_by.push_back(id);
     }
   }
 
@@ -662,81 +831,6 @@ std::string Action::describe() const {
     s += fmt::format(" in {}", run_context_name(context));
   if (process != "loader") s += " (" + process + ")";
   return s;
-}
-
-std::string CountExpect::text() const {
-  const char* prefix = op == Op::kGe ? ">=" : op == Op::kLe ? "<=" : "";
-  return fmt::format("{}{}", prefix, n);
-}
-
-bool CountExpect::holds(std::uint64_t count) const {
-  switch (op) {
-    case Op::kEq:
-      return count == n;
-    case Op::kGe:
-      return count >= n;
-    case Op::kLe:
-      return count <= n;
-  }
-  return false;
-}
-
-namespace {
-
-// The low `size` bytes of `v`, and their value sign-extended from bit 8*size-1.
-std::uint64_t low_bytes(std::uint64_t v, std::uint32_t size) {
-  return size >= 8 ? v : v & ((1ULL << (8 * size)) - 1);
-}
-std::int64_t sign_extended(std::uint64_t v, std::uint32_t size) {
-  if (size >= 8) return static_cast<std::int64_t>(v);
-  const std::uint64_t sign = 1ULL << (8 * size - 1);
-  v = low_bytes(v, size);
-  return static_cast<std::int64_t>((v ^ sign) - sign);
-}
-
-}  // namespace
-
-std::string GlobalExpect::text() const {
-  const char* prefix = op == Op::kGe ? ">=" : op == Op::kLe ? "<=" : op == Op::kNe ? "!=" : "";
-  return negative ? fmt::format("{}{}", prefix, static_cast<std::int64_t>(value))
-                  : fmt::format("{}{}", prefix, value);
-}
-
-bool GlobalExpect::holds(std::uint64_t raw) const {
-  const std::uint32_t size = global.size;
-  switch (op) {
-    case Op::kEq:
-      return low_bytes(raw, size) == low_bytes(value, size);
-    case Op::kNe:
-      return low_bytes(raw, size) != low_bytes(value, size);
-    case Op::kGe:
-    case Op::kLe:
-      break;
-  }
-  const bool is_signed = global.sign == model::GlobalVar::Sign::kSigned ||
-                         (global.sign == model::GlobalVar::Sign::kUnknown && negative);
-  if (is_signed) {
-    const std::int64_t have = sign_extended(raw, size);
-    const auto want = static_cast<std::int64_t>(value);
-    return op == Op::kGe ? have >= want : have <= want;
-  }
-  const std::uint64_t have = low_bytes(raw, size);
-  return op == Op::kGe ? have >= value : have <= value;
-}
-
-std::string GlobalExpect::show(std::uint64_t raw) const {
-  const std::uint64_t u = low_bytes(raw, global.size);
-  const std::int64_t s = sign_extended(raw, global.size);
-  switch (global.sign) {
-    case model::GlobalVar::Sign::kSigned:
-      return std::to_string(s);
-    case model::GlobalVar::Sign::kUnsigned:
-      return std::to_string(u);
-    case model::GlobalVar::Sign::kUnknown:
-      break;
-  }
-  if (s >= 0) return std::to_string(u);
-  return fmt::format("{} (as signed: {})", u, s);
 }
 
 ScenarioResult parse_scenario(const std::string& file, const std::string& text) {

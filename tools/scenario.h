@@ -19,6 +19,7 @@
 #include "model/profile.h"
 #include "sim/simulator.h"
 #include "sim/time.h"
+#include "tools/expect.h"
 
 namespace bpftsim::tools {
 
@@ -41,22 +42,6 @@ std::uint64_t fnv1a64(const std::string& bytes);
 // The schema compiled into the tool (scenarios/scenario.schema.json at build time).
 const std::string& scenario_schema_text();
 const JsonSchema& scenario_schema();
-
-// <object>.<name> resolved: the object's index and the map's/program's index in its ObjectSpec.
-struct NameRef {
-  std::string text;  // as written: "t.array"
-  std::uint32_t object = 0;
-  std::uint32_t index = 0;
-};
-
-// A global variable: <object>.<var>, with its section and place from BTF.
-struct GlobalRef {
-  std::string text;
-  std::uint32_t object = 0;
-  std::string var;
-  std::uint32_t size = 0;
-  model::GlobalVar::Sign sign = model::GlobalVar::Sign::kUnknown;  // of its BTF type
-};
 
 enum class ActionKind : std::uint8_t {
   kRun,
@@ -107,64 +92,6 @@ struct Action {
   std::string describe() const;
 };
 
-// A global's expected value: N (equality), ">=N", "<=N" or "!=N". Equality and inequality
-// compare in the variable's width (so -35 matches an int holding -35); ordering compares as the
-// BTF type's signedness says (unknown: signed when N is negative, else unsigned).
-struct GlobalExpect {
-  enum class Op : std::uint8_t { kEq, kGe, kLe, kNe };
-  GlobalRef global;
-  Op op = Op::kEq;
-  std::uint64_t value = 0;  // two's complement of N
-  bool negative = false;    // N < 0
-  std::string pointer;
-  std::string text() const;  // "-35", ">=3", "!=0"
-  // Whether the variable's `size` bytes, read as the little-endian `raw`, satisfy it.
-  bool holds(std::uint64_t raw) const;
-  // `raw` as the variable's type shows it: signed or unsigned per BTF; both forms when the
-  // signedness is unknown and they differ ("4294967261 (as signed: -35)").
-  std::string show(std::uint64_t raw) const;
-};
-
-struct GlobalsAt {
-  sim::TimeNs at_ns = 0;
-  std::vector<GlobalExpect> globals;
-  std::string pointer;
-};
-
-struct MapExpect {
-  NameRef map;
-  std::vector<std::uint8_t> key;
-  std::optional<std::vector<std::uint8_t>> value;
-  bool present = true;
-  std::string pointer;
-};
-
-struct CountExpect {
-  enum class Op : std::uint8_t { kEq, kGe, kLe };
-  std::string kind;
-  Op op = Op::kEq;
-  std::uint64_t n = 0;
-  std::string text() const;  // "0", ">=1"
-  bool holds(std::uint64_t count) const;
-};
-
-struct AliveExpect {
-  std::optional<std::uint64_t> objects;
-  std::optional<std::uint64_t> armed_timers;
-  std::optional<std::vector<NameRef>> maps;
-  std::optional<std::vector<NameRef>> progs;
-};
-
-struct Expectations {
-  std::vector<GlobalExpect> globals;
-  std::vector<GlobalsAt> globals_at;
-  std::vector<MapExpect> maps;
-  std::vector<CountExpect> findings;
-  bool allow_other_findings = false;
-  AliveExpect alive;
-  sim::RunStatus status = sim::RunStatus::kQuiescent;
-};
-
 struct ScenarioObject {
   std::string name;
   std::string path;           // as written
@@ -195,6 +122,9 @@ struct Scenario {
   std::vector<Fault> faults;
   std::vector<Action> timeline;
   Expectations expect;
+  // Races only: the fixes (model::profile_fixes() ids) that close this race; the suite runs the
+  // scenario under each fix and requires it to fail exactly under these.
+  std::vector<std::string> closed_by;
 };
 
 using ScenarioResult = std::variant<Scenario, InputError>;

@@ -69,7 +69,7 @@ TimeNs time_of(const World& w, const std::string& event, int cpu, TimeNs from,
 
 const sim::Finding* finding(const World& w, const std::string& kind) {
   for (const auto& f : w.sim.findings())
-    if (f.kind == kind) return &f;
+    if (sim::finding_kind_name(f.kind) == kind) return &f;
   return nullptr;
 }
 

@@ -99,7 +99,7 @@ struct World {
   std::size_t count(const std::string& kind) const {
     std::size_t n = 0;
     for (const auto& f : sim.findings())
-      n += f.kind == kind ? 1 : 0;
+      n += sim::finding_kind_name(f.kind) == kind ? 1 : 0;
     return n;
   }
   std::size_t events(const std::string& name) const {
@@ -111,7 +111,7 @@ struct World {
   std::string findings_text() const {
     std::string s;
     for (const auto& f : sim.findings()) {
-      s += f.kind + ": " + f.message + "\n";
+      s += std::string(sim::finding_kind_name(f.kind)) + ": " + f.message + "\n";
       for (const auto& d : f.details)
         s += "    " + d + "\n";
     }

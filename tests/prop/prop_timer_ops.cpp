@@ -24,12 +24,15 @@ const bool kRcDefaults = [] {
 
 // Findings that no run may ever produce: the model's refcounting and lifetimes must never go
 // wrong except through the seed's catalogued races, and no run may hang or fault.
-const std::set<std::string> kNeverAllowed = {"refcount_underflow", "double_free", "liveness",
-                                             "program_fault", "wild_pointer"};
+using bpftsim::sim::FindingKind;
+const std::set<FindingKind> kNeverAllowed = {FindingKind::kRefcountUnderflow,
+                                             FindingKind::kDoubleFree, FindingKind::kLiveness,
+                                             FindingKind::kProgramFault, FindingKind::kWildPointer};
 
 // Findings the seed's known bugs produce (reference 4.3-UAF, 4.9: use_after_free; 4.10: leak;
 // 4.8, 4.8-free, 4.12: deadlock).
-const std::set<std::string> kKnownBugKinds = {"use_after_free", "leak", "deadlock"};
+const std::set<FindingKind> kKnownBugKinds = {FindingKind::kUseAfterFree, FindingKind::kLeak,
+                                              FindingKind::kDeadlock};
 
 bool is_queued_after_free(const std::string& violation) {
   return violation.find("is still queued") != std::string::npos;
@@ -61,7 +64,7 @@ TEST_CASE("random timer workloads with the seed's known races keep invariants", 
     const Outcome o = run_workload(c, Mode::kKnownBugs);
     RC_LOG() << o.describe();
     for (const auto& f : o.findings) {
-      RC_TAG(f.kind);
+      RC_TAG(std::string(bpftsim::sim::finding_kind_name(f.kind)));
       RC_ASSERT(kNeverAllowed.count(f.kind) == 0u);
       RC_ASSERT(kKnownBugKinds.count(f.kind) == 1u);
     }

@@ -145,7 +145,7 @@ rc::Gen<Case> gen_case(Mode mode) {
 
 bool Outcome::has_finding(const std::string& kind) const {
   for (const auto& f : findings)
-    if (f.kind == kind) return true;
+    if (sim::finding_kind_name(f.kind) == kind) return true;
   return false;
 }
 
@@ -154,7 +154,8 @@ std::string Outcome::describe() const {
       fmt::format("status {}, {} callbacks, {} live objects, {} armed timers\n",
                   sim::run_status_name(status), callbacks_run, live_objects, armed_timers);
   for (const auto& f : findings) {
-    s += fmt::format("finding {} at {} ns cpu {}: {}\n", f.kind, f.t_ns, f.cpu, f.message);
+    s += fmt::format("finding {} at {} ns cpu {}: {}\n", sim::finding_kind_name(f.kind), f.t_ns,
+                     f.cpu, f.message);
     for (const auto& d : f.details)
       s += "    " + d.substr(0, 2000) + "\n";
   }

@@ -34,7 +34,7 @@ std::int64_t no_findings(const RaceOutcome& o) {
 }
 const sim::Finding& first(const RaceOutcome& o, const std::string& kind) {
   for (const auto& f : o.world->sim.findings())
-    if (f.kind == kind) return f;
+    if (sim::finding_kind_name(f.kind) == kind) return f;
   FAIL("no " << kind << " finding");
   static sim::Finding none;
   return none;

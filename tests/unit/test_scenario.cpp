@@ -309,7 +309,8 @@ TEST_CASE("every malformed-input class is an input error naming file, pointer an
        small_scenario("", ok_action,
                       "{\"globals\": {\"t.init_ret\": 0,\n   \"t.nmi_ret\": \">-95\"}}"),
        "/expect/globals/t.nmi_ret", 7,
-       "expected an integer N, or a string \"N\", \">=N\", \"<=N\" or \"!=N\", got string "
+       "expected a value (N, \">=N\", \"<=N\", \"!=N\", {\"in\": [...]}) or \"unset\" (the "
+       "variable's initial value), got string "
        "\">-95\""},
       {"comparison out of range",
        small_scenario("", ok_action, "{\"globals\": {\"t.nmi_ret\": \">=99999999999999999999\"}}"),
@@ -505,16 +506,16 @@ TEST_CASE("run context, faults and global comparisons are read into the scenario
   std::map<std::string, const GlobalExpect*> g;
   for (const auto& e : sc.expect.globals)
     g[e.global.text] = &e;
-  CHECK(g.at("t.init_ret")->op == GlobalExpect::Op::kEq);
-  CHECK(g.at("t.init_ret")->text() == "-12");
+  CHECK(g.at("t.init_ret")->want.op == ValueExpect::Op::kEq);
+  CHECK(g.at("t.init_ret")->want.text() == "-12");
   CHECK(g.at("t.init_ret")->global.sign == model::GlobalVar::Sign::kSigned);  // long
-  CHECK(g.at("t.nmi_ret")->op == GlobalExpect::Op::kLe);
-  CHECK(g.at("t.nmi_ret")->text() == "<=-22");
-  CHECK(g.at("t.callbacks")->op == GlobalExpect::Op::kGe);
-  CHECK(g.at("t.start_ret")->op == GlobalExpect::Op::kNe);
-  CHECK(g.at("t.start_ret")->text() == "!=0");
-  CHECK(g.at("t.set_callback_ret")->op == GlobalExpect::Op::kEq);  // "N" is equality
-  CHECK(g.at("t.set_callback_ret")->text() == "99");
+  CHECK(g.at("t.nmi_ret")->want.op == ValueExpect::Op::kLe);
+  CHECK(g.at("t.nmi_ret")->want.text() == "<=-22");
+  CHECK(g.at("t.callbacks")->want.op == ValueExpect::Op::kGe);
+  CHECK(g.at("t.start_ret")->want.op == ValueExpect::Op::kNe);
+  CHECK(g.at("t.start_ret")->want.text() == "!=0");
+  CHECK(g.at("t.set_callback_ret")->want.op == ValueExpect::Op::kEq);  // "N" is equality
+  CHECK(g.at("t.set_callback_ret")->want.text() == "99");
 
   // The run: the init allocation fails (-ENOMEM), the NMI init refuses (-EOPNOTSUPP), the start
   // in a hardirq and in a task find no timer (-EINVAL): nmi_ret ends at -22.
@@ -537,17 +538,17 @@ TEST_CASE(
     "global comparisons: holds in the variable's width and signedness; failures print "
     "the value as its type reads",
     "[scenario]") {
-  auto expect = [](GlobalExpect::Op op, std::int64_t n, std::uint32_t size,
+  auto expect = [](ValueExpect::Op op, std::int64_t n, std::uint32_t size,
                    model::GlobalVar::Sign sign) {
     GlobalExpect e;
-    e.op = op;
-    e.value = static_cast<std::uint64_t>(n);
-    e.negative = n < 0;
+    e.want.op = op;
+    e.want.value = static_cast<std::uint64_t>(n);
+    e.want.negative = n < 0;
     e.global.size = size;
     e.global.sign = sign;
     return e;
   };
-  using Op = GlobalExpect::Op;
+  using Op = ValueExpect::Op;
   using Sign = model::GlobalVar::Sign;
   const std::uint64_t minus35_int = 0xffffffddULL;  // an int holding -35
   CHECK(expect(Op::kEq, -35, 4, Sign::kSigned).holds(minus35_int));
@@ -570,8 +571,14 @@ TEST_CASE(
   CHECK(expect(Op::kEq, 0, 4, Sign::kUnknown).show(7) == "7");
   CHECK(expect(Op::kEq, 0, 8, Sign::kSigned).show(~0ULL) == "-1");
   CHECK(expect(Op::kEq, 0, 1, Sign::kSigned).show(0x1ff) == "-1");  // only the low byte
-  CHECK(expect(Op::kGe, -5, 8, Sign::kSigned).text() == ">=-5");
-  CHECK(expect(Op::kNe, 0, 8, Sign::kSigned).text() == "!=0");
+  CHECK(expect(Op::kGe, -5, 8, Sign::kSigned).want.text() == ">=-5");
+  CHECK(expect(Op::kNe, 0, 8, Sign::kSigned).want.text() == "!=0");
+  // {"in": [0, -35]}: membership in the variable's width.
+  GlobalExpect in = expect(Op::kIn, 0, 4, Sign::kSigned);
+  in.want.set = {0, static_cast<std::uint64_t>(std::int64_t{-35})};
+  CHECK(in.holds(minus35_int));
+  CHECK(in.holds(0));
+  CHECK_FALSE(in.holds(1));
 }
 
 TEST_CASE("failing global comparisons name the pointer and print signed globals as signed",

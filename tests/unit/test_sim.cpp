@@ -2,6 +2,8 @@
 // wait-for cycle report, run limits, and replay of recorded decisions.
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include <string>
 #include <vector>
 
@@ -28,6 +30,17 @@ void unlock(TestLock& l) {
   l.wq.wake_all();
 }
 }  // namespace
+
+TEST_CASE("finding kinds: one name table, both ways", "[sim]") {
+  std::set<std::string> names;
+  for (FindingKind k : all_finding_kinds()) {
+    const std::string name = finding_kind_name(k);
+    CHECK(names.insert(name).second);
+    CHECK(finding_kind_by_name(name) == k);
+  }
+  CHECK(names.size() == 10);
+  CHECK(!finding_kind_by_name("use-after-free"));
+}
 
 TEST_CASE("steps advance virtual time by their cost on their own CPU", "[sim]") {
   Simulator sim(SimConfig{.seed = 1, .cpus = 2});
@@ -106,9 +119,12 @@ TEST_CASE("an ABBA wait is reported as a deadlock with its cycle", "[sim]") {
   CHECK(sim.run() == RunStatus::kStopped);
   REQUIRE(sim.findings().size() == 1);
   const Finding& f = sim.findings()[0];
-  CHECK(f.kind == "deadlock");
+  CHECK(f.kind == FindingKind::kDeadlock);
   REQUIRE(f.details.size() == 2);
   CHECK(f.details[0].find("waits in test_lock") != std::string::npos);
+  REQUIRE(f.cycle.size() == 2);  // the structured cycle a scenario's finding_match reads
+  CHECK(f.cycle[0].waits_in == "test_lock");
+  CHECK(f.cycle[1].waits_in == "test_lock");
 }
 
 TEST_CASE("a softirq runs at a step boundary of an interruptible task, not inside a bh-off section",
@@ -141,7 +157,7 @@ TEST_CASE("step limit is a liveness finding", "[sim]") {
   });
   CHECK(sim.run() == RunStatus::kLimit);
   REQUIRE(sim.findings().size() == 1);
-  CHECK(sim.findings()[0].kind == "liveness");
+  CHECK(sim.findings()[0].kind == FindingKind::kLiveness);
 }
 
 namespace {

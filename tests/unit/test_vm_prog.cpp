@@ -301,7 +301,7 @@ TEST_CASE("a VM program fault is a clean finding naming the pc", "[vmprog]") {
   CHECK(status == sim::RunStatus::kStopped);
   REQUIRE(w.sim.findings().size() == 1);
   const sim::Finding& f = w.sim.findings().front();
-  CHECK(f.kind == "program_fault");
+  CHECK(f.kind == sim::FindingKind::kProgramFault);
   CHECK_THAT(f.message, Catch::Contains(std::string(kind) + " fault in " + name));
   const sim::TraceRecord* rec = nullptr;
   for (const auto& r : w.sim.trace().records())
