@@ -1,9 +1,12 @@
-// Shared by the race_*.bpf.c and timer_errors.bpf.c scenario programs: the constants a BPF
-// program cannot take from kernel headers, and a callback body that takes a while.
+// Shared by the race_*.bpf.c, timer_errors.bpf.c and timer_nmi.bpf.c scenario programs: the
+// constants a BPF program cannot take from kernel headers, a callback body that takes a while,
+// the map of struct elem (ELEM_MAP), the usual timer set-up (ARM_RESULTS, ARM_TIMER) and the
+// programs that set up or cancel slot 0 of an array (ARM_SLOT0_PROG, CANCEL_SLOT0_PROG).
 //
 // Conventions of these programs: every helper result a scenario asserts goes to a `long` global
 // in .data that starts at 99 (no helper returns 99), so a value the program never reached stays
-// visibly untouched. Callback counters are `long` globals in .bss.
+// visibly untouched (a scenario says so with "unset"). Callback counters are `long` globals in
+// .bss.
 #pragma once
 
 #include <linux/bpf.h>
