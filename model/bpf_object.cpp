@@ -180,7 +180,7 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
       return LoadError{fmt::format("{}: section '{}': map '{}': BPF_MAP_CREATE failed: {} ({})",
                                    spec.path, map_section(ms), ms.name, err, errno_name(err))};
     obj->maps_.push_back(m);
-    obj->map_fds_.push_back(k.sys.map_create(proc, 0, m));
+    obj->map_fds_.push_back(k.sys.map_create(proc, m));
     if (ms.origin != MapOrigin::kUser) {
       std::uint8_t* value = m->arena().elem(0) + m->value_off();
       std::copy_n(ms.initial_data.begin(),

@@ -115,7 +115,7 @@ sim::Co<std::optional<std::uint32_t>> HashMap::alloc_elem(sim::Context& ctx, boo
   std::uint32_t e = static_cast<std::uint32_t>(elems_.size());
   if (e >= arena_.size()) arena_.grow();
   elems_.emplace_back();
-  elems_[e].obj = k.slab.alloc(&ctx, ObjKind::kHtabElem, fmt::format("elem of map {}", id));
+  elems_[e].obj = k.slab.alloc(&ctx, ObjKind::kHtabElem, fmt::format("elem of map {}", id), obj);
   std::memset(arena_.elem(e), 0, arena_.stride());  // check_and_init_map_value
   co_await ctx.step(k.cost.alloc_ns);
   co_return e;

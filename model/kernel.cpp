@@ -233,11 +233,7 @@ std::set<ObjId> Kernel::reachable() const {
       const BpfMap* m = maps.front();
       maps.pop_front();
       m->for_each_inner([&](BpfMap* inner) { add_map(inner); });
-      if (const auto* h = dynamic_cast<const HashMap*>(m)) (void)h;
-      m->for_each_value([&](std::uint64_t addr, std::uint8_t* value) {
-        auto ref = resolve(addr);
-        if (ref && ref->map->def.type == kBpfMapTypeHash && !(ref->map->def.map_flags == 0))
-          (void)0;
+      m->for_each_value([&](std::uint64_t, std::uint8_t* value) {
         if (!m->has_timer()) return;
         std::uint64_t ptr;
         std::memcpy(&ptr, value + m->def.timer_off, 8);
@@ -254,23 +250,15 @@ std::set<ObjId> Kernel::reachable() const {
     for (const BpfMap* m : p->used_maps)
       add_map(m);
   }
-  // Elements of reachable non-preallocated hash maps belong to their map.
-  for (const auto& [id, m] : maps_) {
-    if (!seen.count(m->obj)) continue;
-    m->for_each_value([&](std::uint64_t addr, std::uint8_t*) { (void)addr; });
-  }
   return seen;
 }
 
 void Kernel::check_quiescence() {
   std::set<ObjId> keep = reachable();
-  // A non-preallocated hash element is owned by its (reachable) map while linked.
+  // An owned object (a non-preallocated hash element) is reachable through its reachable owner.
   for (ObjId id : slab.live_objects()) {
     const KObject* o = slab.find(id);
-    if (o->kind != ObjKind::kHtabElem) continue;
-    for (const auto& [mid, m] : maps_)
-      if (!m->freed && keep.count(m->obj) && o->name == fmt::format("elem of map {}", mid))
-        keep.insert(id);
+    if (o->owner != 0 && slab.live(o->owner) && keep.count(o->owner)) keep.insert(id);
   }
   slab.report_leaks(keep);
 }

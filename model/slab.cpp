@@ -28,9 +28,9 @@ ObjEvent event_at(const sim::Simulator& sim, const sim::Context* ctx, std::strin
 }
 }  // namespace
 
-ObjId Slab::alloc(const sim::Context* ctx, ObjKind kind, std::string name) {
+ObjId Slab::alloc(const sim::Context* ctx, ObjKind kind, std::string name, ObjId owner) {
   const ObjId id = next_++;
-  KObject o{id, kind, std::move(name), false, {}};
+  KObject o{id, kind, std::move(name), false, {}, owner};
   o.history.push_back(event_at(sim_, ctx, "alloc"));
   sim_.emit(ctx, "kmalloc", {{"obj", id}, {"kind", obj_kind_name(kind)}, {"name", o.name}});
   objects_.emplace(id, std::move(o));

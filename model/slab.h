@@ -34,13 +34,16 @@ struct KObject {
   std::string name;
   bool freed = false;
   std::vector<ObjEvent> history;
+  ObjId owner = 0;  // the object that owns it (a hash element: its map), 0 if none
 };
 
 class Slab {
  public:
   explicit Slab(sim::Simulator& sim) : sim_(sim) {}
 
-  ObjId alloc(const sim::Context* ctx, ObjKind kind, std::string name);
+  // kmalloc; `owner` (0: none) is the object it belongs to, reachable through it for the leak
+  // check (a no-prealloc hash element belongs to its map).
+  ObjId alloc(const sim::Context* ctx, ObjKind kind, std::string name, ObjId owner = 0);
   // kfree. A second free is a double_free finding (returns false).
   bool free(const sim::Context* ctx, ObjId id, const char* where);
   // Checks that `id` is live before the model touches it; a freed object is a use_after_free

@@ -37,7 +37,7 @@ FdEntry* Syscalls::fd_entry(Process& p, int fd, FdEntry::Kind kind) {
   return &it->second;
 }
 
-int Syscalls::map_create(Process& p, int, BpfMap* map) {
+int Syscalls::map_create(Process& p, BpfMap* map) {
   // The creating fd holds the initial refcnt and usercnt (both 1).
   return install(p, FdEntry{FdEntry::Kind::kMap, map, nullptr});
 }

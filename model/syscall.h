@@ -56,7 +56,7 @@ class Syscalls {
   const std::map<std::string, Pin>& pins() const { return pins_; }
 
   // Setup-time creation (no virtual time passes): a new fd, or -errno.
-  int map_create(Process& p, int fd_hint_unused, BpfMap* map);
+  int map_create(Process& p, BpfMap* map);
   int prog_load(Process& p, BpfProg* prog);
 
   // Syscalls as timeline actions; each returns 0/fd or -errno like the kernel.

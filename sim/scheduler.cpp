@@ -98,9 +98,4 @@ std::uint32_t ReplayScheduler::pick(DecisionKind kind, std::uint32_t options,
   return want.chosen;
 }
 
-std::unique_ptr<Scheduler> make_scheduler(std::uint64_t seed, const DecisionList* replay) {
-  if (replay) return std::make_unique<ReplayScheduler>(*replay);
-  return std::make_unique<SeededScheduler>(seed);
-}
-
 }  // namespace bpftsim::sim

@@ -63,12 +63,6 @@ class SeededScheduler final : public Scheduler {
   Prng prng_;
 };
 
-// Always the first candidate (scheduling order): the canonical run, independent of the seed.
-class FirstScheduler final : public Scheduler {
- protected:
-  std::uint32_t pick(DecisionKind, std::uint32_t, std::uint64_t) override { return 0; }
-};
-
 // Replays a recorded list; after its end (or after a divergence) falls back to the first candidate.
 class ReplayScheduler final : public Scheduler {
  public:
@@ -82,8 +76,5 @@ class ReplayScheduler final : public Scheduler {
   DecisionList list_;
   std::size_t next_ = 0;
 };
-
-// A scheduler that follows `prefix` and then picks with `seed` (used by exploration and tests).
-std::unique_ptr<Scheduler> make_scheduler(std::uint64_t seed, const DecisionList* replay);
 
 }  // namespace bpftsim::sim

@@ -345,14 +345,12 @@ void Simulator::finish(Context& ctx) {
   c.stack.pop_back();
   ctx.state_ = CtxState::kDone;
   emit(&ctx, "ctx_end", {});
-  const int cpu = ctx.cpu();
   contexts_.erase(ctx.id());
   // Whatever is next on this CPU (the interrupted context, another softirq, the next task).
   Context* top = c.stack.empty() ? nullptr : c.stack.back();
   if (!c.boundary->queued() && (top == nullptr || top->state_ != CtxState::kBlocked ||
                                 !c.irqs.empty() || (c.softirq_due() && top->interruptible())))
     queue_.push(*c.boundary, now_);
-  (void)cpu;
 }
 
 void Simulator::end_step(Context& ctx, TimeNs cost) {

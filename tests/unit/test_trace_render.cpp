@@ -19,8 +19,9 @@
 #include <set>
 #include <sstream>
 
-#include "scenarios/native/races.h"
 #include "sim/trace_render.h"
+#include "tools/runner.h"
+#include "tools/scenario.h"
 
 using namespace bpftsim;
 using nlohmann::json;
@@ -28,14 +29,29 @@ using sim::TraceRecord;
 
 namespace {
 
-std::shared_ptr<native::World> run_race(const std::string& id, std::uint64_t seed) {
-  const auto* c = native::find_race(id);
-  REQUIRE(c != nullptr);
-  auto w = c->run(native::RunConfig{seed, nullptr}).world;
-  REQUIRE(w != nullptr);
-  REQUIRE(w->sim.trace().keeps_records());
-  return w;
+// Runs the library scenario scenarios/<rel> at `seed`, keeping its trace.
+tools::RunResult run_file(const std::string& rel, std::uint64_t seed) {
+  auto sc = tools::load_scenario(std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/" + rel);
+  if (auto* e = std::get_if<tools::InputError>(&sc)) FAIL(e->text());
+  tools::RunOptions opts;
+  opts.seed = seed;
+  auto r = tools::run_scenario(std::get<tools::Scenario>(sc), opts);
+  if (auto* e = std::get_if<tools::InputError>(&r)) FAIL(e->text());
+  REQUIRE(std::get<tools::RunResult>(r).trace().keeps_records());
+  return std::get<tools::RunResult>(std::move(r));
 }
+
+// Every race scenario (scenarios/races/*.json, relative to scenarios/), sorted.
+std::vector<std::string> race_files() {
+  std::vector<std::string> out;
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/races"))
+    if (e.path().extension() == ".json") out.push_back("races/" + e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const char* const k41 = "races/4.1-cancel-while-running.json";
 
 std::vector<std::string> lines_of(const std::string& s) {
   std::vector<std::string> out;
@@ -288,8 +304,8 @@ Rendered render_all(const std::vector<TraceRecord>& recs) {
 }  // namespace
 
 TEST_CASE("Perfetto JSON of a real run satisfies the trace-event format rules", "[trace]") {
-  auto w = run_race("4.1", 1);
-  const auto& recs = w->sim.trace().records();
+  auto w = run_file(k41, 1);
+  const auto& recs = w.trace().records();
   REQUIRE(recs.size() > 50);
   const std::string text = sim::render_perfetto(recs);
   PerfettoSummary s;
@@ -315,10 +331,10 @@ TEST_CASE("Perfetto JSON of a real run satisfies the trace-event format rules", 
 }
 
 TEST_CASE("every race case renders valid Perfetto JSON and JSON lines", "[trace]") {
-  for (const auto& c : native::race_catalogue()) {
-    INFO(c.id);
-    auto w = c.run(native::RunConfig{3, nullptr}).world;
-    const auto& recs = w->sim.trace().records();
+  for (const auto& file : race_files()) {
+    INFO(file);
+    auto w = run_file(file, 3);
+    const auto& recs = w.trace().records();
     const auto errors = check_perfetto(sim::render_perfetto(recs), recs);
     for (const auto& e : errors)
       UNSCOPED_INFO(e);
@@ -328,44 +344,45 @@ TEST_CASE("every race case renders valid Perfetto JSON and JSON lines", "[trace]
 }
 
 TEST_CASE("JSON lines: one object per record with t_ns, cpu, ctx, event and fields", "[trace]") {
-  auto w = run_race("4.1", 1);
-  check_jsonl(sim::render_jsonl(w->sim.trace().records()), w->sim.trace().records());
+  auto w = run_file(k41, 1);
+  check_jsonl(sim::render_jsonl(w.trace().records()), w.trace().records());
 }
 
 TEST_CASE("text: one ftrace-style line per record", "[trace]") {
-  auto w = run_race("4.1", 1);
-  check_text(sim::render_text(w->sim.trace().records()), w->sim.trace().records());
+  auto w = run_file(k41, 1);
+  check_text(sim::render_text(w.trace().records()), w.trace().records());
 }
 
 TEST_CASE("scheduler ties are trace records", "[trace]") {
-  auto w = run_race("4.5", 1);  // Ctrl-C with self re-arming timers: many simultaneous events
+  auto w = run_file("races/4.5-ctrl-c.json",
+                    1);  // Ctrl-C with self re-arming timers: many simultaneous events
   std::size_t ties = 0;
-  for (const auto& r : w->sim.trace().records())
+  for (const auto& r : w.trace().records())
     if (r.event == "sched_decision") {
       ++ties;
       CHECK(r.cpu == -1);
       CHECK(r.int_field("chosen", -1) < r.int_field("options"));
     }
   std::size_t decided = 0;
-  for (const auto& d : w->sim.scheduler().decisions())
+  for (const auto& d : w.decisions)
     decided += d.kind == sim::DecisionKind::kTie ? 1 : 0;
   CHECK(ties > 0);
   CHECK(ties == decided);
 }
 
 TEST_CASE("same run and same seed give byte-identical renderings", "[trace][determinism]") {
-  for (const auto& c : native::race_catalogue()) {
-    INFO(c.id);
-    auto a = c.run(native::RunConfig{7, nullptr}).world;
-    auto b = c.run(native::RunConfig{7, nullptr}).world;
-    const Rendered ra = render_all(a->sim.trace().records());
-    CHECK(ra == render_all(a->sim.trace().records()));
-    CHECK(ra == render_all(b->sim.trace().records()));
+  for (const auto& file : race_files()) {
+    INFO(file);
+    auto a = run_file(file, 7);
+    auto b = run_file(file, 7);
+    const Rendered ra = render_all(a.trace().records());
+    CHECK(ra == render_all(a.trace().records()));
+    CHECK(ra == render_all(b.trace().records()));
     // And the stream form is the string form.
     std::ostringstream t, j, p;
-    sim::render_text(a->sim.trace().records(), t);
-    sim::render_jsonl(a->sim.trace().records(), j);
-    sim::render_perfetto(a->sim.trace().records(), p);
+    sim::render_text(a.trace().records(), t);
+    sim::render_jsonl(a.trace().records(), j);
+    sim::render_perfetto(a.trace().records(), p);
     CHECK(ra == Rendered{t.str(), j.str(), p.str()});
   }
 }
@@ -423,12 +440,12 @@ TEST_CASE("python3's json module loads the Perfetto file and agrees on its struc
     WARN("python3 not found: the independent consumer check is skipped");
     return;
   }
-  auto w = run_race("4.1", 1);
+  auto w = run_file(k41, 1);
   const auto dir = std::filesystem::temp_directory_path();
   const auto trace = dir / ("bpftsim_trace_render_" + std::to_string(getpid()) + ".json");
   const auto script = dir / ("bpftsim_trace_render_" + std::to_string(getpid()) + ".py");
   {
-    std::ofstream(trace) << sim::render_perfetto(w->sim.trace().records());
+    std::ofstream(trace) << sim::render_perfetto(w.trace().records());
     // Decimal timestamps: exact, so "at most three decimals" is checked without binary rounding.
     std::ofstream(script) << R"py(
 import collections, decimal, json, sys
@@ -469,23 +486,6 @@ print(len(ev))
   std::filesystem::remove(script);
   INFO(out);
   CHECK(rc == 0);
-  const json doc = json::parse(sim::render_perfetto(w->sim.trace().records()));
+  const json doc = json::parse(sim::render_perfetto(w.trace().records()));
   CHECK(out == std::to_string(doc["traceEvents"].size()) + "\n");
-}
-
-// Not run by default: writes the three renderings of every race case (seed 1) to the directory
-// named by BPFTSIM_TRACE_DUMP_DIR, for comparing builds byte for byte (Debug vs Release):
-//   BPFTSIM_TRACE_DUMP_DIR=/tmp/a bpftsim_unit "[.trace-dump]"  (then again, then diff -r)
-TEST_CASE("dump the renderings of every race case", "[.trace-dump]") {
-  const char* dir = std::getenv("BPFTSIM_TRACE_DUMP_DIR");
-  REQUIRE(dir != nullptr);
-  std::filesystem::create_directories(dir);
-  for (const auto& c : native::race_catalogue()) {
-    auto w = c.run(native::RunConfig{1, nullptr}).world;
-    const Rendered r = render_all(w->sim.trace().records());
-    const std::filesystem::path base = std::filesystem::path(dir) / ("race-" + c.id);
-    std::ofstream(base.string() + ".txt", std::ios::binary) << r.text;
-    std::ofstream(base.string() + ".jsonl", std::ios::binary) << r.jsonl;
-    std::ofstream(base.string() + ".perfetto.json", std::ios::binary) << r.perfetto;
-  }
 }
