@@ -12,19 +12,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} m SEC(".maps");
+ELEM_MAP(m, BPF_MAP_TYPE_ARRAY, 1);
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} m2 SEC(".maps");
+ELEM_MAP(m2, BPF_MAP_TYPE_ARRAY, 1);
 
 long setup_start = UNSET;
 long t2_start = UNSET;

@@ -14,16 +14,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} timers SEC(".maps");
+ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 1);
 
-long arm_init = UNSET;
-long arm_set_callback = UNSET;
-long arm_start = UNSET;
+ARM_RESULTS;
 long cancel_ret = UNSET;
 long cb_start = UNSET;
 long cb_set_callback = UNSET;
@@ -63,23 +56,9 @@ static int cb_ip_b(void *map, int *key, struct elem *val)
   return 0;
 }
 
-#define ARM(name, cb)                                                  \
-  SEC("syscall")                                                       \
-  int name(void *ctx)                                                  \
-  {                                                                    \
-    int key = 0;                                                       \
-    struct elem *val = bpf_map_lookup_elem(&timers, &key);            \
-    if (!val)                                                          \
-      return 1;                                                        \
-    arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);     \
-    arm_set_callback = bpf_timer_set_callback(&val->t, cb);            \
-    arm_start = bpf_timer_start(&val->t, 1000, 0);                     \
-    return 0;                                                          \
-  }
-
-ARM(arm, long_cb)
-ARM(arm_ip_a, cb_ip_a)
-ARM(arm_ip_b, cb_ip_b)
+ARM_SLOT0_PROG(arm, timers, long_cb, 1000)
+ARM_SLOT0_PROG(arm_ip_a, timers, cb_ip_a, 1000)
+ARM_SLOT0_PROG(arm_ip_b, timers, cb_ip_b, 1000)
 
 SEC("syscall")
 int canceller(void *ctx)

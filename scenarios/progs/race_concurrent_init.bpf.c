@@ -10,12 +10,7 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} timers SEC(".maps");
+ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 1);
 
 long init_p = UNSET;
 long init_q = UNSET;

@@ -11,29 +11,16 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 4);
-  __type(key, int);
-  __type(value, struct elem);
-} array SEC(".maps");
+ELEM_MAP(array, BPF_MAP_TYPE_ARRAY, 4);
 
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 16);
-  __type(key, int);
-  __type(value, struct elem);
-} hash SEC(".maps");
+ELEM_MAP(hash, BPF_MAP_TYPE_HASH, 16);
 
 long callbacks;
 long start_errors;
-long many_callbacks; /* 1 once 30 callbacks ran: the timers were busy re-arming (any seed) */
 
 static int rearm_cb(void *map, int *key, struct elem *val)
 {
   callbacks++;
-  if (callbacks >= 30)
-    many_callbacks = 1;
   if (bpf_timer_start(&val->t, 700, 0))
     start_errors++;
   return 0;

@@ -12,16 +12,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 2);
-  __type(key, int);
-  __type(value, struct elem);
-} timers SEC(".maps");
+ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 2);
 
-long arm_init = UNSET;
-long arm_set_callback = UNSET;
-long arm_start = UNSET;
+ARM_RESULTS;
 long arm_other = UNSET;
 long irq_cancel_ret = UNSET;
 long irq_cancel_other_ret = UNSET;
@@ -59,9 +52,7 @@ int arm(void *ctx)
 
   if (!val || !other)
     return 1;
-  arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
-  arm_set_callback = bpf_timer_set_callback(&val->t, long_cb);
-  arm_start = bpf_timer_start(&val->t, 1000, 0);
+  ARM_TIMER(val, &timers, long_cb, 1000);
   bpf_timer_init(&other->t, &timers, CLOCK_MONOTONIC);
   bpf_timer_set_callback(&other->t, other_cb);
   arm_other = bpf_timer_start(&other->t, LONG_NS, 0);

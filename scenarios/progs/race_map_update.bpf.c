@@ -21,12 +21,7 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} array SEC(".maps");
+ELEM_MAP(array, BPF_MAP_TYPE_ARRAY, 1);
 
 struct locked_val {
   struct bpf_spin_lock lock; /* at 0 */
@@ -69,9 +64,7 @@ struct {
   __type(value, struct elem);
 } one_bucket SEC(".maps");
 
-long arm_init = UNSET;
-long arm_set_callback = UNSET;
-long arm_start = UNSET;
+ARM_RESULTS;
 long update_returned_after_callback = UNSET;
 long cb_delete_ret = UNSET;
 long callbacks;
@@ -114,9 +107,7 @@ static int delete_other_cb(void *map, int *key, struct elem *val)
     val = bpf_map_lookup_elem(&map, &key);                             \
     if (!val)                                                          \
       return 1;                                                        \
-    arm_init = bpf_timer_init(&val->t, &map, CLOCK_MONOTONIC);        \
-    arm_set_callback = bpf_timer_set_callback(&val->t, cb);            \
-    arm_start = bpf_timer_start(&val->t, ns, 0);                       \
+    ARM_TIMER(val, &map, cb, ns);                                      \
     return 0;                                                          \
   }
 

@@ -5,50 +5,44 @@
 // m2's timer, cb2 cancels m1's: on v5.15 each drops the other's prog reference and spins in
 // hrtimer_cancel waiting for the other callback, which never returns: a deadlock of the two
 // softirqs (the kernel reports soft lockups). Neither cancel returns, so both results stay 99.
+// With fix 2.11 each cancel returns 0 or -EDEADLK; edeadlk_count counts the -EDEADLKs.
 #include "race_common.h"
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} m1 SEC(".maps");
+ELEM_MAP(m1, BPF_MAP_TYPE_ARRAY, 1);
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} m2 SEC(".maps");
+ELEM_MAP(m2, BPF_MAP_TYPE_ARRAY, 1);
 
 long arm1_start = UNSET;
 long arm2_start = UNSET;
 long cb1_cancel_ret = UNSET;
 long cb2_cancel_ret = UNSET;
+long edeadlk_count; /* cross-cancels that returned -EDEADLK (only reached with fix 2.11) */
 
-static int timer_cb1(void *map, int *key, struct elem *val)
+/* A callback's body: a little work, then cancel the timer of `other_map` into *ret. */
+static __always_inline void cancel_other(void *other_map, long *ret)
 {
   struct elem *other;
   int k = 0;
 
   burn(20);
-  other = bpf_map_lookup_elem(&m2, &k);
+  other = bpf_map_lookup_elem(other_map, &k);
   if (other)
-    cb1_cancel_ret = bpf_timer_cancel(&other->t);
+    *ret = bpf_timer_cancel(&other->t);
+  if (*ret == -EDEADLK)
+    edeadlk_count++;
+}
+
+static int timer_cb1(void *map, int *key, struct elem *val)
+{
+  cancel_other(&m2, &cb1_cancel_ret);
   return 0;
 }
 
 static int timer_cb2(void *map, int *key, struct elem *val)
 {
-  struct elem *other;
-  int k = 0;
-
-  burn(20);
-  other = bpf_map_lookup_elem(&m1, &k);
-  if (other)
-    cb2_cancel_ret = bpf_timer_cancel(&other->t);
+  cancel_other(&m1, &cb2_cancel_ret);
   return 0;
 }
 

@@ -3,14 +3,16 @@
 //
 //   arm_hash        prealloc hash, key 2: the callback deletes its element (no deadlock: the
 //                   free skips hrtimer_cancel for the running timer), then start -> -EINVAL
-//   arm_hash_uaf    prealloc hash, key 2: the callback re-arms T first, then deletes: the queued
-//                   bpf_hrtimer is freed (the skip path) and its expiry touches freed memory
+//   arm_hash_uaf    prealloc hash, key 2: the callback re-arms T (100 us) first, then deletes: the
+//                   queued bpf_hrtimer is freed (the skip path) and its expiry touches freed
+//                   memory
 //   arm_noprealloc  BPF_F_NO_PREALLOC hash, key 3: delete, then start(T, 2^35) -> 0 (the seed's
 //                   bit 256: the element is freed one RCU grace period later, which cancels T)
 //   arm_lru         LRU hash of 4, key 4: the callback's inserts evict its own element; cancel on
 //                   the evicted element's timer then -> -EINVAL
-//   arm_array       array slot 0: the callback updates its own slot (0), which frees its timer;
-//                   start then -> -EINVAL
+//   arm_array       array slot 0: the callback cancels its own timer (-EDEADLK), updates its own
+//                   slot (0), which frees its timer; cancel then -> -EINVAL (the timer is
+//                   checked before "is it mine"), start -> -EINVAL
 #include "race_common.h"
 
 char _license[] SEC("license") = "GPL";
@@ -35,28 +37,18 @@ struct {
   __type(value, struct hval);
 } hmap_malloc SEC(".maps");
 
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 4);
-  __type(key, int);
-  __type(value, struct elem);
-} lru SEC(".maps");
+ELEM_MAP(lru, BPF_MAP_TYPE_LRU_HASH, 4);
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} array SEC(".maps");
+ELEM_MAP(array, BPF_MAP_TYPE_ARRAY, 1);
 
-long arm_init = UNSET;
-long arm_set_callback = UNSET;
-long arm_start = UNSET;
+ARM_RESULTS;
 long rearm_ret = UNSET;
 long delete_ret = UNSET;
 long update_ret = UNSET;
 long start_after = UNSET;
 long own_cancel = UNSET;
+long cancel_before_update = UNSET;
+long cancel_after_update = UNSET;
 long evicted_at_key = UNSET;
 long callbacks;
 
@@ -68,10 +60,14 @@ static int delete_own_cb(void *map, int *key, struct hval *val)
   return 0;
 }
 
+#define REARM_UAF_NS 100000
+
 static int rearm_then_delete_cb(void *map, int *key, struct hval *val)
 {
   callbacks++;
-  rearm_ret = bpf_timer_start(&val->t, 2000, 0);
+  /* Further out than an RCU grace period: even the kfree_rcu of fix 2.9 has freed the
+   * bpf_hrtimer by the time it expires; only the deferred cancel of fix 2.12 closes this. */
+  rearm_ret = bpf_timer_start(&val->t, REARM_UAF_NS, 0);
   delete_ret = bpf_map_delete_elem(map, key);
   return 0;
 }
@@ -111,7 +107,9 @@ static int update_own_cb(void *map, int *key, struct elem *val)
   struct elem fresh = {};
 
   callbacks++;
+  cancel_before_update = bpf_timer_cancel(&val->t);
   update_ret = bpf_map_update_elem(map, key, &fresh, 0);
+  cancel_after_update = bpf_timer_cancel(&val->t);
   start_after = bpf_timer_start(&val->t, 1000, 0);
   return 0;
 }
@@ -129,9 +127,7 @@ static int update_own_cb(void *map, int *key, struct elem *val)
     val = bpf_map_lookup_elem(&map, &key);                             \
     if (!val)                                                          \
       return 1;                                                        \
-    arm_init = bpf_timer_init(&val->t, &map, CLOCK_MONOTONIC);        \
-    arm_set_callback = bpf_timer_set_callback(&val->t, cb);            \
-    arm_start = bpf_timer_start(&val->t, ns, 0);                       \
+    ARM_TIMER(val, &map, cb, ns);                                      \
     return 0;                                                          \
   }
 
@@ -150,9 +146,7 @@ int arm_lru(void *ctx)
   val = bpf_map_lookup_elem(&lru, &key);
   if (!val)
     return 1;
-  arm_init = bpf_timer_init(&val->t, &lru, CLOCK_MONOTONIC);
-  arm_set_callback = bpf_timer_set_callback(&val->t, evict_own_cb);
-  arm_start = bpf_timer_start(&val->t, 0, 0);
+  ARM_TIMER(val, &lru, evict_own_cb, 0);
   return 0;
 }
 
@@ -165,8 +159,6 @@ int arm_array(void *ctx)
   val = bpf_map_lookup_elem(&array, &key);
   if (!val)
     return 1;
-  arm_init = bpf_timer_init(&val->t, &array, CLOCK_MONOTONIC);
-  arm_set_callback = bpf_timer_set_callback(&val->t, update_own_cb);
-  arm_start = bpf_timer_start(&val->t, 1000, 0);
+  ARM_TIMER(val, &array, update_own_cb, 1000);
   return 0;
 }

@@ -9,16 +9,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} timers SEC(".maps");
+ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 1);
 
-long arm_init = UNSET;
-long arm_set_callback = UNSET;
-long arm_start = UNSET;
+ARM_RESULTS;
 long callbacks;
 long start_errors;
 
@@ -30,16 +23,4 @@ static int rearm_cb(void *map, int *key, struct elem *val)
   return 0;
 }
 
-SEC("syscall")
-int arm(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
-  arm_set_callback = bpf_timer_set_callback(&val->t, rearm_cb);
-  arm_start = bpf_timer_start(&val->t, 1000, 0);
-  return 0;
-}
+ARM_SLOT0_PROG(arm, timers, rearm_cb, 1000)

@@ -12,16 +12,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} timers SEC(".maps");
+ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 1);
 
-long arm_init = UNSET;
-long arm_set_callback = UNSET;
-long arm_start = UNSET;
+ARM_RESULTS;
 long cancel_ret = UNSET;
 long callbacks;
 long callbacks_done;
@@ -40,31 +33,7 @@ static int long_cb(void *map, int *key, struct elem *val)
   return 0;
 }
 
-#define ARM(name, cb, ns)                                              \
-  SEC("syscall")                                                       \
-  int name(void *ctx)                                                  \
-  {                                                                    \
-    int key = 0;                                                       \
-    struct elem *val = bpf_map_lookup_elem(&timers, &key);            \
-    if (!val)                                                          \
-      return 1;                                                        \
-    arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);     \
-    arm_set_callback = bpf_timer_set_callback(&val->t, cb);            \
-    arm_start = bpf_timer_start(&val->t, ns, 0);                       \
-    return 0;                                                          \
-  }
+ARM_SLOT0_PROG(arm, timers, count_cb, 20000)
+ARM_SLOT0_PROG(arm_long, timers, long_cb, 1000)
 
-ARM(arm, count_cb, 20000)
-ARM(arm_long, long_cb, 1000)
-
-SEC("syscall")
-int canceller(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  cancel_ret = bpf_timer_cancel(&val->t);
-  return 0;
-}
+CANCEL_SLOT0_PROG(canceller, timers, cancel_ret)

@@ -11,16 +11,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} timers SEC(".maps");
+ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 1);
 
-long arm_init = UNSET;
-long arm_set_callback = UNSET;
-long arm_start = UNSET;
+ARM_RESULTS;
 long cancel_ret = UNSET;
 long third_start = UNSET;
 long third_set_callback = UNSET;
@@ -42,31 +35,9 @@ static int third_cb(void *map, int *key, struct elem *val)
   return 0;
 }
 
-SEC("syscall")
-int arm(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
+ARM_SLOT0_PROG(arm, timers, long_cb, 1000)
 
-  if (!val)
-    return 1;
-  arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
-  arm_set_callback = bpf_timer_set_callback(&val->t, long_cb);
-  arm_start = bpf_timer_start(&val->t, 1000, 0);
-  return 0;
-}
-
-SEC("syscall")
-int canceller(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  cancel_ret = bpf_timer_cancel(&val->t);
-  return 0;
-}
+CANCEL_SLOT0_PROG(canceller, timers, cancel_ret)
 
 SEC("syscall")
 int third(void *ctx)
@@ -82,14 +53,4 @@ int third(void *ctx)
   return 0;
 }
 
-SEC("syscall")
-int check(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  check_cancel_ret = bpf_timer_cancel(&val->t);
-  return 0;
-}
+CANCEL_SLOT0_PROG(check, timers, check_cancel_ret)

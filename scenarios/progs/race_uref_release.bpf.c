@@ -11,16 +11,9 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 2);
-  __type(key, int);
-  __type(value, struct elem);
-} timers SEC(".maps");
+ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 2);
 
-long arm_init = UNSET;
-long arm_set_callback = UNSET;
-long arm_start = UNSET;
+ARM_RESULTS;
 long cb_start = UNSET;
 long cb_set_callback = UNSET;
 long cb_init_other = UNSET;
@@ -44,19 +37,7 @@ static int long_cb(void *map, int *key, struct elem *val)
   return 0;
 }
 
-SEC("syscall")
-int arm(void *ctx)
-{
-  int key = 0;
-  struct elem *val = bpf_map_lookup_elem(&timers, &key);
-
-  if (!val)
-    return 1;
-  arm_init = bpf_timer_init(&val->t, &timers, CLOCK_MONOTONIC);
-  arm_set_callback = bpf_timer_set_callback(&val->t, long_cb);
-  arm_start = bpf_timer_start(&val->t, 1000, 0);
-  return 0;
-}
+ARM_SLOT0_PROG(arm, timers, long_cb, 1000)
 
 SEC("syscall")
 int after_close(void *ctx)

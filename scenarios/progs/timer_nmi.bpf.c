@@ -8,12 +8,7 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, int);
-  __type(value, struct elem);
-} timers SEC(".maps");
+ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 1);
 
 long init_ret = UNSET;
 long set_callback_ret = UNSET;
@@ -115,4 +110,25 @@ int nmi_cancel(void *ctx)
     return 1;
   nmi_ret = bpf_timer_cancel(&val->t);
   return 0;
+}
+
+/* In NMI the -EOPNOTSUPP check comes before every other: arguments that a task would get -EINVAL
+ * for change nothing. ctx[0] picks the call: 0 init with flags 16 (>= MAX_CLOCKS), 1 start with
+ * flags 1, 2 cancel (of the timer, which no task initialised). Returns the helper's result. */
+SEC("perf_event")
+long nmi_bad_args(__u64 *ctx)
+{
+  struct elem *val = slot0();
+
+  if (!val)
+    return UNSET;
+  switch (ctx[0]) {
+  case 0:
+    return bpf_timer_init(&val->t, &timers, 16);
+  case 1:
+    return bpf_timer_start(&val->t, 1000, 1);
+  case 2:
+    return bpf_timer_cancel(&val->t);
+  }
+  return UNSET;
 }
