@@ -23,6 +23,8 @@
 
 #include <fmt/format.h>
 
+#include "sim/hash.h"
+
 extern char** environ;
 
 namespace bpftsim::model {
@@ -85,23 +87,23 @@ std::string env_or_empty(const char* name) {
   return v != nullptr ? v : "";
 }
 
-// Two FNV-1a variants side by side: 128 bits, stable across platforms and standard libraries.
+// Two FNV-1a lanes (sim/hash.h) with different offset bases side by side: 128 bits, stable
+// across platforms and standard libraries.
 class StableHash {
  public:
   void add(std::string_view bytes) {
-    for (unsigned char c : bytes) {
-      a_ = (a_ ^ c) * 0x100000001b3ULL;
-      b_ = (b_ ^ c) * 0x100000001b3ULL;
-    }
+    a_.bytes(bytes.data(), bytes.size());
+    b_.bytes(bytes.data(), bytes.size());
     // A separator, so that ("ab","c") and ("a","bc") differ.
-    a_ = (a_ ^ 0xffu) * 0x100000001b3ULL;
-    b_ = (b_ ^ 0xfeu) * 0x100000001b3ULL;
+    const unsigned char sep_a = 0xff, sep_b = 0xfe;
+    a_.bytes(&sep_a, 1);
+    b_.bytes(&sep_b, 1);
   }
-  std::string hex() const { return fmt::format("{:016x}{:016x}", a_, b_); }
+  std::string hex() const { return fmt::format("{:016x}{:016x}", a_.value(), b_.value()); }
 
  private:
-  std::uint64_t a_ = 0xcbf29ce484222325ULL;
-  std::uint64_t b_ = 0x6c62272e07bb0142ULL;
+  sim::Hasher a_{sim::Hasher::kOffsetBasis};
+  sim::Hasher b_{0x6c62272e07bb0142ULL};
 };
 
 // `clang --version`, asked once per compiler per process.

@@ -9,6 +9,7 @@
 #include "model/kernel.h"
 #include "model/uapi.h"
 #include "sim/assert.h"
+#include "sim/hash.h"
 
 namespace bpftsim::model {
 
@@ -56,10 +57,8 @@ HashMap::HashMap(Kernel& kernel, MapDef d, ObjId o, std::uint32_t map_id)
 HashMap::~HashMap() = default;
 
 std::uint32_t HashMap::hash_key(const std::uint8_t* key) const {
-  std::uint32_t h = 2166136261u;  // FNV-1a: deterministic stand-in for jhash
-  for (std::uint32_t i = 0; i < def.key_size; ++i)
-    h = (h ^ key[i]) * 16777619u;
-  return h;
+  // sim::Hasher (FNV-1a) folded to 32 bits: a deterministic stand-in for jhash.
+  return sim::Hasher().bytes(key, def.key_size).value32();
 }
 
 std::optional<std::uint32_t> HashMap::find(const Bucket& b, std::uint32_t hash,

@@ -6,16 +6,13 @@
 #include <cstdlib>
 
 #include "sim/assert.h"
+#include "sim/hash.h"
 
 namespace bpftsim::sim {
 
 namespace {
 thread_local Simulator* g_running = nullptr;
 
-std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
-  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-  return h;
-}
 }  // namespace
 
 void assert_fail(const char* file, int line, const char* expr, const std::string& msg) {
@@ -358,7 +355,10 @@ void Simulator::end_step(Context& ctx, TimeNs cost) {
   if (cfg_.jitter_max_ns > 0) {
     const auto extra =
         sched_->decide(DecisionKind::kJitter, static_cast<std::uint32_t>(cfg_.jitter_max_ns + 1),
-                       mix(ctx.cpu(), static_cast<std::uint64_t>(cost)));
+                       Hasher()
+                           .u64(static_cast<std::uint64_t>(ctx.cpu()))
+                           .u64(static_cast<std::uint64_t>(cost))
+                           .value());
     cost += extra;
   }
   Cpu& c = *cpus_[ctx.cpu()];
@@ -524,11 +524,12 @@ RunStatus Simulator::run(TimeNs until) {
       break;
     }
     due.clear();
-    std::uint64_t h = 0;
+    Hasher tags;
     for (auto it = queue_.begin(); it != queue_.end() && it->time() == t && due.size() < 64; ++it) {
       due.push_back(&*it);
-      h = mix(h, it->tag());
+      tags.u64(it->tag());
     }
+    const std::uint64_t h = tags.value();
     std::size_t pick = 0;
     if (due.size() > 1) {
       pick = sched_->decide(DecisionKind::kTie, static_cast<std::uint32_t>(due.size()), h);

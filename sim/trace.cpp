@@ -2,27 +2,10 @@
 
 #include <fmt/format.h>
 
+#include "sim/hash.h"
+
 namespace bpftsim::sim {
 namespace {
-constexpr std::uint64_t kFnvPrime = 0x100000001b3ULL;
-
-void fnv(std::uint64_t& h, const void* data, std::size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= kFnvPrime;
-  }
-}
-void fnv_i64(std::uint64_t& h, std::int64_t v) {
-  unsigned char b[8];
-  for (int i = 0; i < 8; ++i)
-    b[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(v) >> (8 * i));
-  fnv(h, b, 8);
-}
-void fnv_str(std::uint64_t& h, const std::string& s) {
-  fnv_i64(h, static_cast<std::int64_t>(s.size()));
-  fnv(h, s.data(), s.size());
-}
 
 // Control characters in a string value (a trace_printk message ends in '\n') are escaped so that
 // a record stays one line.
@@ -61,21 +44,18 @@ void Trace::fold(const TraceRecord& r) {
 
 void Trace::fold(TimeNs t, int cpu, std::uint32_t ctx, const std::string& event,
                  const TraceField* fields, std::size_t nfields) {
-  fnv_i64(digest_, t);
-  fnv_i64(digest_, cpu);
-  fnv_i64(digest_, ctx);
-  fnv_str(digest_, event);
+  Hasher h(digest_);
+  h.u64(static_cast<std::uint64_t>(t)).u64(static_cast<std::uint64_t>(cpu)).u64(ctx).str(event);
   for (std::size_t i = 0; i < nfields; ++i) {
     const TraceField& f = fields[i];
-    fnv_str(digest_, f.key);
+    h.str(f.key);
     if (std::holds_alternative<std::int64_t>(f.value)) {
-      fnv_i64(digest_, 0);
-      fnv_i64(digest_, std::get<std::int64_t>(f.value));
+      h.u64(0).u64(static_cast<std::uint64_t>(std::get<std::int64_t>(f.value)));
     } else {
-      fnv_i64(digest_, 1);
-      fnv_str(digest_, std::get<std::string>(f.value));
+      h.u64(1).str(std::get<std::string>(f.value));
     }
   }
+  digest_ = h.value();
   ++count_;
 }
 

@@ -71,7 +71,7 @@ class Trace {
   bool keep_;
   Observer observer_;
   std::vector<TraceRecord> records_;
-  std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // FNV-1a 64 offset basis
+  std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // sim::Hasher (FNV-1a 64) offset basis
   std::uint64_t count_ = 0;
 };
 

@@ -13,6 +13,7 @@
 
 #include "model/bpf_compile.h"
 #include "model/bpf_object.h"
+#include "sim/hash.h"
 #include "tools/json_schema.h"
 
 namespace bpftsim::tools {
@@ -761,12 +762,7 @@ std::string InputError::text() const {
 }
 
 std::uint64_t fnv1a64(const std::string& bytes) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
+  return sim::hash_bytes(bytes);
 }
 
 const std::string& scenario_schema_text() {

@@ -37,7 +37,7 @@ struct InputError {
   std::string text() const;
 };
 
-// FNV-1a 64 of `bytes` (scenario hashes in run files).
+// FNV-1a 64 of `bytes` (sim/hash.h; scenario hashes in run files).
 std::uint64_t fnv1a64(const std::string& bytes);
 
 // The schema compiled into the tool (scenarios/scenario.schema.json at build time).

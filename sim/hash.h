@@ -1,0 +1,50 @@
+// The one hash function of bpftsim: FNV-1a, 64 bits, over bytes. Trace digests, scenario hashes
+// in run files, the compile cache's keys, scheduler decision contexts and the model's stand-in for
+// the kernel's jhash all use it, so a digest or key is stable for a given version of the tool
+// (it is not a cryptographic hash and not meant to be).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace bpftsim::sim {
+
+class Hasher {
+ public:
+  static constexpr std::uint64_t kOffsetBasis = 0xcbf29ce484222325ULL;
+  static constexpr std::uint64_t kPrime = 0x100000001b3ULL;
+
+  constexpr explicit Hasher(std::uint64_t basis = kOffsetBasis) : h_(basis) {}
+
+  constexpr Hasher& bytes(const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i)
+      h_ = (h_ ^ p[i]) * kPrime;
+    return *this;
+  }
+  // An integer as its 8 little-endian bytes.
+  constexpr Hasher& u64(std::uint64_t v) {
+    for (int i = 0; i < 8; ++i)
+      h_ = (h_ ^ ((v >> (8 * i)) & 0xffu)) * kPrime;
+    return *this;
+  }
+  // A string as its length, then its bytes (so that ("ab","c") and ("a","bc") differ).
+  Hasher& str(std::string_view s) {
+    u64(s.size());
+    return bytes(s.data(), s.size());
+  }
+  constexpr std::uint64_t value() const { return h_; }
+  // The 64 bits folded to 32 (for 32-bit hashes such as a hash map's bucket index).
+  constexpr std::uint32_t value32() const { return static_cast<std::uint32_t>(h_ ^ (h_ >> 32)); }
+
+ private:
+  std::uint64_t h_;
+};
+
+// FNV-1a 64 of `bytes`.
+inline std::uint64_t hash_bytes(std::string_view bytes) {
+  return Hasher().bytes(bytes.data(), bytes.size()).value();
+}
+
+}  // namespace bpftsim::sim
