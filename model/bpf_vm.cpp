@@ -8,7 +8,7 @@
 //   appended. The hot loop therefore needs no register or end-of-program checks: only taken jumps
 //   and calls check their target. The registers live in a 16-entry array so that no nibble can
 //   index outside it even in principle.
-// - Memory goes through AddressSpace::translate, whose fast path (defined here, so it inlines) is
+// - Memory goes through AddressSpace::translate (model/address_space.h), whose fast path is inline:
 //   one vector index and three compares; the message is only built on the fault path.
 // - Each call depth owns one 512-byte stack region, registered the first time that depth is used
 //   and reused afterwards, so a run allocates nothing once the deepest frame has been seen. The
@@ -284,63 +284,7 @@ bool jsle(T a, T b) {
   return static_cast<std::make_signed_t<T>>(a) <= static_cast<std::make_signed_t<T>>(b);
 }
 
-// An address this close below the start of a region is a negative offset from that region (a
-// stack underflow below r10-512, a pointer decremented past the start), not a far-away access
-// into the region before it.
-constexpr std::uint32_t kUnderflowWindow = 0xffff0000u;
-
-// The reason translate() refused [addr, addr+size), naming the region and the offset.
-std::string describe_bad_access(const std::vector<Region>& regions, std::uint64_t addr,
-                                std::uint32_t size, bool write) {
-  const char* access = write ? "write" : "read";
-  const std::uint32_t id = AddressSpace::region_of(addr);
-  const std::uint32_t off = static_cast<std::uint32_t>(addr);
-  if (off >= kUnderflowWindow && std::uint64_t{id} + 1 < regions.size()) {
-    const Region& next = regions[id + 1];
-    return fmt::format("{} of {} bytes at offset -{} of {} '{}' (size {}): before its start",
-                       access, size, 0x100000000ull - off, region_kind_name(next.kind), next.name,
-                       next.size);
-  }
-  if (id == 0) {
-    return fmt::format("null pointer dereference: {} of {} bytes at {:#x}", access, size, addr);
-  }
-  if (id >= regions.size()) {
-    return fmt::format("{} of {} bytes at {:#x}: no region {} is mapped", access, size, addr, id);
-  }
-  const Region& r = regions[id];
-  const char* problem = "region is read-only";
-  if (!r.live) {
-    problem = "region was retired (use after free)";
-  } else if (r.kind == RegionKind::kOpaque) {
-    problem = "region is not dereferenceable";
-  } else if (std::uint64_t{off} + size > r.size) {
-    problem = "out of bounds";
-  }
-  return fmt::format("{} of {} bytes at offset {} of {} '{}' (size {}): {}", access, size, off,
-                     region_kind_name(r.kind), r.name, r.size, problem);
-}
-
 }  // namespace
-
-const char* region_kind_name(RegionKind kind) {
-  switch (kind) {
-    case RegionKind::kStack:
-      return "stack";
-    case RegionKind::kMapValue:
-      return "map_value";
-    case RegionKind::kMapKey:
-      return "map_key";
-    case RegionKind::kContext:
-      return "context";
-    case RegionKind::kGlobalData:
-      return "global_data";
-    case RegionKind::kRodata:
-      return "rodata";
-    case RegionKind::kOpaque:
-      return "opaque";
-  }
-  return "unknown";
-}
 
 const char* fault_kind_name(FaultKind kind) {
   switch (kind) {
@@ -360,75 +304,6 @@ const char* fault_kind_name(FaultKind kind) {
       return "bad_call";
   }
   return "unknown";
-}
-
-// ---------------------------------------------------------------------------------------------
-// AddressSpace
-
-AddressSpace::AddressSpace() {
-  Region null_region;
-  null_region.id = 0;
-  null_region.kind = RegionKind::kOpaque;
-  null_region.name = "null";
-  regions_.push_back(std::move(null_region));
-}
-
-std::uint32_t AddressSpace::add(RegionKind kind, std::string name, std::uint8_t* data,
-                                std::uint32_t size, bool writable) {
-  if (data == nullptr && size != 0 && kind != RegionKind::kOpaque) {
-    vm_bug("AddressSpace::add: a dereferenceable region needs host memory");
-  }
-  if (regions_.size() >= std::numeric_limits<std::uint32_t>::max()) {
-    vm_bug("AddressSpace::add: region ids exhausted");
-  }
-  Region r;
-  r.id = static_cast<std::uint32_t>(regions_.size());
-  r.kind = kind;
-  r.name = std::move(name);
-  r.data = data;
-  r.size = size;
-  r.writable = writable && kind != RegionKind::kRodata && kind != RegionKind::kOpaque;
-  r.live = true;
-  regions_.push_back(std::move(r));
-  return regions_.back().id;
-}
-
-void AddressSpace::retire(std::uint32_t id) {
-  if (id == 0 || id >= regions_.size()) vm_bug("AddressSpace::retire: unknown region");
-  regions_[id].live = false;
-  regions_[id].data = nullptr;  // the owner frees it; nothing may reach it through us
-}
-
-void AddressSpace::rebind(std::uint32_t id, std::uint8_t* data, std::uint32_t size) {
-  if (id == 0 || id >= regions_.size() || !regions_[id].live) {
-    vm_bug("AddressSpace::rebind: unknown or retired region");
-  }
-  if (data == nullptr && size != 0 && regions_[id].kind != RegionKind::kOpaque) {
-    vm_bug("AddressSpace::rebind: a dereferenceable region needs host memory");
-  }
-  regions_[id].data = data;
-  regions_[id].size = size;
-}
-
-const Region* AddressSpace::find(std::uint32_t id) const {
-  if (id == 0 || id >= regions_.size()) return nullptr;
-  return &regions_[id];
-}
-
-std::uint8_t* AddressSpace::translate(std::uint64_t addr, std::uint32_t size, bool write,
-                                      std::string* why) const {
-  const std::uint32_t id = region_of(addr);
-  const std::uint32_t off = static_cast<std::uint32_t>(addr);
-  if (id < regions_.size()) [[likely]] {
-    const Region& r = regions_[id];
-    if (std::uint64_t{off} + size <= r.size && r.live && (r.writable || !write) &&
-        r.kind != RegionKind::kOpaque) [[likely]] {
-      return r.data + off;
-    }
-  }
-  if (why != nullptr) [[unlikely]]
-    *why = describe_bad_access(regions_, addr, size, write);
-  return nullptr;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -495,8 +370,8 @@ struct BpfVm::Impl {
     FaultKind kind = FaultKind::kBadAccess;
     const std::uint32_t id = AddressSpace::region_of(addr);
     const std::uint64_t end = std::uint64_t{static_cast<std::uint32_t>(addr)} + size;
-    const bool underflow =
-        static_cast<std::uint32_t>(addr) >= kUnderflowWindow && space.find(id + 1) != nullptr;
+    const bool underflow = static_cast<std::uint32_t>(addr) >= AddressSpace::kUnderflowWindow &&
+                           space.find(id + 1) != nullptr;
     if (underflow) {
       kind = FaultKind::kBadAccess;
     } else if (id == 0) {

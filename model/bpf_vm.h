@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "model/address_space.h"
+
 namespace bpftsim::model {
 
 struct BpfInsn {
@@ -30,56 +32,6 @@ struct BpfInsn {
   std::uint8_t src() const { return regs >> 4; }
 };
 static_assert(sizeof(BpfInsn) == 8);
-
-enum class RegionKind : std::uint8_t {
-  kStack,       // a BPF stack frame (512 bytes)
-  kMapValue,    // map value memory (array slots, hash element values)
-  kMapKey,      // a key buffer (hash element key, array index passed to a callback)
-  kContext,     // the program's context (fentry-style u64 args, conformance "mem")
-  kGlobalData,  // .data / .bss (writable single-element array maps)
-  kRodata,      // .rodata (never writable from BPF)
-  kOpaque,  // a kernel object handed to BPF by address only (struct bpf_map *): not dereferenceable
-};
-
-const char* region_kind_name(RegionKind kind);
-
-struct Region {
-  std::uint32_t id = 0;
-  RegionKind kind = RegionKind::kOpaque;
-  std::string name;              // e.g. "map hmap value", "stack frame 1"
-  std::uint8_t* data = nullptr;  // host memory, owned by whoever registered the region
-  std::uint32_t size = 0;
-  bool writable = false;
-  bool live = true;  // false once retired: any access faults as use of a dead region
-};
-
-// Where a guest address is valid. Region ids are handed out in registration order
-// (deterministic); ids of retired regions are never reused.
-class AddressSpace {
- public:
-  static constexpr unsigned kRegionShift = 32;
-
-  AddressSpace();
-  std::uint32_t add(RegionKind kind, std::string name, std::uint8_t* data, std::uint32_t size,
-                    bool writable);
-  void retire(std::uint32_t id);
-  // Points a live region at other host memory (e.g. a value arena that was reallocated).
-  void rebind(std::uint32_t id, std::uint8_t* data, std::uint32_t size);
-
-  static std::uint64_t base(std::uint32_t id) { return std::uint64_t{id} << kRegionShift; }
-  static std::uint32_t region_of(std::uint64_t addr) {
-    return static_cast<std::uint32_t>(addr >> kRegionShift);
-  }
-  const Region* find(std::uint32_t id) const;
-
-  // Host pointer for [addr, addr+size), or nullptr with *why set (a short human reason that
-  // names the region and the offset).
-  std::uint8_t* translate(std::uint64_t addr, std::uint32_t size, bool write,
-                          std::string* why) const;
-
- private:
-  std::vector<Region> regions_;  // index = id; regions_[0] is the unmapped null region
-};
 
 enum class FaultKind : std::uint8_t {
   kBadAccess,       // outside every region, or past the end of one
