@@ -3,16 +3,15 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "model/bpf_compile.h"
 #include "model/bpf_object.h"
+#include "model/input_file.h"
 #include "tools/json_schema.h"
 
 namespace bpftsim::tools {
@@ -165,11 +164,17 @@ class Parser {
       const std::filesystem::path p(obj.path);
       obj.resolved_path = (p.is_absolute() || dir.empty() ? p : dir / p).lexically_normal();
       std::error_code ec;
-      if (!std::filesystem::is_regular_file(obj.resolved_path, ec))
+      if (!std::filesystem::exists(obj.resolved_path, ec))
         bad(child(ptr, "path"),
             fmt::format("object file '{}' does not exist (resolved to '{}', relative to the "
                         "scenario's directory)",
                         obj.path, obj.resolved_path));
+      // A directory, a device or an oversized file is refused before the compiler or libbpf
+      // opens it (/dev/zero would be read forever).
+      if (auto why = model::check_input_file(obj.resolved_path, model::kMaxObjectBytes,
+                                             "BPF object file or .bpf.c source"))
+        bad(child(ptr, "path"), fmt::format("object file '{}' (resolved to '{}') {}", obj.path,
+                                            obj.resolved_path, *why));
       auto loaded = model::load_bpf_input(obj.resolved_path);
       if (auto* e = std::get_if<model::LoadError>(&loaded))
         bad(child(ptr, "path"), fmt::format("cannot load object: {}", e->message));
@@ -561,15 +566,6 @@ class Parser {
   Scenario* scenario_ = nullptr;
 };
 
-// The message of a nlohmann parse error without its "[json.exception...] parse error at line
-// N, column M: " prefix (we print our own position).
-std::string parse_error_text(const std::string& what) {
-  const auto at = what.find("syntax error");
-  if (at != std::string::npos) return what.substr(at);
-  const auto colon = what.find(": ");
-  return colon == std::string::npos ? what : what.substr(colon + 2);
-}
-
 InputError located(const std::string& file, const std::string& text, std::string pointer,
                    std::string message, const JsonPositions& pos) {
   const TextPos p = text_pos(text, pos.offset(pointer));
@@ -742,18 +738,9 @@ std::string GlobalExpect::show(std::uint64_t raw) const {
 ScenarioResult parse_scenario(const std::string& file, const std::string& text) {
   const JsonPositions pos(text);
   Json doc;
-  try {
-    doc = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    const std::size_t at = e.byte > 0 ? e.byte - 1 : 0;
-    const TextPos p = text_pos(text, at);
-    return InputError{file, pos.pointer_near(at), p.line, p.column,
-                      "invalid JSON: " + parse_error_text(e.what())};
-  }
-  if (pos.duplicate_key()) {
-    const TextPos p = text_pos(text, pos.duplicate_offset());
-    return InputError{file, *pos.duplicate_key(), p.line, p.column,
-                      "duplicate key (each key may appear once per object)"};
+  if (auto e = parse_json_input(text, pos, &doc)) {
+    const TextPos p = text_pos(text, e->offset);
+    return InputError{file, e->pointer, p.line, p.column, e->message};
   }
   if (auto v = scenario_schema().validate(doc))
     return located(file, text, v->pointer, v->message, pos);
@@ -767,12 +754,10 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
 }
 
 ScenarioResult load_scenario(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InputError{path, "", 0, 0, "cannot read the scenario file"};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return InputError{path, "", 0, 0, "cannot read the scenario file"};
-  return parse_scenario(path, ss.str());
+  std::string text;
+  if (auto why = model::read_input_file(path, model::kMaxScenarioBytes, "scenario file", &text))
+    return InputError{path, "", 0, 0, *why};
+  return parse_scenario(path, text);
 }
 
 }  // namespace bpftsim::tools
