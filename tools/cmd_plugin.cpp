@@ -41,6 +41,10 @@ struct PluginArgs {
   std::uint64_t budget = 100'000'000;
 };
 
+// The largest --budget: about 40 s of the interpreter at full speed (Release build). 0 is refused
+// too: with no instruction to spend, every program would fault at its first one.
+constexpr std::uint64_t kMaxPluginBudget = 10'000'000'000;
+
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -154,7 +158,9 @@ const Registrar kRegisterPlugin{
       sub->allow_extras();  // dashed plugin options, e.g. --plugin_options "--jit"
       auto* program =
           sub->add_option("--program", args->program, "Program as hex bytes instead of stdin");
-      sub->add_option("--budget", args->budget, "Instruction budget (runaway-loop guard)")
+      sub->add_option("--budget", args->budget,
+                      "Instruction budget (runaway-loop guard): 1 to 10^10 instructions")
+          ->check(unsigned_in(1, kMaxPluginBudget))
           ->capture_default_str();
       return std::function<int()>([args, program, sub] {
         args->has_program = program->count() > 0;

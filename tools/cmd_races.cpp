@@ -93,7 +93,8 @@ const Registrar reg{"races", [](CLI::App& app) {
                           "races",
                           "Replay the built-in race catalogue (reference section 4) on the v5.15 "
                           "profile and check each outcome");
-                      sub->add_option("--seed", opt->seed, "scheduler seed (default 1)");
+                      sub->add_option("--seed", opt->seed, "scheduler seed (default 1)")
+                          ->check(unsigned_in(0, kMaxU64));
                       sub->add_option(
                           "--profile", opt->profile,
                           "kernel profile: v5.15, optionally +2.2 +2.8 +2.9 +2.11 +2.12 "
