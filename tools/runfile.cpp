@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -248,6 +249,21 @@ std::variant<std::string, InputError> write_run_file(const RunFile& f, const std
     return InputError{path, "", 0, 0,
                       fmt::format("cannot write the run file: {}", std::strerror(errno))};
   return path;
+}
+
+std::optional<std::string> check_trace_output(const std::string& path) {
+  if (path.empty() || path == "-") return std::nullopt;
+  struct stat st {};
+  const bool existed = ::stat(path.c_str(), &st) == 0;
+  if (existed && S_ISDIR(st.st_mode)) return fmt::format("--trace {}: is a directory", path);
+  // A device or a pipe (/dev/null, /dev/stdout): written as it is, nothing to check.
+  if (existed && !S_ISREG(st.st_mode)) return std::nullopt;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return fmt::format("--trace {}: cannot open for writing: {}", path, std::strerror(errno));
+  ::close(fd);
+  if (!existed) ::unlink(path.c_str());
+  return std::nullopt;
 }
 
 }  // namespace bpftsim::tools

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -56,5 +57,10 @@ std::variant<RunFile, InputError> parse_run_file(const std::string& path, const 
 // Writes `f` to `<dir>/<name>.run.json` (creating `dir`); returns that path, or an error that
 // says why (strerror), also when the file would exceed what read_run_file accepts.
 std::variant<std::string, InputError> write_run_file(const RunFile& f, const std::string& dir);
+
+// Whether a --trace FILE can be written, checked before a run so that a long run does not end in
+// "cannot write": "" and "-" (stdout) always can; a directory cannot; otherwise the file is opened
+// for writing (and removed again if this created it). Returns "--trace PATH: why (strerror)".
+std::optional<std::string> check_trace_output(const std::string& path);
 
 }  // namespace bpftsim::tools
