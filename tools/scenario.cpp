@@ -227,11 +227,36 @@ class Parser {
       r.index = *i;
       return r;
     }
+    // libbpf's name of a map-in-map's inner template: "<outer>.inner".
+    static const std::string kInner = ".inner";
+    if (rest.size() > kInner.size() &&
+        rest.compare(rest.size() - kInner.size(), kInner.size(), kInner) == 0)
+      if (auto i = spec.find_map(rest.substr(0, rest.size() - kInner.size()));
+          i && !spec.maps[*i].inner.empty()) {
+        r.index = *i;
+        r.inner_template = true;
+        return r;
+      }
     std::vector<std::string> names;
-    for (const auto& m : spec.maps)
+    for (const auto& m : spec.maps) {
       names.push_back(m.name);
+      if (!m.inner.empty()) names.push_back(m.name + kInner);
+    }
     bad(ptr, fmt::format("unknown map '{}' (object '{}' has maps: {})", r.text,
                          scenario_->objects[r.object].name, names_list(names)));
+  }
+
+  // A map that must exist as a kernel map after load (an id, elements, alive or not): not an
+  // inner map template.
+  NameRef live_map_ref(const Json& v, const std::string& ptr, const char* what_it_lacks) {
+    NameRef r = map_ref(v, ptr);
+    if (r.inner_template)
+      bad(ptr, fmt::format("'{}' is the inner map template of '{}.{}': libbpf closes it as soon as "
+                           "the outer map exists, so after load it {}; name a map of the object "
+                           "instead",
+                           r.text, scenario_->objects[r.object].name,
+                           scenario_->objects[r.object].spec.maps[r.index].name, what_it_lacks));
+    return r;
   }
 
   NameRef prog_ref(const Json& v, const std::string& ptr) {
@@ -272,8 +297,10 @@ class Parser {
                          scenario_->objects[g.object].name, names_list(names)));
   }
 
+  // The map's spec (an inner template's: the template's own key/value sizes).
   const model::MapSpec& map_spec(const NameRef& r) const {
-    return scenario_->objects[r.object].spec.maps[r.index];
+    const model::MapSpec& m = scenario_->objects[r.object].spec.maps[r.index];
+    return r.inner_template ? m.inner.front() : m;
   }
 
   static bool is_map_in_map(const model::MapSpec& m) {
@@ -394,7 +421,7 @@ class Parser {
         a.path = j["path"].get<std::string>();
         break;
       case ActionKind::kGetFdById:
-        a.target = map_ref(j["map"], child(ptr, "map"));
+        a.target = live_map_ref(j["map"], child(ptr, "map"), "has no id");
         break;
       case ActionKind::kExit:
       case ActionKind::kWait:
@@ -497,7 +524,7 @@ class Parser {
         const Json& m = ex["maps"][i];
         MapExpect me;
         me.pointer = ptr;
-        me.map = map_ref(m["map"], child(ptr, "map"));
+        me.map = live_map_ref(m["map"], child(ptr, "map"), "has no elements");
         const model::MapSpec& spec = map_spec(me.map);
         me.key = to_bytes(m["key"], spec.key_size, child(ptr, "key"), "key of " + me.map.text);
         if (m.contains("present")) me.present = m["present"].get<bool>();
@@ -543,7 +570,8 @@ class Parser {
       if (a.contains("maps")) {
         e.alive.maps.emplace();
         for (std::size_t i = 0; i < a["maps"].size(); ++i)
-          e.alive.maps->push_back(map_ref(a["maps"][i], child("/expect/alive/maps", i)));
+          e.alive.maps->push_back(
+              live_map_ref(a["maps"][i], child("/expect/alive/maps", i), "is never alive"));
       }
       if (a.contains("progs")) {
         e.alive.progs.emplace();
