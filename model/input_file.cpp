@@ -33,6 +33,9 @@ std::optional<std::string> judge(const struct stat& st, std::uint64_t max_bytes,
   return std::nullopt;
 }
 
+std::string cannot_open(const std::string& what, int err) {
+  return fmt::format("cannot open the {}: {}", what, std::strerror(err));
+}
 std::string cannot_read(const std::string& what, int err) {
   return fmt::format("cannot read the {}: {}", what, std::strerror(err));
 }
@@ -42,7 +45,7 @@ std::string cannot_read(const std::string& what, int err) {
 std::optional<std::string> check_input_file(const std::string& path, std::uint64_t max_bytes,
                                             const std::string& what) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return cannot_read(what, errno);
+  if (::stat(path.c_str(), &st) != 0) return cannot_open(what, errno);
   return judge(st, max_bytes, what);
 }
 
@@ -54,7 +57,7 @@ std::optional<std::string> read_input_file(const std::string& path, std::uint64_
   // O_NONBLOCK: should the path be swapped for a FIFO meanwhile, open() does not wait for a
   // writer; fstat then refuses it.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return cannot_read(what, errno);
+  if (fd < 0) return cannot_open(what, errno);
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;

@@ -4,7 +4,7 @@
 // nothing blocks or reads forever), and only up to a size cap.
 //
 // Reasons are phrases that read after the file's name:
-//   "x.json: cannot read the scenario file: No such file or directory"
+//   "x.json: cannot open the scenario file: No such file or directory" (read: "cannot read ...")
 //   "/tmp: is a directory (expected a scenario file)"
 //   "/dev/zero: is not a regular file (a character device; expected a scenario file)"
 //   "big.json: is larger than 16777216 bytes (the limit for a scenario file)"
