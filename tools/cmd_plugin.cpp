@@ -11,6 +11,8 @@
 //   - fault: the one-line fault message on stdout (the runner compares stdout with a test's
 //     `-- error` text when the exit code is not 0) and, prefixed, on stderr; exit 1.
 // Helper calls are faults here: the suite's test-only helpers belong to its reference plugin.
+// --budget N (1..10^10, default 10^8): instructions a run may execute before it is stopped as a
+// `budget` fault (exit 1); 0, a sign or a value out of range is bad input (exit 2).
 #include <cctype>
 #include <cstdio>
 #include <iostream>

@@ -778,6 +778,12 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
     return sc;
   } catch (const Bad& b) {
     return located(file, text, b.pointer, b.message, pos);
+  } catch (const Json::exception& e) {
+    // The schema admits only what the parser reads; should they ever disagree, the input is
+    // still refused with exit 2 rather than aborting.
+    return InputError{file, "", 0, 0,
+                      "unexpected value (the schema and the loader disagree; please report): " +
+                          json_error_text(e.what())};
   }
 }
 
