@@ -16,11 +16,13 @@
 
 namespace bpftsim::model {
 
-// Caps. Scenarios are hand-written; run files carry one line per scheduler decision; objects are
-// what clang emits for a BPF program (ours are a few KiB).
+// Caps. Scenarios and BPF C sources are hand-written (a source goes to clang whole); run files
+// carry one line per scheduler decision; ELF objects are mapped by libelf and libbpf, not read
+// whole, so their cap only refuses the absurd (ours are a few KiB; a foreign ELF may be large).
 inline constexpr std::uint64_t kMaxScenarioBytes = 16ULL << 20;
+inline constexpr std::uint64_t kMaxSourceBytes = 16ULL << 20;
 inline constexpr std::uint64_t kMaxRunFileBytes = 64ULL << 20;
-inline constexpr std::uint64_t kMaxObjectBytes = 64ULL << 20;
+inline constexpr std::uint64_t kMaxObjectBytes = 1ULL << 30;
 
 // Why `path` cannot be read as a `what` ("scenario file", "object file") of at most `max_bytes`,
 // or nothing when it is a regular file within the cap. Does not open the file.

@@ -309,8 +309,10 @@ struct InspectArgs {
 int run_inspect(const InspectArgs& args) {
   // A .bpf.c goes to clang, which would read /dev/zero forever: check the path first (an object
   // is checked again by the loader).
-  if (auto why = model::check_input_file(args.object, model::kMaxObjectBytes,
-                                         "BPF object file or .bpf.c source")) {
+  const bool source = model::is_bpf_source_path(args.object);
+  if (auto why = model::check_input_file(args.object,
+                                         source ? model::kMaxSourceBytes : model::kMaxObjectBytes,
+                                         source ? "BPF C source" : "BPF object file")) {
     std::fprintf(stderr, "bpftsim inspect: %s: %s\n", args.object.c_str(), why->c_str());
     return kExitBadInput;
   }

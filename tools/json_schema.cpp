@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <set>
 #include <stdexcept>
@@ -285,7 +286,6 @@ std::optional<std::string> number_problem(std::string_view token) {
                          text.size() > 40 ? text.substr(0, 37) + "..." : text);
     return std::nullopt;
   }
-  errno = 0;
   const double d = std::strtod(text.c_str(), nullptr);
   if (!std::isfinite(d))
     return fmt::format("number {} is out of range",
@@ -322,12 +322,10 @@ std::size_t JsonPositions::offset(const std::string& pointer) const {
   // The longest pointer seen that is `pointer` or an ancestor of it.
   std::size_t best_len = 0;
   std::size_t best_at = 0;
-  bool found = false;
   Scanner sc(text_);
   sc.on_value = [&](const std::string& ptr, std::size_t at, int) {
     if (ptr == pointer) {
       best_at = at;
-      found = true;
       return false;
     }
     if (ptr.size() < pointer.size() && pointer.compare(0, ptr.size(), ptr) == 0 &&
@@ -338,7 +336,6 @@ std::size_t JsonPositions::offset(const std::string& pointer) const {
     return true;
   };
   sc.run();
-  (void)found;
   return best_at;
 }
 

@@ -171,8 +171,10 @@ class Parser {
                         obj.path, obj.resolved_path));
       // A directory, a device or an oversized file is refused before the compiler or libbpf
       // opens it (/dev/zero would be read forever).
-      if (auto why = model::check_input_file(obj.resolved_path, model::kMaxObjectBytes,
-                                             "BPF object file or .bpf.c source"))
+      const bool source = model::is_bpf_source_path(obj.resolved_path);
+      if (auto why = model::check_input_file(
+              obj.resolved_path, source ? model::kMaxSourceBytes : model::kMaxObjectBytes,
+              source ? "BPF C source" : "BPF object file"))
         bad(child(ptr, "path"), fmt::format("object file '{}' (resolved to '{}') {}", obj.path,
                                             obj.resolved_path, *why));
       auto loaded = model::load_bpf_input(obj.resolved_path);

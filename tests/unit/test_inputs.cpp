@@ -482,6 +482,14 @@ TEST_CASE("input files: only regular files, with a size cap, and strerror", "[in
   dir.file("dobj.json", scenario("", "", "{}", "dir.o"));
   expect_cmd(run_tool("run dobj.json", dir.path), 2,
              {"dobj.json:3:", "at /objects/0/path:", "is a directory"});
+  dir.file("big.bpf.c", "");
+  fs::resize_file(dir.path / "big.bpf.c", model::kMaxSourceBytes + 1);  // sparse
+  dir.file("bigsrc.json", scenario("", "", "{}", "big.bpf.c"));
+  expect_cmd(run_tool("run bigsrc.json", dir.path), 2,
+             {"bigsrc.json:3:", "at /objects/0/path:",
+              "is larger than 16777216 bytes (the limit for a BPF C source)"});
+  expect_cmd(run_tool("inspect big.bpf.c", dir.path), 2,
+             {"big.bpf.c: is larger than 16777216 bytes"});
   expect_cmd(run_tool("inspect /dev/zero", dir.path), 2, {"/dev/zero: is not a regular file"});
   expect_cmd(run_tool("inspect adir", dir.path), 2, {"adir: is a directory"});
   // Run files: the file itself, and the scenario it names.
