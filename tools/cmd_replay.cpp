@@ -75,9 +75,13 @@ int replay(const ReplayArgs& args) {
   }
   const RunResult& r = std::get<RunResult>(ran);
   // A run file whose decision list goes on after the run ended was not written by that run (an
-  // edited or spliced file): refused as bad input rather than called a reproduction. After a
-  // divergence the rest is unused by construction, and the divergence is what is reported.
-  if (r.status != sim::RunStatus::kDiverged && r.decisions.size() < f.decisions.size()) {
+  // edited or spliced file): refused as bad input rather than called a reproduction. Only a run
+  // that ended on its own (quiescent, or stopped by a finding) says so: after a divergence the
+  // rest is unused by construction, and a run cut by a limit the recorded one did not hit is
+  // reported as not reproduced (its digest differs).
+  const bool ended_on_its_own =
+      r.status == sim::RunStatus::kQuiescent || r.status == sim::RunStatus::kStopped;
+  if (ended_on_its_own && r.decisions.size() < f.decisions.size()) {
     const InputError unused{
         args.run_file, "/decisions", f.decisions_line, f.decisions_column,
         fmt::format("{} recorded decision(s) left unused: the replayed run ended after {} of "
