@@ -29,6 +29,8 @@
 
 #include <fmt/format.h>
 
+#include "model/input_file.h"
+
 namespace bpftsim::model {
 namespace {
 
@@ -127,6 +129,8 @@ struct ElfEnder {
 class ElfImage {
  public:
   explicit ElfImage(const std::string& path) : path_(path) {
+    if (auto why = check_input_file(path, kMaxObjectBytes, "BPF ELF object"))
+      fail(fmt::format("{}: {}", path, *why));
     fd_.reset(new int(::open(path.c_str(), O_RDONLY | O_CLOEXEC)));
     if (*fd_ < 0) fail(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
     if (elf_version(EV_CURRENT) == EV_NONE) fail(not_bpf("libelf is too old"));

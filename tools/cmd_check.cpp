@@ -46,18 +46,14 @@ bool is_scenario_file(const fs::path& p) {
   return ends_with(".json") && !ends_with(".run.json") && name != "scenario.schema.json";
 }
 
-// The scenario files under `paths`, sorted; a path that does not exist is an error row.
-std::vector<std::string> collect(const std::vector<std::string>& paths, std::vector<Row>* errors) {
+// The scenario files under `paths`, sorted. A path that is no directory is taken as a scenario
+// file: loading it says why it is none (missing, a device, too large).
+std::vector<std::string> collect(const std::vector<std::string>& paths) {
   std::vector<std::string> out;
   for (const auto& p : paths) {
     std::error_code ec;
-    if (fs::is_regular_file(p, ec)) {
-      out.push_back(p);
-      continue;
-    }
     if (!fs::is_directory(p, ec)) {
-      errors->push_back(Row{p, "ERROR", "-", "-", 0, kExitBadInput});
-      std::fprintf(stderr, "bpftsim check: %s: no such file or directory\n", p.c_str());
+      out.push_back(p);
       continue;
     }
     std::vector<std::string> found;
@@ -126,7 +122,7 @@ Row check_one(const std::string& file, const CheckArgs& args, Progress& progress
 
 int check(const CheckArgs& args) {
   std::vector<Row> rows;
-  const std::vector<std::string> files = collect(args.paths, &rows);
+  const std::vector<std::string> files = collect(args.paths);
   Progress progress;
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string label = fmt::format("[{}/{}]", i + 1, files.size());
@@ -165,7 +161,8 @@ const Registrar kRegisterCheck{
           "check", "Run every scenario under the given paths and print a summary table");
       sub->add_option("paths", args->paths, "scenario files or directories (recursive)")
           ->required();
-      sub->add_option("--seed", args->seed, "scheduler seed for every scenario");
+      sub->add_option("--seed", args->seed, "scheduler seed for every scenario")
+          ->check(unsigned_in(0, kMaxU64));
       sub->add_option("--profile", args->profile, "kernel profile for every scenario");
       sub->add_option("--run-dir", args->run_dir,
                       "directory for the run files of failing runs (default: .)");

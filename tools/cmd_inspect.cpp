@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/bpf_compile.h"
+#include "model/input_file.h"
 #include "model/libbpf_loader.h"
 #include "tools/commands.h"
 
@@ -306,6 +307,15 @@ struct InspectArgs {
 };
 
 int run_inspect(const InspectArgs& args) {
+  // A .bpf.c goes to clang, which would read /dev/zero forever: check the path first (an object
+  // is checked again by the loader).
+  const bool source = model::is_bpf_source_path(args.object);
+  if (auto why = model::check_input_file(args.object,
+                                         source ? model::kMaxSourceBytes : model::kMaxObjectBytes,
+                                         source ? "BPF C source" : "BPF object file")) {
+    std::fprintf(stderr, "bpftsim inspect: %s: %s\n", args.object.c_str(), why->c_str());
+    return kExitBadInput;
+  }
   auto loaded = model::load_bpf_input(args.object);
   if (auto* e = std::get_if<model::LoadError>(&loaded)) {
     std::fprintf(stderr, "bpftsim inspect: %s\n", e->message.c_str());

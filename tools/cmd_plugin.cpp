@@ -11,6 +11,8 @@
 //   - fault: the one-line fault message on stdout (the runner compares stdout with a test's
 //     `-- error` text when the exit code is not 0) and, prefixed, on stderr; exit 1.
 // Helper calls are faults here: the suite's test-only helpers belong to its reference plugin.
+// --budget N (1..10^10, default 10^8): instructions a run may execute before it is stopped as a
+// `budget` fault (exit 1); 0, a sign or a value out of range is bad input (exit 2).
 #include <cctype>
 #include <cstdio>
 #include <iostream>
@@ -40,6 +42,10 @@ struct PluginArgs {
   bool has_program = false;
   std::uint64_t budget = 100'000'000;
 };
+
+// The largest --budget: about 40 s of the interpreter at full speed (Release build). 0 is refused
+// too: with no instruction to spend, every program would fault at its first one.
+constexpr std::uint64_t kMaxPluginBudget = 10'000'000'000;
 
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -154,7 +160,9 @@ const Registrar kRegisterPlugin{
       sub->allow_extras();  // dashed plugin options, e.g. --plugin_options "--jit"
       auto* program =
           sub->add_option("--program", args->program, "Program as hex bytes instead of stdin");
-      sub->add_option("--budget", args->budget, "Instruction budget (runaway-loop guard)")
+      sub->add_option("--budget", args->budget,
+                      "Instruction budget (runaway-loop guard): 1 to 10^10 instructions")
+          ->check(unsigned_in(1, kMaxPluginBudget))
           ->capture_default_str();
       return std::function<int()>([args, program, sub] {
         args->has_program = program->count() > 0;

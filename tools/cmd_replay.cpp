@@ -29,10 +29,21 @@ int replay(const ReplayArgs& args) {
     return kExitBadInput;
   }
   const RunFile& f = std::get<RunFile>(read);
+  if (auto err = check_trace_output(args.trace)) {
+    std::fprintf(stderr, "bpftsim replay: %s\n", err->c_str());
+    return kExitBadInput;
+  }
   const std::string path = f.scenario_path();
   auto loaded = load_scenario(path);
   if (auto* e = std::get_if<InputError>(&loaded)) {
-    std::fprintf(stderr, "bpftsim replay: %s\n", e->text().c_str());
+    if (e->line == 0) {
+      // The scenario file itself cannot be read: the run file's "scenario" is the place.
+      const InputError at{args.run_file, "/scenario", f.scenario_line, f.scenario_column,
+                          fmt::format("the scenario {}: {}", path, e->message)};
+      std::fprintf(stderr, "bpftsim replay: %s\n", at.text().c_str());
+    } else {
+      std::fprintf(stderr, "bpftsim replay: %s\n", e->text().c_str());
+    }
     return kExitBadInput;
   }
   const Scenario& sc = std::get<Scenario>(loaded);
@@ -63,6 +74,24 @@ int replay(const ReplayArgs& args) {
     return kExitBadInput;
   }
   const RunResult& r = std::get<RunResult>(ran);
+  // A run file whose decision list goes on after the run ended was not written by that run (an
+  // edited or spliced file): refused as bad input rather than called a reproduction. Only a run
+  // that ended on its own (quiescent, or stopped by a finding) says so: after a divergence the
+  // rest is unused by construction, and a run cut by a limit the recorded one did not hit is
+  // reported as not reproduced (its digest differs).
+  const bool ended_on_its_own =
+      r.status == sim::RunStatus::kQuiescent || r.status == sim::RunStatus::kStopped;
+  if (ended_on_its_own && r.decisions.size() < f.decisions.size()) {
+    const InputError unused{
+        args.run_file, "/decisions", f.decisions_line, f.decisions_column,
+        fmt::format("{} recorded decision(s) left unused: the replayed run ended after {} of "
+                    "the {} decisions (decision #{} on); this run file was not written by this "
+                    "run of the scenario",
+                    f.decisions.size() - r.decisions.size(), r.decisions.size(), f.decisions.size(),
+                    r.decisions.size())};
+    std::fprintf(stderr, "bpftsim replay: %s\n", unused.text().c_str());
+    return kExitBadInput;
+  }
   std::printf("%s\n", result_line(r).c_str());
   std::printf("digest %016llx records %llu\n", static_cast<unsigned long long>(r.digest),
               static_cast<unsigned long long>(r.records));

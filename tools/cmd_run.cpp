@@ -27,6 +27,10 @@ struct RunArgs {
 };
 
 int run_one(const RunArgs& args) {
+  if (auto err = check_trace_output(args.trace)) {
+    std::fprintf(stderr, "bpftsim run: %s\n", err->c_str());
+    return kExitBadInput;
+  }
   auto loaded = load_scenario(args.scenario);
   if (auto* e = std::get_if<InputError>(&loaded)) {
     std::fprintf(stderr, "bpftsim run: %s\n", e->text().c_str());
@@ -75,7 +79,8 @@ const Registrar kRegisterRun{
       auto* sub = app.add_subcommand("run", "Run one JSON scenario and check its expectations");
       sub->add_option("scenario", args->scenario, "scenario file (scenarios/README.md)")
           ->required();
-      sub->add_option("--seed", args->seed, "scheduler seed (overrides the scenario's)");
+      sub->add_option("--seed", args->seed, "scheduler seed (overrides the scenario's)")
+          ->check(unsigned_in(0, kMaxU64));
       sub->add_option("--profile", args->profile, "kernel profile (overrides the scenario's)");
       sub->add_option("--trace", args->trace, "write the trace to FILE ('-': stdout)");
       sub->add_option("--trace-format", args->trace_format, "text (default), jsonl or perfetto")

@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <charconv>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -23,5 +25,27 @@ using CommandSetup = std::function<std::function<int()>(CLI::App& app)>;
 struct Registrar {
   Registrar(std::string name, CommandSetup setup);
 };
+
+// The check for an unsigned integer option (--seed, --budget): decimal digits only (no sign, no
+// spaces, no base prefix) and a value in [min, max]. CLI11's own conversion would take "-1" and
+// 99999999999999999999 as 2^64-1; this refuses them, so the option reads "--seed: expected an
+// integer in [0, 18446744073709551615], got '-1'" and the command exits 2.
+inline CLI::Validator unsigned_in(std::uint64_t min, std::uint64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        std::uint64_t v = 0;
+        const bool digits = !text.empty() && text.size() <= 20 &&
+                            text.find_first_not_of("0123456789") == std::string::npos;
+        if (digits &&
+            std::from_chars(text.data(), text.data() + text.size(), v).ec == std::errc() &&
+            v >= min && v <= max)
+          return "";
+        std::string shown = text.size() > 40 ? text.substr(0, 37) + "..." : text;
+        return "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+               "], got '" + shown + "'";
+      },
+      "UINT in [" + std::to_string(min) + ", " + std::to_string(max) + "]", "unsigned_in");
+}
+inline constexpr std::uint64_t kMaxU64 = UINT64_MAX;
 
 }  // namespace bpftsim::tools

@@ -17,10 +17,15 @@
 namespace bpftsim::tools {
 
 // <object>.<name> resolved: the object's index and the map's/program's index in its ObjectSpec.
+// <object>.<outer>.inner names the inner map template of the map-in-map `outer` (index: the
+// outer map's): libbpf creates it only to create the outer map and closes it at once, so no
+// process ever holds an fd of it (actions on it return -EBADF), and it has no id, no elements and
+// is never alive after load (get_fd_by_id, expect.maps and expect.alive.maps refuse it).
 struct NameRef {
   std::string text;  // as written: "t.array"
   std::uint32_t object = 0;
   std::uint32_t index = 0;
+  bool inner_template = false;
 };
 
 // A global variable: <object>.<var>, with its section and place from BTF.

@@ -3,8 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
 #include <set>
 #include <stdexcept>
+#include <string_view>
 #include <vector>
 
 namespace bpftsim::tools {
@@ -40,34 +45,130 @@ TextPos text_pos(const std::string& text, std::size_t offset) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Positions: a minimal recursive scan of JSON text recording where each value (or member key)
-// starts. It only needs to follow the structure; nlohmann does the real parse and its errors.
+// Positions: an iterative walk over JSON text that follows its structure and reports where each
+// value (or member key) starts, with its pointer. It only needs the structure; nlohmann does the
+// real parse and reports syntax errors. The walk stops at the first thing it does not understand.
 
 class JsonPositions::Scanner {
  public:
-  Scanner(const std::string& s, JsonPositions& out) : s_(s), out_(out) {}
+  // Called at the start of every value: (pointer, offset of its key or of the value, depth).
+  // Returning false stops the walk.
+  using OnValue = std::function<bool(const std::string&, std::size_t, int)>;
+  // Called for every number token: (token, pointer, offset); false stops.
+  using OnNumber = std::function<bool(std::string_view, const std::string&, std::size_t)>;
+  // Called for a key seen twice in one object; false stops.
+  using OnDuplicate = std::function<bool(const std::string&, std::size_t)>;
+
+  explicit Scanner(const std::string& s) : s_(s) {}
+  OnValue on_value;
+  OnNumber on_number;
+  OnDuplicate on_duplicate;  // keys are remembered per object only when set
 
   void run() {
     skip_ws();
-    record("", i_);
-    value("", 0);
+    if (!visit(i_)) return;
+    enum class State { kValue, kKey, kAfter } state = State::kValue;
+    while (true) {
+      if (state == State::kValue) {
+        skip_ws();
+        const char c = peek();
+        if (c == '{' || c == '[') {
+          ++i_;
+          frames_.push_back(Frame{c == '{', path_.size(), 0, {}});
+          skip_ws();
+          const char close = c == '{' ? '}' : ']';
+          if (peek() == close) {
+            ++i_;
+            pop();
+            state = State::kAfter;
+          } else if (c == '{') {
+            state = State::kKey;
+          } else {
+            path_ += "/0";
+            if (!visit(i_)) return;
+          }
+          continue;
+        }
+        if (c == '"') {
+          if (!string(nullptr)) return;
+          state = State::kAfter;
+          continue;
+        }
+        // number, true, false, null: up to the next delimiter
+        const std::size_t start = i_;
+        while (!eof() && std::string_view(",]}: \t\r\n").find(s_[i_]) == std::string_view::npos)
+          ++i_;
+        if (i_ == start) return;
+        const char first = s_[start];
+        if (on_number && (first == '-' || (first >= '0' && first <= '9')) &&
+            !on_number(std::string_view(s_).substr(start, i_ - start), path_, start))
+          return;
+        state = State::kAfter;
+        continue;
+      }
+      if (state == State::kKey) {
+        skip_ws();
+        const std::size_t key_at = i_;
+        std::string key;
+        if (!string(&key)) return;
+        Frame& f = frames_.back();
+        path_.resize(f.path_len);
+        path_ += '/';
+        path_ += json_pointer_escape(key);
+        if (on_duplicate && !f.keys.insert(key).second && !on_duplicate(path_, key_at)) return;
+        if (!visit(key_at)) return;
+        skip_ws();
+        if (peek() != ':') return;
+        ++i_;
+        state = State::kValue;
+        continue;
+      }
+      // kAfter: a value ended
+      if (frames_.empty()) return;
+      skip_ws();
+      Frame& f = frames_.back();
+      const char c = peek();
+      if (c == ',') {
+        ++i_;
+        if (f.object) {
+          state = State::kKey;
+        } else {
+          ++f.index;
+          path_.resize(f.path_len);
+          path_ += '/';
+          path_ += std::to_string(f.index);
+          skip_ws();
+          if (!visit(i_)) return;
+          state = State::kValue;
+        }
+        continue;
+      }
+      if (c != (f.object ? '}' : ']')) return;
+      ++i_;
+      pop();
+    }
   }
 
  private:
-  struct Stop {};
+  struct Frame {
+    bool object = false;
+    std::size_t path_len = 0;  // length of the container's own pointer
+    std::size_t index = 0;     // arrays: the current element
+    std::set<std::string> keys;
+  };
 
-  void record(const std::string& ptr, std::size_t at) { out_.offsets_.emplace(ptr, at); }
-  [[noreturn]] void stop() { throw Stop{}; }
+  bool visit(std::size_t at) {
+    return !on_value || on_value(path_, at, static_cast<int>(frames_.size()));
+  }
+  void pop() {
+    path_.resize(frames_.back().path_len);
+    frames_.pop_back();
+  }
   bool eof() const { return i_ >= s_.size(); }
   char peek() const { return eof() ? '\0' : s_[i_]; }
   void skip_ws() {
     while (!eof() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
       ++i_;
-  }
-  void expect(char c) {
-    skip_ws();
-    if (peek() != c) stop();
-    ++i_;
   }
 
   static void put_utf8(std::string& out, std::uint32_t cp) {
@@ -88,175 +189,197 @@ class JsonPositions::Scanner {
     }
   }
 
-  std::uint32_t hex4() {
-    if (i_ + 4 > s_.size()) stop();
-    std::uint32_t v = 0;
+  bool hex4(std::uint32_t* v) {
+    if (i_ + 4 > s_.size()) return false;
+    *v = 0;
     for (int k = 0; k < 4; ++k) {
       const char c = s_[i_++];
-      v <<= 4;
+      *v <<= 4;
       if (c >= '0' && c <= '9') {
-        v |= static_cast<std::uint32_t>(c - '0');
+        *v |= static_cast<std::uint32_t>(c - '0');
       } else if (c >= 'a' && c <= 'f') {
-        v |= static_cast<std::uint32_t>(c - 'a' + 10);
+        *v |= static_cast<std::uint32_t>(c - 'a' + 10);
       } else if (c >= 'A' && c <= 'F') {
-        v |= static_cast<std::uint32_t>(c - 'A' + 10);
+        *v |= static_cast<std::uint32_t>(c - 'A' + 10);
       } else {
-        stop();
+        return false;
       }
     }
-    return v;
+    return true;
   }
 
-  std::string string() {
-    if (peek() != '"') stop();
+  // A string token; its decoded text in *out when out is given.
+  bool string(std::string* out) {
+    if (peek() != '"') return false;
     ++i_;
-    std::string out;
     while (true) {
-      if (eof()) stop();
+      if (eof()) return false;
       const char c = s_[i_++];
-      if (c == '"') return out;
+      if (c == '"') return true;
       if (c != '\\') {
-        out += c;
+        if (out) *out += c;
         continue;
       }
-      if (eof()) stop();
+      if (eof()) return false;
       const char e = s_[i_++];
+      char plain = e;
       switch (e) {
         case 'b':
-          out += '\b';
+          plain = '\b';
           break;
         case 'f':
-          out += '\f';
+          plain = '\f';
           break;
         case 'n':
-          out += '\n';
+          plain = '\n';
           break;
         case 'r':
-          out += '\r';
+          plain = '\r';
           break;
         case 't':
-          out += '\t';
+          plain = '\t';
           break;
         case 'u': {
-          std::uint32_t cp = hex4();
+          std::uint32_t cp = 0;
+          if (!hex4(&cp)) return false;
           if (cp >= 0xd800 && cp < 0xdc00 && i_ + 1 < s_.size() && s_[i_] == '\\' &&
               s_[i_ + 1] == 'u') {
             i_ += 2;
-            const std::uint32_t lo = hex4();
+            std::uint32_t lo = 0;
+            if (!hex4(&lo) || lo < 0xdc00 || lo > 0xdfff) return false;
             cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
           }
-          put_utf8(out, cp);
-          break;
+          if (out) put_utf8(*out, cp);
+          continue;
         }
         default:
-          out += e;
+          break;
       }
+      if (out) *out += plain;
     }
-  }
-
-  void value(const std::string& ptr, int depth) {
-    if (depth > 512) stop();
-    skip_ws();
-    const char c = peek();
-    if (c == '{') {
-      ++i_;
-      std::set<std::string> seen;
-      skip_ws();
-      if (peek() == '}') {
-        ++i_;
-        return;
-      }
-      while (true) {
-        skip_ws();
-        const std::size_t key_at = i_;
-        const std::string key = string();
-        const std::string child = ptr + "/" + json_pointer_escape(key);
-        if (!seen.insert(key).second && !out_.duplicate_) {
-          out_.duplicate_ = child;
-          out_.duplicate_at_ = key_at;
-        }
-        record(child, key_at);
-        expect(':');
-        value(child, depth + 1);
-        skip_ws();
-        if (peek() == ',') {
-          ++i_;
-          continue;
-        }
-        expect('}');
-        return;
-      }
-    }
-    if (c == '[') {
-      ++i_;
-      skip_ws();
-      if (peek() == ']') {
-        ++i_;
-        return;
-      }
-      for (std::size_t n = 0;; ++n) {
-        skip_ws();
-        const std::string child = ptr + "/" + std::to_string(n);
-        record(child, i_);
-        value(child, depth + 1);
-        skip_ws();
-        if (peek() == ',') {
-          ++i_;
-          continue;
-        }
-        expect(']');
-        return;
-      }
-    }
-    if (c == '"') {
-      string();
-      return;
-    }
-    // number, true, false, null: up to the next delimiter
-    const std::size_t start = i_;
-    while (!eof() && std::string_view(",]} \t\r\n").find(s_[i_]) == std::string_view::npos)
-      ++i_;
-    if (i_ == start) stop();
   }
 
   const std::string& s_;
-  JsonPositions& out_;
   std::size_t i_ = 0;
-
- public:
-  void run_guarded() {
-    try {
-      run();
-    } catch (const Stop&) {
-    }
-  }
+  std::string path_;
+  std::vector<Frame> frames_;
 };
 
-JsonPositions::JsonPositions(const std::string& text) {
-  Scanner(text, *this).run_guarded();
-  offsets_.emplace("", 0);
+namespace {
+
+// Why a number token cannot be held, or nothing: integers must fit int64 or uint64 (nlohmann
+// would make a double of them), other numbers a finite double (nlohmann throws for 1e400).
+std::optional<std::string> number_problem(std::string_view token) {
+  const bool integer = token.find_first_of(".eE") == std::string_view::npos;
+  const std::string text(token);
+  if (integer) {
+    const bool negative = token.front() == '-';
+    const std::string_view digits = negative ? token.substr(1) : token;
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos)
+      return std::nullopt;  // a syntax error: nlohmann says so
+    std::uint64_t u = 0;
+    std::int64_t i = 0;
+    const auto r = negative ? std::from_chars(token.data(), token.data() + token.size(), i)
+                            : std::from_chars(token.data(), token.data() + token.size(), u);
+    if (r.ec == std::errc::result_out_of_range)
+      return fmt::format("integer {} is out of range (64 bits: [-2^63, 2^64-1])",
+                         text.size() > 40 ? text.substr(0, 37) + "..." : text);
+    return std::nullopt;
+  }
+  const double d = std::strtod(text.c_str(), nullptr);
+  if (!std::isfinite(d))
+    return fmt::format("number {} is out of range",
+                       text.size() > 40 ? text.substr(0, 37) + "..." : text);
+  return std::nullopt;
+}
+
+}  // namespace
+
+JsonPositions::JsonPositions(std::string text) : text_(std::move(text)) {
+  Scanner sc(text_);
+  sc.on_value = [this](const std::string& ptr, std::size_t at, int depth) {
+    if (depth <= kMaxDepth) return true;
+    problem_ = Problem{ptr, at, fmt::format("nested deeper than {} levels", kMaxDepth)};
+    return false;
+  };
+  sc.on_number = [this](std::string_view token, const std::string& ptr, std::size_t at) {
+    auto why = number_problem(token);
+    if (!why) return true;
+    problem_ = Problem{ptr, at, *why};
+    return false;
+  };
+  sc.on_duplicate = [this](const std::string& ptr, std::size_t at) {
+    if (!duplicate_) {
+      duplicate_ = ptr;
+      duplicate_at_ = at;
+    }
+    return true;
+  };
+  sc.run();
 }
 
 std::size_t JsonPositions::offset(const std::string& pointer) const {
-  std::string p = pointer;
-  while (true) {
-    auto it = offsets_.find(p);
-    if (it != offsets_.end()) return it->second;
-    const auto slash = p.rfind('/');
-    if (slash == std::string::npos) return 0;
-    p.resize(slash);
-  }
+  // The longest pointer seen that is `pointer` or an ancestor of it.
+  std::size_t best_len = 0;
+  std::size_t best_at = 0;
+  Scanner sc(text_);
+  sc.on_value = [&](const std::string& ptr, std::size_t at, int) {
+    if (ptr == pointer) {
+      best_at = at;
+      return false;
+    }
+    if (ptr.size() < pointer.size() && pointer.compare(0, ptr.size(), ptr) == 0 &&
+        pointer[ptr.size()] == '/' && ptr.size() >= best_len) {
+      best_len = ptr.size();
+      best_at = at;
+    }
+    return true;
+  };
+  sc.run();
+  return best_at;
 }
 
 std::string JsonPositions::pointer_near(std::size_t offset) const {
   std::string best;
-  std::size_t best_at = 0;
-  for (const auto& [ptr, at] : offsets_)
-    if (at <= offset && at >= best_at) {
-      best = ptr;
-      best_at = at;
-    }
+  Scanner sc(text_);
+  sc.on_value = [&](const std::string& ptr, std::size_t at, int) {
+    if (at > offset) return false;
+    best = ptr;
+    return true;
+  };
+  sc.run();
   return best;
+}
+
+std::string json_error_text(const std::string& what) {
+  const auto at = what.find("syntax error");
+  if (at != std::string::npos) return what.substr(at);
+  std::string s = what;
+  if (s.rfind("[json.exception.", 0) == 0) {
+    const auto close = s.find("] ");
+    if (close != std::string::npos) s = s.substr(close + 2);
+  }
+  const auto colon = s.find(": ");
+  if (s.rfind("parse error", 0) == 0 && colon != std::string::npos) s = s.substr(colon + 2);
+  return s;
+}
+
+std::optional<JsonTextError> parse_json_input(const std::string& text, const JsonPositions& pos,
+                                              nlohmann::json* out) {
+  if (const auto& p = pos.problem()) return JsonTextError{p->offset, p->pointer, p->message};
+  try {
+    *out = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    const std::size_t at = e.byte > 0 ? e.byte - 1 : 0;
+    return JsonTextError{at, pos.pointer_near(at), "invalid JSON: " + json_error_text(e.what())};
+  } catch (const nlohmann::json::exception& e) {
+    // Not expected after problem() (numbers, depth); kept so that no library error escapes.
+    return JsonTextError{0, "", "invalid JSON: " + json_error_text(e.what())};
+  }
+  if (pos.duplicate_key())
+    return JsonTextError{pos.duplicate_offset(), *pos.duplicate_key(),
+                         "duplicate key (each key may appear once per object)"};
+  return std::nullopt;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,8 +392,8 @@ const std::set<std::string>& supported_keywords() {
       "$schema",     "$id",       "$defs",      "$ref",     "title",
       "description", "type",      "properties", "required", "additionalProperties",
       "enum",        "const",     "minimum",    "maximum",  "minItems",
-      "maxItems",    "minLength", "items",      "pattern",  "anyOf",
-      "oneOf"};
+      "maxItems",    "minLength", "maxLength",  "items",    "pattern",
+      "anyOf",       "oneOf"};
   return k;
 }
 
@@ -316,10 +439,29 @@ std::string found(const Json& v) {
   return text;
 }
 
-long double number(const Json& v) {
-  if (v.is_number_unsigned()) return static_cast<long double>(v.get<std::uint64_t>());
-  if (v.is_number_integer()) return static_cast<long double>(v.get<std::int64_t>());
-  return static_cast<long double>(v.get<double>());
+// -1, 0 or 1 as a < b, a == b, a > b, for two JSON numbers, exactly: 64-bit integers are
+// compared as integers (a double cannot tell 2^63-1 from 2^63); a double against an integer
+// as doubles, which is exact for every double bound a schema writes.
+int compare_numbers(const Json& a, const Json& b) {
+  auto sign3 = [](auto x, auto y) { return x < y ? -1 : (y < x ? 1 : 0); };
+  const bool a_int = a.is_number_integer();
+  const bool b_int = b.is_number_integer();
+  if (a_int && b_int) {
+    const bool a_neg = !a.is_number_unsigned() && a.get<std::int64_t>() < 0;
+    const bool b_neg = !b.is_number_unsigned() && b.get<std::int64_t>() < 0;
+    if (a_neg != b_neg) return a_neg ? -1 : 1;
+    if (a_neg) return sign3(a.get<std::int64_t>(), b.get<std::int64_t>());
+    return sign3(a.get<std::uint64_t>(), b.get<std::uint64_t>());
+  }
+  return sign3(a.get<double>(), b.get<double>());
+}
+
+// Characters of UTF-8 text (code points): the bytes that do not continue a sequence.
+std::size_t utf8_length(const std::string& s) {
+  std::size_t n = 0;
+  for (const char c : s)
+    n += (static_cast<unsigned char>(c) & 0xc0) != 0x80;
+  return n;
 }
 
 std::string list_values(const Json& values) {
@@ -352,7 +494,7 @@ JsonSchema::JsonSchema(Json schema) : root_(std::move(schema)) {
 
 JsonSchema::~JsonSchema() = default;
 
-void JsonSchema::check_keywords(const Json& schema, const std::string& where) const {
+void JsonSchema::check_keywords(const Json& schema, const std::string& where) {
   if (schema.is_boolean()) return;
   if (!schema.is_object())
     throw std::invalid_argument(fmt::format("schema at '{}' is not an object", where));
@@ -375,15 +517,21 @@ void JsonSchema::check_keywords(const Json& schema, const std::string& where) co
         throw std::invalid_argument(
             fmt::format("schema at '{}': unresolvable $ref '{}'", where, ref));
     } else if (k == "pattern") {
-      (void)regex(v.get<std::string>());
+      const std::string source = v.get<std::string>();
+      if (!patterns_.count(source)) patterns_.emplace(source, std::make_unique<Pattern>(source));
+    } else if (k == "minimum" || k == "maximum") {
+      if (!v.is_number())
+        throw std::invalid_argument(fmt::format("schema at '{}': {} is not a number", where, k));
+    } else if (k == "minLength" || k == "maxLength" || k == "minItems" || k == "maxItems") {
+      if (!v.is_number_unsigned())
+        throw std::invalid_argument(
+            fmt::format("schema at '{}': {} is not a non-negative integer", where, k));
     }
   }
 }
 
-const std::regex& JsonSchema::regex(const std::string& pattern) const {
-  auto& slot = regexes_[pattern];
-  if (!slot) slot = std::make_unique<std::regex>(pattern, std::regex::ECMAScript);
-  return *slot;
+const Pattern& JsonSchema::pattern(const std::string& source) const {
+  return *patterns_.at(source);  // every pattern was compiled by check_keywords
 }
 
 const Json& JsonSchema::resolve(const Json& schema) const {
@@ -498,18 +646,22 @@ std::optional<SchemaViolation> JsonSchema::check(const Json& schema_in, const Js
     if (std::find(e.begin(), e.end(), inst) == e.end()) return fail("one of " + list_values(e));
   }
   if (inst.is_number()) {
-    if (schema.contains("minimum") && number(inst) < number(schema["minimum"]))
+    if (schema.contains("minimum") && compare_numbers(inst, schema["minimum"]) < 0)
       return fail(describe(schema));
-    if (schema.contains("maximum") && number(inst) > number(schema["maximum"]))
+    if (schema.contains("maximum") && compare_numbers(inst, schema["maximum"]) > 0)
       return fail(describe(schema));
   }
   if (inst.is_string()) {
     const auto& s = inst.get_ref<const std::string&>();
-    if (schema.contains("minLength") && s.size() < schema["minLength"].get<std::size_t>())
+    const std::size_t length = utf8_length(s);
+    if (schema.contains("minLength") && length < schema["minLength"].get<std::size_t>())
       return fail(fmt::format("a string of at least {} characters",
                               schema["minLength"].get<std::size_t>()));
-    if (schema.contains("pattern") &&
-        !std::regex_search(s, regex(schema["pattern"].get<std::string>())))
+    if (schema.contains("maxLength") && length > schema["maxLength"].get<std::size_t>())
+      return SchemaViolation{
+          ptr, fmt::format("expected a string of at most {} characters, got one of {} ({})",
+                           schema["maxLength"].get<std::size_t>(), length, found(inst))};
+    if (schema.contains("pattern") && !pattern(schema["pattern"].get<std::string>()).search(s))
       return fail(describe(schema));
   }
   if (inst.is_array()) {

@@ -3,11 +3,13 @@
 // source text, which nlohmann::json does not keep.
 //
 // Supported keywords: type (a name or a list), properties, required, additionalProperties
-// (false or a schema), enum, const, minimum, maximum, minItems, maxItems, minLength, items (one
-// schema), pattern (ECMAScript, unanchored as the standard says), anyOf, oneOf, $ref to
+// (false or a schema), enum, const, minimum, maximum, minItems, maxItems, minLength, maxLength,
+// items (one schema), pattern (the ECMAScript subset of tools/json_pattern.h, matched without
+// recursion; unanchored as the standard says), anyOf, oneOf, $ref to
 // "#/$defs/<name>"; description/title/$schema/$id/$defs are annotations. Any other keyword in a
 // schema is refused when the validator is built, so the schema cannot silently ask for more than
-// is checked.
+// is checked. minimum/maximum compare exactly (a 64-bit integer is never rounded through a
+// double); minLength/maxLength count characters (UTF-8 code points).
 //
 // Errors: the first violation, depth first in document order, as (JSON pointer, what was
 // expected). For oneOf/anyOf whose alternatives are objects told apart by a property with `const`
@@ -19,10 +21,11 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "tools/json_pattern.h"
 
 namespace bpftsim::tools {
 
@@ -37,12 +40,17 @@ struct TextPos {
 // Line and column of byte `offset` in `text`.
 TextPos text_pos(const std::string& text, std::size_t offset);
 
-// Offsets of every value of a JSON text by JSON pointer: for a member of an object, where its key
-// starts; for an array element or the root, where the value starts. Built by one scan of the text
-// (no allocation per value beyond the map); stops at the first syntax error.
+// Where values of a JSON text are, by JSON pointer: for a member of an object, where its key
+// starts; for an array element or the root, where the value starts. nlohmann::json keeps no
+// positions, so the text is scanned again: the constructor scans it once for the problems below,
+// and each query scans it once more (errors are rare; nothing per value is kept, so a large
+// document costs no memory here). Every scan is iterative: nesting depth costs no stack.
 class JsonPositions {
  public:
-  explicit JsonPositions(const std::string& text);
+  // Nesting deeper than this is refused (problem()): no input the tools read needs more.
+  static constexpr int kMaxDepth = 64;
+
+  explicit JsonPositions(std::string text);
 
   // The offset for `pointer`, or for its nearest ancestor that has one (the root at worst).
   std::size_t offset(const std::string& pointer) const;
@@ -53,12 +61,37 @@ class JsonPositions {
   // The pointer of the innermost value that starts at or before `offset` (syntax errors).
   std::string pointer_near(std::size_t offset) const;
 
+  // The first value no input may hold, found before nlohmann parses the text (which would throw
+  // out_of_range for 1e400 and silently turn 2^64 into a double): nesting deeper than kMaxDepth,
+  // an integer literal outside [-2^63, 2^64-1], a number no double holds.
+  struct Problem {
+    std::string pointer;
+    std::size_t offset = 0;
+    std::string message;
+  };
+  const std::optional<Problem>& problem() const { return problem_; }
+
  private:
   class Scanner;
-  std::map<std::string, std::size_t> offsets_;
+  std::string text_;
   std::optional<std::string> duplicate_;
   std::size_t duplicate_at_ = 0;
+  std::optional<Problem> problem_;
 };
+
+// nlohmann's exception text without its "[json.exception.parse_error.101] parse error at line
+// N, column M: " prefix (the callers print their own position).
+std::string json_error_text(const std::string& what);
+
+// One JSON input document parsed: problem(), then syntax (nlohmann), then duplicate keys, each as
+// (offset into the text, pointer, message). `pos` must be the positions of `text`.
+struct JsonTextError {
+  std::size_t offset = 0;
+  std::string pointer;
+  std::string message;
+};
+std::optional<JsonTextError> parse_json_input(const std::string& text, const JsonPositions& pos,
+                                              nlohmann::json* out);
 
 struct SchemaViolation {
   std::string pointer;  // where, in the instance
@@ -82,11 +115,11 @@ class JsonSchema {
                                                     const std::string& ptr, int depth,
                                                     bool one_of) const;
   std::string describe(const nlohmann::json& schema) const;
-  const std::regex& regex(const std::string& pattern) const;
-  void check_keywords(const nlohmann::json& schema, const std::string& where) const;
+  const Pattern& pattern(const std::string& source) const;
+  void check_keywords(const nlohmann::json& schema, const std::string& where);
 
   nlohmann::json root_;
-  mutable std::map<std::string, std::unique_ptr<std::regex>> regexes_;
+  std::map<std::string, std::unique_ptr<Pattern>> patterns_;  // compiled with the schema
 };
 
 }  // namespace bpftsim::tools

@@ -1,8 +1,12 @@
 // bpftsim: entry point. Parses the command line and dispatches to the subcommand registered by
 // its tools/cmd_*.cpp file.
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "tools/commands.h"
 
@@ -29,6 +33,18 @@ int main(int argc, char** argv) {
   std::map<std::string, std::function<int()>> runners;
   for (auto& [name, setup] : registry())
     runners.emplace(name, setup(app));
+  // The first word that is no option must name a subcommand (the top level takes no values);
+  // CLI11 would only say "A subcommand is required" or that the word was not expected.
+  if (argc > 1 && argv[1][0] != '-' && !runners.count(argv[1])) {
+    std::vector<std::string> names;
+    for (const auto& [name, run] : runners)
+      names.push_back(name);
+    std::string shown = argv[1];
+    if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
+    std::fprintf(stderr, "bpftsim: unknown subcommand '%s' (subcommands: %s; see --help)\n",
+                 shown.c_str(), fmt::format("{}", fmt::join(names, ", ")).c_str());
+    return kExitBadInput;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -2,18 +2,26 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <set>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
+#include "model/input_file.h"
 #include "tools/json_schema.h"
 
 namespace bpftsim::tools {
 
 namespace {
-using Json = nlohmann::ordered_json;
+using Json = nlohmann::json;
 constexpr int kRunFileFormat = 1;
 
 std::optional<std::uint64_t> parse_hex64(std::string s) {
@@ -59,7 +67,7 @@ RunFile make_run_file(const Scenario& sc, const RunResult& r, const std::string&
 }
 
 std::string run_file_json(const RunFile& f) {
-  Json j;
+  nlohmann::ordered_json j;
   j["bpftsim_run"] = kRunFileFormat;
   j["tool_version"] = f.tool_version;
   j["scenario"] = f.scenario;
@@ -72,42 +80,97 @@ std::string run_file_json(const RunFile& f) {
   j["digest"] = fmt::format("{:016x}", f.digest);
   j["status"] = f.status;
   j["failures"] = f.failures;
-  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
-std::variant<RunFile, InputError> read_run_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InputError{path, "", 0, 0, "cannot read the run file"};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+namespace {
+
+bool all_of_chars(std::string_view s, std::string_view allowed) {
+  return !s.empty() && s.find_first_not_of(allowed) == std::string_view::npos;
+}
+
+// The decision list checked strictly, line by line, before sim::parse_decisions converts it:
+// "kind options chosen context", options in [2, 2^32-1] and chosen below it in decimal, context
+// 1 to 16 hex digits. Returns "decision line N: what" for the first bad line.
+std::optional<std::string> check_decisions(const std::string& text) {
+  std::size_t lineno = 0;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string_view line = std::string_view(text).substr(start, end - start);
+    start = end + 1;
+    ++lineno;
+    if (line.empty() || line.front() == '#') continue;
+    std::vector<std::string_view> words;
+    for (std::size_t i = 0; i < line.size();) {
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+        ++i;
+      const std::size_t w = i;
+      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+        ++i;
+      if (i > w) words.push_back(line.substr(w, i - w));
+    }
+    auto bad = [&](const std::string& why) {
+      return fmt::format("decision line {}: {}", lineno, why);
+    };
+    if (words.size() != 4) return bad("expected 'kind options chosen context'");
+    if (words[0] != "tie" && words[0] != "jitter" && words[0] != "model")
+      return bad(fmt::format("unknown decision kind '{}' (tie, jitter or model)", words[0]));
+    std::uint64_t options = 0, chosen = 0;
+    for (auto [word, value] : {std::pair{words[1], &options}, std::pair{words[2], &chosen}}) {
+      if (!all_of_chars(word, "0123456789") || word.size() > 10 ||
+          std::from_chars(word.data(), word.data() + word.size(), *value).ec != std::errc() ||
+          *value > 0xffffffffULL)
+        return bad(fmt::format("'{}' is no decimal number in [0, 4294967295]", word));
+    }
+    if (options < 2 || chosen >= options)
+      return bad(fmt::format("choice {} out of {} options (options >= 2, choice below them)",
+                             chosen, options));
+    if (!all_of_chars(words[3], "0123456789abcdefABCDEF") || words[3].size() > 16)
+      return bad(fmt::format("context '{}' is not 1 to 16 hex digits", words[3]));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::variant<RunFile, InputError> parse_run_file(const std::string& path, const std::string& text) {
   const JsonPositions pos(text);
   auto err = [&](const std::string& ptr, const std::string& msg) {
     const TextPos p = text_pos(text, pos.offset(ptr));
     return InputError{path, ptr, p.line, p.column, msg};
   };
   Json j;
-  try {
-    j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    const TextPos p = text_pos(text, e.byte > 0 ? e.byte - 1 : 0);
-    return InputError{path, "", p.line, p.column, std::string("invalid JSON: ") + e.what()};
+  if (auto e = parse_json_input(text, pos, &j)) {
+    const TextPos p = text_pos(text, e->offset);
+    return InputError{path, e->pointer, p.line, p.column, e->message};
   }
   if (!j.is_object() || !j.contains("bpftsim_run"))
     return err("", "not a bpftsim run file (no \"bpftsim_run\" key)");
   if (j["bpftsim_run"] != kRunFileFormat)
     return err("/bpftsim_run", fmt::format("unsupported run file format {}, expected {}",
                                            j["bpftsim_run"].dump(), kRunFileFormat));
+  static const std::set<std::string> known = {
+      "bpftsim_run", "tool_version", "scenario",  "cwd",    "scenario_hash", "name",
+      "profile",     "seed",         "decisions", "digest", "status",        "failures"};
+  for (const auto& [k, v] : j.items())
+    if (!known.count(k))
+      return err("/" + json_pointer_escape(k),
+                 fmt::format("unknown key '{}' in a run file",
+                             k.size() > 60 ? k.substr(0, 57) + "..." : k));
   RunFile f;
   for (const char* key :
        {"tool_version", "scenario", "scenario_hash", "name", "profile", "decisions", "digest"})
     if (!j.contains(key) || !j[key].is_string())
       return err(std::string("/") + key, fmt::format("expected a string '{}'", key));
   if (!j.contains("seed") || !j["seed"].is_number_unsigned())
-    return err("/seed", "expected a non-negative integer 'seed'");
+    return err("/seed", "expected an integer 'seed' in [0, 2^64-1]");
+  if (j.contains("cwd") && !j["cwd"].is_string()) return err("/cwd", "expected a string 'cwd'");
   f.tool_version = j["tool_version"].get<std::string>();
   f.scenario = j["scenario"].get<std::string>();
-  if (j.contains("cwd") && j["cwd"].is_string()) f.cwd = j["cwd"].get<std::string>();
+  if (f.scenario.empty()) return err("/scenario", "expected the scenario's path, got \"\"");
+  if (j.contains("cwd")) f.cwd = j["cwd"].get<std::string>();
   f.name = j["name"].get<std::string>();
   f.profile = j["profile"].get<std::string>();
   f.seed = j["seed"].get<std::uint64_t>();
@@ -117,27 +180,90 @@ std::variant<RunFile, InputError> read_run_file(const std::string& path) {
   const auto digest = parse_hex64(j["digest"].get<std::string>());
   if (!digest) return err("/digest", "expected 16 hex digits");
   f.digest = *digest;
+  const std::string& decisions_text = j["decisions"].get_ref<const std::string&>();
+  if (auto why = check_decisions(decisions_text)) return err("/decisions", *why);
   std::string why;
-  auto decisions = sim::parse_decisions(j["decisions"].get<std::string>(), &why);
+  auto decisions = sim::parse_decisions(decisions_text, &why);
   if (!decisions) return err("/decisions", "bad decision list: " + why);
   f.decisions = std::move(*decisions);
-  if (j.contains("status") && j["status"].is_string()) f.status = j["status"].get<std::string>();
-  if (j.contains("failures") && j["failures"].is_array())
-    for (const auto& l : j["failures"])
-      if (l.is_string()) f.failures.push_back(l.get<std::string>());
+  if (j.contains("status")) {
+    if (!j["status"].is_string()) return err("/status", "expected a string 'status'");
+    f.status = j["status"].get<std::string>();
+  }
+  if (j.contains("failures")) {
+    if (!j["failures"].is_array()) return err("/failures", "expected an array of strings");
+    for (std::size_t i = 0; i < j["failures"].size(); ++i) {
+      if (!j["failures"][i].is_string())
+        return err(fmt::format("/failures/{}", i), "expected a string");
+      f.failures.push_back(j["failures"][i].get<std::string>());
+    }
+  }
+  f.path = path;
+  const TextPos at = text_pos(text, pos.offset("/scenario"));
+  f.scenario_line = at.line;
+  f.scenario_column = at.column;
+  const TextPos dat = text_pos(text, pos.offset("/decisions"));
+  f.decisions_line = dat.line;
+  f.decisions_column = dat.column;
   return f;
 }
 
+std::variant<RunFile, InputError> read_run_file(const std::string& path) {
+  std::string text;
+  if (auto why = model::read_input_file(path, model::kMaxRunFileBytes, "run file", &text))
+    return InputError{path, "", 0, 0, *why};
+  return parse_run_file(path, text);
+}
+
 std::variant<std::string, InputError> write_run_file(const RunFile& f, const std::string& dir) {
+  const std::string target = dir.empty() ? "." : dir;
   std::error_code ec;
-  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-  const std::string path =
-      (std::filesystem::path(dir.empty() ? "." : dir) / (f.name + ".run.json")).string();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << run_file_json(f);
-  out.close();
-  if (!out) return InputError{path, "", 0, 0, "cannot write the run file"};
+  std::filesystem::create_directories(target, ec);
+  if (ec)
+    return InputError{target, "", 0, 0,
+                      fmt::format("cannot create the run directory: {}", ec.message())};
+  const std::string path = (std::filesystem::path(target) / (f.name + ".run.json")).string();
+  const std::string text = run_file_json(f);
+  if (text.size() > model::kMaxRunFileBytes)
+    return InputError{path, "", 0, 0,
+                      fmt::format("not written: the run file would be {} bytes, over the {}-byte "
+                                  "limit that replay reads",
+                                  text.size(), model::kMaxRunFileBytes)};
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return InputError{path, "", 0, 0,
+                      fmt::format("cannot write the run file: {}", std::strerror(errno))};
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : EIO;
+      ::close(fd);
+      return InputError{path, "", 0, 0,
+                        fmt::format("cannot write the run file: {}", std::strerror(err))};
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0)
+    return InputError{path, "", 0, 0,
+                      fmt::format("cannot write the run file: {}", std::strerror(errno))};
   return path;
+}
+
+std::optional<std::string> check_trace_output(const std::string& path) {
+  if (path.empty() || path == "-") return std::nullopt;
+  struct stat st {};
+  const bool existed = ::stat(path.c_str(), &st) == 0;
+  if (existed && S_ISDIR(st.st_mode)) return fmt::format("--trace {}: is a directory", path);
+  // A device or a pipe (/dev/null, /dev/stdout): written as it is, nothing to check.
+  if (existed && !S_ISREG(st.st_mode)) return std::nullopt;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return fmt::format("--trace {}: cannot open for writing: {}", path, std::strerror(errno));
+  ::close(fd);
+  if (!existed) ::unlink(path.c_str());
+  return std::nullopt;
 }
 
 }  // namespace bpftsim::tools

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -34,6 +35,11 @@ struct RunFile {
   std::uint64_t digest = 0;
   std::string status;
   std::vector<std::string> failures;
+  // Where it was read from (read_run_file/parse_run_file), for errors that concern the file:
+  // its path and the positions of its "scenario" and "decisions" keys.
+  std::string path;
+  int scenario_line = 0, scenario_column = 0;
+  int decisions_line = 0, decisions_column = 0;
 
   // The scenario path to open: `scenario` if absolute, else relative to `cwd`.
   std::string scenario_path() const;
@@ -41,9 +47,20 @@ struct RunFile {
 
 RunFile make_run_file(const Scenario& sc, const RunResult& r, const std::string& tool_version);
 std::string run_file_json(const RunFile& f);
-// Errors name the run file and the key (exit 2).
+// Errors name the run file and the key (exit 2). The file must be a regular file of at most
+// model::kMaxRunFileBytes; the JSON is read as scenarios are (no duplicate keys, no number beyond
+// 64 bits, no unknown keys), and the decision list strictly (one "kind options chosen context" per
+// line, options in [2, 2^32-1]).
 std::variant<RunFile, InputError> read_run_file(const std::string& path);
-// Writes `f` to `<dir>/<name>.run.json`; returns that path, or an error message.
+// The same from text already read; `path` names it in errors.
+std::variant<RunFile, InputError> parse_run_file(const std::string& path, const std::string& text);
+// Writes `f` to `<dir>/<name>.run.json` (creating `dir`); returns that path, or an error that
+// says why (strerror), also when the file would exceed what read_run_file accepts.
 std::variant<std::string, InputError> write_run_file(const RunFile& f, const std::string& dir);
+
+// Whether a --trace FILE can be written, checked before a run so that a long run does not end in
+// "cannot write": "" and "-" (stdout) always can; a directory cannot; otherwise the file is opened
+// for writing (and removed again if this created it). Returns "--trace PATH: why (strerror)".
+std::optional<std::string> check_trace_output(const std::string& path);
 
 }  // namespace bpftsim::tools

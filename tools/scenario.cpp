@@ -3,16 +3,15 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "model/bpf_compile.h"
 #include "model/bpf_object.h"
+#include "model/input_file.h"
 #include "sim/hash.h"
 #include "tools/json_schema.h"
 
@@ -172,11 +171,19 @@ class Parser {
       const std::filesystem::path p(obj.path);
       obj.resolved_path = (p.is_absolute() || dir.empty() ? p : dir / p).lexically_normal();
       std::error_code ec;
-      if (!std::filesystem::is_regular_file(obj.resolved_path, ec))
+      if (!std::filesystem::exists(obj.resolved_path, ec))
         bad(child(ptr, "path"),
             fmt::format("object file '{}' does not exist (resolved to '{}', relative to the "
                         "scenario's directory)",
                         obj.path, obj.resolved_path));
+      // A directory, a device or an oversized file is refused before the compiler or libbpf
+      // opens it (/dev/zero would be read forever).
+      const bool source = model::is_bpf_source_path(obj.resolved_path);
+      if (auto why = model::check_input_file(
+              obj.resolved_path, source ? model::kMaxSourceBytes : model::kMaxObjectBytes,
+              source ? "BPF C source" : "BPF object file"))
+        bad(child(ptr, "path"), fmt::format("object file '{}' (resolved to '{}') {}", obj.path,
+                                            obj.resolved_path, *why));
       auto loaded = model::load_bpf_input(obj.resolved_path);
       if (auto* e = std::get_if<model::LoadError>(&loaded))
         bad(child(ptr, "path"), fmt::format("cannot load object: {}", e->message));
@@ -229,11 +236,36 @@ class Parser {
       r.index = *i;
       return r;
     }
+    // libbpf's name of a map-in-map's inner template: "<outer>.inner".
+    static const std::string kInner = ".inner";
+    if (rest.size() > kInner.size() &&
+        rest.compare(rest.size() - kInner.size(), kInner.size(), kInner) == 0)
+      if (auto i = spec.find_map(rest.substr(0, rest.size() - kInner.size()));
+          i && !spec.maps[*i].inner.empty()) {
+        r.index = *i;
+        r.inner_template = true;
+        return r;
+      }
     std::vector<std::string> names;
-    for (const auto& m : spec.maps)
+    for (const auto& m : spec.maps) {
       names.push_back(m.name);
+      if (!m.inner.empty()) names.push_back(m.name + kInner);
+    }
     bad(ptr, fmt::format("unknown map '{}' (object '{}' has maps: {})", r.text,
                          scenario_->objects[r.object].name, names_list(names)));
+  }
+
+  // A map that must exist as a kernel map after load (an id, elements, alive or not): not an
+  // inner map template.
+  NameRef live_map_ref(const Json& v, const std::string& ptr, const char* what_it_lacks) {
+    NameRef r = map_ref(v, ptr);
+    if (r.inner_template)
+      bad(ptr, fmt::format("'{}' is the inner map template of '{}.{}': libbpf closes it as soon as "
+                           "the outer map exists, so after load it {}; name a map of the object "
+                           "instead",
+                           r.text, scenario_->objects[r.object].name,
+                           scenario_->objects[r.object].spec.maps[r.index].name, what_it_lacks));
+    return r;
   }
 
   NameRef prog_ref(const Json& v, const std::string& ptr) {
@@ -274,8 +306,10 @@ class Parser {
                          scenario_->objects[g.object].name, names_list(names)));
   }
 
+  // The map's spec (an inner template's: the template's own key/value sizes).
   const model::MapSpec& map_spec(const NameRef& r) const {
-    return scenario_->objects[r.object].spec.maps[r.index];
+    const model::MapSpec& m = scenario_->objects[r.object].spec.maps[r.index];
+    return r.inner_template ? m.inner.front() : m;
   }
 
   static bool is_map_in_map(const model::MapSpec& m) {
@@ -396,7 +430,7 @@ class Parser {
         a.path = j["path"].get<std::string>();
         break;
       case ActionKind::kGetFdById:
-        a.target = map_ref(j["map"], child(ptr, "map"));
+        a.target = live_map_ref(j["map"], child(ptr, "map"), "has no id");
         break;
       case ActionKind::kExit:
       case ActionKind::kWait:
@@ -544,7 +578,8 @@ class Parser {
     if (a.contains("maps")) {
       out.maps.emplace();
       for (std::size_t i = 0; i < a["maps"].size(); ++i)
-        out.maps->push_back(map_ref(a["maps"][i], child(child(ptr, "maps"), i)));
+        out.maps->push_back(
+            live_map_ref(a["maps"][i], child(child(ptr, "maps"), i), "is never alive"));
     }
     if (a.contains("progs")) {
       out.progs.emplace();
@@ -662,7 +697,7 @@ class Parser {
         const Json& m = ex["maps"][i];
         MapExpect me;
         me.pointer = ptr;
-        me.map = map_ref(m["map"], child(ptr, "map"));
+        me.map = live_map_ref(m["map"], child(ptr, "map"), "has no elements");
         const model::MapSpec& spec = map_spec(me.map);
         me.key = to_bytes(m["key"], spec.key_size, child(ptr, "key"), "key of " + me.map.text);
         if (m.contains("present")) me.present = m["present"].get<bool>();
@@ -735,15 +770,6 @@ class Parser {
   const JsonPositions& pos_;
   Scenario* scenario_ = nullptr;
 };
-
-// The message of a nlohmann parse error without its "[json.exception...] parse error at line
-// N, column M: " prefix (we print our own position).
-std::string parse_error_text(const std::string& what) {
-  const auto at = what.find("syntax error");
-  if (at != std::string::npos) return what.substr(at);
-  const auto colon = what.find(": ");
-  return colon == std::string::npos ? what : what.substr(colon + 2);
-}
 
 InputError located(const std::string& file, const std::string& text, std::string pointer,
                    std::string message, const JsonPositions& pos) {
@@ -837,18 +863,9 @@ std::string Action::describe() const {
 ScenarioResult parse_scenario(const std::string& file, const std::string& text) {
   const JsonPositions pos(text);
   Json doc;
-  try {
-    doc = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    const std::size_t at = e.byte > 0 ? e.byte - 1 : 0;
-    const TextPos p = text_pos(text, at);
-    return InputError{file, pos.pointer_near(at), p.line, p.column,
-                      "invalid JSON: " + parse_error_text(e.what())};
-  }
-  if (pos.duplicate_key()) {
-    const TextPos p = text_pos(text, pos.duplicate_offset());
-    return InputError{file, *pos.duplicate_key(), p.line, p.column,
-                      "duplicate key (each key may appear once per object)"};
+  if (auto e = parse_json_input(text, pos, &doc)) {
+    const TextPos p = text_pos(text, e->offset);
+    return InputError{file, e->pointer, p.line, p.column, e->message};
   }
   if (auto v = scenario_schema().validate(doc))
     return located(file, text, v->pointer, v->message, pos);
@@ -858,16 +875,20 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
     return sc;
   } catch (const Bad& b) {
     return located(file, text, b.pointer, b.message, pos);
+  } catch (const Json::exception& e) {
+    // The schema admits only what the parser reads; should they ever disagree, the input is
+    // still refused with exit 2 rather than aborting.
+    return InputError{file, "", 0, 0,
+                      "unexpected value (the schema and the loader disagree; please report): " +
+                          json_error_text(e.what())};
   }
 }
 
 ScenarioResult load_scenario(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InputError{path, "", 0, 0, "cannot read the scenario file"};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return InputError{path, "", 0, 0, "cannot read the scenario file"};
-  return parse_scenario(path, ss.str());
+  std::string text;
+  if (auto why = model::read_input_file(path, model::kMaxScenarioBytes, "scenario file", &text))
+    return InputError{path, "", 0, 0, *why};
+  return parse_scenario(path, text);
 }
 
 }  // namespace bpftsim::tools

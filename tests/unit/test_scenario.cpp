@@ -247,7 +247,7 @@ TEST_CASE("every malformed-input class is an input error naming file, pointer an
        "\"timeline\": []}",
        "/cpus", 2, "expected an integer in [1, 64], got string \"two\""},
       {"wrong type (at_ns)", with_timeline(obj, R"(  {"at_ns": 1.5, "action": "wait"})"),
-       "/timeline/0/at_ns", 4, "expected an integer >= 0"},
+       "/timeline/0/at_ns", 4, "expected an integer in [0, 1000000000000000], got number 1.5"},
       {"unknown top-level field",
        "{\"name\": \"x\", \"description\": \"d\", \"cpus\": 1,\n \"colour\": 3}", "/colour", 2,
        "unknown key 'colour'"},
@@ -352,7 +352,9 @@ TEST_CASE("every malformed-input class is an input error naming file, pointer an
   // A file that cannot be read at all.
   const Cmd missing = run_tool("run nowhere.json", dir.path);
   CHECK(missing.code == 2);
-  CHECK_THAT(missing.out, Catch::Contains("nowhere.json: cannot read"));
+  CHECK_THAT(missing.out,
+             Catch::Contains("nowhere.json: cannot open the scenario file: No such file or "
+                             "directory"));
   // Bad flags are bad input too.
   CHECK(run_tool("run x.json --trace-format svg", dir.path).code == 2);
 }
