@@ -22,6 +22,18 @@
 
 namespace bpftsim::model {
 
+// The arguments bpf_prog_test_run_tracing (net/bpf/test_run.c, v5.15) calls bpf_fentry_test1..8
+// with; test7 and test8 take pointers, passed as 0 here.
+inline constexpr std::array<std::array<std::uint64_t, 5>, 8> kFentryTestArgs = {
+    {{1, 0, 0, 0, 0},
+     {2, 3, 0, 0, 0},
+     {4, 5, 6, 0, 0},
+     {7, 8, 9, 10, 0},
+     {11, 12, 13, 14, 15},
+     {16, 17, 18, 19, 20},
+     {0, 0, 0, 0, 0},
+     {0, 0, 0, 0, 0}}};
+
 class Kernel;
 class BpfMap;
 class BpfProg;

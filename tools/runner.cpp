@@ -19,17 +19,6 @@ constexpr std::uint64_t kGlobalsAtTag = 0x5ce1000000ULL;
 // Virtual time per slice of the run when progress is displayed.
 constexpr sim::TimeNs kProgressSliceNs = sim::kNsPerMs;
 
-// The bpf_prog_test_run_tracing arguments of bpf_fentry_test1..8 (net/bpf/test_run.c, v5.15);
-// test7 and test8 take pointers, passed as 0 here.
-constexpr std::array<std::array<std::uint64_t, 5>, 8> kFentryArgs = {{{1, 0, 0, 0, 0},
-                                                                      {2, 3, 0, 0, 0},
-                                                                      {4, 5, 6, 0, 0},
-                                                                      {7, 8, 9, 10, 0},
-                                                                      {11, 12, 13, 14, 15},
-                                                                      {16, 17, 18, 19, 20},
-                                                                      {0, 0, 0, 0, 0},
-                                                                      {0, 0, 0, 0, 0}}};
-
 struct RunInstance {
   RunInstance(const Scenario& s, const sim::SimConfig& cfg, std::unique_ptr<sim::Scheduler> sched,
               const model::KernelProfile& profile)
@@ -141,7 +130,7 @@ std::string hex(const std::vector<std::uint8_t>& bytes) {
 // function runs on it. Returns the syscall's result.
 sim::Co<std::int64_t> RunInstance::run_fentry(sim::Context& c) {
   co_await c.step(k.cost.syscall_ns);
-  for (std::size_t fn = 0; fn < kFentryArgs.size(); ++fn) {
+  for (std::size_t fn = 0; fn < model::kFentryTestArgs.size(); ++fn) {
     const std::string section = "fentry/bpf_fentry_test" + std::to_string(fn + 1);
     // Index loop: a program may attach or detach nothing here, but links may grow meanwhile.
     for (std::size_t l = 0; l < links.size(); ++l) {
@@ -151,7 +140,7 @@ sim::Co<std::int64_t> RunInstance::run_fentry(sim::Context& c) {
       if (it == link.proc->fds.end() || it->second.kind != model::FdEntry::Kind::kLink ||
           it->second.prog != link.prog)
         continue;  // detached
-      const std::array<std::uint64_t, 5> args = kFentryArgs[fn];
+      const std::array<std::uint64_t, 5> args = model::kFentryTestArgs[fn];
       const std::int64_t r = co_await k.run_prog(c, *link.prog, args);
       (void)r;  // fentry return values are ignored
     }

@@ -26,6 +26,7 @@
 
 #include "model/input_file.h"
 #include "model/vm_prog.h"
+#include "tests/unit/tool_harness.h"
 #include "tools/json_pattern.h"
 #include "tools/json_schema.h"
 #include "tools/runfile.h"
@@ -33,73 +34,16 @@
 
 using namespace bpftsim;
 using namespace bpftsim::tools;
+using namespace bpftsim::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
-struct TempDir {
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "bpftsim-inputs-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-  fs::path file(const std::string& name, const std::string& text) const {
-    write_file(path / name, text);
-    return path / name;
-  }
-  fs::path path;
-};
-
-struct Cmd {
-  int code = -1;    // exit code; 124 when `timeout` had to stop it
-  std::string out;  // stdout and stderr
-  double seconds = 0;
-};
-
-// The seconds a command may take: bad input is refused at once, and these runs are tiny; the
-// margin is for sanitizer builds on a loaded machine.
-constexpr double kSeconds = 20;
-
-// Runs the built bpftsim with `args` in `cwd`, stopped by `timeout` after 20 s.
-Cmd run_tool(const std::string& args, const fs::path& cwd) {
-  const std::string cmd = "cd '" + cwd.string() + "' && timeout -k 5 20 '" +
-                          std::string(BPFTSIM_BINARY) + "' " + args + " 2>&1 </dev/null";
-  Cmd r;
-  const auto start = std::chrono::steady_clock::now();
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
-    r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 // The exit code, the time taken and each of `needles` in the output.
 void expect_cmd(const Cmd& c, int code, const std::vector<std::string>& needles) {
   INFO(c.out.substr(0, 2000));
   CHECK(c.code == code);
-  CHECK(c.seconds < kSeconds);
+  CHECK(c.seconds < kToolSeconds);
   for (const auto& n : needles)
     CHECK_THAT(c.out, Catch::Contains(n));
 }

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/unit/tool_harness.h"
 #include "tools/json_schema.h"
 #include "tools/runfile.h"
 #include "tools/runner.h"
@@ -27,60 +28,10 @@
 
 using namespace bpftsim;
 using namespace bpftsim::tools;
+using namespace bpftsim::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
-// A fresh directory under $TMPDIR, removed with the object.
-struct TempDir {
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "bpftsim-scenario-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path file(const std::string& name, const std::string& text) const {
-    write_file(path / name, text);
-    return path / name;
-  }
-  fs::path path;
-};
-
-struct Cmd {
-  int code = -1;
-  std::string out;  // stdout and stderr
-};
-
-// Runs the built bpftsim with `args` in directory `cwd`.
-Cmd run_tool(const std::string& args, const fs::path& cwd) {
-  const std::string cmd =
-      "cd '" + cwd.string() + "' && '" + std::string(BPFTSIM_BINARY) + "' " + args + " 2>&1";
-  Cmd r;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
-    r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 std::string seed_object() {
   return std::string(BPFTSIM_PROGS_DIR) + "/timer_seed.bpf.o";

@@ -106,14 +106,7 @@ Co<void> detach_all(Context& c, World& w, Links* links) {
 // passed (reference section 3). Returns the syscall's result; *retval is 0 as the kernel reports.
 Co<int> fentry_test_run(Context& c, World& w, const Links& links, int prog_fd,
                         std::int64_t* retval) {
-  static const std::array<std::array<std::uint64_t, 5>, 8> kArgs = {{{1, 0, 0, 0, 0},
-                                                                     {2, 3, 0, 0, 0},
-                                                                     {4, 5, 6, 0, 0},
-                                                                     {7, 8, 9, 10, 0},
-                                                                     {11, 12, 13, 14, 15},
-                                                                     {16, 17, 18, 19, 20},
-                                                                     {0, 0, 0, 0, 0},
-                                                                     {0, 0, 0, 0, 0}}};
+  const auto& kArgs = model::kFentryTestArgs;
   co_await c.step(w.k.cost.syscall_ns);
   auto it = w.proc.fds.find(prog_fd);
   if (it == w.proc.fds.end() || it->second.kind != model::FdEntry::Kind::kProg) co_return -9;
