@@ -109,7 +109,7 @@ sim::Co<HelperOutcome> VmProg::drive(sim::Context& ctx, Exec& ex) {
     }
     // The segment's instructions happened at the start of this step; the helper call (or the
     // return) comes after it.
-    if (n > 0) co_await ctx.step(static_cast<sim::TimeNs>(n) * k.cost.insn_ns);
+    if (n > 0) co_await ctx.step(sim::mul_sat(k.cost.insn_ns, n));
     if (k.sim.stopped()) co_return kAborted;
     if (stop == BpfVm::Stop::kExit) co_return HelperOutcome{false, ex.vm.r0()};
     const std::int32_t helper = ex.vm.helper_id();

@@ -360,11 +360,26 @@ void Simulator::end_step(Context& ctx, TimeNs cost) {
     const auto extra =
         sched_->decide(DecisionKind::kJitter, static_cast<std::uint32_t>(cfg_.jitter_max_ns + 1),
                        mix(ctx.cpu(), static_cast<std::uint64_t>(cost)));
-    cost += extra;
+    cost = add_sat(cost, static_cast<TimeNs>(extra));
   }
   Cpu& c = *cpus_[ctx.cpu()];
   SIM_ASSERT(!c.boundary->queued(), "cpu {} already has a boundary queued", ctx.cpu());
-  queue_.push(*c.boundary, now_ + cost);
+  const TimeNs end = add_sat(now_, cost);
+  if (end == kTimeNever) {
+    // A cost this large (costs near 2^63 ns, or an instruction count times insn_ns) would end
+    // the step beyond the last representable time: the run ends at a limit, never wraps.
+    report(Finding{"liveness",
+                   fmt::format("virtual time overflow: a step of {} ns at t={} ns ends beyond "
+                               "2^63-1 ns (are the scenario's costs too large?)",
+                               cost, now_),
+                   now_,
+                   ctx.cpu(),
+                   {describe(ctx)}},
+           true);
+    stop_status_ = RunStatus::kLimit;
+    return;
+  }
+  queue_.push(*c.boundary, end);
 }
 
 void Simulator::block(Context& ctx, WaitQueue& wq, WaitFor why) {

@@ -104,6 +104,8 @@ class Simulator {
   // Runs until quiescent, stopped, a limit, or virtual time `until` (events after it stay queued).
   RunStatus run(TimeNs until = kTimeNever);
   bool quiescent() const { return queue_.empty() && !stopped_; }
+  // Time of the earliest queued event (kTimeNever when none).
+  TimeNs next_event_time() { return queue_.empty() ? kTimeNever : queue_.top().time(); }
   bool has_blocked_contexts() const;
 
   static Simulator* running();  // the simulator whose run() is on the stack, for assertions
