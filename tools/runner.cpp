@@ -430,12 +430,14 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
 
   sim::RunStatus status;
   if (opts.progress) {
+    // Slices of virtual time with events in them; empty time is skipped in one jump (an action
+    // at 2^63-1 ns must not mean 2^43 empty slices).
     sim::TimeNs until = kProgressSliceNs;
     while (true) {
       status = in->sim.run(until);
       if (status != sim::RunStatus::kQuiescent || in->sim.quiescent()) break;
       opts.progress(in->sim.now());
-      until += kProgressSliceNs;
+      until = std::max(sim::add_sat(until, kProgressSliceNs), in->sim.next_event_time());
     }
   } else {
     status = in->sim.run();
