@@ -137,6 +137,7 @@ std::string map_type_name(std::uint32_t type);
 // and `run` alike, with the object file, the map or section and the limit.
 inline constexpr std::uint64_t kMaxMapBytes = std::uint64_t{64} << 20;         // per map/section
 inline constexpr std::uint64_t kMaxObjectMapBytes = std::uint64_t{256} << 20;  // per object
+inline constexpr std::uint64_t kMaxLoadedMapBytes = std::uint64_t{512} << 20;  // per run (Kernel)
 // Host bytes the model spends per hash map element and per bucket, besides key and value.
 inline constexpr std::uint64_t kModelBytesPerElem = 48;
 inline constexpr std::uint64_t kModelBytesPerBucket = 160;

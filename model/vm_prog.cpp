@@ -103,6 +103,17 @@ sim::Co<HelperOutcome> VmProg::drive(sim::Context& ctx, Exec& ex) {
     const BpfVm::Stop stop = ex.vm.run();
     const std::uint64_t n = ex.vm.take_executed();
     executed_ += n;
+    k.insns_executed += n;
+    if (k.insns_executed > k.max_insns) {
+      k.sim.stop_at_limit(
+          sim::Finding{"liveness",
+                       fmt::format("BPF instruction limit of {} reached (in program '{}'){}",
+                                   k.max_insns, name, k.insn_limit_hint),
+                       k.sim.now(),
+                       ctx.cpu(),
+                       {}});
+      co_return kAborted;
+    }
     if (stop == BpfVm::Stop::kFault) {
       report_fault(ctx, ex);
       co_return kAborted;

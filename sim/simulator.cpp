@@ -138,7 +138,7 @@ void WaitQueue::wake_all() {
 Simulator::Simulator(SimConfig cfg, std::unique_ptr<Scheduler> scheduler)
     : cfg_(cfg),
       sched_(scheduler ? std::move(scheduler) : std::make_unique<SeededScheduler>(cfg.seed)),
-      trace_(cfg.keep_trace),
+      trace_(cfg.keep_trace, cfg.max_trace_records, cfg.trace_tail_only),
       data_prng_(SplitMix64(cfg.seed ^ 0x5eedda7a5eedda7aULL).next()) {
   SIM_ASSERT(cfg.cpus >= 1 && cfg.cpus <= 64, "cpus must be in 1..64, got {}", cfg.cpus);
   for (int i = 0; i < cfg.cpus; ++i) {
@@ -257,6 +257,11 @@ void Simulator::report(Finding f, bool stop) {
   if (stop) stopped_ = true;
 }
 
+void Simulator::stop_at_limit(Finding f) {
+  report(std::move(f), true);
+  stop_status_ = RunStatus::kLimit;
+}
+
 bool Simulator::has_blocked_contexts() const {
   for (const auto& [id, c] : contexts_)
     if (c->state_ == CtxState::kBlocked) return true;
@@ -318,8 +323,21 @@ void Simulator::resume(Context& ctx) {
   ++steps_;
   if (steps_ > cfg_.max_steps) {
     report(Finding{"liveness",
-                   fmt::format("step limit of {} reached (a runaway loop of timers or a livelock?)",
-                               cfg_.max_steps),
+                   fmt::format("step limit of {} reached (a runaway loop of timers or a "
+                               "livelock?){}",
+                               cfg_.max_steps, cfg_.step_limit_hint),
+                   now_,
+                   ctx.cpu(),
+                   {describe(ctx)}},
+           true);
+    stop_status_ = RunStatus::kLimit;
+    return;
+  }
+  if (trace_.over_limit()) {
+    report(Finding{"liveness",
+                   fmt::format("trace record limit of {} records kept in memory reached at step "
+                               "{}{}",
+                               cfg_.max_trace_records, steps_, cfg_.trace_limit_hint),
                    now_,
                    ctx.cpu(),
                    {describe(ctx)}},
@@ -521,8 +539,8 @@ RunStatus Simulator::run(TimeNs until) {
     if (t > until) break;
     if (t > cfg_.max_time_ns) {
       report(Finding{"liveness",
-                     fmt::format("virtual time limit of {} ns reached with events pending",
-                                 cfg_.max_time_ns),
+                     fmt::format("virtual time limit of {} ns reached with events pending{}",
+                                 cfg_.max_time_ns, cfg_.time_limit_hint),
                      now_,
                      -1,
                      {}},

@@ -42,8 +42,12 @@ struct TraceRecord {
 
 class Trace {
  public:
-  // Records are kept only when enabled; the digest is always computed.
-  explicit Trace(bool keep_records = true) : keep_(keep_records) {}
+  // Records are kept only when enabled; the digest is always computed. `max_kept` (0: no limit)
+  // bounds the records kept in memory: with `tail_only`, the oldest are dropped so that between
+  // max_kept/2 and max_kept stay (the end of a run, for failure reports); otherwise reaching it
+  // sets over_limit() and the simulator ends the run at a limit.
+  explicit Trace(bool keep_records = true, std::uint64_t max_kept = 0, bool tail_only = false)
+      : keep_(keep_records), max_kept_(max_kept), tail_only_(tail_only) {}
 
   void emit(TimeNs t, int cpu, std::uint32_t ctx, std::string event,
             std::initializer_list<TraceField> fields);
@@ -53,6 +57,11 @@ class Trace {
   std::uint64_t digest() const { return digest_; }
   std::uint64_t count() const { return count_; }
   bool keeps_records() const { return keep_; }
+  // Records emitted but no longer kept (tail_only), and whether the kept ones reached max_kept.
+  std::uint64_t dropped() const { return dropped_; }
+  bool over_limit() const {
+    return keep_ && !tail_only_ && max_kept_ != 0 && records_.size() >= max_kept_;
+  }
 
   // One line per record in the style of ftrace output:
   //   "<ctx>-<id> [cpu] <t_s.us_ns>: event: k=v k=v".
@@ -63,6 +72,9 @@ class Trace {
   void fold(TimeNs t, int cpu, std::uint32_t ctx, const std::string& event,
             const TraceField* fields, std::size_t nfields);
   bool keep_;
+  std::uint64_t max_kept_ = 0;
+  bool tail_only_ = false;
+  std::uint64_t dropped_ = 0;
   std::vector<TraceRecord> records_;
   std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // FNV-1a 64 offset basis
   std::uint64_t count_ = 0;

@@ -378,11 +378,21 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   cfg.cpus = sc.cpus;
   cfg.jitter_max_ns = sc.jitter_ns;
   cfg.keep_trace = opts.keep_trace;
+  cfg.max_steps = opts.max_steps.value_or(sc.max_steps.value_or(kDefaultMaxSteps));
   if (sc.max_time_ns) cfg.max_time_ns = *sc.max_time_ns;
-  if (sc.max_steps) cfg.max_steps = *sc.max_steps;
+  cfg.trace_tail_only = !opts.full_trace;
+  cfg.max_trace_records =
+      opts.full_trace ? opts.max_trace_records.value_or(kDefaultMaxTraceRecords) : kTailRecords;
+  cfg.step_limit_hint = "; raise it with --max-steps N or \"limits\": {\"max_steps\": N}";
+  cfg.time_limit_hint = "; raise it with \"limits\": {\"max_time_ns\": N}";
+  cfg.trace_limit_hint =
+      "; a trace file needs every record in memory: raise it with --max-trace-records N, or run "
+      "without --trace";
   std::unique_ptr<sim::Scheduler> sched;
   if (opts.replay) sched = std::make_unique<sim::ReplayScheduler>(*opts.replay);
   auto in = std::make_shared<RunInstance>(sc, cfg, std::move(sched), *profile);
+  in->k.max_insns = opts.max_insns.value_or(kDefaultMaxInsns);
+  in->k.insn_limit_hint = "; raise it with --max-insns N";
 
   model::Process& loader = in->process("loader");
   for (std::size_t o = 0; o < sc.objects.size(); ++o) {
