@@ -141,6 +141,9 @@ Simulator::Simulator(SimConfig cfg, std::unique_ptr<Scheduler> scheduler)
       trace_(cfg.keep_trace, cfg.max_trace_records, cfg.trace_tail_only),
       data_prng_(SplitMix64(cfg.seed ^ 0x5eedda7a5eedda7aULL).next()) {
   SIM_ASSERT(cfg.cpus >= 1 && cfg.cpus <= 64, "cpus must be in 1..64, got {}", cfg.cpus);
+  // A jitter decision has jitter_max_ns + 1 options, counted in 32 bits.
+  SIM_ASSERT(cfg.jitter_max_ns >= 0 && cfg.jitter_max_ns < kMaxJitterNs,
+             "jitter_max_ns must be in 0..{}, got {}", kMaxJitterNs - 1, cfg.jitter_max_ns);
   for (int i = 0; i < cfg.cpus; ++i) {
     auto cpu = std::make_unique<Cpu>();
     cpu->id = i;

@@ -29,6 +29,9 @@
 
 namespace bpftsim::sim {
 
+// Exclusive upper bound of SimConfig::jitter_max_ns (a decision's option count is 32-bit).
+inline constexpr TimeNs kMaxJitterNs = 0xffffffffLL;
+
 struct SimConfig {
   std::uint64_t seed = 1;
   int cpus = 2;

@@ -373,6 +373,10 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
                       fmt::format("unknown kernel profile '{}' (known: {})", profile_name,
                                   fmt::join(names, ", "))};
   }
+  if (sc.jitter_ns < 0 || sc.jitter_ns >= sim::kMaxJitterNs)
+    return InputError{
+        sc.file, "/jitter_ns", 0, 0,
+        fmt::format("jitter_ns {} is out of range 0..{}", sc.jitter_ns, sim::kMaxJitterNs - 1)};
   sim::SimConfig cfg;
   cfg.seed = opts.seed.value_or(sc.seed);
   cfg.cpus = sc.cpus;

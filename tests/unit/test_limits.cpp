@@ -248,6 +248,22 @@ TEST_CASE("step costs near 2^63 end the run cleanly, never wrap", "[limits]") {
   CHECK((r.code == 1 || r.code == 2));
   CHECK((contains(r.out, "virtual time overflow") || contains(r.out, "/costs/insn_ns")));
   CHECK_FALSE(contains(r.out, "internal error"));
+
+  // A jitter of 2^32-1 ns once made a 32-bit option count of 0 (SIGFPE in the PRNG).
+  for (const char* jitter : {"4294967295", "4294967296"}) {
+    const fs::path js =
+        dir.file("jitter.json", std::string(R"({"name": "jitter", "description": "huge jitter",
+      "cpus": 1, "jitter_ns": )") + jitter +
+                                    R"(,
+      "objects": [{"name": "t", "path": ")" +
+                                    (kData / "spin_rearm.bpf.c").string() + R"("}],
+      "timeline": [{"at_ns": 0, "cpu": 0, "action": "run", "prog": "t.arm"}], "expect": {}})");
+    const Cmd j = tool("run '" + js.string() + "' --run-dir .", dir);
+    INFO(j.out);
+    CHECK(j.code == 2);
+    CHECK(contains(j.out, "jitter.json"));
+    CHECK(contains(j.out, "/jitter_ns"));
+  }
 }
 
 TEST_CASE("the progress display skips empty virtual time (an action at 2^63-1 ns)", "[limits]") {
