@@ -340,7 +340,7 @@ TEST_CASE("without a trace file only the tail of the trace stays in memory", "[l
   REQUIRE(std::holds_alternative<tools::Scenario>(loaded));
   tools::RunOptions opts;
   opts.full_trace = false;
-  opts.max_steps = 300'000;
+  opts.max_steps = 200'000;
   auto ran = tools::run_scenario(std::get<tools::Scenario>(loaded), opts);
   REQUIRE(std::holds_alternative<tools::RunResult>(ran));
   const tools::RunResult& r = std::get<tools::RunResult>(ran);
