@@ -390,8 +390,9 @@ void Simulator::end_step(Context& ctx, TimeNs cost) {
     // A cost this large (costs near 2^63 ns, or an instruction count times insn_ns) would end
     // the step beyond the last representable time: the run ends at a limit, never wraps.
     report(Finding{"liveness",
-                   fmt::format("virtual time overflow: a step of {} ns at t={} ns ends beyond "
-                               "2^63-1 ns (are the scenario's costs too large?)",
+                   fmt::format("virtual time overflow: a step of {} ns at t={} ns would end at "
+                               "or beyond 2^63-1 ns (a cost near 2^63, or work scheduled at the "
+                               "end of time)",
                                cost, now_),
                    now_,
                    ctx.cpu(),

@@ -249,6 +249,19 @@ TEST_CASE("step costs near 2^63 end the run cleanly, never wrap", "[limits]") {
   CHECK((contains(r.out, "virtual time overflow") || contains(r.out, "/costs/insn_ns")));
   CHECK_FALSE(contains(r.out, "internal error"));
 
+  // Work at the very end of time (an action at 2^63-1 ns, the time limit raised to match).
+  const fs::path end = dir.file("end.json", R"({"name": "end", "description": "the end of time",
+    "cpus": 1, "limits": {"max_time_ns": 9223372036854775807},
+    "objects": [{"name": "t", "path": ")" + (kData / "spin_rearm.bpf.c").string() +
+                                                R"("}],
+    "timeline": [{"at_ns": 9223372036854775807, "cpu": 0, "action": "run", "prog": "t.arm"}],
+    "expect": {}})");
+  const Cmd e = tool("run '" + end.string() + "' --run-dir .", dir);
+  INFO(e.out);
+  CHECK((e.code == 1 || e.code == 2));
+  CHECK((contains(e.out, "virtual time overflow") || contains(e.out, "end.json")));
+  CHECK_FALSE(contains(e.out, "internal error"));
+
   // A jitter of 2^32-1 ns once made a 32-bit option count of 0 (SIGFPE in the PRNG).
   for (const char* jitter : {"4294967295", "4294967296"}) {
     const fs::path js =
