@@ -3,6 +3,8 @@
 #include "model/bpf_compile.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -34,12 +37,21 @@ namespace fs = std::filesystem;
 
 struct SpawnResult {
   bool started = false;
-  int exit_code = -1;  // -1 when killed by a signal
-  std::string output;  // stdout and stderr, interleaved
-  std::string error;   // why it could not be started
+  int exit_code = -1;            // -1 when killed by a signal
+  std::string output;            // stdout and stderr, interleaved
+  std::string error;             // why it could not be started
+  bool timed_out = false;        // killed after the time limit
+  bool output_too_long = false;  // killed after writing more than the output cap
 };
 
-SpawnResult run_capture(const std::vector<std::string>& argv) {
+// Output kept from a compiler run; beyond it the compiler is killed (a runaway #include loop
+// printing errors, say).
+constexpr std::size_t kMaxCompilerOutput = 1u << 20;
+// Largest source or included file read (to hash it for the cache).
+constexpr std::uintmax_t kMaxSourceBytes = 64u << 20;
+
+// Runs argv[0] in a process group of its own, so that a timeout kills it and whatever it started.
+SpawnResult run_capture(const std::vector<std::string>& argv, int timeout_s = 60) {
   SpawnResult result;
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -51,13 +63,18 @@ SpawnResult run_capture(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
   std::vector<char*> args;
   for (const std::string& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  const int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
   ::close(fds[1]);
   if (rc != 0) {
     ::close(fds[0]);
@@ -65,21 +82,73 @@ SpawnResult run_capture(const std::vector<std::string>& argv) {
     return result;
   }
   result.started = true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   char buf[4096];
   for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) {
+      result.timed_out = true;
+      break;
+    }
+    pollfd pfd{fds[0], POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 1000)));
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;
     const ssize_t n = ::read(fds[0], buf, sizeof buf);
     if (n > 0) {
       result.output.append(buf, static_cast<std::size_t>(n));
+      if (result.output.size() > kMaxCompilerOutput) {
+        result.output_too_long = true;
+        break;
+      }
     } else if (n == 0 || errno != EINTR) {
-      break;
+      break;  // end of output: the compiler exited (or closed both streams)
     }
   }
   ::close(fds[0]);
+  // The whole group: clang and any child it spawned (the cc1 it may run out of process).
+  if (result.timed_out || result.output_too_long) ::kill(-pid, SIGKILL);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Removes, when it goes out of scope (every return path of a compilation), every file of `dir`
+// named `stem.*` or `stem-*`: our temporaries (stem.tmp, stem.tmp.d, stem.tmp.deps) and those of
+// a killed clang (it writes "stem-XXXXXXXX.tmp.tmp" next to its output "stem.tmp").
+struct TempFiles {
+  fs::path dir;
+  std::string stem;
+  ~TempFiles() {
+    std::error_code ec;
+    std::vector<fs::path> doomed;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.size() > stem.size() && name.compare(0, stem.size(), stem) == 0 &&
+          (name[stem.size()] == '.' || name[stem.size()] == '-'))
+        doomed.push_back(it->path());
+    }
+    for (const fs::path& p : doomed)
+      fs::remove(p, ec);
+  }
+};
+
+// Why `path` cannot be read in full for hashing ("" when it can): not a regular file, or too big.
+std::string unreadable_reason(const fs::path& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec) return ec.message();
+  if (fs::is_directory(st)) return "is a directory";
+  if (!fs::is_regular_file(st)) return "is not a regular file";
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (ec) return ec.message();
+  if (size > kMaxSourceBytes)
+    return fmt::format("is {} bytes, more than the {} MiB limit", size, kMaxSourceBytes >> 20);
+  return "";
 }
 
 std::string env_or_empty(const char* name) {
@@ -193,6 +262,7 @@ std::vector<std::string> depfile_paths(const fs::path& depfile) {
 }
 
 std::optional<std::string> file_hash(const fs::path& path) {
+  if (!unreadable_reason(path).empty()) return std::nullopt;  // never read a device or a FIFO
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
   const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -218,6 +288,8 @@ bool manifest_current(const fs::path& manifest) {
 
 std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string& source_path,
                                                               const BpfCompileOptions& options) {
+  if (const std::string why = unreadable_reason(source_path); !why.empty())
+    return BpfCompileError{fmt::format("{}: cannot compile: {}", source_path, why)};
   std::ifstream in(source_path, std::ios::binary);
   if (!in)
     return BpfCompileError{fmt::format("{}: cannot read: {}", source_path, std::strerror(errno))};
@@ -256,36 +328,57 @@ std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string&
 
   // Unique per process and per call, so that concurrent compilations never share a temporary.
   static std::atomic<unsigned> serial{0};
-  const fs::path tmp =
-      dir / fmt::format(".{}.{}.{}.tmp", object.filename().string(), ::getpid(), serial++);
+  const std::string tmp_stem =
+      fmt::format(".{}.{}.{}", object.filename().string(), ::getpid(), serial++);
+  const fs::path tmp = dir / (tmp_stem + ".tmp");
   std::vector<std::string> argv = {clang};
   argv.insert(argv.end(), flags.begin(), flags.end());
   const fs::path depfile = fs::path(tmp.string() + ".d");
+  const fs::path tmp_manifest = fs::path(tmp.string() + ".deps");
+  const TempFiles temps{dir, tmp_stem};  // gone on every return path
   argv.insert(argv.end(), {"-MD", "-MF", depfile.string(), "-c", src.string(), "-o", tmp.string()});
-  SpawnResult r = run_capture(argv);
+  int timeout_s = options.timeout_s > 0 ? options.timeout_s : 60;
+  if (options.timeout_s <= 0) {
+    if (const std::string env = env_or_empty("BPFTSIM_CLANG_TIMEOUT"); !env.empty()) {
+      char* end = nullptr;
+      errno = 0;
+      const long v = std::strtol(env.c_str(), &end, 10);
+      if (errno != 0 || end == env.c_str() || *end != '\0' || v < 1 || v > 86400)
+        return BpfCompileError{
+            fmt::format("{}: BPFTSIM_CLANG_TIMEOUT='{}' is not a number of seconds in 1..86400",
+                        source_path, env)};
+      timeout_s = static_cast<int>(v);
+    }
+  }
+  SpawnResult r = run_capture(argv, timeout_s);
   if (!r.started)
     return BpfCompileError{fmt::format("{}: cannot run '{}': {}", source_path, clang, r.error)};
-  if (r.exit_code != 0) {
-    fs::remove(tmp, ec);
-    fs::remove(depfile, ec);
+  if (r.timed_out)
+    return BpfCompileError{fmt::format(
+        "{}: clang did not finish within {} s and was killed (does it #include a FIFO or a "
+        "device?); set BPFTSIM_CLANG_TIMEOUT=SECONDS to allow more",
+        source_path, timeout_s)};
+  if (r.output_too_long)
+    return BpfCompileError{fmt::format(
+        "{}: clang wrote more than {} KiB of messages and was killed; the first lines:\n{}",
+        source_path, kMaxCompilerOutput >> 10, r.output.substr(0, 4096))};
+  if (r.exit_code != 0)
     return BpfCompileError{
         fmt::format("{}: clang failed (exit {}):\n{}", source_path, r.exit_code, r.output)};
-  }
   {
     // The manifest of included files goes in first; the object's rename publishes the entry.
-    const fs::path tmp_manifest = fs::path(tmp.string() + ".deps");
     std::ofstream out(tmp_manifest, std::ios::trunc);
     for (const std::string& dep : depfile_paths(depfile)) {
       if (fs::equivalent(dep, src, ec)) continue;  // the source itself is in the key
+      if (const std::string why = unreadable_reason(dep); !why.empty())
+        return BpfCompileError{fmt::format("{}: includes {}, which {}", source_path, dep, why)};
       if (auto h = file_hash(dep)) out << *h << ' ' << dep << '\n';
     }
     out.close();
-    fs::remove(depfile, ec);
     fs::rename(tmp_manifest, manifest, ec);
   }
   fs::rename(tmp, object, ec);
   if (ec) {
-    fs::remove(tmp, ec);
     return BpfCompileError{
         fmt::format("{}: cannot store {}: {}", source_path, object.string(), ec.message())};
   }

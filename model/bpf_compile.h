@@ -27,6 +27,9 @@ struct BpfCompileOptions {
   std::string cache_dir;
   // Appended after the default flags (e.g. "-DFOO=1", "-I/some/dir").
   std::vector<std::string> extra_flags;
+  // Seconds clang may run before it (and its process group) is killed; 0 = $BPFTSIM_CLANG_TIMEOUT
+  // if set, else 60.
+  int timeout_s = 0;
 };
 
 struct BpfCompileError {

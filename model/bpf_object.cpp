@@ -168,6 +168,18 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
                                                                     const ObjectSpec& spec,
                                                                     const BpfObjectOptions& opts) {
   if (auto err = bpf_object_check(spec)) return *err;
+  std::uint64_t bytes = 0;
+  for (const MapSpec& ms : spec.maps) {
+    bytes += map_model_bytes(ms);
+    for (const MapSpec& inner : ms.inner)
+      bytes += map_model_bytes(inner);
+  }
+  if (k.loaded_map_bytes + bytes > kMaxLoadedMapBytes)
+    return LoadError{fmt::format(
+        "{}: its maps and global data ({} MiB) would bring the run's to {} MiB; bpftsim's limit "
+        "is {} MiB per run",
+        spec.path, bytes >> 20, (k.loaded_map_bytes + bytes) >> 20, kMaxLoadedMapBytes >> 20)};
+  k.loaded_map_bytes += bytes;
   auto obj = std::make_unique<BpfObject>();
   obj->spec_ = spec;
   obj->proc_ = &proc;

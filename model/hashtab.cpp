@@ -95,12 +95,18 @@ sim::Co<std::uint64_t> HashMap::lookup_elem(sim::Context& ctx, const std::uint8_
   co_return value_addr(*e);
 }
 
-// Takes a free element for an insert (prealloc_lru_pop / __pcpu_freelist_pop / kmalloc).
-sim::Co<std::optional<std::uint32_t>> HashMap::alloc_elem(sim::Context& ctx, bool replacing) {
+// Takes a free element for an insert (__pcpu_freelist_pop / kmalloc; LRU: lru_pop).
+sim::Co<std::optional<std::uint32_t>> HashMap::alloc_elem(sim::Context& ctx,
+                                                          std::optional<std::uint32_t> old) {
+  const bool replacing = old.has_value();
   if (prealloc_) {
     if (replacing) {
-      // The old element will become this CPU's extra element; the extra one is used now.
-      co_return extra_[ctx.cpu()];
+      // alloc_htab_elem: the old element becomes this CPU's extra element at once, in the same
+      // step as the swap. Swapping later (after a step) let an NMI program on this CPU updating
+      // another key of the map take the same extra element while it was already linked here.
+      const std::uint32_t e = extra_[ctx.cpu()];
+      extra_[ctx.cpu()] = *old;
+      co_return e;
     }
     if (freelist_.empty()) co_return std::nullopt;
     const std::uint32_t e = freelist_.front();
@@ -149,28 +155,35 @@ sim::Co<void> HashMap::free_elem(sim::Context& ctx, std::uint32_t e) {
 }
 
 // prealloc_lru_pop: a free node, or evict the least recently used one
-// (htab_lru_map_delete_node, under the evicted node's bucket lock).
+// (htab_lru_map_delete_node, under the evicted node's bucket lock). As there, the eviction only
+// happens if the node is still in the bucket it was chosen from: while this context waited for
+// the lock, another one may have deleted it (it then goes to the freelist, not to us) and even
+// reused it for a key of another bucket. Then the choice is made again.
 sim::Co<std::optional<std::uint32_t>> HashMap::lru_pop(sim::Context& ctx) {
-  if (!freelist_.empty()) {
-    const std::uint32_t e = freelist_.back();
-    freelist_.pop_back();
-    elems_[e].on_freelist = false;
-    co_return e;
+  while (true) {
+    if (!freelist_.empty()) {
+      const std::uint32_t e = freelist_.back();
+      freelist_.pop_back();
+      elems_[e].on_freelist = false;
+      co_return e;
+    }
+    std::optional<std::uint32_t> victim;
+    for (std::uint32_t e = 0; e < elems_.size(); ++e)
+      if (elems_[e].linked && (!victim || elems_[e].lru_stamp < elems_[*victim].lru_stamp))
+        victim = e;
+    if (!victim) co_return std::nullopt;
+    Bucket& b = bucket_of(elems_[*victim].hash);
+    co_await spin_lock_irqsave(k, ctx, b.lock);
+    const bool still_there = elems_[*victim].linked &&
+                             std::find(b.elems.begin(), b.elems.end(), *victim) != b.elems.end();
+    if (still_there) {
+      unlink(b, *victim);
+      ctx.trace("lru_evict", {{"map", id}, {"elem", *victim}});
+      co_await free_timer(ctx, *victim);
+    }
+    co_await spin_unlock_irqrestore(k, ctx, b.lock);
+    if (still_there) co_return victim;
   }
-  std::optional<std::uint32_t> victim;
-  for (std::uint32_t e = 0; e < elems_.size(); ++e)
-    if (elems_[e].linked && (!victim || elems_[e].lru_stamp < elems_[*victim].lru_stamp))
-      victim = e;
-  if (!victim) co_return std::nullopt;
-  Bucket& b = bucket_of(elems_[*victim].hash);
-  co_await spin_lock_irqsave(k, ctx, b.lock);
-  if (elems_[*victim].linked) {
-    unlink(b, *victim);
-    ctx.trace("lru_evict", {{"map", id}, {"elem", *victim}});
-    co_await free_timer(ctx, *victim);
-  }
-  co_await spin_unlock_irqrestore(k, ctx, b.lock);
-  co_return victim;
 }
 
 sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
@@ -219,7 +232,7 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
     if (lru_) {
       fresh = lru_new;
     } else {
-      fresh = co_await alloc_elem(ctx, old.has_value());
+      fresh = co_await alloc_elem(ctx, old);
     }
     if (!fresh) ret = prealloc_ ? -kE2BIG : (allocated_ >= def.max_entries ? -kE2BIG : -kENOMEM);
   }
@@ -239,15 +252,16 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
   elems_[e].lru_stamp = ++lru_clock_;
   b.elems.insert(b.elems.begin(), e);  // new element first: readers find it before the old one
   ++count_;
+  // hlist_nulls_add_head_rcu then hlist_nulls_del_rcu of the old one: one step, so no context
+  // nested on this CPU sees both linked (the prealloc old one is already this CPU's extra).
+  if (old) unlink(b, *old);
   if (inner) k.sys.map_inc(&ctx, *inner);  // bpf_map_fd_get_ptr: a refcnt on the inner map
   ctx.trace("map_update", {{"map", id}, {"elem", e}, {"replaces", old ? 1 : 0}});
   co_await ctx.step(k.cost.map_op_ns);
   if (old) {
-    unlink(b, *old);
     if (lru_) {
       // after the unlock (htab_lru_push_free)
     } else if (prealloc_) {
-      extra_[ctx.cpu()] = *old;
       if (of_maps_) {
         std::uint32_t inner_id;
         std::memcpy(&inner_id, value_ptr(*old), 4);

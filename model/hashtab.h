@@ -69,7 +69,9 @@ class HashMap final : public BpfMap {
   std::uint64_t timer_addr(std::uint32_t e) const { return value_addr(e) + def.timer_off; }
   void copy_value(std::uint32_t e, const std::uint8_t* value);
   void unlink(Bucket& b, std::uint32_t e);
-  sim::Co<std::optional<std::uint32_t>> alloc_elem(sim::Context& ctx, bool replacing);
+  // `old`: the linked element the new one replaces (prealloc: it becomes the extra element).
+  sim::Co<std::optional<std::uint32_t>> alloc_elem(sim::Context& ctx,
+                                                   std::optional<std::uint32_t> old);
   sim::Co<void> free_timer(sim::Context& ctx, std::uint32_t e);
   sim::Co<void> free_elem(sim::Context& ctx, std::uint32_t e);  // free_htab_elem
   sim::Co<std::optional<std::uint32_t>> lru_pop(sim::Context& ctx);

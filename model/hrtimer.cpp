@@ -106,7 +106,7 @@ sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, sim::TimeNs rel_ns)
   const bool was = remove(t);
   // A timer whose callback runs stays on that base; otherwise it moves to this CPU.
   const int cpu = callback_running(t) ? t.cpu : ctx.cpu();
-  const sim::TimeNs expires = ctx.now() + std::max<sim::TimeNs>(rel_ns, 0);
+  const sim::TimeNs expires = sim::add_sat(ctx.now(), std::max<sim::TimeNs>(rel_ns, 0));
   enqueue(t, cpu, expires);
   ctx.trace("hrtimer_start", {{"hrtimer", t.owner},
                               {"expires", expires},

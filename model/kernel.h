@@ -101,6 +101,16 @@ class Kernel {
   std::set<ObjId> reachable() const;
   std::size_t armed_timers() const { return hrtimers.armed(); }
 
+  // Bytes of the maps and global data loaded from objects so far (model/bpf_object.cpp), against
+  // kMaxLoadedMapBytes: the same object listed many times must not take the host's memory.
+  std::uint64_t loaded_map_bytes = 0;
+  // BPF instructions executed by every program of the run, against max_insns (a re-arming
+  // callback spinning a million instructions per run must not take hours); reaching it ends the
+  // run at a limit, with `insn_limit_hint` (how to raise it) in the message.
+  std::uint64_t insns_executed = 0;
+  std::uint64_t max_insns = 1'000'000'000;
+  std::string insn_limit_hint;
+
  private:
   std::map<std::uint32_t, std::unique_ptr<BpfMap>> maps_;
   std::map<std::uint32_t, std::unique_ptr<BpfProg>> progs_;

@@ -544,18 +544,51 @@ std::vector<GlobalVar> datasec_vars(const btf* btf, std::uint32_t datasec_id) {
   return out;
 }
 
+// Refuses a map or a global-data section bigger than the simulator's limits (the model allocates
+// every map's memory when it is created); returns the bytes it will take.
+std::uint64_t check_map_size(const MapSpec& spec, std::uint64_t* total) {
+  const std::uint64_t bytes = map_model_bytes(spec);
+  auto mib = [](std::uint64_t b) {
+    return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1 << 20));
+  };
+  if (spec.origin != MapOrigin::kUser) {
+    if (bytes > kMaxMapBytes)
+      fail(fmt::format("section '{}': {} bytes of global data; bpftsim's limit is {} per section",
+                       spec.name, spec.value_size, mib(kMaxMapBytes)));
+  } else if (bytes > kMaxMapBytes) {
+    fail(
+        fmt::format("map '{}' ({}, max_entries {}, key_size {}, value_size {}) needs {} in the "
+                    "model; bpftsim's limit is {} per map",
+                    spec.name, map_type_name(spec.type), spec.max_entries, spec.key_size,
+                    spec.value_size, mib(bytes), mib(kMaxMapBytes)));
+  }
+  *total += bytes;
+  if (*total > kMaxObjectMapBytes)
+    fail(
+        fmt::format("{} '{}' brings the object's maps and global data to {}; bpftsim's limit is "
+                    "{} per object",
+                    spec.origin == MapOrigin::kUser ? "map" : "section", spec.name, mib(*total),
+                    mib(kMaxObjectMapBytes)));
+  return bytes;
+}
+
 std::vector<MapSpec> describe_maps(const ElfImage& elf, bpf_object* obj) {
   const btf* btf = bpf_object__btf(obj);
   std::vector<MapSpec> user, internal;
+  std::uint64_t total = 0;
   bpf_map* map = nullptr;
   bpf_object__for_each_map(map, obj) {
     if (!bpf_map__is_internal(map)) {
       user.push_back(describe_map(btf, map, bpf_map__name(map)));
+      check_map_size(user.back(), &total);
+      for (const MapSpec& inner : user.back().inner)
+        check_map_size(inner, &total);
       continue;
     }
     const std::string section = internal_map_section(elf, btf, map);
     MapSpec spec = describe_map(btf, map, section);
     spec.origin = *data_origin(section);
+    check_map_size(spec, &total);  // before its initial value is copied
     std::size_t size = 0;
     const void* init = bpf_map__initial_value(map, &size);
     if (init != nullptr) {
@@ -974,6 +1007,25 @@ std::variant<ObjectSpec, LoadError> load_bpf_object(const std::string& path) {
     return LoadError{f.message};
   } catch (const std::exception& e) {
     return LoadError{fmt::format("{}: {}", path, e.what())};
+  }
+}
+
+std::uint64_t map_model_bytes(const MapSpec& spec) {
+  auto round8 = [](std::uint64_t v) { return (v + 7) & ~std::uint64_t{7}; };
+  const std::uint64_t entries = std::max<std::uint64_t>(spec.max_entries, 1);
+  const std::uint64_t stride = round8(spec.key_size) + round8(spec.value_size);
+  switch (spec.type) {
+    case BPF_MAP_TYPE_HASH:
+    case BPF_MAP_TYPE_LRU_HASH:
+    case BPF_MAP_TYPE_HASH_OF_MAPS: {
+      std::uint64_t buckets = 1;
+      while (buckets < entries)
+        buckets <<= 1;
+      // element bytes, the element's bookkeeping, and a bucket (list + lock) per power of two
+      return entries * (stride + kModelBytesPerElem) + buckets * kModelBytesPerBucket;
+    }
+    default:
+      return entries * round8(spec.value_size);
   }
 }
 

@@ -119,4 +119,17 @@ std::variant<ObjectSpec, LoadError> load_bpf_object(const std::string& path);
 // "array", "lru_hash", "array_of_maps", "hash_of_maps", ...; "type N" for unknown numbers).
 std::string map_type_name(std::uint32_t type);
 
+// Simulator limits on an object's maps (issue 7): the model allocates every map's memory, and
+// every global-data section, when the map is created, so a legal but huge map (an ARRAY of 2^29
+// entries, `char big[0x7fffffff]` in .bss) is refused when the object is opened, by `inspect`
+// and `run` alike, with the object file, the map or section and the limit.
+inline constexpr std::uint64_t kMaxMapBytes = std::uint64_t{64} << 20;         // per map/section
+inline constexpr std::uint64_t kMaxObjectMapBytes = std::uint64_t{256} << 20;  // per object
+inline constexpr std::uint64_t kMaxLoadedMapBytes = std::uint64_t{512} << 20;  // per run (Kernel)
+// Host bytes the model spends per hash map element and per bucket, besides key and value.
+inline constexpr std::uint64_t kModelBytesPerElem = 48;
+inline constexpr std::uint64_t kModelBytesPerBucket = 160;
+// What a map of this spec takes in the model (value arena, hash elements and buckets).
+std::uint64_t map_model_bytes(const MapSpec& spec);
+
 }  // namespace bpftsim::model

@@ -48,7 +48,7 @@ void Rcu::start_gp() {
 void Rcu::maybe_complete() {
   if (!gp_active_ || holdouts_ != 0 || completion_scheduled_) return;
   completion_scheduled_ = true;
-  const sim::TimeNs at = std::max(k_.sim.now(), gp_start_ + k_.cost.rcu_gp_min_ns);
+  const sim::TimeNs at = std::max(k_.sim.now(), sim::add_sat(gp_start_, k_.cost.rcu_gp_min_ns));
   k_.sim.at(at, 0x52435500u, [this](sim::Simulator&) { complete_gp(); });
 }
 

@@ -103,13 +103,24 @@ sim::Co<HelperOutcome> VmProg::drive(sim::Context& ctx, Exec& ex) {
     const BpfVm::Stop stop = ex.vm.run();
     const std::uint64_t n = ex.vm.take_executed();
     executed_ += n;
+    k.insns_executed += n;
+    if (k.insns_executed > k.max_insns) {
+      k.sim.stop_at_limit(
+          sim::Finding{.kind = sim::FindingKind::kLiveness,
+                       .message = fmt::format("BPF instruction limit of {} reached (in program "
+                                              "'{}'){}",
+                                              k.max_insns, name, k.insn_limit_hint),
+                       .t_ns = k.sim.now(),
+                       .cpu = ctx.cpu()});
+      co_return kAborted;
+    }
     if (stop == BpfVm::Stop::kFault) {
       report_fault(ctx, ex);
       co_return kAborted;
     }
     // The segment's instructions happened at the start of this step; the helper call (or the
     // return) comes after it.
-    if (n > 0) co_await ctx.step(static_cast<sim::TimeNs>(n) * k.cost.insn_ns);
+    if (n > 0) co_await ctx.step(sim::mul_sat(k.cost.insn_ns, n));
     if (k.sim.stopped()) co_return kAborted;
     if (stop == BpfVm::Stop::kExit) co_return HelperOutcome{false, ex.vm.r0()};
     const std::int32_t helper = ex.vm.helper_id();

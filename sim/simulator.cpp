@@ -135,9 +135,12 @@ void WaitQueue::wake_all() {
 Simulator::Simulator(SimConfig cfg, std::unique_ptr<Scheduler> scheduler)
     : cfg_(cfg),
       sched_(scheduler ? std::move(scheduler) : std::make_unique<SeededScheduler>(cfg.seed)),
-      trace_(cfg.keep_trace),
+      trace_(cfg.keep_trace, cfg.max_trace_records, cfg.trace_tail_only),
       data_prng_(SplitMix64(cfg.seed ^ 0x5eedda7a5eedda7aULL).next()) {
   SIM_ASSERT(cfg.cpus >= 1 && cfg.cpus <= 64, "cpus must be in 1..64, got {}", cfg.cpus);
+  // A jitter decision has jitter_max_ns + 1 options, counted in 32 bits.
+  SIM_ASSERT(cfg.jitter_max_ns >= 0 && cfg.jitter_max_ns < kMaxJitterNs,
+             "jitter_max_ns must be in 0..{}, got {}", kMaxJitterNs - 1, cfg.jitter_max_ns);
   for (int i = 0; i < cfg.cpus; ++i) {
     auto cpu = std::make_unique<Cpu>();
     cpu->id = i;
@@ -255,6 +258,11 @@ void Simulator::report(Finding f, bool stop) {
   if (stop) stopped_ = true;
 }
 
+void Simulator::stop_at_limit(Finding f) {
+  report(std::move(f), true);
+  stop_status_ = RunStatus::kLimit;
+}
+
 bool Simulator::has_blocked_contexts() const {
   for (const auto& [id, c] : contexts_)
     if (c->state_ == CtxState::kBlocked) return true;
@@ -317,8 +325,19 @@ void Simulator::resume(Context& ctx) {
   if (steps_ > cfg_.max_steps) {
     report(Finding{.kind = FindingKind::kLiveness,
                    .message = fmt::format(
-                       "step limit of {} reached (a runaway loop of timers or a livelock?)",
-                       cfg_.max_steps),
+                       "step limit of {} reached (a runaway loop of timers or a livelock?){}",
+                       cfg_.max_steps, cfg_.step_limit_hint),
+                   .cpu = ctx.cpu(),
+                   .details = {describe(ctx)}},
+           true);
+    stop_status_ = RunStatus::kLimit;
+    return;
+  }
+  if (trace_.over_limit()) {
+    report(Finding{.kind = FindingKind::kLiveness,
+                   .message = fmt::format(
+                       "trace record limit of {} records kept in memory reached at step {}{}",
+                       cfg_.max_trace_records, steps_, cfg_.trace_limit_hint),
                    .cpu = ctx.cpu(),
                    .details = {describe(ctx)}},
            true);
@@ -359,11 +378,26 @@ void Simulator::end_step(Context& ctx, TimeNs cost) {
                            .u64(static_cast<std::uint64_t>(ctx.cpu()))
                            .u64(static_cast<std::uint64_t>(cost))
                            .value());
-    cost += extra;
+    cost = add_sat(cost, static_cast<TimeNs>(extra));
   }
   Cpu& c = *cpus_[ctx.cpu()];
   SIM_ASSERT(!c.boundary->queued(), "cpu {} already has a boundary queued", ctx.cpu());
-  queue_.push(*c.boundary, now_ + cost);
+  const TimeNs end = add_sat(now_, cost);
+  if (end == kTimeNever) {
+    // A cost this large (costs near 2^63 ns, or an instruction count times insn_ns) would end
+    // the step beyond the last representable time: the run ends at a limit, never wraps.
+    report(Finding{.kind = FindingKind::kLiveness,
+                   .message = fmt::format(
+                       "virtual time overflow: a step of {} ns at t={} ns would end at or beyond "
+                       "2^63-1 ns (a cost near 2^63, or work scheduled at the end of time)",
+                       cost, now_),
+                   .cpu = ctx.cpu(),
+                   .details = {describe(ctx)}},
+           true);
+    stop_status_ = RunStatus::kLimit;
+    return;
+  }
+  queue_.push(*c.boundary, end);
 }
 
 void Simulator::block(Context& ctx, WaitQueue& wq, WaitFor why) {
@@ -515,11 +549,11 @@ RunStatus Simulator::run(TimeNs until) {
     const TimeNs t = queue_.top().time();
     if (t > until) break;
     if (t > cfg_.max_time_ns) {
-      report(
-          Finding{.kind = FindingKind::kLiveness,
-                  .message = fmt::format("virtual time limit of {} ns reached with events pending",
-                                         cfg_.max_time_ns)},
-          true);
+      report(Finding{.kind = FindingKind::kLiveness,
+                     .message =
+                         fmt::format("virtual time limit of {} ns reached with events pending{}",
+                                     cfg_.max_time_ns, cfg_.time_limit_hint)},
+             true);
       status = RunStatus::kLimit;
       break;
     }

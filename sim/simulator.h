@@ -30,6 +30,9 @@
 
 namespace bpftsim::sim {
 
+// Exclusive upper bound of SimConfig::jitter_max_ns (a decision's option count is 32-bit).
+inline constexpr TimeNs kMaxJitterNs = 0xffffffffLL;
+
 struct SimConfig {
   std::uint64_t seed = 1;
   int cpus = 2;
@@ -37,12 +40,21 @@ struct SimConfig {
   TimeNs max_time_ns = 3600 * kNsPerSec;  // liveness limit on virtual time
   TimeNs jitter_max_ns = 0;               // each step's cost gets +[0, jitter_max_ns] (a decision)
   bool keep_trace = true;                 // keep records (the digest is always computed)
+  // Trace records kept in memory: reaching it ends the run at a limit, unless only the tail of
+  // the trace is wanted (then the oldest records are dropped).
+  std::uint64_t max_trace_records = 2'000'000;
+  bool trace_tail_only = false;
+  // Appended to the message of the step / virtual time / trace record limit: how to raise it
+  // (the tool knows its flags and scenario fields; the engine does not).
+  std::string step_limit_hint;
+  std::string time_limit_hint;
+  std::string trace_limit_hint;
 };
 
 enum class RunStatus : std::uint8_t {
   kQuiescent,  // nothing left to run
   kStopped,    // a stopping finding (deadlock, fault, ...) ended the run
-  kLimit,      // step or time limit: a liveness finding was recorded
+  kLimit,      // step, virtual time or trace record limit: a liveness finding was recorded
   kDiverged,   // a replayed decision list no longer fits the run
 };
 const char* run_status_name(RunStatus s);
@@ -91,12 +103,16 @@ class Simulator {
   void emit(const Context* ctx, std::string event, std::initializer_list<TraceField> fields);
 
   void report(Finding f, bool stop);
+  // Reports `f` and ends the run with status kLimit (a resource limit of the model was reached).
+  void stop_at_limit(Finding f);
   const std::vector<Finding>& findings() const { return findings_; }
   bool stopped() const { return stopped_; }
 
   // Runs until quiescent, stopped, a limit, or virtual time `until` (events after it stay queued).
   RunStatus run(TimeNs until = kTimeNever);
   bool quiescent() const { return queue_.empty() && !stopped_; }
+  // Time of the earliest queued event (kTimeNever when none).
+  TimeNs next_event_time() { return queue_.empty() ? kTimeNever : queue_.top().time(); }
   bool has_blocked_contexts() const;
 
   static Simulator* running();  // the simulator whose run() is on the stack, for assertions

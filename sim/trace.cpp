@@ -73,7 +73,13 @@ void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, std::string event,
 void Trace::emit(TraceRecord record) {
   fold(record);
   if (observer_) observer_(record);
-  if (keep_) records_.push_back(std::move(record));
+  if (!keep_) return;
+  records_.push_back(std::move(record));
+  if (tail_only_ && max_kept_ >= 2 && records_.size() >= max_kept_) {
+    const std::size_t drop = records_.size() - max_kept_ / 2;
+    records_.erase(records_.begin(), records_.begin() + static_cast<std::ptrdiff_t>(drop));
+    dropped_ += drop;
+  }
 }
 
 std::string Trace::format_text(const TraceRecord& r) {

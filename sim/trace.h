@@ -43,8 +43,12 @@ struct TraceRecord {
 
 class Trace {
  public:
-  // Records are kept only when enabled; the digest is always computed.
-  explicit Trace(bool keep_records = true) : keep_(keep_records) {}
+  // Records are kept only when enabled; the digest is always computed. `max_kept` (0: no limit)
+  // bounds the records kept in memory: with `tail_only`, the oldest are dropped so that between
+  // max_kept/2 and max_kept stay (the end of a run, for failure reports); otherwise reaching it
+  // sets over_limit() and the simulator ends the run at a limit.
+  explicit Trace(bool keep_records = true, std::uint64_t max_kept = 0, bool tail_only = false)
+      : keep_(keep_records), max_kept_(max_kept), tail_only_(tail_only) {}
 
   void emit(TimeNs t, int cpu, std::uint32_t ctx, std::string event,
             std::initializer_list<TraceField> fields);
@@ -54,6 +58,11 @@ class Trace {
   std::uint64_t digest() const { return digest_; }
   std::uint64_t count() const { return count_; }
   bool keeps_records() const { return keep_; }
+  // Records emitted but no longer kept (tail_only), and whether the kept ones reached max_kept.
+  std::uint64_t dropped() const { return dropped_; }
+  bool over_limit() const {
+    return keep_ && !tail_only_ && max_kept_ != 0 && records_.size() >= max_kept_;
+  }
 
   // An observer sees every record as it is emitted (kept or not). It only reads: it never
   // emits, so it cannot change the run or its digest.
@@ -70,6 +79,9 @@ class Trace {
             const TraceField* fields, std::size_t nfields);
   bool keep_;
   Observer observer_;
+  std::uint64_t max_kept_ = 0;
+  bool tail_only_ = false;
+  std::uint64_t dropped_ = 0;
   std::vector<TraceRecord> records_;
   std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // sim::Hasher (FNV-1a 64) offset basis
   std::uint64_t count_ = 0;

@@ -27,6 +27,8 @@ struct CheckArgs {
   std::optional<std::uint64_t> seed;
   std::optional<std::string> profile;
   std::string run_dir = ".";
+  std::optional<std::uint64_t> max_steps;
+  std::optional<std::uint64_t> max_insns;
 };
 
 struct Row {
@@ -92,6 +94,9 @@ Row check_one(const std::string& file, const CheckArgs& args, Progress& progress
   RunOptions opts;
   opts.seed = args.seed;
   opts.profile = args.profile;
+  opts.full_trace = false;  // no trace file: the tail is enough for the failure report
+  opts.max_steps = args.max_steps;
+  opts.max_insns = args.max_insns;
   if (progress.enabled())
     opts.progress = [&](sim::TimeNs t) { progress.update(label + " " + sc.name, t); };
   auto ran = run_scenario(sc, opts);
@@ -164,6 +169,12 @@ const Registrar kRegisterCheck{
       sub->add_option("--seed", args->seed, "scheduler seed for every scenario")
           ->check(unsigned_in(0, kMaxU64));
       sub->add_option("--profile", args->profile, "kernel profile for every scenario");
+      sub->add_option("--max-steps", args->max_steps,
+                      "step limit of each run (default: the scenario's, else 2000000)")
+          ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+      sub->add_option("--max-insns", args->max_insns,
+                      "BPF instructions each run may execute (default 1000000000)")
+          ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 50));
       sub->add_option("--run-dir", args->run_dir,
                       "directory for the run files of failing runs (default: .)");
       return std::function<int()>([args] { return check(*args); });

@@ -64,6 +64,7 @@ int replay(const ReplayArgs& args) {
   opts.seed = f.seed;
   opts.profile = f.profile;
   opts.replay = f.decisions;
+  opts.full_trace = !args.trace.empty();
   Progress progress;
   if (progress.enabled())
     opts.progress = [&](sim::TimeNs t) { progress.update("bpftsim replay " + sc.name, t); };

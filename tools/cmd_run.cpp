@@ -24,6 +24,9 @@ struct RunArgs {
   std::string trace_format = "text";
   std::string run_dir = ".";
   bool digest = false;
+  std::optional<std::uint64_t> max_steps;
+  std::optional<std::uint64_t> max_trace_records;
+  std::optional<std::uint64_t> max_insns;
 };
 
 int run_one(const RunArgs& args) {
@@ -40,6 +43,10 @@ int run_one(const RunArgs& args) {
   RunOptions opts;
   opts.seed = args.seed;
   opts.profile = args.profile;
+  opts.full_trace = !args.trace.empty();  // else only the tail, for the failure report
+  opts.max_steps = args.max_steps;
+  opts.max_trace_records = args.max_trace_records;
+  opts.max_insns = args.max_insns;
   Progress progress;
   if (progress.enabled())
     opts.progress = [&](sim::TimeNs t) { progress.update("bpftsim run " + sc.name, t); };
@@ -88,6 +95,15 @@ const Registrar kRegisterRun{
       sub->add_option("--run-dir", args->run_dir,
                       "directory for the run file of a failing run (default: .)");
       sub->add_flag("--digest", args->digest, "also print 'digest <hex> records <n>'");
+      sub->add_option("--max-steps", args->max_steps,
+                      "step limit (default: the scenario's limits.max_steps, else 2000000)")
+          ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+      sub->add_option("--max-insns", args->max_insns,
+                      "BPF instructions all programs may execute (default 1000000000)")
+          ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 50));
+      sub->add_option("--max-trace-records", args->max_trace_records,
+                      "trace records kept in memory for --trace (default 2000000)")
+          ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
       return std::function<int()>([args] { return run_one(*args); });
     }};
 

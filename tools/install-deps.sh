@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config clang
   libboost-dev libfmt-dev nlohmann-json3-dev catch2 librapidcheck-dev
-  libbpf-dev libelf-dev libcli11-dev libbenchmark-dev
+  libbpf-dev libelf-dev libcli11-dev libbenchmark-dev python3
 )
 
 missing=()

@@ -491,16 +491,30 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
                       fmt::format("unknown kernel profile '{}' (known: {})", profile_name,
                                   fmt::join(names, ", "))};
   }
+  if (sc.jitter_ns < 0 || sc.jitter_ns >= sim::kMaxJitterNs)
+    return InputError{
+        sc.file, "/jitter_ns", 0, 0,
+        fmt::format("jitter_ns {} is out of range 0..{}", sc.jitter_ns, sim::kMaxJitterNs - 1)};
   sim::SimConfig cfg;
   cfg.seed = opts.seed.value_or(sc.seed);
   cfg.cpus = sc.cpus;
   cfg.jitter_max_ns = sc.jitter_ns;
   cfg.keep_trace = opts.keep_trace;
+  cfg.max_steps = opts.max_steps.value_or(sc.max_steps.value_or(kDefaultMaxSteps));
   if (sc.max_time_ns) cfg.max_time_ns = *sc.max_time_ns;
-  if (sc.max_steps) cfg.max_steps = *sc.max_steps;
+  cfg.trace_tail_only = !opts.full_trace;
+  cfg.max_trace_records =
+      opts.full_trace ? opts.max_trace_records.value_or(kDefaultMaxTraceRecords) : kTailRecords;
+  cfg.step_limit_hint = "; raise it with --max-steps N or \"limits\": {\"max_steps\": N}";
+  cfg.time_limit_hint = "; raise it with \"limits\": {\"max_time_ns\": N}";
+  cfg.trace_limit_hint =
+      "; a trace file needs every record in memory: raise it with --max-trace-records N, or run "
+      "without --trace";
   std::unique_ptr<sim::Scheduler> sched;
   if (opts.replay) sched = std::make_unique<sim::ReplayScheduler>(*opts.replay);
   auto in = std::make_shared<RunInstance>(sc, cfg, std::move(sched), *profile);
+  in->k.max_insns = opts.max_insns.value_or(kDefaultMaxInsns);
+  in->k.insn_limit_hint = "; raise it with --max-insns N";
 
   model::Process& loader = in->process("loader");
   for (std::size_t o = 0; o < sc.objects.size(); ++o) {
@@ -547,12 +561,14 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
 
   sim::RunStatus status;
   if (opts.progress) {
+    // Slices of virtual time with events in them; empty time is skipped in one jump (an action
+    // at 2^63-1 ns must not mean 2^43 empty slices).
     sim::TimeNs until = kProgressSliceNs;
     while (true) {
       status = in->sim.run(until);
       if (status != sim::RunStatus::kQuiescent || in->sim.quiescent()) break;
       opts.progress(in->sim.now());
-      until += kProgressSliceNs;
+      until = std::max(sim::add_sat(until, kProgressSliceNs), in->sim.next_event_time());
     }
   } else {
     status = in->sim.run();

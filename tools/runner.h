@@ -31,9 +31,28 @@ struct RunOptions {
   std::optional<std::string> profile;       // overrides the scenario's profile
   std::optional<sim::DecisionList> replay;  // replay these decisions (the seed still drives data)
   bool keep_trace = true;                   // keep trace records (the digest is always computed)
+  // Keep every record (a trace file will be written), counted against the trace record limit;
+  // false: keep only the last kTailRecords records, enough for the failure report.
+  bool full_trace = true;
+  // Overrides of the run limits (command-line flags); see kDefaultMaxSteps and friends.
+  std::optional<std::uint64_t> max_steps;
+  std::optional<std::uint64_t> max_trace_records;
+  std::optional<std::uint64_t> max_insns;
   // Called between slices of the run with the virtual time reached (progress display).
   std::function<void(sim::TimeNs)> progress;
 };
+
+// Limits of a scenario run (issue 7): with them no scenario runs for more than about ten seconds
+// or takes more than a gigabyte or two, and one that would ends with status `limit` (exit 1) and
+// a message naming the limit and how to raise it. Steps: limits.max_steps or --max-steps; BPF
+// instructions executed: --max-insns; trace
+// records kept in memory (only when a trace file is written): --max-trace-records; virtual time:
+// limits.max_time_ns. Maps and global data: model/libbpf_loader.h (per object) and
+// model::kMaxLoadedMapBytes (per run).
+inline constexpr std::uint64_t kDefaultMaxSteps = 2'000'000;
+inline constexpr std::uint64_t kDefaultMaxInsns = 1'000'000'000;
+inline constexpr std::uint64_t kDefaultMaxTraceRecords = 2'000'000;
+inline constexpr std::uint64_t kTailRecords = 100'000;
 
 struct RunInstance;  // the Simulator and Kernel of one run
 
