@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -33,11 +35,26 @@ std::optional<std::string> write_trace(const RunResult& r, const std::string& pa
     return std::nullopt;
   }
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return fmt::format("{}: cannot open for writing", path);
+  if (!out) return fmt::format("{}: cannot open for writing: {}", path, std::strerror(errno));
   render(out);
   out.close();
-  if (!out) return fmt::format("{}: write failed", path);
+  if (!out) return fmt::format("{}: write failed: {}", path, std::strerror(errno));
   return std::nullopt;
+}
+
+std::vector<std::string> last_events_per_cpu(const sim::Trace& trace, const std::set<int>& cpus,
+                                             std::size_t n) {
+  std::vector<std::string> out;
+  const auto& recs = trace.records();
+  for (int cpu : cpus) {
+    std::vector<const sim::TraceRecord*> last;
+    for (auto it = recs.rbegin(); it != recs.rend() && last.size() < n; ++it)
+      if (it->cpu == cpu) last.push_back(&*it);
+    out.push_back(fmt::format("cpu {}: last {} event(s)", cpu, last.size()));
+    for (auto it = last.rbegin(); it != last.rend(); ++it)
+      out.push_back("  " + sim::Trace::format_text(**it));
+  }
+  return out;
 }
 
 std::string result_line(const RunResult& r) {

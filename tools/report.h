@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "sim/time.h"
 #include "tools/runner.h"
@@ -17,6 +19,10 @@ bool valid_trace_format(const std::string& format);
 // Writes the run's trace to `path` ("-" = stdout); an error message on failure.
 std::optional<std::string> write_trace(const RunResult& r, const std::string& path,
                                        const std::string& format);
+
+// The last `n` trace records of each CPU in `cpus`, as text lines ("cpu N:" headers).
+std::vector<std::string> last_events_per_cpu(const sim::Trace& trace, const std::set<int>& cpus,
+                                             std::size_t n);
 
 // One result line: "PASS name  t=... ns  findings=N  digest=...".
 std::string result_line(const RunResult& r);

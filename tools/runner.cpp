@@ -613,19 +613,4 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   return r;
 }
 
-std::vector<std::string> last_events_per_cpu(const sim::Trace& trace, const std::set<int>& cpus,
-                                             std::size_t n) {
-  std::vector<std::string> out;
-  const auto& recs = trace.records();
-  for (int cpu : cpus) {
-    std::vector<const sim::TraceRecord*> last;
-    for (auto it = recs.rbegin(); it != recs.rend() && last.size() < n; ++it)
-      if (it->cpu == cpu) last.push_back(&*it);
-    out.push_back(fmt::format("cpu {}: last {} event(s)", cpu, last.size()));
-    for (auto it = last.rbegin(); it != last.rend(); ++it)
-      out.push_back("  " + sim::Trace::format_text(**it));
-  }
-  return out;
-}
-
 }  // namespace bpftsim::tools

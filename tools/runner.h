@@ -81,8 +81,4 @@ struct RunResult {
 // InputErrors; everything else, including failed expectations, is in the RunResult.
 std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOptions& opts = {});
 
-// The last `n` trace records of each CPU in `cpus`, as text lines ("cpu N:" headers).
-std::vector<std::string> last_events_per_cpu(const sim::Trace& trace, const std::set<int>& cpus,
-                                             std::size_t n);
-
 }  // namespace bpftsim::tools

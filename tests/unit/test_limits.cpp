@@ -28,6 +28,7 @@
 #include "sim/simulator.h"
 #include "tests/unit/tool_harness.h"
 #include "tests/unit/world.h"
+#include "tools/report.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
 
