@@ -523,6 +523,21 @@ void Simulator::wakeup_ksoftirqd(int cpu) {
   });
 }
 
+void Simulator::observe_at(TimeNs at, std::function<void(Simulator&)> fn) {
+  observers_.emplace(at, std::move(fn));
+}
+
+void Simulator::run_observers(TimeNs t, TimeNs until) {
+  while (!observers_.empty()) {
+    auto it = observers_.begin();
+    // t == kTimeNever: the run is quiescent, its state final; every observer may read it.
+    if (t != kTimeNever && (it->first >= t || it->first > until)) break;
+    auto fn = std::move(it->second);
+    observers_.erase(it);
+    fn(*this);
+  }
+}
+
 RunStatus Simulator::run(TimeNs until) {
   Simulator* outer = g_running;
   g_running = this;
@@ -543,10 +558,13 @@ RunStatus Simulator::run(TimeNs until) {
       if (has_blocked_contexts()) {
         report_stuck_at_quiescence();
         status = RunStatus::kStopped;
+      } else {
+        run_observers(kTimeNever, kTimeNever);  // quiescent: the state is final
       }
       break;
     }
     const TimeNs t = queue_.top().time();
+    run_observers(t, until);
     if (t > until) break;
     if (t > cfg_.max_time_ns) {
       report(Finding{.kind = FindingKind::kLiveness,

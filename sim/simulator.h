@@ -85,6 +85,12 @@ class Simulator {
   Context& spawn_interrupt(int cpu, CtxKind kind, std::string name, Context::Body body);
   // Calls fn at virtual time `at` (>= now). `tag` identifies it among simultaneous events.
   void at(TimeNs at, std::uint64_t tag, std::function<void(Simulator&)> fn);
+  // An observer reads the state at virtual time `at`: after every event due at or before `at` and
+  // before any later one (or when the run goes quiescent earlier: nothing changes after that). It
+  // is not an event and takes no part in ties, so adding one never changes the run or its digest.
+  // It must only read: no scheduling, no trace records, no state changes. Observers of one
+  // instant run in the order they were added.
+  void observe_at(TimeNs at, std::function<void(Simulator&)> fn);
   // Owner-managed events (clock event devices, ...).
   void schedule(Event& e, TimeNs at);
   void cancel(Event& e);
@@ -136,6 +142,8 @@ class Simulator {
   void wakeup_ksoftirqd(int cpu);
   static constexpr int kMaxSoftirqRestart = 10;  // MAX_SOFTIRQ_RESTART (kernel/softirq.c)
   void check_deadlock_from(Context& ctx);
+  // Runs the observers due before an event at `t` (time < t) that are not past `until`.
+  void run_observers(TimeNs t, TimeNs until);
   void report_stuck_at_quiescence();
   std::string describe(const Context& c) const;
   CycleEntry cycle_entry(const Context& c) const;  // one context of a wait-for cycle
@@ -145,6 +153,7 @@ class Simulator {
   Trace trace_;
   Prng data_prng_;
   EventQueue queue_;
+  std::multimap<TimeNs, std::function<void(Simulator&)>> observers_;
   TimeNs now_ = 0;
   std::uint64_t steps_ = 0;
   std::vector<std::unique_ptr<Cpu>> cpus_;

@@ -15,7 +15,6 @@ namespace bpftsim::tools {
 // Event tags of scenario events (stable among simultaneous events, so ties hash the same in every
 // run of the scenario).
 constexpr std::uint64_t kActionTag = 0x5ce0000000ULL;
-constexpr std::uint64_t kGlobalsAtTag = 0x5ce1000000ULL;
 // Virtual time per slice of the run when progress is displayed.
 constexpr sim::TimeNs kProgressSliceNs = sim::kNsPerMs;
 
@@ -95,6 +94,7 @@ struct RunInstance {
   sim::Co<std::int64_t> run_fentry(sim::Context& c);
   void check_globals(const std::vector<GlobalExpect>& globals, const std::string& when);
   void check_at(const AtExpect& at);
+  std::vector<bool> at_checked;  // per expect.at entry: its observer ran
   void watch_events(const Expectations& ex);
 
   // expect.events and expect.order, filled by a trace observer while the run goes on.
@@ -405,7 +405,7 @@ const std::string* str_field(const sim::TraceRecord& r, const char* key) {
 }  // namespace
 
 void RunInstance::check_at(const AtExpect& at) {
-  const std::string when = fmt::format("at t={}", sim.now());
+  const std::string when = fmt::format("at t={}", at.at_ns);
   check_globals(at.globals, when);
   if (at.alive) judge_alive(*this, *at.alive, at.pointer + "/alive", when);
   for (const RefcntExpect& r : at.refcnts) {
@@ -554,9 +554,12 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
       }
     });
   }
+  in->at_checked.assign(sc.expect.at.size(), false);
   for (std::size_t g = 0; g < sc.expect.at.size(); ++g)
-    in->sim.at(sc.expect.at[g].at_ns, kGlobalsAtTag + g,
-               [raw, g](sim::Simulator&) { raw->check_at(raw->sc->expect.at[g]); });
+    in->sim.observe_at(sc.expect.at[g].at_ns, [raw, g](sim::Simulator&) {
+      raw->check_at(raw->sc->expect.at[g]);
+      raw->at_checked[g] = true;
+    });
   if (!sc.expect.events.empty() || !sc.expect.order.empty()) in->watch_events(sc.expect);
 
   sim::RunStatus status;
@@ -588,10 +591,10 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   in->check_globals(ex.globals, "at the end");
   judge_maps(*in, ex);
   judge_alive(*in, ex.alive, "/expect/alive", "at the end");
-  for (const AtExpect& at : ex.at)
-    if (at.at_ns > in->sim.now() && status != sim::RunStatus::kQuiescent)
-      in->fail(-1,
-               fmt::format("{}: not checked, the run ended at t={}", at.pointer, in->sim.now()));
+  for (std::size_t g = 0; g < ex.at.size(); ++g)
+    if (!in->at_checked[g])
+      in->fail(-1, fmt::format("{}: not checked, the run ended ({}) at t={}", ex.at[g].pointer,
+                               sim::run_status_name(status), in->sim.now()));
 
   RunResult r;
   r.name = sc.name;

@@ -203,3 +203,30 @@ TEST_CASE("the schema's fault sites are the model's (model/fault_inject.h)", "[e
   }
   CHECK(in_schema == in_model);
 }
+
+TEST_CASE("expect.at observers never change the run: same digest and decisions with or without",
+          "[expect]") {
+  // 4.5 has many simultaneous events (scheduler ties). Observers at every 250 ns, many of them on
+  // instants where events are due, must leave the schedule alone: they are not events.
+  Json at = Json::array();
+  for (int t = 0; t <= 20000; t += 250)
+    at.push_back({{"at_ns", t}, {"invariants", true}});
+  auto plain = run_patched("races/4.5-ctrl-c.json", Json::object());
+  auto observed = run_patched("races/4.5-ctrl-c.json", {{"at", at}});
+  INFO(failures(observed));
+  CHECK(observed.passed());
+  CHECK(!plain.decisions.empty());
+  CHECK(observed.digest == plain.digest);
+  CHECK(observed.decisions.size() == plain.decisions.size());
+  // An observer past the end of a quiescent run reads the final state; one past a stopped run
+  // is reported as not checked.
+  auto late = run_patched("races/4.5-ctrl-c.json",
+                          {{"at", {{{"at_ns", 900000000}, {"alive", {{"armed_timers", 0}}}}}}});
+  INFO(failures(late));
+  CHECK(late.passed());
+  auto stopped = run_patched("races/4.8-mutual-cancel.json",
+                             {{"at", {{{"at_ns", 900000000}, {"invariants", true}}}}});
+  REQUIRE_FALSE(stopped.passed());
+  CHECK_THAT(failures(stopped), Catch::Contains("/expect/at/0: not checked, the run ended "
+                                                "(stopped)"));
+}
