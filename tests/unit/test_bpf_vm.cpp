@@ -15,6 +15,7 @@ using bpftsim::model::AddressSpace;
 using bpftsim::model::BpfInsn;
 using bpftsim::model::BpfProgramImage;
 using bpftsim::model::BpfVm;
+using bpftsim::model::Fault;
 using bpftsim::model::FaultKind;
 using bpftsim::model::RegionKind;
 using bpftsim::testing::assemble;
@@ -22,6 +23,14 @@ using bpftsim::testing::assemble;
 namespace {
 
 constexpr std::uint64_t kBudget = 100000;
+
+// Runs `img` from pc 0 with no arguments; it must stop at a fault, which is returned.
+Fault run_to_fault(const BpfProgramImage& img, AddressSpace& space) {
+  BpfVm vm(img, space, kBudget);
+  vm.start(0, {});
+  REQUIRE(vm.run() == BpfVm::Stop::kFault);
+  return vm.fault();
+}
 
 BpfProgramImage image_of(const std::string& source) {
   return BpfProgramImage{"test", assemble(source)};
@@ -410,11 +419,9 @@ TEST_CASE("vm fault: stack overflow below r10-512 and unmapped regions", "[vm]")
     stdw [%r10-520], 1
     exit
   )");
-  BpfVm vm(img, space, kBudget);
-  vm.start(0, {});
-  REQUIRE(vm.run() == BpfVm::Stop::kFault);
-  CHECK(vm.fault().kind == FaultKind::kBadAccess);
-  CHECK(vm.fault().message.find("stack") != std::string::npos);
+  const Fault f = run_to_fault(img, space);
+  CHECK(f.kind == FaultKind::kBadAccess);
+  CHECK(f.message.find("stack") != std::string::npos);
 
   const auto img2 = image_of(R"(
     lddw %r1, 0x0000007700000000
@@ -531,51 +538,39 @@ TEST_CASE("vm fault: bad instructions", "[vm]") {
   AddressSpace space;
   SECTION("unknown opcode") {
     BpfProgramImage img{"garbage", {BpfInsn{0xb7, 0, 0, 1}, BpfInsn{0xff, 0, 0, 0}}};
-    BpfVm vm(img, space, kBudget);
-    vm.start(0, {});
-    REQUIRE(vm.run() == BpfVm::Stop::kFault);
-    CHECK(vm.fault().kind == FaultKind::kBadInstruction);
-    CHECK(vm.fault().pc == 1);
-    CHECK(vm.fault().insn.code == 0xff);
+    const Fault f = run_to_fault(img, space);
+    CHECK(f.kind == FaultKind::kBadInstruction);
+    CHECK(f.pc == 1);
+    CHECK(f.insn.code == 0xff);
   }
   SECTION("register outside r0..r10") {
     BpfProgramImage img{"badreg", {BpfInsn{0xbf, 0x0c, 0, 0}, BpfInsn{0x95, 0, 0, 0}}};
-    BpfVm vm(img, space, kBudget);
-    vm.start(0, {});
-    REQUIRE(vm.run() == BpfVm::Stop::kFault);
-    CHECK(vm.fault().kind == FaultKind::kBadInstruction);
-    CHECK(vm.fault().message.find("register") != std::string::npos);
+    const Fault f = run_to_fault(img, space);
+    CHECK(f.kind == FaultKind::kBadInstruction);
+    CHECK(f.message.find("register") != std::string::npos);
   }
   SECTION("write to r10") {
     BpfProgramImage img{"fp", {BpfInsn{0xb7, 0x0a, 0, 0}, BpfInsn{0x95, 0, 0, 0}}};
-    BpfVm vm(img, space, kBudget);
-    vm.start(0, {});
-    REQUIRE(vm.run() == BpfVm::Stop::kFault);
-    CHECK(vm.fault().kind == FaultKind::kBadInstruction);
+    const Fault f = run_to_fault(img, space);
+    CHECK(f.kind == FaultKind::kBadInstruction);
   }
   SECTION("jump out of the program") {
     const auto img = image_of("ja +5\nexit\n");
-    BpfVm vm(img, space, kBudget);
-    vm.start(0, {});
-    REQUIRE(vm.run() == BpfVm::Stop::kFault);
-    CHECK(vm.fault().kind == FaultKind::kBadInstruction);
-    CHECK(vm.fault().pc == 0);
+    const Fault f = run_to_fault(img, space);
+    CHECK(f.kind == FaultKind::kBadInstruction);
+    CHECK(f.pc == 0);
   }
   SECTION("falling off the end") {
     const auto img = image_of("mov %r0, 1\n");
-    BpfVm vm(img, space, kBudget);
-    vm.start(0, {});
-    REQUIRE(vm.run() == BpfVm::Stop::kFault);
-    CHECK(vm.fault().kind == FaultKind::kBadInstruction);
-    CHECK(vm.fault().pc == 1);
+    const Fault f = run_to_fault(img, space);
+    CHECK(f.kind == FaultKind::kBadInstruction);
+    CHECK(f.pc == 1);
   }
   SECTION("jump into the second half of ld_imm64") {
     const auto img = image_of("ja +1\nlddw %r0, 5\nexit\n");
-    BpfVm vm(img, space, kBudget);
-    vm.start(0, {});
-    REQUIRE(vm.run() == BpfVm::Stop::kFault);
-    CHECK(vm.fault().kind == FaultKind::kBadInstruction);
-    CHECK(vm.fault().pc == 2);
+    const Fault f = run_to_fault(img, space);
+    CHECK(f.kind == FaultKind::kBadInstruction);
+    CHECK(f.pc == 2);
   }
 }
 
@@ -583,11 +578,9 @@ TEST_CASE("vm fault: bad calls", "[vm]") {
   AddressSpace space;
   SECTION("call target outside the program") {
     BpfProgramImage img{"call", {BpfInsn{0x85, 0x10, 0, 40}, BpfInsn{0x95, 0, 0, 0}}};
-    BpfVm vm(img, space, kBudget);
-    vm.start(0, {});
-    REQUIRE(vm.run() == BpfVm::Stop::kFault);
-    CHECK(vm.fault().kind == FaultKind::kBadCall);
-    CHECK(vm.fault().pc == 0);
+    const Fault f = run_to_fault(img, space);
+    CHECK(f.kind == FaultKind::kBadCall);
+    CHECK(f.pc == 0);
   }
   SECTION("unbounded recursion exceeds the call depth") {
     const auto img = image_of(R"(
@@ -603,10 +596,8 @@ TEST_CASE("vm fault: bad calls", "[vm]") {
   }
   SECTION("kfunc calls are not patched") {
     BpfProgramImage img{"kfunc", {BpfInsn{0x85, 0x20, 0, 7}, BpfInsn{0x95, 0, 0, 0}}};
-    BpfVm vm(img, space, kBudget);
-    vm.start(0, {});
-    REQUIRE(vm.run() == BpfVm::Stop::kFault);
-    CHECK(vm.fault().kind == FaultKind::kBadCall);
+    const Fault f = run_to_fault(img, space);
+    CHECK(f.kind == FaultKind::kBadCall);
   }
   SECTION("callback nesting beyond the call depth") {
     const auto img = image_of("call 181\nexit\n");
