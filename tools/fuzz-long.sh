@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The long fuzzing run (README "Fuzzing"): builds the libFuzzer harnesses (clang++, Debug,
-# ASan+UBSan, BPFTSIM_FUZZ=ON: tools/test.sh's build/asan, or $BPFTSIM_FUZZ_BUILD) and runs each
-# for a time or a number of executions, at low priority, keeping its corpus in
+# The long fuzzing run (README "Fuzzing"): builds the libFuzzer harnesses (clang++,
+# RelWithDebInfo with ASan+UBSan, BPFTSIM_FUZZ=ON: optimized, several times the executions per
+# second of tools/test.sh's Debug build/asan) in build/fuzz (or $BPFTSIM_FUZZ_BUILD) and runs
+# each for a time or a number of executions, at low priority, keeping its corpus in
 # <build>/long/<harness>/corpus between runs.
 #
 #   tools/fuzz-long.sh [-t SECONDS | -n RUNS] [HARNESS...]
@@ -28,10 +29,10 @@ shift $((OPTIND - 1))
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(scenario elf vm runfile model)
 
-build=${BPFTSIM_FUZZ_BUILD:-build/asan}
+build=${BPFTSIM_FUZZ_BUILD:-build/fuzz}
 if ! grep -q '^BPFTSIM_FUZZ:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
   CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DBPFTSIM_BENCHMARKS=OFF \
-    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DBPFTSIM_SANITIZE=ON -DBPFTSIM_FUZZ=ON >/dev/null
 fi
 targets=()

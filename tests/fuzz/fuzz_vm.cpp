@@ -39,7 +39,7 @@ using bpftsim::model::BpfVm;
 using bpftsim::model::FaultKind;
 using bpftsim::model::RegionKind;
 
-constexpr std::uint64_t kLargeBudget = 1u << 16;
+constexpr std::uint64_t kLargeBudget = 1u << 14;
 constexpr std::size_t kMaxInsns = 4096;
 constexpr std::size_t kMaxEvents = 4096;  // helper calls answered per run
 constexpr std::int32_t kBpfLoop = 181;    // enters its callback (arg 2) once
@@ -143,8 +143,8 @@ void write_seeds(const std::string& dir) {
       const auto* code = reinterpret_cast<const std::uint8_t*>(p.insns.data());
       bytes.insert(bytes.end(), code, code + p.insns.size() * sizeof(BpfInsn));
       bytes.resize(bytes.size() + 24, 0);
-      bytes.push_back(0x00);  // budget 1 + 0x4000 (the last byte is read first)
-      bytes.push_back(0x40);
+      bytes.push_back(0x00);  // budget 1 + 0x2000 (the last byte is read first)
+      bytes.push_back(0x20);
       const std::string name = dir + "/" + path.stem().string() + "-" + p.name;
       bpftsim::fuzz::write_file(name, bytes.data(), bytes.size());
       ++written;
