@@ -66,6 +66,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   bpftsim::fuzz::write_file(scratch.path(), data, size);
 
   auto loaded = model::load_bpf_input(scratch.path());
+  // TODO(issue 7, class 5): a .bss whose size field says 0x7ffd3491eeb5 loads as an 881 MB
+  // global (the size truncated to 32 bits) that `inspect --json` prints byte by byte (52 s, 5 GB).
+  if (auto* spec = std::get_if<model::ObjectSpec>(&loaded))
+    if (bpftsim::fuzz::known_huge_object(*spec)) return 0;
   const int json_rc = inspect(scratch.path(), true);
   const int text_rc = inspect(scratch.path(), false);
   const int want = std::holds_alternative<model::LoadError>(loaded) ? bpftsim::tools::kExitBadInput
@@ -76,7 +80,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (std::holds_alternative<model::LoadError>(loaded)) return 0;
   const model::ObjectSpec& spec = std::get<model::ObjectSpec>(loaded);
   if (model::bpf_object_check(spec)) return 0;
-  if (bpftsim::fuzz::known_huge_object(spec)) return 0;  // TODO(issue 7, class 5)
 
   bpftsim::sim::SimConfig cfg;
   cfg.cpus = 2;
