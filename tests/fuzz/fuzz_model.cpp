@@ -11,10 +11,14 @@
 //                    quiescent run must then report; a quiescent run has balanced refcounts and
 //                    nothing armed; a run that does not quiesce stopped on a deadlock.
 // Model assertions (SIM_ASSERT), sanitizer errors and broken properties are crashes.
+// BPFTSIM_FUZZ_SHOW=1 in the environment prints each decoded case (to reproduce a crash input).
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "tests/fuzz/fuzz_common.h"
@@ -119,6 +123,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                  fdp.ConsumeIntegralInRange<bpftsim::sim::TimeNs>(0, 3);
   while (fdp.remaining_bytes() > 0 && c.ops.size() < kMaxOps)
     c.ops.push_back(decode_op(fdp, mode));
+  if (std::getenv("BPFTSIM_FUZZ_SHOW") != nullptr) {  // reproducing: print the decoded case
+    std::ostringstream os;
+    prop::showValue(c, os);
+    std::fprintf(stderr, "mode %s, %s", mode == prop::Mode::kClean ? "clean" : "known-bugs",
+                 os.str().c_str());
+  }
   judge(prop::run_workload(c, mode), mode);
   return 0;
 }
