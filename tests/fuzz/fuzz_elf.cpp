@@ -55,6 +55,13 @@ int inspect(const std::string& path, bool json) {
 
 }  // namespace
 
+// libbpf asks malloc for sizes it computes from a malformed section (found: 2^64-272 for a
+// program's instructions) and reports a NULL result as "failed to allocate memory", as the
+// release tool does (exit 2); ASan would otherwise stop there with allocation-size-too-big.
+extern "C" const char* __asan_default_options() {
+  return "allocator_may_return_null=1";
+}
+
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   bpftsim::fuzz::quiet_stdout();
   return 0;
