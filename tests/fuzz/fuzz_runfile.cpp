@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_common.h"
-#include "tests/fuzz/known_issues.h"
 #include "tools/runfile.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
@@ -73,7 +72,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const bpftsim::fuzz::ScratchFile scratch(".run.json");
   static const bpftsim::fuzz::ScratchFile again(".again.run.json");
   const std::string text(reinterpret_cast<const char*>(data), size);
-  if (bpftsim::fuzz::known_bad_json_text(text)) return -1;  // TODO(issue 7, classes 2 and 3)
   bpftsim::fuzz::write_file(scratch.path(), data, size);
   auto read = tools::read_run_file(scratch.path());
   if (auto* e = std::get_if<tools::InputError>(&read)) {

@@ -11,7 +11,6 @@
 #include <variant>
 
 #include "tests/fuzz/fuzz_common.h"
-#include "tests/fuzz/known_issues.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
 
@@ -26,7 +25,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   namespace tools = bpftsim::tools;
   using bpftsim::fuzz::fail;
   const std::string text(reinterpret_cast<const char*>(data), size);
-  if (bpftsim::fuzz::known_bad_json_text(text)) return -1;  // TODO(issue 7, classes 2 and 3)
   static const std::string file = BPFTSIM_SOURCE_DIR "/scenarios/races/fuzz-input.json";
   tools::ScenarioResult loaded = tools::parse_scenario(file, text);
   if (auto* e = std::get_if<tools::InputError>(&loaded)) {
@@ -35,10 +33,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   tools::Scenario& sc = std::get<tools::Scenario>(loaded);
-  // TODO(issue 7, classes 4 and 5): values that wrap, maps too big for the model.
-  if (bpftsim::fuzz::known_wrapping_values(sc.jitter_ns, sc.costs)) return 0;
-  for (const auto& o : sc.objects)
-    if (bpftsim::fuzz::known_huge_object(o.spec)) return 0;
 
   sc.max_steps = std::min(sc.max_steps.value_or(kMaxSteps), kMaxSteps);
   sc.max_time_ns = std::min(sc.max_time_ns.value_or(kMaxTimeNs), kMaxTimeNs);
