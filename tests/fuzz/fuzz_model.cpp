@@ -2,8 +2,8 @@
 // tests/prop/timer_workload.h Case (the workload the RapidCheck properties run: BPF programs
 // doing timer and map helpers, syscalls, pins, Ctrl-C, callbacks that re-arm, cancel, free or
 // init other timers) on 2-4 CPUs with its own scheduler seed, in either of that file's modes,
-// and prop::run_workload runs it with its teardown. The Outcome is judged as
-// tests/prop/prop_timer_ops.cpp judges it:
+// and prop::run_workload runs it with its teardown. The Outcome must have the properties
+// prop::judge states (the same the RapidCheck properties require):
 //   clean mode       quiescent, no findings, no invariant violations mid-run or at the end,
 //                    nothing armed or allocated after teardown;
 //   known-bugs mode  only the seed's catalogued findings (use_after_free, leak, deadlock); the
@@ -72,42 +72,9 @@ prop::Op decode_op(FuzzedDataProvider& fdp, prop::Mode mode) {
   return op;
 }
 
-bool queued_after_free(const std::string& violation) {
-  return violation.find("is still queued") != std::string::npos;
-}
-
-void judge(const prop::Outcome& o, prop::Mode mode) {
-  const std::string what = "\n" + o.describe();
-  if (mode == prop::Mode::kClean) {
-    if (o.status != RunStatus::kQuiescent) fail("clean workload did not quiesce" + what);
-    if (!o.findings.empty()) fail("clean workload has findings" + what);
-    if (!o.midrun_violations.empty() || !o.violations.empty())
-      fail("clean workload broke invariants" + what);
-    if (o.armed_timers != 0 || o.live_objects != 0)
-      fail("clean workload left timers or objects after teardown" + what);
-    return;
-  }
-  static const std::set<std::string> kKnownBugKinds = {"use_after_free", "leak", "deadlock"};
-  for (const auto& f : o.findings)
-    if (kKnownBugKinds.count(f.kind) == 0) fail("finding " + f.kind + what);
-  bool queued = false;
-  for (const auto& v : o.midrun_violations) {
-    if (!queued_after_free(v)) fail("mid-run invariant violation" + what);
-    queued = true;
-  }
-  if (o.status == RunStatus::kQuiescent) {
-    if (!o.violations.empty()) fail("invariant violation at quiescence" + what);
-    if (o.armed_timers != 0) fail("timers armed at quiescence" + what);
-    if (queued && !o.has_finding("use_after_free"))
-      fail("a freed timer was queued but no use_after_free was reported" + what);
-    if (!o.has_finding("leak") && o.live_objects != 0)
-      fail("objects left without a leak finding" + what);
-    return;
-  }
-  if (o.status != RunStatus::kStopped || !o.has_finding("deadlock"))
-    fail("a run that did not quiesce without a deadlock" + what);
-  for (const auto& v : o.violations)
-    if (!queued_after_free(v)) fail("invariant violation at the stop" + what);
+void require_properties(const prop::Outcome& o, prop::Mode mode) {
+  const auto broken = prop::judge(o, mode);
+  if (!broken.empty()) fail(broken.front() + "\n" + o.describe());
 }
 
 }  // namespace
@@ -129,6 +96,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::fprintf(stderr, "mode %s, %s", mode == prop::Mode::kClean ? "clean" : "known-bugs",
                  os.str().c_str());
   }
-  judge(prop::run_workload(c, mode), mode);
+  require_properties(prop::run_workload(c, mode), mode);
   return 0;
 }

@@ -401,4 +401,50 @@ void showValue(const Case& c, std::ostream& os) {
   }
 }
 
+namespace {
+bool queued_after_free(const std::string& violation) {
+  return violation.find("is still queued") != std::string::npos;
+}
+}  // namespace
+
+std::vector<std::string> judge(const Outcome& o, Mode mode) {
+  std::vector<std::string> broken;
+  auto check = [&](bool ok, const std::string& what) {
+    if (!ok) broken.push_back(what);
+  };
+  if (mode == Mode::kClean) {
+    check(o.status == sim::RunStatus::kQuiescent, "the clean workload did not quiesce");
+    check(o.findings.empty(), "the clean workload has findings");
+    check(o.midrun_violations.empty() && o.violations.empty(),
+          "the clean workload broke invariants");
+    check(o.armed_timers == 0 && o.live_objects == 0,
+          "the clean workload left timers or objects after teardown");
+    return broken;
+  }
+  for (const auto& f : o.findings) {
+    const auto k = f.kind;
+    check(k == sim::FindingKind::kUseAfterFree || k == sim::FindingKind::kLeak ||
+              k == sim::FindingKind::kDeadlock,
+          std::string("a finding the seed's races do not explain: ") + sim::finding_kind_name(k));
+  }
+  bool queued = false;
+  for (const auto& v : o.midrun_violations) {
+    check(queued_after_free(v), "a mid-run invariant violation: " + v);
+    queued = true;
+  }
+  if (o.status == sim::RunStatus::kQuiescent) {
+    check(o.violations.empty(), "an invariant violation at quiescence");
+    check(o.armed_timers == 0, "timers armed at quiescence");
+    check(!queued || o.has_finding("use_after_free"),
+          "a freed timer was queued but no use_after_free was reported");
+    check(o.has_finding("leak") || o.live_objects == 0, "objects left without a leak finding");
+    return broken;
+  }
+  check(o.status == sim::RunStatus::kStopped && o.has_finding("deadlock"),
+        "a run that did not quiesce, without a deadlock");
+  for (const auto& v : o.violations)
+    check(queued_after_free(v), "an invariant violation at the stop: " + v);
+  return broken;
+}
+
 }  // namespace bpftsim::prop

@@ -106,6 +106,14 @@ struct Outcome {
   bool has_finding(const std::string& kind) const;
 };
 
+// The properties a workload's outcome must have, shared by the RapidCheck properties and the
+// fuzz harness (tests/fuzz/fuzz_model.cpp). kClean: quiescent, no findings, invariants intact,
+// nothing armed or allocated after teardown. kKnownBugs: only the seed's catalogued findings
+// (use_after_free, leak, deadlock); invariants hold except a freed timer still queued (4.3-UAF,
+// which must then be reported once it expires); a run stops only at a deadlock. Returns what is
+// broken, one line each; empty when every property holds.
+std::vector<std::string> judge(const Outcome& o, Mode mode);
+
 rc::Gen<Case> gen_case(Mode mode);
 Outcome run_workload(const Case& c, Mode mode);
 
