@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 namespace bpftsim::tools {
@@ -25,6 +26,9 @@ using CommandSetup = std::function<std::function<int()>(CLI::App& app)>;
 struct Registrar {
   Registrar(std::string name, CommandSetup setup);
 };
+
+// Every registered subcommand, ordered by name (so that --help lists them in a stable order).
+std::map<std::string, CommandSetup>& command_registry();
 
 // The check for an unsigned integer option (--seed, --budget): decimal digits only (no sign, no
 // spaces, no base prefix) and a value in [min, max]. CLI11's own conversion would take "-1" and

@@ -10,28 +10,13 @@
 
 #include "tools/commands.h"
 
-namespace bpftsim::tools {
-namespace {
-// Ordered by name so that --help lists subcommands in a stable order.
-std::map<std::string, CommandSetup>& registry() {
-  static std::map<std::string, CommandSetup> commands;
-  return commands;
-}
-}  // namespace
-
-Registrar::Registrar(std::string name, CommandSetup setup) {
-  registry().emplace(std::move(name), std::move(setup));
-}
-
-}  // namespace bpftsim::tools
-
 int main(int argc, char** argv) {
   using namespace bpftsim::tools;
   CLI::App app{"bpftsim: a deterministic simulator of the Linux BPF timer subsystem"};
   app.set_version_flag("--version", std::string("bpftsim ") + BPFTSIM_VERSION);
   app.require_subcommand(1);
   std::map<std::string, std::function<int()>> runners;
-  for (auto& [name, setup] : registry())
+  for (auto& [name, setup] : command_registry())
     runners.emplace(name, setup(app));
   // The first word that is no option must name a subcommand (the top level takes no values);
   // CLI11 would only say "A subcommand is required" or that the word was not expected.

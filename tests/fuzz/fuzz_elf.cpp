@@ -24,28 +24,13 @@
 #include "tests/fuzz/fuzz_common.h"
 #include "tools/commands.h"
 
-namespace bpftsim::tools {
-namespace {
-std::map<std::string, CommandSetup>& registry() {
-  static std::map<std::string, CommandSetup> commands;
-  return commands;
-}
-}  // namespace
-
-// The harness links tools/cmd_inspect.cpp alone; it registers here as it does in main.cpp.
-Registrar::Registrar(std::string name, CommandSetup setup) {
-  registry().emplace(std::move(name), std::move(setup));
-}
-
-}  // namespace bpftsim::tools
-
 namespace {
 
 using bpftsim::fuzz::fail;
 
 int inspect(const std::string& path, bool json) {
   CLI::App app{"bpftsim"};
-  std::function<int()> cmd = bpftsim::tools::registry().at("inspect")(app);
+  std::function<int()> cmd = bpftsim::tools::command_registry().at("inspect")(app);
   std::vector<std::string> args = {path, "inspect"};  // CLI11 takes them in reverse
   if (json) args.insert(args.begin(), "--json");
   app.parse(args);
