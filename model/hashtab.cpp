@@ -226,9 +226,9 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
   if (!old && mode == kBpfExist) ret = -kENOENT;
   std::optional<std::uint32_t> fresh;
   if (ret == 0) {
-    // if/else, never `?:`: GCC 12 evaluates the co_await arm of a conditional even when the
-    // other arm is taken, which popped a second free node on every LRU insert and read the
-    // (absent) per-CPU extra element on every LRU update of an existing key.
+    // An if/else, never a conditional expression: GCC 12 evaluated the awaiting arm of one even
+    // when the other arm was taken, which popped a second free node on every LRU insert and read
+    // the (absent) per-CPU extra element on every LRU update of an existing key.
     if (lru_) {
       fresh = lru_new;
     } else {

@@ -46,12 +46,12 @@ struct elem {
 
 /* A map `name` of `n` struct elem with int keys: map_type is BPF_MAP_TYPE_ARRAY, _HASH or
  * _LRU_HASH (no map flags). */
-#define ELEM_MAP(name, map_type, n)    \
-  struct {                             \
-    __uint(type, map_type);            \
-    __uint(max_entries, n);            \
-    __type(key, int);                  \
-    __type(value, struct elem);        \
+#define ELEM_MAP(name, map_type, n) \
+  struct {                          \
+    __uint(type, map_type);         \
+    __uint(max_entries, n);         \
+    __type(key, int);               \
+    __type(value, struct elem);     \
   } name SEC(".maps")
 
 /* The usual set-up of a race's timer: bpf_timer_init (CLOCK_MONOTONIC), set_callback(cb),
@@ -62,27 +62,25 @@ struct elem {
   long arm_set_callback = UNSET; \
   long arm_start = UNSET
 
-#define ARM_TIMER(val, map, cb, ns)                                \
-  do {                                                             \
-    arm_init = bpf_timer_init(&(val)->t, map, CLOCK_MONOTONIC);    \
-    arm_set_callback = bpf_timer_set_callback(&(val)->t, cb);      \
-    arm_start = bpf_timer_start(&(val)->t, ns, 0);                 \
+#define ARM_TIMER(val, map, cb, ns)                             \
+  do {                                                          \
+    arm_init = bpf_timer_init(&(val)->t, map, CLOCK_MONOTONIC); \
+    arm_set_callback = bpf_timer_set_callback(&(val)->t, cb);   \
+    arm_start = bpf_timer_start(&(val)->t, ns, 0);              \
   } while (0)
 
 /* A syscall program `name` that runs the statement `stmt` with `val` pointing to slot 0 of the
  * array `map`; ARM_SLOT0_PROG sets that timer up (ARM_TIMER), CANCEL_SLOT0_PROG cancels it into
  * the global `result`. */
-#define SLOT0_PROG(name, map, stmt)                        \
-  SEC("syscall")                                           \
-  int name(void *ctx)                                      \
-  {                                                        \
-    int key = 0;                                           \
-    struct elem *val = bpf_map_lookup_elem(&map, &key);    \
-                                                           \
-    if (!val)                                              \
-      return 1;                                            \
-    stmt;                                                  \
-    return 0;                                              \
+#define SLOT0_PROG(name, map, stmt)                     \
+  SEC("syscall")                                        \
+  int name(void* ctx) {                                 \
+    int key = 0;                                        \
+    struct elem* val = bpf_map_lookup_elem(&map, &key); \
+                                                        \
+    if (!val) return 1;                                 \
+    stmt;                                               \
+    return 0;                                           \
   }
 
 #define ARM_SLOT0_PROG(name, map, cb, ns) SLOT0_PROG(name, map, ARM_TIMER(val, &map, cb, ns))

@@ -54,7 +54,7 @@ TEST_CASE("a timer fires in softirq on the arming CPU and re-arms itself", "[mod
   CHECK(w.k.invariant_violations(true).empty());
 }
 
-// Regression (GCC 12 evaluated the co_await arm of `lru_ ? lru_new : co_await alloc_elem(...)`):
+// Regression (GCC 12 evaluated the awaiting arm of the conditional that chose an LRU node):
 // updating an existing LRU key read the absent per-CPU extra element (SIGSEGV), and every insert
 // took a second free node. With max_entries 4, four keys fit; a fifth insert evicts the least
 // recently inserted-or-looked-up one (ARCHITECTURE: the model's LRU order), and re-updating an
