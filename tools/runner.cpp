@@ -588,6 +588,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
                              sim::run_status_name(status), sim::run_status_name(ex.status)));
   judge_findings(*in, ex);
   judge_events(*in, ex);
+  in->sim.trace().set_observer(nullptr);  // it reads `ex`, which outlives only this call
   in->check_globals(ex.globals, "at the end");
   judge_maps(*in, ex);
   judge_alive(*in, ex.alive, "/expect/alive", "at the end");
