@@ -42,20 +42,8 @@ const fs::path kData = fs::path(BPFTSIM_SOURCE_DIR) / "tests" / "data";
 
 // Runs `env_and_cmd` (a shell command line) in `cwd`; BPFTSIM is the built binary.
 Cmd shell(const std::string& env_and_cmd, const fs::path& cwd) {
-  const std::string cmd = "cd '" + cwd.string() + "' && BPFTSIM='" + std::string(BPFTSIM_BINARY) +
-                          "' && " + env_and_cmd + " 2>&1";
-  const auto t0 = std::chrono::steady_clock::now();
-  Cmd r;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
-    r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return r;
+  return run_shell("cd '" + cwd.string() + "' && BPFTSIM='" + std::string(BPFTSIM_BINARY) +
+                   "' && " + env_and_cmd + " 2>&1");
 }
 
 // bpftsim with a private compile cache in `dir`.

@@ -60,11 +60,8 @@ struct Cmd {
 // margin is for sanitizer builds on a loaded machine.
 inline constexpr double kToolSeconds = 20;
 
-// Runs the built bpftsim (BPFTSIM_BINARY) with `args` in `cwd`, no standard input, stopped by
-// `timeout` after kToolSeconds.
-inline Cmd run_tool(const std::string& args, const fs::path& cwd) {
-  const std::string cmd = "cd '" + cwd.string() + "' && timeout -k 5 20 '" +
-                          std::string(BPFTSIM_BINARY) + "' " + args + " 2>&1 </dev/null";
+// Runs the shell command line `cmd` (stdout and stderr captured), timing it.
+inline Cmd run_shell(const std::string& cmd) {
   Cmd r;
   const auto start = std::chrono::steady_clock::now();
   std::FILE* p = ::popen(cmd.c_str(), "r");
@@ -77,6 +74,13 @@ inline Cmd run_tool(const std::string& args, const fs::path& cwd) {
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// Runs the built bpftsim (BPFTSIM_BINARY) with `args` in `cwd`, no standard input, stopped by
+// `timeout` after kToolSeconds.
+inline Cmd run_tool(const std::string& args, const fs::path& cwd) {
+  return run_shell("cd '" + cwd.string() + "' && timeout -k 5 20 '" + std::string(BPFTSIM_BINARY) +
+                   "' " + args + " 2>&1 </dev/null");
 }
 
 }  // namespace bpftsim::testing
