@@ -9,6 +9,7 @@
 #include "model/errno.h"
 #include "model/kernel.h"
 #include "sim/assert.h"
+#include "sim/hash.h"
 
 namespace bpftsim::model {
 
@@ -198,7 +199,13 @@ sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_ad
     // ns_to_ktime: a u64 above S64_MAX is a negative (already expired) relative time.
     const auto rel = static_cast<std::int64_t>(nsecs);
     const sim::TimeNs room = sim::kTimeNever - ctx.now();
-    const sim::TimeNs delay = std::min<sim::TimeNs>(rel, room);
+    sim::TimeNs delay = std::min<sim::TimeNs>(rel, room);
+    if (k_.cost.expiry_jitter_ns > 0 && delay >= 0 && delay < room) {
+      const std::uint32_t extra = ctx.sim().scheduler().draw(
+          sim::DecisionKind::kRange, sim::Hasher().str("expiry").u64(ctx.step_key()).value(),
+          static_cast<std::uint32_t>(k_.cost.expiry_jitter_ns + 1));
+      delay = std::min<sim::TimeNs>(room, delay + extra);
+    }
     co_await k_.hrtimers.start(ctx, t->timer, delay);
   }
   co_await spin_unlock_irqrestore(k_, ctx, lock);

@@ -9,6 +9,7 @@
 #include "model/libbpf_loader.h"  // map_type_name
 #include "model/uapi.h"
 #include "sim/assert.h"
+#include "sim/hash.h"
 
 namespace bpftsim::model {
 
@@ -183,6 +184,20 @@ sim::Co<std::int64_t> Kernel::run_prog(sim::Context& ctx, BpfProg& prog,
 }
 
 void Kernel::queue_work(int cpu, std::string name, std::function<sim::Co<void>(sim::Context&)> fn) {
+  if (sim.config().choose_work_cpu && sim.ncpus() > 1) {
+    // Where the work runs is the scheduler's: the asked CPU is the default candidate.
+    std::vector<sim::Candidate> cpus;
+    for (int i = 0; i < sim.ncpus(); ++i) {
+      const int c = (cpu + i) % sim.ncpus();
+      const std::uint64_t k = sim::Hasher().str("cpu").u64(static_cast<std::uint64_t>(c)).value();
+      cpus.push_back(sim::Candidate{k, k});
+    }
+    const sim::Context* cur = sim.current();
+    const std::uint64_t key =
+        sim::Hasher().str("work").str(name).u64(cur ? cur->step_key() : 0).value();
+    cpu = (cpu + static_cast<int>(sim.scheduler().choose(sim::DecisionKind::kCpu, key, cpus))) %
+          sim.ncpus();
+  }
   sim.emit(nullptr, "queue_work", {{"cpu", cpu}, {"work", name}});
   sim.spawn_task(cpu, fmt::format("kworker/{}: {}", cpu, name),
                  [fn = std::move(fn)](sim::Context& c) -> sim::Co<void> { co_await fn(c); });

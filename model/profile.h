@@ -66,6 +66,11 @@ struct CostModel {
   sim::TimeNs softirq_ns = 50;       // softirq entry
   sim::TimeNs refcnt_ns = 5;         // an atomic refcount change
   sim::TimeNs rcu_gp_min_ns = 5000;  // shortest RCU grace period
+  // Bounded nondeterminism (scheduler decisions, 0 = none): an RCU grace period lasts up to this
+  // much longer than it must (kGrace), and an hrtimer armed by bpf_timer_start expires up to this
+  // much later than asked (kRange).
+  sim::TimeNs rcu_gp_jitter_ns = 0;
+  sim::TimeNs expiry_jitter_ns = 0;
 };
 
 }  // namespace bpftsim::model

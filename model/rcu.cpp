@@ -4,6 +4,7 @@
 
 #include "model/kernel.h"
 #include "sim/assert.h"
+#include "sim/hash.h"
 
 namespace bpftsim::model {
 
@@ -48,7 +49,12 @@ void Rcu::start_gp() {
 void Rcu::maybe_complete() {
   if (!gp_active_ || holdouts_ != 0 || completion_scheduled_) return;
   completion_scheduled_ = true;
-  const sim::TimeNs at = std::max(k_.sim.now(), sim::add_sat(gp_start_, k_.cost.rcu_gp_min_ns));
+  sim::TimeNs at = std::max(k_.sim.now(), sim::add_sat(gp_start_, k_.cost.rcu_gp_min_ns));
+  if (k_.cost.rcu_gp_jitter_ns > 0)
+    at = sim::add_sat(
+        at, k_.sim.scheduler().draw(sim::DecisionKind::kGrace,
+                                    sim::Hasher().str("rcu_gp").u64(gp_seq_).value(),
+                                    static_cast<std::uint32_t>(k_.cost.rcu_gp_jitter_ns + 1)));
   k_.sim.at(at, 0x52435500u, [this](sim::Simulator&) { complete_gp(); });
 }
 

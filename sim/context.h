@@ -57,6 +57,13 @@ class Context {
   using Body = std::function<Co<void>(Context&)>;
 
   std::uint32_t id() const { return id_; }
+  // Stable identity across schedules of one scenario: the spawn site plus the ordinal of this
+  // context among the parent's children of that site (ids are sequential and shift when the
+  // schedule changes; keys do not). Decisions and run files name contexts by key.
+  std::uint64_t key() const { return key_; }
+  // Steps this context has started; (key, steps) names its current step.
+  std::uint64_t steps() const { return steps_; }
+  std::uint64_t step_key() const;
   CtxKind kind() const { return kind_; }
   int cpu() const { return cpu_; }
   const std::string& name() const { return name_; }
@@ -98,11 +105,14 @@ class Context {
  private:
   friend class Simulator;
   friend class WaitQueue;
-  Context(Simulator& sim, std::uint32_t id, CtxKind kind, int cpu, std::string name)
-      : sim_(&sim), id_(id), kind_(kind), cpu_(cpu), name_(std::move(name)) {}
+  Context(Simulator& sim, std::uint32_t id, std::uint64_t key, CtxKind kind, int cpu,
+          std::string name)
+      : sim_(&sim), id_(id), key_(key), kind_(kind), cpu_(cpu), name_(std::move(name)) {}
 
   Simulator* sim_;
   std::uint32_t id_;
+  std::uint64_t key_;
+  std::uint64_t steps_ = 0;
   CtxKind kind_;
   int cpu_;
   std::string name_;

@@ -20,10 +20,13 @@ class Event : public boost::intrusive::set_base_hook<
                   boost::intrusive::link_mode<boost::intrusive::safe_link>> {
  public:
   virtual ~Event() = default;
-  // Runs at `time()`; the simulator has already unlinked the event, so it may reschedule itself.
+  // Runs at `time()` (or later, by at most the scheduling window, when the scheduler let another
+  // event of the window go first); the simulator has already unlinked the event, so it may
+  // reschedule itself.
   virtual void fire(Simulator& sim) = 0;
-  // Identifies the event among others at the same instant, for recorded decisions: stable across
-  // runs of the same scenario (kind and CPU, never an address).
+  // Identifies the event among others due within the window, as a scheduler candidate: stable
+  // across schedules of the same scenario (kind and CPU, an action's key; never an address).
+  // CPU boundaries are named by the step they end instead (Simulator::cpu_candidate).
   virtual std::uint64_t tag() const = 0;
 
   TimeNs time() const { return time_; }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -65,6 +66,7 @@ struct Simulator::Cpu {
   std::deque<Context*> runqueue;
   std::uint32_t softirq_pending = 0;
   bool ksoftirqd_active = false;  // pending softirqs are left to the ksoftirqd task
+  int deferred = 0;               // boundaries a pending interrupt/softirq was deferred (land_max)
   // Softirqs may start at a boundary of this CPU (kernel: invoke_softirq on irq exit).
   bool softirq_due() const { return softirq_pending && !ksoftirqd_active; }
   std::deque<Context*> irqs;  // hardirq/NMI contexts waiting to interrupt this CPU
@@ -97,6 +99,10 @@ struct Simulator::CallbackEvent final : Event {
 
 TimeNs Context::now() const {
   return sim_->now();
+}
+
+std::uint64_t Context::step_key() const {
+  return Hasher().u64(key_).u64(steps_).value();
 }
 
 void Context::StepAwaiter::await_suspend(std::coroutine_handle<> h) {
@@ -162,18 +168,23 @@ Simulator* Simulator::running() {
   return g_running;
 }
 
-Context& Simulator::new_context(CtxKind kind, int cpu, std::string name) {
+Context& Simulator::new_context(CtxKind kind, int cpu, std::string name, std::uint64_t parent,
+                                std::uint64_t site) {
   const std::uint32_t id = next_ctx_id_++;
-  auto ctx = std::unique_ptr<Context>(new Context(*this, id, kind, cpu, std::move(name)));
+  const std::uint32_t ordinal = spawn_ordinals_[{parent, site}]++;
+  const std::uint64_t key = Hasher().u64(parent).u64(site).u64(ordinal).value();
+  auto ctx = std::unique_ptr<Context>(new Context(*this, id, key, kind, cpu, std::move(name)));
   Context& ref = *ctx;
   contexts_.emplace(id, std::move(ctx));
   emit(&ref, "ctx_begin", {{"kind", ctx_kind_name(kind)}, {"name", ref.name()}});
   return ref;
 }
 
-Context& Simulator::spawn_task(int cpu, std::string name, Context::Body body) {
+Context& Simulator::spawn_task(int cpu, std::string name, Context::Body body, std::uint64_t site) {
   SIM_ASSERT(cpu >= 0 && cpu < ncpus(), "spawn_task on cpu {} of {}", cpu, ncpus());
-  Context& ctx = new_context(CtxKind::kTask, cpu, std::move(name));
+  if (site == 0) site = hash_bytes(name);
+  Context& ctx =
+      new_context(CtxKind::kTask, cpu, std::move(name), current_ ? current_->key() : 0, site);
   ctx.body_ = std::move(body);
   ctx.root_ = ctx.body_(ctx);
   ctx.resume_ = ctx.root_.handle();
@@ -183,11 +194,13 @@ Context& Simulator::spawn_task(int cpu, std::string name, Context::Body body) {
   return ctx;
 }
 
-Context& Simulator::spawn_interrupt(int cpu, CtxKind kind, std::string name, Context::Body body) {
+Context& Simulator::spawn_interrupt(int cpu, CtxKind kind, std::string name, Context::Body body,
+                                    std::uint64_t site) {
   SIM_ASSERT(kind == CtxKind::kHardirq || kind == CtxKind::kNmi, "spawn_interrupt of a {}",
              ctx_kind_name(kind));
   SIM_ASSERT(cpu >= 0 && cpu < ncpus(), "spawn_interrupt on cpu {} of {}", cpu, ncpus());
-  Context& ctx = new_context(kind, cpu, std::move(name));
+  if (site == 0) site = hash_bytes(name);
+  Context& ctx = new_context(kind, cpu, std::move(name), current_ ? current_->key() : 0, site);
   ctx.body_ = std::move(body);
   ctx.root_ = ctx.body_(ctx);
   ctx.resume_ = ctx.root_.handle();
@@ -290,7 +303,12 @@ void Simulator::cpu_boundary(int cpu) {
     const bool can =
         irq->kind() == CtxKind::kNmi || top == nullptr ||
         (top->kind() != CtxKind::kNmi && top->kind() != CtxKind::kHardirq && !top->irqs_disabled());
+    if (can && defer_landing(c, top)) {
+      resume(*top);  // the interrupt lands at a later boundary
+      return;
+    }
     if (can) {
+      c.deferred = 0;
       c.irqs.pop_front();
       irq->state_ = CtxState::kReady;
       c.stack.push_back(irq);
@@ -298,8 +316,11 @@ void Simulator::cpu_boundary(int cpu) {
       return;
     }
   }
-  if (c.softirq_due() && (top == nullptr || top->interruptible())) {
-    Context& s = new_context(CtxKind::kSoftirq, cpu, fmt::format("softirq/{}", cpu));
+  if (c.softirq_due() && (top == nullptr || top->interruptible()) && !defer_landing(c, top)) {
+    c.deferred = 0;
+    const std::uint64_t parent = top ? top->key() : Hasher().str("idle").u64(cpu).value();
+    Context& s = new_context(CtxKind::kSoftirq, cpu, fmt::format("softirq/{}", cpu), parent,
+                             hash_bytes("softirq"));
     s.root_ = do_softirq(s);
     s.resume_ = s.root_.handle();
     s.state_ = CtxState::kReady;
@@ -320,8 +341,26 @@ void Simulator::cpu_boundary(int cpu) {
   resume(*top);
 }
 
+// An interrupt or softirq that could land here waits one more step of the running task when the
+// scheduler says so, at most land_max boundaries in a row (a task that is blocked or done cannot
+// take another step: the interrupt lands).
+bool Simulator::defer_landing(Cpu& c, Context* top) {
+  if (cfg_.land_max <= 0 || top == nullptr || top->state_ != CtxState::kReady ||
+      c.deferred >= cfg_.land_max)
+    return false;
+  const std::uint64_t key = Hasher().str("land").u64(top->step_key()).value();
+  const bool defer = sched_->draw(DecisionKind::kLand, key, 2) == 1;
+  trace_.emit(now_, c.id, 0, "sched_decision",
+              {{"kind", decision_kind_name(DecisionKind::kLand)},
+               {"options", 2},
+               {"chosen", defer ? 1 : 0}});
+  if (defer) ++c.deferred;
+  return defer;
+}
+
 void Simulator::resume(Context& ctx) {
   ++steps_;
+  ++ctx.steps_;
   if (steps_ > cfg_.max_steps) {
     report(Finding{.kind = FindingKind::kLiveness,
                    .message = fmt::format(
@@ -373,11 +412,8 @@ void Simulator::end_step(Context& ctx, TimeNs cost) {
   SIM_ASSERT(cost >= 0, "negative step cost {}", cost);
   if (cfg_.jitter_max_ns > 0) {
     const auto extra =
-        sched_->decide(DecisionKind::kJitter, static_cast<std::uint32_t>(cfg_.jitter_max_ns + 1),
-                       Hasher()
-                           .u64(static_cast<std::uint64_t>(ctx.cpu()))
-                           .u64(static_cast<std::uint64_t>(cost))
-                           .value());
+        sched_->draw(DecisionKind::kJitter, Hasher().str("jitter").u64(ctx.step_key()).value(),
+                     static_cast<std::uint32_t>(cfg_.jitter_max_ns + 1));
     cost = add_sat(cost, static_cast<TimeNs>(extra));
   }
   Cpu& c = *cpus_[ctx.cpu()];
@@ -523,6 +559,29 @@ void Simulator::wakeup_ksoftirqd(int cpu) {
   });
 }
 
+Candidate Simulator::cpu_candidate(int cpu) const {
+  const Cpu& c = *cpus_[cpu];
+  const Context* top = c.stack.empty() ? nullptr : c.stack.back();
+  Hasher h;
+  h.str("cpu").u64(static_cast<std::uint64_t>(cpu));
+  std::uint64_t owner = 0;
+  if (top) {
+    h.u64(top->step_key());
+    owner = top->key();
+  } else if (!c.irqs.empty()) {
+    owner = c.irqs.front()->key();
+  } else if (!c.runqueue.empty()) {
+    owner = c.runqueue.front()->key();
+  }
+  h.u64(owner);
+  return Candidate{h.value(), owner ? owner : h.value()};
+}
+
+Candidate Simulator::candidate(Event& e) const {
+  if (auto* ce = dynamic_cast<CpuEvent*>(&e)) return cpu_candidate(ce->cpu);
+  return Candidate{e.tag(), e.tag()};
+}
+
 void Simulator::observe_at(TimeNs at, std::function<void(Simulator&)> fn) {
   observers_.emplace(at, std::move(fn));
 }
@@ -543,6 +602,8 @@ RunStatus Simulator::run(TimeNs until) {
   g_running = this;
   RunStatus status = RunStatus::kQuiescent;
   std::vector<Event*> due;
+  std::vector<Candidate> candidates;
+  std::vector<std::uint64_t> sorted_keys;
   while (true) {
     if (stopped_) {
       status = stop_status_;
@@ -575,24 +636,35 @@ RunStatus Simulator::run(TimeNs until) {
       status = RunStatus::kLimit;
       break;
     }
+    // The events due within the window (at most 64): which goes first is a decision. Its key is
+    // the set of their stable keys (sorted, so the queue's sequence numbers do not enter it).
     due.clear();
-    Hasher tags;
-    for (auto it = queue_.begin(); it != queue_.end() && it->time() == t && due.size() < 64; ++it) {
+    const TimeNs horizon = add_sat(t, cfg_.window_ns);
+    for (auto it = queue_.begin(); it != queue_.end() && it->time() <= horizon && due.size() < 64;
+         ++it)
       due.push_back(&*it);
-      tags.u64(it->tag());
-    }
-    const std::uint64_t h = tags.value();
     std::size_t pick = 0;
     if (due.size() > 1) {
-      pick = sched_->decide(DecisionKind::kTie, static_cast<std::uint32_t>(due.size()), h);
-      trace_.emit(t, -1, 0, "sched_decision",
+      candidates.clear();
+      for (Event* e : due)
+        candidates.push_back(candidate(*e));
+      sorted_keys.clear();
+      for (const Candidate& cand : candidates)
+        sorted_keys.push_back(cand.key);
+      std::sort(sorted_keys.begin(), sorted_keys.end());
+      Hasher key;
+      key.str("tie");
+      for (std::uint64_t k : sorted_keys)
+        key.u64(k);
+      pick = sched_->choose(DecisionKind::kTie, key.value(), candidates);
+      trace_.emit(std::max(now_, t), -1, 0, "sched_decision",
                   {{"kind", decision_kind_name(DecisionKind::kTie)},
                    {"options", due.size()},
                    {"chosen", pick}});
     }
     Event* ev = due[pick];
     queue_.remove(*ev);
-    now_ = t;
+    now_ = std::max(now_, ev->time());
     ev->fire(*this);
   }
   g_running = outer;

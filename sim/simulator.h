@@ -39,7 +39,18 @@ struct SimConfig {
   std::uint64_t max_steps = 20'000'000;   // liveness limit on executed steps
   TimeNs max_time_ns = 3600 * kNsPerSec;  // liveness limit on virtual time
   TimeNs jitter_max_ns = 0;               // each step's cost gets +[0, jitter_max_ns] (a decision)
-  bool keep_trace = true;                 // keep records (the digest is always computed)
+  // The model's precision: events due within window_ns of the earliest one are unordered, and
+  // which of them goes first is a decision (kTie). 0: only events due at the same instant are.
+  // An event chosen ahead of earlier ones runs at its own time; the ones it overtook then run at
+  // the current time (never in the past), so no event runs more than window_ns late.
+  TimeNs window_ns = 0;
+  // A raised softirq or interrupt lands at the first step boundary where it can (0), or, when
+  // this is k > 0, a decision (kLand) at each of up to k boundaries of a running task may let
+  // the task run one more step first.
+  int land_max = 0;
+  // Work queued with a CPU (Kernel::queue_work) may run on any CPU: a decision (kCpu).
+  bool choose_work_cpu = false;
+  bool keep_trace = true;  // keep records (the digest is always computed)
   // Trace records kept in memory: reaching it ends the run at a limit, unless only the tail of
   // the trace is wanted (then the oldest records are dropped).
   std::uint64_t max_trace_records = 2'000'000;
@@ -78,11 +89,14 @@ class Simulator {
   Prng& data_prng() { return data_prng_; }
 
   // A task queued on `cpu`'s run queue now; it starts when the CPU has nothing else to run.
-  Context& spawn_task(int cpu, std::string name, Context::Body body);
+  // `site` names the spawn site for the context's stable key (0: its name); the parent is the
+  // running context (none for timeline events).
+  Context& spawn_task(int cpu, std::string name, Context::Body body, std::uint64_t site = 0);
   // A hardirq or NMI context that interrupts `cpu` at its next step boundary (an NMI even when
   // interrupts are disabled there), runs to completion on top, then the interrupted context goes
   // on.
-  Context& spawn_interrupt(int cpu, CtxKind kind, std::string name, Context::Body body);
+  Context& spawn_interrupt(int cpu, CtxKind kind, std::string name, Context::Body body,
+                           std::uint64_t site = 0);
   // Calls fn at virtual time `at` (>= now). `tag` identifies it among simultaneous events.
   void at(TimeNs at, std::uint64_t tag, std::function<void(Simulator&)> fn);
   // An observer reads the state at virtual time `at`: after every event due at or before `at` and
@@ -137,11 +151,17 @@ class Simulator {
   void end_step(Context& ctx, TimeNs cost);
   void block(Context& ctx, WaitQueue& wq, WaitFor why);
   void wake(Context& ctx);
-  Context& new_context(CtxKind kind, int cpu, std::string name);
+  Context& new_context(CtxKind kind, int cpu, std::string name, std::uint64_t parent,
+                       std::uint64_t site);
   Co<void> do_softirq(Context& ctx);
   void wakeup_ksoftirqd(int cpu);
   static constexpr int kMaxSoftirqRestart = 10;  // MAX_SOFTIRQ_RESTART (kernel/softirq.c)
   void check_deadlock_from(Context& ctx);
+  // The stable candidate a CPU's boundary event stands for (the step it ends or starts).
+  Candidate cpu_candidate(int cpu) const;
+  Candidate candidate(Event& e) const;
+  // A raised interrupt/softirq may be deferred at this boundary (SimConfig::land_max).
+  bool defer_landing(Cpu& c, Context* top);
   // Runs the observers due before an event at `t` (time < t) that are not past `until`.
   void run_observers(TimeNs t, TimeNs until);
   void report_stuck_at_quiescence();
@@ -159,6 +179,7 @@ class Simulator {
   std::vector<std::unique_ptr<Cpu>> cpus_;
   std::map<std::uint32_t, std::unique_ptr<Context>> contexts_;  // live contexts by id
   std::uint32_t next_ctx_id_ = 1;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint32_t> spawn_ordinals_;
   struct SoftirqVec {
     std::string name;
     Context::Body handler;

@@ -20,6 +20,7 @@ struct ReplayArgs {
   std::string run_file;
   std::string trace;
   std::string trace_format = "text";
+  bool lenient = false;
 };
 
 int replay(const ReplayArgs& args) {
@@ -64,6 +65,8 @@ int replay(const ReplayArgs& args) {
   opts.seed = f.seed;
   opts.profile = f.profile;
   opts.replay = f.decisions;
+  opts.lenient = args.lenient;
+  opts.window_ns = f.window_ns;
   opts.full_trace = !args.trace.empty();
   Progress progress;
   if (progress.enabled())
@@ -82,7 +85,7 @@ int replay(const ReplayArgs& args) {
   // reported as not reproduced (its digest differs).
   const bool ended_on_its_own =
       r.status == sim::RunStatus::kQuiescent || r.status == sim::RunStatus::kStopped;
-  if (ended_on_its_own && r.decisions.size() < f.decisions.size()) {
+  if (!args.lenient && ended_on_its_own && r.decisions.size() < f.decisions.size()) {
     const InputError unused{
         args.run_file, "/decisions", f.decisions_line, f.decisions_column,
         fmt::format("{} recorded decision(s) left unused: the replayed run ended after {} of "
@@ -120,6 +123,9 @@ const Registrar kRegisterReplay{
       sub->add_option("--trace", args->trace, "write the trace to FILE ('-': stdout)");
       sub->add_option("--trace-format", args->trace_format, "text (default), jsonl or perfetto")
           ->check(CLI::IsMember({"text", "jsonl", "perfetto"}));
+      sub->add_flag("--lenient", args->lenient,
+                    "follow the decisions by key: a decision the list lacks (or whose choice is "
+                    "gone) takes the default, so an edited list still gives a run");
       return std::function<int()>([args] { return replay(*args); });
     }};
 

@@ -27,6 +27,7 @@ struct RunArgs {
   std::optional<std::uint64_t> max_steps;
   std::optional<std::uint64_t> max_trace_records;
   std::optional<std::uint64_t> max_insns;
+  std::optional<std::int64_t> window_ns;
 };
 
 int run_one(const RunArgs& args) {
@@ -47,6 +48,7 @@ int run_one(const RunArgs& args) {
   opts.max_steps = args.max_steps;
   opts.max_trace_records = args.max_trace_records;
   opts.max_insns = args.max_insns;
+  opts.window_ns = args.window_ns;
   Progress progress;
   if (progress.enabled())
     opts.progress = [&](sim::TimeNs t) { progress.update("bpftsim run " + sc.name, t); };
@@ -95,6 +97,10 @@ const Registrar kRegisterRun{
       sub->add_option("--run-dir", args->run_dir,
                       "directory for the run file of a failing run (default: .)");
       sub->add_flag("--digest", args->digest, "also print 'digest <hex> records <n>'");
+      sub->add_option("--window", args->window_ns,
+                      "scheduling window in ns (overrides the scenario's window_ns): events due "
+                      "within it of the earliest are unordered, a scheduler decision")
+          ->check(CLI::Range(std::int64_t{0}, std::int64_t{1000000000}));
       sub->add_option("--max-steps", args->max_steps,
                       "step limit (default: the scenario's limits.max_steps, else 2000000)")
           ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));

@@ -607,8 +607,21 @@ std::optional<SchemaViolation> JsonSchema::check_alternatives(const Json& schema
         fmt::format("expected one of {}, got {}", list_values(names), found(inst[*key]))};
   }
   std::size_t matches = 0;
-  for (const Json* a : alts)
-    if (!check(*a, inst, ptr, depth + 1)) ++matches;
+  std::optional<SchemaViolation> typed;  // the violation of the one alternative of inst's type
+  std::size_t typed_count = 0;
+  for (const Json* a : alts) {
+    auto v = check(*a, inst, ptr, depth + 1);
+    if (!v) {
+      ++matches;
+    } else if (a->contains("type") && (*a)["type"].is_string() &&
+               has_type(inst, (*a)["type"].get<std::string>())) {
+      ++typed_count;
+      typed = std::move(v);
+    }
+  }
+  // Only one alternative has the instance's type: unless the schema describes itself in words,
+  // that alternative's own complaint says more than the list of alternatives.
+  if (matches == 0 && typed_count == 1 && !schema.contains("description")) return typed;
   if (matches == 0)
     return SchemaViolation{ptr, fmt::format("expected {}, got {}", describe(schema), found(inst))};
   if (one_of && matches > 1)

@@ -22,7 +22,7 @@ namespace bpftsim::tools {
 
 namespace {
 using Json = nlohmann::json;
-constexpr int kRunFileFormat = 1;
+constexpr int kRunFileFormat = 2;  // 2: decisions by stable key (sim/scheduler.h)
 
 std::optional<std::uint64_t> parse_hex64(std::string s) {
   if (s.rfind("fnv1a64:", 0) == 0) s = s.substr(8);
@@ -59,6 +59,7 @@ RunFile make_run_file(const Scenario& sc, const RunResult& r, const std::string&
   f.name = sc.name;
   f.profile = r.profile;
   f.seed = r.seed;
+  f.window_ns = r.window_ns;
   f.decisions = r.decisions;
   f.digest = r.digest;
   f.status = sim::run_status_name(r.status);
@@ -76,64 +77,13 @@ std::string run_file_json(const RunFile& f) {
   j["name"] = f.name;
   j["profile"] = f.profile;
   j["seed"] = f.seed;
+  if (f.window_ns) j["window_ns"] = *f.window_ns;
   j["decisions"] = sim::format_decisions(f.decisions);
   j["digest"] = fmt::format("{:016x}", f.digest);
   j["status"] = f.status;
   j["failures"] = f.failures;
   return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
-
-namespace {
-
-bool all_of_chars(std::string_view s, std::string_view allowed) {
-  return !s.empty() && s.find_first_not_of(allowed) == std::string_view::npos;
-}
-
-// The decision list checked strictly, line by line, before sim::parse_decisions converts it:
-// "kind options chosen context", options in [2, 2^32-1] and chosen below it in decimal, context
-// 1 to 16 hex digits. Returns "decision line N: what" for the first bad line.
-std::optional<std::string> check_decisions(const std::string& text) {
-  std::size_t lineno = 0;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    const std::string_view line = std::string_view(text).substr(start, end - start);
-    start = end + 1;
-    ++lineno;
-    if (line.empty() || line.front() == '#') continue;
-    std::vector<std::string_view> words;
-    for (std::size_t i = 0; i < line.size();) {
-      while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
-        ++i;
-      const std::size_t w = i;
-      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
-        ++i;
-      if (i > w) words.push_back(line.substr(w, i - w));
-    }
-    auto bad = [&](const std::string& why) {
-      return fmt::format("decision line {}: {}", lineno, why);
-    };
-    if (words.size() != 4) return bad("expected 'kind options chosen context'");
-    if (words[0] != "tie" && words[0] != "jitter" && words[0] != "model")
-      return bad(fmt::format("unknown decision kind '{}' (tie, jitter or model)", words[0]));
-    std::uint64_t options = 0, chosen = 0;
-    for (auto [word, value] : {std::pair{words[1], &options}, std::pair{words[2], &chosen}}) {
-      if (!all_of_chars(word, "0123456789") || word.size() > 10 ||
-          std::from_chars(word.data(), word.data() + word.size(), *value).ec != std::errc() ||
-          *value > 0xffffffffULL)
-        return bad(fmt::format("'{}' is no decimal number in [0, 4294967295]", word));
-    }
-    if (options < 2 || chosen >= options)
-      return bad(fmt::format("choice {} out of {} options (options >= 2, choice below them)",
-                             chosen, options));
-    if (!all_of_chars(words[3], "0123456789abcdefABCDEF") || words[3].size() > 16)
-      return bad(fmt::format("context '{}' is not 1 to 16 hex digits", words[3]));
-  }
-  return std::nullopt;
-}
-
-}  // namespace
 
 std::variant<RunFile, InputError> parse_run_file(const std::string& path, const std::string& text) {
   const JsonPositions pos(text);
@@ -152,8 +102,8 @@ std::variant<RunFile, InputError> parse_run_file(const std::string& path, const 
     return err("/bpftsim_run", fmt::format("unsupported run file format {}, expected {}",
                                            j["bpftsim_run"].dump(), kRunFileFormat));
   static const std::set<std::string> known = {
-      "bpftsim_run", "tool_version", "scenario",  "cwd",    "scenario_hash", "name",
-      "profile",     "seed",         "decisions", "digest", "status",        "failures"};
+      "bpftsim_run", "tool_version", "scenario", "cwd",    "scenario_hash", "name",     "profile",
+      "seed",        "decisions",    "digest",   "status", "failures",      "window_ns"};
   for (const auto& [k, v] : j.items())
     if (!known.count(k))
       return err("/" + json_pointer_escape(k),
@@ -181,10 +131,14 @@ std::variant<RunFile, InputError> parse_run_file(const std::string& path, const 
   if (!digest) return err("/digest", "expected 16 hex digits");
   f.digest = *digest;
   const std::string& decisions_text = j["decisions"].get_ref<const std::string&>();
-  if (auto why = check_decisions(decisions_text)) return err("/decisions", *why);
   std::string why;
   auto decisions = sim::parse_decisions(decisions_text, &why);
-  if (!decisions) return err("/decisions", "bad decision list: " + why);
+  if (!decisions) return err("/decisions", why);
+  if (j.contains("window_ns")) {
+    if (!j["window_ns"].is_number_unsigned() || j["window_ns"].get<std::uint64_t>() > 1000000000)
+      return err("/window_ns", "expected an integer 'window_ns' in [0, 10^9]");
+    f.window_ns = j["window_ns"].get<std::int64_t>();
+  }
   f.decisions = std::move(*decisions);
   if (j.contains("status")) {
     if (!j["status"].is_string()) return err("/status", "expected a string 'status'");

@@ -1,7 +1,8 @@
 // Run files: what a failing run leaves behind so that `bpftsim replay` repeats it exactly.
 //
-//   {"bpftsim_run": 1, "tool_version": "0.1.0", "scenario": "<path as given>",
+//   {"bpftsim_run": 2, "tool_version": "0.1.0", "scenario": "<path as given>",
 //    "scenario_hash": "fnv1a64:<16 hex digits>", "name": "...", "profile": "v5.15", "seed": 1,
+//    "window_ns": 500 (optional: a --window the run was made with),
 //    "decisions": "<sim::format_decisions text>", "digest": "<16 hex digits>",
 //    "status": "quiescent", "failures": ["..."]}
 //
@@ -31,6 +32,7 @@ struct RunFile {
   std::string name;
   std::string profile;
   std::uint64_t seed = 0;
+  std::optional<sim::TimeNs> window_ns;  // the run's --window, when it overrode the scenario's
   sim::DecisionList decisions;
   std::uint64_t digest = 0;
   std::string status;
@@ -49,8 +51,8 @@ RunFile make_run_file(const Scenario& sc, const RunResult& r, const std::string&
 std::string run_file_json(const RunFile& f);
 // Errors name the run file and the key (exit 2). The file must be a regular file of at most
 // model::kMaxRunFileBytes; the JSON is read as scenarios are (no duplicate keys, no number beyond
-// 64 bits, no unknown keys), and the decision list strictly (one "kind options chosen context" per
-// line, options in [2, 2^32-1]).
+// 64 bits, no unknown keys), and the decision list strictly (sim::parse_decisions: one
+// "kind key options chosen value" per line, options in [2, 2^32-1]).
 std::variant<RunFile, InputError> read_run_file(const std::string& path);
 // The same from text already read; `path` names it in errors.
 std::variant<RunFile, InputError> parse_run_file(const std::string& path, const std::string& text);

@@ -9,12 +9,10 @@
 #include "model/bpf_object.h"
 #include "model/errno.h"
 #include "model/kernel.h"
+#include "sim/hash.h"
 
 namespace bpftsim::tools {
 
-// Event tags of scenario events (stable among simultaneous events, so ties hash the same in every
-// run of the scenario).
-constexpr std::uint64_t kActionTag = 0x5ce0000000ULL;
 // Virtual time per slice of the run when progress is displayed.
 constexpr sim::TimeNs kProgressSliceNs = sim::kNsPerMs;
 
@@ -478,6 +476,23 @@ void RunInstance::watch_events(const Expectations& ex) {
   });
 }
 
+std::uint64_t action_key(const Scenario& sc, std::size_t i) {
+  auto identity = [&](const Action& a) {
+    return sim::Hasher()
+        .str("action")
+        .str(a.describe())
+        .u64(static_cast<std::uint64_t>(a.cpu))
+        .str(a.process)
+        .u64(static_cast<std::uint64_t>(a.context))
+        .value();
+  };
+  const std::uint64_t id = identity(sc.timeline[i]);
+  std::uint64_t ordinal = 0;
+  for (std::size_t j = 0; j < i; ++j)
+    if (identity(sc.timeline[j]) == id) ++ordinal;
+  return sim::Hasher(id).u64(ordinal).value();
+}
+
 const sim::Trace& RunResult::trace() const {
   return instance->sim.trace();
 }
@@ -499,6 +514,9 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   cfg.seed = opts.seed.value_or(sc.seed);
   cfg.cpus = sc.cpus;
   cfg.jitter_max_ns = sc.jitter_ns;
+  cfg.window_ns = opts.window_ns.value_or(sc.window_ns);
+  cfg.land_max = sc.land_max;
+  cfg.choose_work_cpu = sc.work_on_any_cpu;
   cfg.keep_trace = opts.keep_trace;
   cfg.max_steps = opts.max_steps.value_or(sc.max_steps.value_or(kDefaultMaxSteps));
   if (sc.max_time_ns) cfg.max_time_ns = *sc.max_time_ns;
@@ -511,7 +529,11 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
       "; a trace file needs every record in memory: raise it with --max-trace-records N, or run "
       "without --trace";
   std::unique_ptr<sim::Scheduler> sched;
-  if (opts.replay) sched = std::make_unique<sim::ReplayScheduler>(*opts.replay);
+  if (opts.make_scheduler) {
+    sched = opts.make_scheduler();
+  } else if (opts.replay) {
+    sched = std::make_unique<sim::ReplayScheduler>(*opts.replay, opts.lenient);
+  }
   auto in = std::make_shared<RunInstance>(sc, cfg, std::move(sched), *profile);
   in->k.max_insns = opts.max_insns.value_or(kDefaultMaxInsns);
   in->k.insn_limit_hint = "; raise it with --max-insns N";
@@ -542,15 +564,23 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   RunInstance* raw = in.get();
   for (const Action& a : sc.timeline) {
     const std::size_t i = a.index;
-    in->sim.at(a.at_ns, kActionTag + i, [raw, i](sim::Simulator& s) {
+    const std::uint64_t key = action_key(sc, i);
+    sim::TimeNs at = a.at_ns;
+    if (a.at_max_ns && *a.at_max_ns > a.at_ns) {
+      at += in->sim.scheduler().draw(sim::DecisionKind::kRange, key,
+                                     static_cast<std::uint32_t>(*a.at_max_ns - a.at_ns + 1));
+      in->sim.emit(nullptr, "action_time",
+                   {{"index", static_cast<std::uint64_t>(i)}, {"at_ns", at}});
+    }
+    in->sim.at(at, key, [raw, i, key](sim::Simulator& s) {
       const Action& act = raw->sc->timeline[i];
       auto body = [raw, i](sim::Context& c) -> sim::Co<void> { return raw->exec(c, i); };
       if (act.kind == ActionKind::kRun && act.context != RunContext::kTask) {
         s.spawn_interrupt(
             act.cpu, act.context == RunContext::kNmi ? sim::CtxKind::kNmi : sim::CtxKind::kHardirq,
-            act.describe(), body);
+            act.describe(), body, key);
       } else {
-        s.spawn_task(act.cpu, act.describe(), body);
+        s.spawn_task(act.cpu, act.describe(), body, key);
       }
     });
   }
@@ -601,6 +631,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   r.name = sc.name;
   r.seed = cfg.seed;
   r.profile = profile->name;
+  r.window_ns = opts.window_ns;
   r.status = status;
   r.end_ns = in->sim.now();
   r.steps = in->sim.steps();

@@ -30,7 +30,11 @@ struct RunOptions {
   std::optional<std::uint64_t> seed;        // overrides the scenario's seed
   std::optional<std::string> profile;       // overrides the scenario's profile
   std::optional<sim::DecisionList> replay;  // replay these decisions (the seed still drives data)
-  bool keep_trace = true;                   // keep trace records (the digest is always computed)
+  bool lenient = false;  // replay by key, defaults for what the list lacks (sim/scheduler.h)
+  // The scheduler of the run (explorers); overrides seed-driven choices and `replay`.
+  std::function<std::unique_ptr<sim::Scheduler>()> make_scheduler;
+  std::optional<sim::TimeNs> window_ns;  // overrides the scenario's window_ns (--window)
+  bool keep_trace = true;                // keep trace records (the digest is always computed)
   // Keep every record (a trace file will be written), counted against the trace record limit;
   // false: keep only the last kTailRecords records, enough for the failure report.
   bool full_trace = true;
@@ -56,10 +60,16 @@ inline constexpr std::uint64_t kTailRecords = 100'000;
 
 struct RunInstance;  // the Simulator and Kernel of one run
 
+// The stable key of timeline action `i` (its spawn site): what it does, where and by whom, and
+// its ordinal among identical actions before it, so that removing or moving other actions
+// (shrinking) or changing its time leaves it unchanged.
+std::uint64_t action_key(const Scenario& sc, std::size_t i);
+
 struct RunResult {
   std::string name;  // the scenario's
   std::uint64_t seed = 0;
   std::string profile;
+  std::optional<sim::TimeNs> window_ns;  // RunOptions::window_ns, when given
   sim::RunStatus status = sim::RunStatus::kQuiescent;
   sim::TimeNs end_ns = 0;
   std::uint64_t steps = 0;

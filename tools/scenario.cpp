@@ -131,6 +131,9 @@ class Parser {
     parse_objects(sc);
     parse_costs(sc);
     if (doc_.contains("jitter_ns")) sc.jitter_ns = as_i64(doc_["jitter_ns"], "/jitter_ns");
+    if (doc_.contains("window_ns")) sc.window_ns = as_i64(doc_["window_ns"], "/window_ns");
+    if (doc_.contains("interrupt_defer_max")) sc.land_max = doc_["interrupt_defer_max"].get<int>();
+    if (doc_.contains("work_on_any_cpu")) sc.work_on_any_cpu = doc_["work_on_any_cpu"].get<bool>();
     if (doc_.contains("limits")) {
       const Json& l = doc_["limits"];
       if (l.contains("max_time_ns"))
@@ -208,6 +211,8 @@ class Parser {
         {"softirq_ns", &sc.costs.softirq_ns},
         {"refcnt_ns", &sc.costs.refcnt_ns},
         {"rcu_gp_min_ns", &sc.costs.rcu_gp_min_ns},
+        {"rcu_gp_jitter_ns", &sc.costs.rcu_gp_jitter_ns},
+        {"expiry_jitter_ns", &sc.costs.expiry_jitter_ns},
     };
     for (const auto& [k, v] : doc_["costs"].items())
       *fields.at(k) = as_i64(v, child("/costs", k));
@@ -325,11 +330,28 @@ class Parser {
       Action a;
       a.index = i;
       a.pointer = ptr;
-      a.at_ns = as_i64(j["at_ns"], child(ptr, "at_ns"));
+      const Json& at = j["at_ns"];
+      if (at.is_object()) {
+        // A range: the time is drawn by the scheduler (a kRange decision) when the run starts.
+        a.at_ns = as_i64(at["min"], child(child(ptr, "at_ns"), "min"));
+        const sim::TimeNs hi = as_i64(at["max"], child(child(ptr, "at_ns"), "max"));
+        if (hi < a.at_ns)
+          bad(child(child(ptr, "at_ns"), "max"),
+              fmt::format("the range is empty: max {} is below min {}", hi, a.at_ns));
+        else if (hi - a.at_ns >= kMaxAtRangeNs)
+          bad(child(ptr, "at_ns"),
+              fmt::format("the range {}..{} is wider than {} ns (a decision counts its options "
+                          "in 32 bits)",
+                          a.at_ns, hi, kMaxAtRangeNs - 1));
+        a.at_max_ns = hi;
+      } else {
+        a.at_ns = as_i64(at, child(ptr, "at_ns"));
+      }
       if (a.at_ns < prev)
         bad(child(ptr, "at_ns"),
             fmt::format("time goes backwards: at_ns {} is before the previous action's {} "
-                        "(the timeline must be in non-decreasing at_ns)",
+                        "(the timeline must be in non-decreasing at_ns; a range counts by its "
+                        "min)",
                         a.at_ns, prev));
       prev = a.at_ns;
       if (j.contains("cpu")) {

@@ -61,6 +61,9 @@ enum class ActionKind : std::uint8_t {
 };
 const char* action_kind_name(ActionKind kind);
 
+// The widest at_ns range: its width + 1 options must fit a 32-bit decision.
+inline constexpr sim::TimeNs kMaxAtRangeNs = 0xffffffffLL;
+
 enum class FdKind : std::uint8_t { kMap, kProg, kLink };
 
 // Where a `run` action's program runs: a BPF_PROG_TEST_RUN task, or an interrupt of the CPU.
@@ -71,7 +74,8 @@ struct Action {
   std::size_t index = 0;
   std::string pointer;  // "/timeline/<index>"
   ActionKind kind = ActionKind::kWait;
-  sim::TimeNs at_ns = 0;
+  sim::TimeNs at_ns = 0;                 // the time, or the least time of a range
+  std::optional<sim::TimeNs> at_max_ns;  // a range {"min": at_ns, "max": at_max_ns}
   int cpu = 0;
   std::string process = "loader";
   // The map/program the action works on (run, attach, map_*, close, pin, get_fd_by_id);
@@ -113,6 +117,11 @@ struct Scenario {
   std::vector<ScenarioObject> objects;
   model::CostModel costs;
   sim::TimeNs jitter_ns = 0;
+  // The explorer's knobs (sim::SimConfig): scheduling window, how many boundaries an interrupt
+  // may be deferred, whether deferred work may run on any CPU.
+  sim::TimeNs window_ns = 0;
+  int land_max = 0;
+  bool work_on_any_cpu = false;
   std::optional<sim::TimeNs> max_time_ns;
   std::optional<std::uint64_t> max_steps;
   // Fault injection (model::FaultInjection): the next `count` passes through `site` fail.

@@ -208,7 +208,7 @@ TEST_CASE("numbers beyond their field's range are refused with file, line and po
   };
   expect_refused(dir, cases, "run");
   // The same numbers in a run file.
-  const std::string run_file = R"({"bpftsim_run": 1, "tool_version": "0.1.0",
+  const std::string run_file = R"({"bpftsim_run": 2, "tool_version": "0.1.0",
  "scenario": "x.json", "scenario_hash": "fnv1a64:0000000000000000", "name": "x",
  "profile": "v5.15", "seed": SEED, "decisions": "", "digest": "0000000000000000"})";
   for (const auto& [seed, needle] : std::vector<std::pair<std::string, std::string>>{
@@ -344,9 +344,9 @@ TEST_CASE("nesting deeper than 64 levels is refused before parsing, without recu
   expect_cmd(run_tool("run deep.json", dir.path), 2,
              {"deep.json:2:", "at /description/0/0/0/", "nested deeper than 64 levels"});
   // Unterminated, in a run file.
-  dir.file("deep.run.json", "{\"bpftsim_run\": 1,\n \"x\": " + std::string(depth, '{'));
+  dir.file("deep.run.json", "{\"bpftsim_run\": 2,\n \"x\": " + std::string(depth, '{'));
   expect_cmd(run_tool("replay deep.run.json", dir.path), 2, {"deep.run.json:2:", "invalid JSON"});
-  dir.file("deep2.run.json", "{\"bpftsim_run\": 1,\n \"x\": " + std::string(depth, '['));
+  dir.file("deep2.run.json", "{\"bpftsim_run\": 2,\n \"x\": " + std::string(depth, '['));
   expect_cmd(run_tool("replay deep2.run.json", dir.path), 2,
              {"deep2.run.json:2:", "nested deeper than 64 levels"});
 }
@@ -380,7 +380,8 @@ TEST_CASE("jitter_ns and costs are bounded; the largest jitter runs and replays 
   const Cmd run = run_tool("run jitter.json --run-dir runs", dir.path);
   expect_cmd(run, 1, {"FAIL inputs", "reproduce: bpftsim replay runs/inputs.run.json"});
   const std::string written = read_file(dir.path / "runs" / "inputs.run.json");
-  CHECK_THAT(written, Catch::Contains("jitter 1000000001 "));
+  CHECK_THAT(written, Catch::Contains(" 1000000001 "));
+  CHECK_THAT(written, Catch::Contains("jitter "));
   expect_cmd(run_tool("replay runs/inputs.run.json", dir.path), 1,
              {"reproduced: the trace digest matches"});
 }
@@ -439,7 +440,7 @@ TEST_CASE("input files: only regular files, with a size cap, and strerror", "[in
   expect_cmd(run_tool("replay /dev/zero", dir.path), 2,
              {"/dev/zero: is not a regular file (a character device; expected a run file)"});
   expect_cmd(run_tool("replay adir", dir.path), 2, {"adir: is a directory"});
-  const std::string named = R"({"bpftsim_run": 1, "tool_version": "0.1.0",
+  const std::string named = R"({"bpftsim_run": 2, "tool_version": "0.1.0",
  "scenario": "SCEN", "scenario_hash": "fnv1a64:0000000000000000", "name": "x",
  "profile": "v5.15", "seed": 1, "decisions": "", "digest": "0000000000000000"})";
   for (const auto& [scen, needle] : std::vector<std::pair<std::string, std::string>>{
@@ -555,18 +556,20 @@ TEST_CASE("errors that say why: subcommands, run-file JSON, duplicate keys, unus
              {"v.run.json:9:", "at /seed:", "duplicate key"});
   expect_cmd(variant("\"seed\": 1,", "\"seed\": 1, \"colour\": 2,"), 2,
              {"v.run.json:9:", "at /colour:", "unknown key 'colour'"});
-  // Decisions: strictly "kind options chosen context", options fitting 32 bits.
-  expect_cmd(variant("\"decisions\": \"tie ", "\"decisions\": \"jitter 4294967297 0 0\\ntie "), 2,
-             {"v.run.json:10:", "at /decisions:", "decision line 1: '4294967297'"});
-  expect_cmd(variant("\"decisions\": \"tie ", "\"decisions\": \"tie -1 0 0\\ntie "), 2,
-             {"at /decisions:", "decision line 1: '-1' is no decimal number"});
-  expect_cmd(variant("\"decisions\": \"tie ", "\"decisions\": \"tie 2 0 0 0\\ntie "), 2,
-             {"at /decisions:", "decision line 1: expected 'kind options chosen context'"});
+  // Decisions: strictly "kind key options chosen value", options fitting 32 bits.
+  expect_cmd(variant("\"decisions\": \"tie ", "\"decisions\": \"jitter 1 4294967297 0 0\\ntie "), 2,
+             {"v.run.json:10:", "at /decisions:", "decision line 1: options '4294967297'"});
+  expect_cmd(variant("\"decisions\": \"tie ", "\"decisions\": \"tie 1 -1 0 0\\ntie "), 2,
+             {"at /decisions:", "decision line 1: options '-1'"});
+  expect_cmd(variant("\"decisions\": \"tie ", "\"decisions\": \"tie 2 0 0\\ntie "), 2,
+             {"at /decisions:", "decision line 1: expected 'kind key options chosen value'"});
+  expect_cmd(variant("\"decisions\": \"tie ", "\"decisions\": \"tie xyz 2 0 0\\ntie "), 2,
+             {"at /decisions:", "decision line 1: key 'xyz' is not 1 to 16 hex digits"});
   // Decisions left over after the replayed run ended: refused, naming how many and where.
   const auto end = good.find("\",\n  \"digest\"");
   REQUIRE(end != std::string::npos);
   std::string extra = good;
-  extra.insert(end, "tie 2 1 abc\\ntie 3 2 def\\n");
+  extra.insert(end, "tie 1 2 1 abc\\ntie 2 3 2 def\\n");
   dir.file("extra.run.json", extra);
   expect_cmd(run_tool("replay extra.run.json", dir.path), 2,
              {"extra.run.json:10:", "at /decisions:", "2 recorded decision(s) left unused"});

@@ -198,7 +198,8 @@ TEST_CASE("every malformed-input class is an input error naming file, pointer an
        "\"timeline\": []}",
        "/cpus", 2, "expected an integer in [1, 64], got string \"two\""},
       {"wrong type (at_ns)", with_timeline(obj, R"(  {"at_ns": 1.5, "action": "wait"})"),
-       "/timeline/0/at_ns", 4, "expected an integer in [0, 1000000000000000], got number 1.5"},
+       "/timeline/0/at_ns", 4,
+       "expected one of: an integer in [0, 1000000000000000]; or an object, got number 1.5"},
       {"unknown top-level field",
        "{\"name\": \"x\", \"description\": \"d\", \"cpus\": 1,\n \"colour\": 3}", "/colour", 2,
        "unknown key 'colour'"},
@@ -357,7 +358,7 @@ TEST_CASE(
   CHECK(changed.code == 2);
   CHECK_THAT(changed.out, Catch::Contains("the scenario changed since the run"));
   // And a damaged run file is bad input naming the key.
-  dir.file("broken.run.json", "{\"bpftsim_run\": 1, \"scenario\": 3}");
+  dir.file("broken.run.json", "{\"bpftsim_run\": 2, \"scenario\": 3}");
   const Cmd broken = run_tool("replay broken.run.json", dir.path);
   CHECK(broken.code == 2);
   CHECK_THAT(broken.out, Catch::Contains("broken.run.json:1:"));
