@@ -476,6 +476,20 @@ void RunInstance::watch_events(const Expectations& ex) {
   });
 }
 
+std::string outcome_of(const RunResult& r) {
+  if (r.passed()) return "pass";
+  std::vector<std::string> parts;
+  for (const sim::Finding& f : r.findings) {
+    std::string k = sim::finding_kind_name(f.kind);
+    if (!f.site.empty()) k += "@" + f.site;
+    if (std::find(parts.begin(), parts.end(), k) == parts.end()) parts.push_back(std::move(k));
+  }
+  if (!parts.empty()) return fmt::format("{}", fmt::join(parts, ", "));
+  const std::string& first = r.failures.front();
+  const auto end = first.find_first_of(": ");
+  return first.substr(0, end);
+}
+
 std::uint64_t action_key(const Scenario& sc, std::size_t i) {
   auto identity = [&](const Action& a) {
     return sim::Hasher()

@@ -87,6 +87,12 @@ struct RunResult {
   const sim::Trace& trace() const;
 };
 
+// What a run came to, as explorers and the shrinker compare runs: "pass" when every expectation
+// held; else the distinct findings as "kind@site" (site left out when the model gave none), in
+// order of first appearance and joined by ", "; else (expectations failed without a finding) the
+// JSON pointer the first failure names ("/expect/globals", "/timeline/3", ...).
+std::string outcome_of(const RunResult& r);
+
 // Runs `sc`. Input problems found only now (an unknown --profile, a map the kernel refuses) are
 // InputErrors; everything else, including failed expectations, is in the RunResult.
 std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOptions& opts = {});
