@@ -187,7 +187,15 @@ class Parser {
               source ? "BPF C source" : "BPF object file"))
         bad(child(ptr, "path"), fmt::format("object file '{}' (resolved to '{}') {}", obj.path,
                                             obj.resolved_path, *why));
-      auto loaded = model::load_bpf_input(obj.resolved_path);
+      model::BpfCompileOptions copts;
+      if (o.contains("cflags")) {
+        if (!source)
+          bad(child(ptr, "cflags"),
+              fmt::format("cflags apply to a BPF C source; '{}' is an object file", obj.path));
+        for (const auto& f : o["cflags"])
+          copts.extra_flags.push_back(f.get<std::string>());
+      }
+      auto loaded = model::load_bpf_input(obj.resolved_path, copts);
       if (auto* e = std::get_if<model::LoadError>(&loaded))
         bad(child(ptr, "path"), fmt::format("cannot load object: {}", e->message));
       obj.spec = std::move(std::get<model::ObjectSpec>(loaded));
