@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <set>
@@ -902,6 +904,20 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
   try {
     Scenario sc = Parser(file, doc, text, pos).parse();
     sc.hash = fnv1a64(text);
+    // What a replay against a changed scenario reports as changed (tools/runfile.h).
+    Json setup = doc;
+    for (const char* k : {"expect", "description", "name", "$schema", "closed_by", "objects"})
+      setup.erase(k);
+    sc.parts.setup = fnv1a64(setup.dump());
+    sc.parts.expect = doc.contains("expect") ? fnv1a64(doc["expect"].dump()) : 0;
+    sim::Hasher programs;
+    for (const ScenarioObject& o : sc.objects) {
+      std::ifstream in(o.resolved_path, std::ios::binary);
+      const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+      programs.str(o.name).str(bytes);
+    }
+    programs.str(doc["objects"].dump());  // names, paths and cflags
+    sc.parts.programs = programs.value();
     return sc;
   } catch (const Bad& b) {
     return located(file, text, b.pointer, b.message, pos);
