@@ -296,7 +296,10 @@ sim::Co<int> BpfTimers::timer_cb(sim::Context& ctx, HrTimer& hr) {
                              {"callback", prog->callback_name(fn)},
                              {"slice_begin", slice}});
   co_await ctx.step(k_.cost.helper_ns);
+  k_.push_bpf_frame(ctx, Kernel::BpfFrame{prog->name, prog->callback_name(fn), map->def.name,
+                                          k_.key_text(*map, key)});
   co_await prog->run_callback(ctx, fn, {map->handle_addr, key, value, 0, 0});
+  k_.pop_bpf_frame(ctx);
   hrtimer_running_[cpu] = nullptr;
   ctx.trace("bpf_timer_cb_exit", {{"timer", obj}, {"slice_end", slice}});
   // `t` may be freed by now (the callback deleted its own element): not touched again.

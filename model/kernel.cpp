@@ -39,9 +39,20 @@ Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
     key_scratch_addr_.push_back(AddressSpace::base(
         mem.add(RegionKind::kMapKey, fmt::format("bpf_timer_cb key (cpu {})", cpu),
                 key_scratch_mem_.data() + 8 * cpu, 8, false)));
+  sim.set_finding_hook([this](sim::Finding& f) {
+    auto it = bpf_frames_.find(f.ctx);
+    if (it == bpf_frames_.end() || it->second.empty()) return;
+    const BpfFrame& b = it->second.back();
+    if (f.program.empty()) f.program = b.program;
+    if (f.callback.empty()) f.callback = b.callback;
+    if (f.map.empty()) f.map = b.map;
+    if (f.key.empty()) f.key = b.key;
+  });
 }
 
-Kernel::~Kernel() = default;
+Kernel::~Kernel() {
+  sim.set_finding_hook(nullptr);
+}
 
 BpfMap* Kernel::create_map(const sim::Context* ctx, const MapDef& def, int* err) {
   *err = 0;
@@ -177,10 +188,33 @@ sim::Co<std::int64_t> Kernel::run_prog(sim::Context& ctx, BpfProg& prog,
   slab.access(&ctx, prog.obj, "bpf_prog_run");
   rcu.read_lock(ctx);
   ctx.trace("bpf_prog_run", {{"prog", prog.id}, {"name", prog.name}});
+  push_bpf_frame(ctx, BpfFrame{prog.name, "", "", ""});
   const std::int64_t r = co_await prog.run(ctx, args);
+  pop_bpf_frame(ctx);
   ctx.trace("bpf_prog_ret", {{"prog", prog.id}, {"ret", r}});
   rcu.read_unlock(ctx);
   co_return r;
+}
+
+void Kernel::pop_bpf_frame(const sim::Context& ctx) {
+  auto it = bpf_frames_.find(ctx.id());
+  if (it == bpf_frames_.end()) return;
+  if (!it->second.empty()) it->second.pop_back();
+  if (it->second.empty()) bpf_frames_.erase(it);
+}
+
+std::string Kernel::key_text(const BpfMap& map, std::uint64_t key_addr) const {
+  const std::uint8_t* p = mem.translate(key_addr, map.def.key_size, false, nullptr);
+  if (p == nullptr) return "";
+  if (map.def.type == kBpfMapTypeArray && map.def.key_size == 4) {
+    std::uint32_t v = 0;
+    std::memcpy(&v, p, 4);
+    return std::to_string(v);
+  }
+  std::string s = "0x";
+  for (std::uint32_t i = 0; i < map.def.key_size; ++i)
+    s += fmt::format("{:02x}", p[i]);
+  return s;
 }
 
 void Kernel::queue_work(int cpu, std::string name, std::function<sim::Co<void>(sim::Context&)> fn) {

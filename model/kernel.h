@@ -111,7 +111,23 @@ class Kernel {
   std::uint64_t max_insns = 1'000'000'000;
   std::string insn_limit_hint;
 
+  // What BPF code runs in each context, innermost last (a program run, a timer callback with its
+  // map element): findings reported there name it (the simulator's finding hook).
+  struct BpfFrame {
+    std::string program;
+    std::string callback;
+    std::string map;
+    std::string key;
+  };
+  void push_bpf_frame(const sim::Context& ctx, BpfFrame f) {
+    bpf_frames_[ctx.id()].push_back(std::move(f));
+  }
+  void pop_bpf_frame(const sim::Context& ctx);
+  // "0" (an array index) or "0x0a000000" (a hash key's bytes): the key at `key_addr` of `map`.
+  std::string key_text(const BpfMap& map, std::uint64_t key_addr) const;
+
  private:
+  std::map<std::uint32_t, std::vector<BpfFrame>> bpf_frames_;  // by context id
   std::map<std::uint32_t, std::unique_ptr<BpfMap>> maps_;
   std::map<std::uint32_t, std::unique_ptr<BpfProg>> progs_;
   std::uint32_t next_map_id_ = 1;

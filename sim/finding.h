@@ -35,6 +35,7 @@ std::span<const FindingKind> all_finding_kinds();
 
 // One context of a deadlock's wait-for cycle.
 struct CycleEntry {
+  int cpu = -1;
   std::string ctx_kind;  // "task", "softirq", "hardirq", "nmi"
   std::string waits_in;  // what it spins in ("hrtimer_cancel", "spin_lock"), "" if interrupted
   std::string object;    // the kind of object it waits on ("bpf_hrtimer", "htab_bucket"), or ""
@@ -51,6 +52,16 @@ struct Finding {
   std::string object;                // the object it is about ("bpf_hrtimer#12"), or ""
   std::vector<std::string> history;  // that object's events, oldest first ("free by ...")
   std::vector<CycleEntry> cycle;     // deadlock: the contexts of the wait-for cycle
+  // Where it happened, in the user's terms (filled by the simulator and the model's hook when
+  // the finding is reported from a running context): the context's id and name ("softirq/1",
+  // "run t.canceller"), and when BPF code was running there, its program, the timer callback
+  // (if a callback), and the map and key of that callback's element.
+  std::uint32_t ctx = 0;
+  std::string context;
+  std::string program;
+  std::string callback;
+  std::string map;
+  std::string key;
 };
 
 }  // namespace bpftsim::sim

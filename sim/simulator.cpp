@@ -262,8 +262,18 @@ void Simulator::emit(const Context* ctx, std::string event,
 
 void Simulator::report(Finding f, bool stop) {
   f.t_ns = now_;
+  if (f.ctx == 0 && current_ != nullptr) {
+    f.ctx = current_->id();
+    f.context = current_->name();
+    if (f.cpu < 0) f.cpu = current_->cpu();
+  }
+  if (finding_hook_) finding_hook_(f);
   TraceRecord r{
-      now_, f.cpu, 0, "finding", {{"kind", finding_kind_name(f.kind)}, {"message", f.message}}};
+      now_, f.cpu, f.ctx, "finding", {{"kind", finding_kind_name(f.kind)}, {"message", f.message}}};
+  for (const auto& [key, value] :
+       {std::pair{"program", &f.program}, std::pair{"callback", &f.callback},
+        std::pair{"map", &f.map}, std::pair{"key", &f.key}})
+    if (!value->empty()) r.fields.emplace_back(key, *value);
   for (std::size_t i = 0; i < f.details.size(); ++i)
     r.fields.emplace_back(fmt::format("detail{}", i), f.details[i]);
   trace_.emit(std::move(r));
@@ -461,7 +471,7 @@ void Simulator::wake(Context& ctx) {
 }
 
 CycleEntry Simulator::cycle_entry(const Context& c) const {
-  CycleEntry e{.ctx_kind = ctx_kind_name(c.kind()), .text = describe(c)};
+  CycleEntry e{.cpu = c.cpu(), .ctx_kind = ctx_kind_name(c.kind()), .text = describe(c)};
   if (c.state_ == CtxState::kBlocked) {
     e.waits_in = c.wait_.what;
     e.object = c.wait_.object_kind;

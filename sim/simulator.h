@@ -122,7 +122,11 @@ class Simulator {
   // Emits a trace record for `ctx` (cpu and id taken from it; nullptr: no CPU).
   void emit(const Context* ctx, std::string event, std::initializer_list<TraceField> fields);
 
+  // Records a finding (stop: end the run cleanly). A finding reported while a context runs is
+  // placed there (ctx, context name, CPU) and passed through the finding hook (the model adds the
+  // BPF program, callback, map and key) before it is recorded and traced.
   void report(Finding f, bool stop);
+  void set_finding_hook(std::function<void(Finding&)> hook) { finding_hook_ = std::move(hook); }
   // Reports `f` and ends the run with status kLimit (a resource limit of the model was reached).
   void stop_at_limit(Finding f);
   const std::vector<Finding>& findings() const { return findings_; }
@@ -188,6 +192,7 @@ class Simulator {
   std::list<std::unique_ptr<CallbackEvent>> callbacks_;
   Context* current_ = nullptr;
   std::vector<Finding> findings_;
+  std::function<void(Finding&)> finding_hook_;
   bool stopped_ = false;
   RunStatus stop_status_ = RunStatus::kStopped;
 };

@@ -24,6 +24,17 @@ std::optional<std::string> write_trace(const RunResult& r, const std::string& pa
 std::vector<std::string> last_events_per_cpu(const sim::Trace& trace, const std::set<int>& cpus,
                                              std::size_t n);
 
+// Where a finding happened, in one line: "use_after_free at t=13677 ns on cpu 0 in softirq/0
+// (callback long_cb of program arm, map timers key 0)".
+std::string finding_place(const sim::Finding& f);
+// Each CPU the finding involves (its own; every CPU of a deadlock's cycle): the trace records of
+// that CPU around the finding's record, `before` before it and `after` after it.
+std::vector<std::string> events_around(const sim::Trace& trace, const sim::Finding& f,
+                                       std::size_t before, std::size_t after);
+// One line per timer the finding is about: its life from the trace (init, start, expire,
+// callback, cancel, free) with times and CPUs, e.g. "timer 7: kmalloc 0.3us cpu0, ...".
+std::vector<std::string> timer_stories(const sim::Trace& trace, const sim::Finding& f);
+
 // One result line: "PASS name  t=... ns  findings=N  digest=...".
 std::string result_line(const RunResult& r);
 
