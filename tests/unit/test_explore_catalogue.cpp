@@ -342,7 +342,7 @@ TEST_CASE("explore catalogue: schedules and time to the first failure", "[.explo
       total_seconds += s.seconds;
     }
     const auto [lo, hi] = std::minmax_element(schedules.begin(), schedules.end());
-    fmt::print("| {} | random | {} | {:.1f} ms | {}..{} | {}/{} | {:.0f} |\n", sc.name,
+    fmt::print("| {} | random | {} | {:.2f} ms | {}..{} | {}/{} | {:.0f} |\n", sc.name,
                median(schedules), median(millis), *lo, *hi, found, searches,
                static_cast<double>(total_runs) / total_seconds);
   }
