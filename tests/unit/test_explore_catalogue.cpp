@@ -64,21 +64,36 @@ constexpr bool kSlowBuild = false;
 #endif
 
 // Each explore scenario, the outcome (tools/runner.h outcome_of) of the first failing schedule of
-// a random search from seed 1 on v5.15, and the schedules that search may take.
+// a random search from seed 1 on v5.15, for deadlocks the wait-for cycle ("ctx:waits_in" of each
+// context, sorted), and the schedules that search may take.
 struct Entry {
   const char* file;
   const char* outcome;
+  const char* cycle;
   std::uint64_t budget;
 };
 const Entry kCatalogue[] = {
-    {"4.1-cancel-while-running.json", "/expect/globals/t.cancel_waited", 1000},
-    {"4.3-uaf-rearm-then-delete.json", "use_after_free@__run_hrtimer", 1000},
-    {"4.8-mutual-cancel.json", "deadlock", 2000},
-    {"4.9-cancel-vs-free.json", "use_after_free@hrtimer_try_to_cancel", 3000},
-    {"4.10-init-vs-uref.json", "leak@quiescence", 5000},
-    {"4.12-copy-bug-timer-and-lock.json", "wild_pointer@bpf_timer_cancel_and_free", 1000},
-    {"4.12-abba-bucket-lock.json", "deadlock", 1000},
+    {"4.1-cancel-while-running.json", "/expect/globals/t.cancel_waited", "", 1000},
+    {"4.3-uaf-rearm-then-delete.json", "use_after_free@__run_hrtimer", "", 1000},
+    {"4.8-mutual-cancel.json", "deadlock", "softirq:hrtimer_cancel softirq:hrtimer_cancel", 2000},
+    {"4.9-cancel-vs-free.json", "use_after_free@hrtimer_try_to_cancel", "", 3000},
+    {"4.10-init-vs-uref.json", "leak@quiescence", "", 5000},
+    {"4.12-copy-bug-timer-and-lock.json", "wild_pointer@bpf_timer_cancel_and_free", "", 1000},
+    {"4.12-abba-bucket-lock.json", "deadlock", "softirq:spin_lock task:hrtimer_cancel", 1000},
 };
+
+// The wait-for cycle of the run's first deadlock finding, as Entry::cycle writes it.
+std::string cycle_of(const RunResult& r) {
+  for (const sim::Finding& f : r.findings) {
+    if (f.kind != sim::FindingKind::kDeadlock) continue;
+    std::vector<std::string> parts;
+    for (const sim::CycleEntry& c : f.cycle)
+      parts.push_back(c.ctx_kind + ":" + c.waits_in);
+    std::sort(parts.begin(), parts.end());
+    return fmt::format("{}", fmt::join(parts, " "));
+  }
+  return "";
+}
 
 Scenario load(const fs::path& p) {
   auto sc = load_scenario(p.string());
@@ -230,6 +245,7 @@ TEST_CASE("explore catalogue: a random search finds each seed bug on v5.15",
       // N` reproduces).
       const RunResult again = run_seed(sc, "v5.15", *s.first_failure);
       CHECK(outcome_of(again) == e.outcome);
+      CHECK(cycle_of(again) == e.cycle);
       // Not every schedule fails (the outcome is found, not scripted), except where the bug needs
       // no interleaving at all (4.3 and the copy bug fail on almost every schedule).
       if (s.runs == 1) {
