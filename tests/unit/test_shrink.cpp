@@ -276,3 +276,75 @@ TEST_CASE("shrink: bpftsim shrink exit codes: 1 for a passing run, 2 for bad inp
   const auto missing = run_tool("shrink nosuch.run.json", tmp.path);
   CHECK(missing.code == 2);
 }
+
+TEST_CASE("shrink: actions named by expect.order stay, renumbered; the others go", "[shrink]") {
+  TempDir tmp;
+  OJson doc = race_4_9_with_noise();
+  // Index 4 is the update of T's slot, 7 the last lookup (noise, but named here).
+  REQUIRE(doc["timeline"][4]["action"] == "map_update");
+  doc["expect"]["order"] = OJson::parse(
+      R"([{"first": {"action_start": 4}, "then": {"action_done": 7}, "comment": "holds"}])");
+  const fs::path file = tmp.file("ordered-4.9.json", doc.dump(2));
+  auto loaded = load_scenario(file.string());
+  if (auto* e = std::get_if<InputError>(&loaded)) FAIL(e->text());
+  const Scenario& sc = std::get<Scenario>(loaded);
+  const RunResult failing = run(sc, RunOptions{});
+  REQUIRE(outcome_of(failing).find("use_after_free") != std::string::npos);
+  const auto res = shrink(sc, RunOptions{}, failing.decisions);
+  REQUIRE(res.has_value());
+  REQUIRE(res->minimal);
+  const OJson out = OJson::parse(res->scenario_json);
+  const OJson& order = out["expect"]["order"][0];
+  const OJson& tl = out["timeline"];
+  const std::size_t first = order["first"]["action_start"].get<std::size_t>();
+  const std::size_t then = order["then"]["action_done"].get<std::size_t>();
+  REQUIRE(first < tl.size());
+  REQUIRE(then < tl.size());
+  CHECK(tl[first]["action"] == "map_update");
+  CHECK(tl[then]["action"] == "map_lookup");
+  CHECK(tl[then]["at_ns"] == 40000);
+  // The other noise is gone.
+  std::size_t noise = 0;
+  for (const OJson& a : tl)
+    if (a.contains("comment") && a["comment"] == "noise") ++noise;
+  CHECK(noise == 1);
+  // Written and replayed strictly: it still fails the same way.
+  auto files = write_shrunk(*res, (tmp.path / "out").string());
+  if (auto* e = std::get_if<InputError>(&files)) FAIL(e->text());
+  CHECK(outcome_of(std::get<ShrunkFiles>(files).run) == res->outcome);
+}
+
+TEST_CASE("shrink: an outcome naming an action (/timeline/I) follows it when others go",
+          "[shrink]") {
+  TempDir tmp;
+  OJson doc = OJson::parse(R"({
+    "name": "wrong-ret", "description": "a lookup expected to return 7", "cpus": 2,
+    "objects": [{"name": "t", "path": "PATH"}],
+    "timeline": [
+      {"at_ns": 0, "cpu": 0, "action": "run", "prog": "t.setup", "expect_ret": 0},
+      {"at_ns": 1000, "cpu": 1, "action": "map_lookup", "map": "t.m", "key": 0},
+      {"at_ns": 2000, "cpu": 1, "action": "wait"},
+      {"at_ns": 3000, "cpu": 1, "action": "map_lookup", "map": "t.m2", "key": 0, "expect_ret": 7},
+      {"at_ns": 4000, "cpu": 0, "action": "map_lookup", "map": "t.m", "key": 0}
+    ]})");
+  doc["objects"][0]["path"] = (kSource / "scenarios/progs/race_cancel_free.bpf.c").string();
+  const fs::path file = tmp.file("wrong-ret.json", doc.dump(2));
+  auto loaded = load_scenario(file.string());
+  if (auto* e = std::get_if<InputError>(&loaded)) FAIL(e->text());
+  const Scenario& sc = std::get<Scenario>(loaded);
+  const RunResult failing = run(sc, RunOptions{});
+  REQUIRE(outcome_of(failing) == "/timeline/3");
+  const auto res = shrink(sc, RunOptions{}, failing.decisions);
+  REQUIRE(res.has_value());
+  CHECK(res->outcome == "/timeline/3");
+  CHECK(res->minimal);
+  CHECK(res->actions_after < 5);
+  // The action with the failed expect_ret is still there, under its new index.
+  const Scenario shrunk = parse(tmp.path / "s.json", res->scenario_json);
+  std::size_t at = shrunk.timeline.size();
+  for (std::size_t i = 0; i < shrunk.timeline.size(); ++i)
+    if (shrunk.timeline[i].expect_ret == 7) at = i;
+  REQUIRE(at < shrunk.timeline.size());
+  CHECK(outcome_of(run(shrunk, lenient(res->run, res->decisions))) ==
+        fmt::format("/timeline/{}", at));
+}
