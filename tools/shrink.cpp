@@ -440,8 +440,9 @@ std::optional<ShrinkResult> shrink(const Scenario& sc, const RunOptions& opts,
   return res;
 }
 
-std::variant<ShrunkFiles, InputError> write_shrunk(const ShrinkResult& r, const std::string& dir,
+std::variant<ShrunkFiles, InputError> write_shrunk(const ShrinkResult& r, const std::string& dir_in,
                                                    bool full_trace) {
+  const std::string dir = dir_in.empty() ? "." : dir_in;
   if (r.scenario_json.empty())
     return InputError{dir, "", 0, 0,
                       "no shrunk scenario document to write (the original scenario file could "

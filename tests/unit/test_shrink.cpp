@@ -348,3 +348,28 @@ TEST_CASE("shrink: an outcome naming an action (/timeline/I) follows it when oth
   CHECK(outcome_of(run(shrunk, lenient(res->run, res->decisions))) ==
         fmt::format("/timeline/{}", at));
 }
+
+TEST_CASE("shrink: the shrunk window race replays through the tool", "[shrink]") {
+  TempDir tmp;
+  const std::string scenario = (kSource / "tests/data/shrink-mutual-cancel.json").string();
+  // The first seed that deadlocks leaves a run file.
+  std::uint64_t seed = 1;
+  for (; seed <= 200; ++seed)
+    if (run_tool(fmt::format("run '{}' --seed {} --run-dir runs", scenario, seed), tmp.path).code ==
+        1)
+      break;
+  REQUIRE(seed <= 200);
+  const auto sh = run_tool("shrink runs/shrink-mutual-cancel.run.json --out-dir out", tmp.path);
+  INFO(sh.out);
+  REQUIRE(sh.code == 0);
+  CHECK(sh.out.find("fails with deadlock") != std::string::npos);
+  CHECK(sh.out.find(", 1-minimal\n") != std::string::npos);
+  const auto rep = run_tool("replay out/shrink-mutual-cancel.shrunk.run.json", tmp.path);
+  INFO(rep.out);
+  CHECK(rep.code == 1);
+  CHECK(rep.out.find("reproduced: the trace digest matches") != std::string::npos);
+  CHECK(rep.out.find("deadlock") != std::string::npos);
+  // Leniently, with the complete recorded list, it is the same run.
+  const auto len = run_tool("replay --lenient out/shrink-mutual-cancel.shrunk.run.json", tmp.path);
+  CHECK(len.out.find("reproduced: the trace digest matches") != std::string::npos);
+}
