@@ -42,7 +42,9 @@
 namespace bpftsim::tools {
 
 struct ShrinkOptions {
-  std::size_t max_runs = 2000;  // runs the shrinker may spend (the first and the last included)
+  // Runs the shrinker may spend on candidates, the replay of the failing run included; the run
+  // of the written document (ShrinkResult::run) is one more.
+  std::size_t max_runs = 2000;
 };
 
 struct ShrinkResult {
@@ -55,7 +57,7 @@ struct ShrinkResult {
   sim::DecisionList decisions;
   RunResult run;         // the shrunk run (fails with the same outcome_of), with its full trace
   std::string outcome;   // outcome_of of the failing run, which the shrunk run has too
-  std::size_t runs = 0;  // runs the shrinker spent
+  std::size_t runs = 0;  // runs the shrinker spent (all of them)
   std::size_t actions_before = 0, actions_after = 0;
   // Decisions: the failing list's size before, the shrunk (non-default) list's after.
   std::size_t decisions_before = 0, decisions_after = 0;
