@@ -122,7 +122,8 @@ class Shrinker {
   // Runs `s`; when it fails as the target does, it becomes the best state (with the run's own
   // non-default decisions). False when it does not, or when the budget is spent.
   bool attempt(State s) {
-    if (exhausted()) return false;
+    // A timeline has at least one action (the schema's minItems): no run needed to refuse.
+    if (exhausted() || s.actions.empty()) return false;
     ++runs_;
     std::sort(s.actions.begin(), s.actions.end());
     for (auto it = s.points.begin(); it != s.points.end();)
@@ -416,27 +417,43 @@ std::optional<ShrinkResult> shrink(const Scenario& sc, const RunOptions& opts,
   // The scenario as a JSON document, loaded back and run once more with the full trace: the
   // result's run is the run of that document.
   std::string text;
-  if (model::read_input_file(sc.file, model::kMaxScenarioBytes, "scenario file", &text) ||
-      fnv1a64(text) != sc.hash)
+  if (auto why =
+          model::read_input_file(sc.file, model::kMaxScenarioBytes, "scenario file", &text)) {
+    res.document_error = *why;
     return res;
+  }
+  if (fnv1a64(text) != sc.hash) {
+    res.document_error = fmt::format("{} changed since it was loaded", sc.file);
+    return res;
+  }
   const std::vector<std::size_t> ord = sh.order(sh.best_);
   auto json = shrunk_json(sc, text, sh.best_, ord, sh.best_run_, opts, res.actions_before);
-  if (!json) return res;
+  if (!json) {
+    res.document_error = fmt::format("{} is not the JSON document that was loaded", sc.file);
+    return res;
+  }
   const fs::path virtual_file = fs::path(sc.file).parent_path() / (shrunk_name(sc.name) + ".json");
   auto loaded = parse_scenario(virtual_file.string(), *json);
-  if (auto* shrunk = std::get_if<Scenario>(&loaded)) {
-    RunOptions o = sh.base_;
-    o.window_ns.reset();  // written into the document
-    o.replay = res.decisions;
-    o.keep_trace = true;
-    o.full_trace = true;
-    ++res.runs;
-    auto ran = run_scenario(*shrunk, o);
-    if (auto* r = std::get_if<RunResult>(&ran); r && normalized_outcome(*r, ord) == res.outcome) {
-      res.run = std::move(*r);
-      res.scenario_json = std::move(*json);
-    }
+  if (auto* e = std::get_if<InputError>(&loaded)) {
+    res.document_error = "the shrunk document does not load (please report): " + e->text();
+    return res;
   }
+  RunOptions o = sh.base_;
+  o.window_ns.reset();  // written into the document
+  o.replay = res.decisions;
+  o.keep_trace = true;
+  o.full_trace = true;
+  ++res.runs;
+  auto ran = run_scenario(std::get<Scenario>(loaded), o);
+  auto* r = std::get_if<RunResult>(&ran);
+  if (r == nullptr || normalized_outcome(*r, ord) != res.outcome) {
+    res.document_error =
+        fmt::format("the shrunk document came to {} instead of {} (please report)",
+                    r != nullptr ? outcome_of(*r) : std::get<InputError>(ran).text(), res.outcome);
+    return res;
+  }
+  res.run = std::move(*r);
+  res.scenario_json = std::move(*json);
   return res;
 }
 
@@ -444,9 +461,7 @@ std::variant<ShrunkFiles, InputError> write_shrunk(const ShrinkResult& r, const 
                                                    bool full_trace) {
   const std::string dir = dir_in.empty() ? "." : dir_in;
   if (r.scenario_json.empty())
-    return InputError{dir, "", 0, 0,
-                      "no shrunk scenario document to write (the original scenario file could "
-                      "not be read again, or changed since it was loaded)"};
+    return InputError{dir, "", 0, 0, "no shrunk scenario document to write: " + r.document_error};
   OJson doc = OJson::parse(r.scenario_json);
   std::error_code ec;
   fs::create_directories(dir, ec);

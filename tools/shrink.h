@@ -12,7 +12,8 @@
 // (ddmin: halves, then quarters, ... down to single elements; subsets and complements):
 //   - ranges narrowed to points: an action whose at_ns is {"min", "max"} gets the time the
 //     current run drew for it (its `range` decision, keyed by action_key()); the decision is gone;
-//   - timeline actions removed. Actions are keyed by content (action_key()), so the decisions of
+//   - timeline actions removed (one always stays: a timeline has at least one action). Actions are
+//   keyed by content (action_key()), so the decisions of
 //     the others still apply. An action that an `expect.order` event names ({"action_start": I} /
 //     {"action_done": I}) and the action an outcome "/timeline/I" names are never removed (the
 //     expectation would change meaning); the indices of expect.order are renumbered when earlier
@@ -52,6 +53,7 @@ struct ShrinkResult {
   // ranges replaced by points; "name" gets ".shrunk", "seed", "profile" (and "window_ns" when the
   // run overrode it) are the failing run's, object paths are absolute.
   std::string scenario_json;
+  std::string document_error;  // why scenario_json is empty
   // Its decision list, the non-default decisions only: replay it leniently. `run.decisions` is
   // the complete list the run recorded, which replays strictly (what the run file records).
   sim::DecisionList decisions;
@@ -73,7 +75,7 @@ struct ShrinkResult {
 // window) and `failing` its decisions. Returns nullopt when the failure does not reproduce (the
 // run passes, or the scenario cannot be run with these options). The original JSON is read from
 // sc.file again; when it cannot be read or its bytes changed since loading, scenario_json is
-// empty (the shrink itself still happens on the loaded scenario).
+// empty and document_error says why (the shrink itself still happens on the loaded scenario).
 std::optional<ShrinkResult> shrink(const Scenario& sc, const RunOptions& opts,
                                    const sim::DecisionList& failing, const ShrinkOptions& so = {});
 

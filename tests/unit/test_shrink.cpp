@@ -373,3 +373,26 @@ TEST_CASE("shrink: the shrunk window race replays through the tool", "[shrink]")
   const auto len = run_tool("replay --lenient out/shrink-mutual-cancel.shrunk.run.json", tmp.path);
   CHECK(len.out.find("reproduced: the trace digest matches") != std::string::npos);
 }
+
+TEST_CASE("shrink: an expectation failure (4.9 on the fixed profile) keeps one action at least",
+          "[shrink]") {
+  TempDir tmp;
+  auto loaded = load_scenario((kSource / "scenarios/races/4.9-cancel-vs-free.json").string());
+  REQUIRE(std::holds_alternative<Scenario>(loaded));
+  const Scenario& sc = std::get<Scenario>(loaded);
+  RunOptions opts;
+  opts.profile = "v5.15+2.9";
+  const RunResult failing = run(sc, opts);
+  REQUIRE(outcome_of(failing) == "/expect/findings/use_after_free");
+  const auto res = shrink(sc, opts, failing.decisions);
+  REQUIRE(res.has_value());
+  INFO(res->document_error);
+  REQUIRE_FALSE(res->scenario_json.empty());
+  CHECK(res->minimal);
+  CHECK(res->actions_after >= 1);
+  CHECK(res->actions_after < res->actions_before);
+  CHECK(OJson::parse(res->scenario_json)["profile"] == "v5.15+2.9");
+  auto files = write_shrunk(*res, (tmp.path / "out").string());
+  if (auto* e = std::get_if<InputError>(&files)) FAIL(e->text());
+  CHECK(outcome_of(std::get<ShrunkFiles>(files).run) == "/expect/findings/use_after_free");
+}
