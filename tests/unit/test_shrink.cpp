@@ -121,7 +121,8 @@ void check_one_minimal(const ShrinkResult& res, const fs::path& dir) {
 }
 
 bool has_noise(const std::string& json) {
-  for (const OJson& a : OJson::parse(json)["timeline"])
+  const OJson doc = OJson::parse(json);
+  for (const OJson& a : doc["timeline"])
     if (a.contains("comment") && a["comment"] == "noise") return true;
   return false;
 }
@@ -177,7 +178,8 @@ TEST_CASE("shrink: ranges and a window narrow to points, 1-minimal", "[shrink]")
   CHECK(res->outcome == outcome_of(*failing));
   CHECK(res->actions_after < res->actions_before);
   // The drawn times are the run's: every range that is left is narrowed to a point.
-  for (const OJson& a : OJson::parse(res->scenario_json)["timeline"])
+  const OJson doc = OJson::parse(res->scenario_json);
+  for (const OJson& a : doc["timeline"])
     CHECK(a["at_ns"].is_number_integer());
   CHECK(res->ranges_narrowed >= 1);
   // The arms are 200..400 ns apart: in time order (every choice the default) the callbacks do not
