@@ -204,6 +204,18 @@ std::vector<std::string> system_include_flags() {
   return {"-idirafter", dir};
 }
 
+}  // namespace
+
+std::vector<std::string> bpf_compile_flags(const std::string& source_dir) {
+  std::vector<std::string> flags = {"-O2", "-g", "-target", "bpf", "-mcpu=v3"};
+  for (std::string& f : system_include_flags())
+    flags.push_back(std::move(f));
+  if (!source_dir.empty()) flags.push_back("-I" + source_dir);
+  return flags;
+}
+
+namespace {
+
 std::string file_stem_for_cache(const fs::path& source) {
   std::string stem = source.filename().string();
   for (const char* ext : {".bpf.c", ".c"}) {
@@ -304,10 +316,7 @@ std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string&
 
   std::error_code ec;
   const fs::path src = fs::absolute(source_path, ec);
-  std::vector<std::string> flags = {"-O2", "-g", "-target", "bpf", "-mcpu=v3"};
-  for (std::string& f : system_include_flags())
-    flags.push_back(std::move(f));
-  flags.push_back("-I" + src.parent_path().string());
+  std::vector<std::string> flags = bpf_compile_flags(src.parent_path().string());
   for (const std::string& f : options.extra_flags)
     flags.push_back(f);
 

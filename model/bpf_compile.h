@@ -36,6 +36,13 @@ struct BpfCompileError {
   std::string message;
 };
 
+// The flags bpftsim compiles a BPF C source with (before options.extra_flags): optimisation, BTF
+// (-g: without it the loader has no map or timer layout), the BPF target and ISA v3 (the ISA
+// changes the instruction stream, so the same scenario compiled with -mcpu=v1 has other timing
+// and another digest), Debian's multiarch include directory (for <asm/types.h>) and the source's
+// own directory. `bpftsim cflags` prints them; compiling by hand with them gives the same object.
+std::vector<std::string> bpf_compile_flags(const std::string& source_dir);
+
 // True for paths the CLI should compile rather than load (".c", which includes ".bpf.c").
 bool is_bpf_source_path(const std::string& path);
 

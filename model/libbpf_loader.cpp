@@ -946,8 +946,12 @@ ObjectSpec load(const std::string& path) {
   BpfObjectPtr obj(bpf_object__open_file(path.c_str(), nullptr));
   if (!obj) {
     const int err = errno;
-    fail(fmt::format("{}: libbpf cannot open it: {}", path,
-                     session.log().empty() ? std::strerror(err) : session.log()));
+    std::string why = session.log().empty() ? std::strerror(err) : session.log();
+    if (elf.section_index(".BTF") == 0)
+      why +=
+          " (the object has no .BTF section: compile it with -g; `bpftsim cflags` prints the "
+          "flags bpftsim uses)";
+    fail(fmt::format("{}: libbpf cannot open it: {}", path, why));
   }
   try {
     spec.maps = describe_maps(elf, obj.get());

@@ -127,18 +127,26 @@ class PerfettoWriter {
   PerfettoWriter(const std::vector<TraceRecord>& records, std::ostream& out)
       : recs_(records), out_(out) {}
 
+  // Slices are complete ("X") events with a duration, written at their begin so that the file
+  // stays in time order: a first walk over the records, writing nothing, learns where each slice
+  // ends; the second writes. (Begin/end pairs would do the same for Perfetto, but consumers that
+  // pair B/E events on one stack in file order, such as the Chromium DevTools trace engine, mix up
+  // the pairs of different threads.)
   void write() {
     scan();
+    dry_ = true;
+    walk();
+    dry_ = false;
+    serial_ = 0;
+    for (auto& [tid, track] : tracks_) {
+      track.open.clear();
+      track.alive = false;
+    }
+    buf_.clear();
+    first_ = true;
     put(buf_, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
     write_metadata();
-    std::int64_t t_end = 0;
-    for (std::size_t i = 0; i < recs_.size(); ++i) {
-      write_record(i);
-      t_end = std::max(t_end, recs_[i].t_ns);
-      maybe_flush(buf_, out_);
-    }
-    for (auto& [tid, track] : tracks_)
-      close_all(track, t_end);
+    walk();
     put(buf_, "\n]}\n");
     flush(buf_, out_);
   }
@@ -148,7 +156,23 @@ class PerfettoWriter {
     std::string name;
     const char* cat;
     std::int64_t begin_ns;
+    std::size_t serial;  // the slice's number in walk order (an index into durations_)
   };
+
+  void walk() {
+    std::int64_t t_end = 0;
+    for (std::size_t i = 0; i < recs_.size(); ++i) {
+      write_record(i);
+      t_end = std::max(t_end, recs_[i].t_ns);
+      if (dry_) {
+        buf_.clear();
+      } else {
+        maybe_flush(buf_, out_);
+      }
+    }
+    for (auto& [tid, track] : tracks_)
+      close_all(track, t_end);
+  }
   struct Track {
     int pid = 0;
     std::int64_t tid = 0;
@@ -268,15 +292,22 @@ class PerfettoWriter {
   }
 
   void begin(Track& t, std::string name, const char* cat, std::int64_t t_ns, std::size_t rec) {
-    head(name, cat, 'B', t, t_ns);
-    fmt::format_to(std::back_inserter(buf_), ",\"args\":{{\"rec\":{}}}}}", rec);
-    t.open.push_back(Open{std::move(name), cat, t_ns});
+    const std::size_t serial = serial_++;
+    if (!dry_) {
+      head(name, cat, 'X', t, t_ns);
+      put(buf_, ",\"dur\":");
+      put_us(buf_, durations_.at(serial));
+      fmt::format_to(std::back_inserter(buf_), ",\"args\":{{\"rec\":{}}}}}", rec);
+    }
+    t.open.push_back(Open{std::move(name), cat, t_ns, serial});
   }
 
   void end_top(Track& t, std::int64_t t_ns) {
     const Open& o = t.open.back();
-    head(o.name, o.cat, 'E', t, std::max(t_ns, o.begin_ns));
-    put(buf_, "}");
+    if (dry_) {
+      if (durations_.size() <= o.serial) durations_.resize(o.serial + 1, 0);
+      durations_[o.serial] = std::max(t_ns, o.begin_ns) - o.begin_ns;
+    }
     t.open.pop_back();
   }
 
@@ -358,6 +389,9 @@ class PerfettoWriter {
   std::ostream& out_;
   Buf buf_;
   bool first_ = true;
+  bool dry_ = false;                     // the first walk: learn durations, write nothing
+  std::size_t serial_ = 0;               // slices begun so far in this walk
+  std::vector<std::int64_t> durations_;  // by serial
   int max_cpu_ = -1;
   std::uint32_t max_ctx_ = 0;
   int global_pid_ = 1;

@@ -1,6 +1,8 @@
 // `bpftsim replay RUNFILE`: repeats the run a run file describes (scenario, profile, seed and its
-// recorded scheduler decisions) and says whether it reproduced (same trace digest). Refuses, with
-// exit 2, a scenario whose bytes changed since the run.
+// recorded scheduler decisions) and says whether it reproduced (same trace digest; or, replaying
+// leniently, the same outcome). Exit 0 when it reproduced, 1 when not. Refuses, with exit 2, a
+// scenario whose bytes changed since the run, unless --allow-changed: then it says which parts
+// changed (programs, setup, expectations) and replays leniently by decision key.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -21,7 +23,21 @@ struct ReplayArgs {
   std::string trace;
   std::string trace_format = "text";
   bool lenient = false;
+  bool allow_changed = false;
 };
+
+// "the expectations", "the programs and the setup", or "nothing but formatting or prose".
+std::string changed_parts(const ScenarioParts& then, const ScenarioParts& now) {
+  std::vector<std::string> what;
+  if (then.programs != now.programs) what.push_back("the programs");
+  if (then.setup != now.setup) what.push_back("the setup (timeline, CPUs, costs, seed, window)");
+  if (then.expect != now.expect) what.push_back("the expectations");
+  if (what.empty()) return "nothing but formatting, names or prose";
+  std::string s = what[0];
+  for (std::size_t i = 1; i < what.size(); ++i)
+    s += (i + 1 == what.size() ? " and " : ", ") + what[i];
+  return s;
+}
 
 int replay(const ReplayArgs& args) {
   auto read = read_run_file(args.run_file);
@@ -48,15 +64,24 @@ int replay(const ReplayArgs& args) {
     return kExitBadInput;
   }
   const Scenario& sc = std::get<Scenario>(loaded);
-  if (sc.hash != f.scenario_hash) {
+  const bool changed = sc.hash != f.scenario_hash;
+  const std::string what =
+      f.parts ? fmt::format(" (changed: {})", changed_parts(*f.parts, sc.parts)) : std::string();
+  if (changed && !args.allow_changed) {
     std::fprintf(stderr,
-                 "bpftsim replay: %s: the scenario changed since the run (%s: fnv1a64 %016llx, "
-                 "run file %s has %016llx); re-run it with `bpftsim run %s --seed %llu` instead\n",
-                 args.run_file.c_str(), path.c_str(), static_cast<unsigned long long>(sc.hash),
-                 args.run_file.c_str(), static_cast<unsigned long long>(f.scenario_hash),
-                 path.c_str(), static_cast<unsigned long long>(f.seed));
+                 "bpftsim replay: %s: the scenario changed since the run%s (%s: fnv1a64 %016llx, "
+                 "run file %s has %016llx); replay it leniently with `bpftsim replay %s "
+                 "--allow-changed`, or re-run it with `bpftsim run %s --seed %llu --profile %s`\n",
+                 args.run_file.c_str(), what.c_str(), path.c_str(),
+                 static_cast<unsigned long long>(sc.hash), args.run_file.c_str(),
+                 static_cast<unsigned long long>(f.scenario_hash), args.run_file.c_str(),
+                 path.c_str(), static_cast<unsigned long long>(f.seed), f.profile.c_str());
     return kExitBadInput;
   }
+  if (changed)
+    std::printf("the scenario changed since the run%s: replaying leniently by decision key\n",
+                what.c_str());
+  const bool lenient = args.lenient || changed;
   if (f.tool_version != BPFTSIM_VERSION)
     std::fprintf(stderr,
                  "bpftsim replay: note: the run file was written by bpftsim %s, this is %s\n",
@@ -65,7 +90,7 @@ int replay(const ReplayArgs& args) {
   opts.seed = f.seed;
   opts.profile = f.profile;
   opts.replay = f.decisions;
-  opts.lenient = args.lenient;
+  opts.lenient = lenient;
   opts.window_ns = f.window_ns;
   opts.full_trace = !args.trace.empty();
   Progress progress;
@@ -85,7 +110,7 @@ int replay(const ReplayArgs& args) {
   // reported as not reproduced (its digest differs).
   const bool ended_on_its_own =
       r.status == sim::RunStatus::kQuiescent || r.status == sim::RunStatus::kStopped;
-  if (!args.lenient && ended_on_its_own && r.decisions.size() < f.decisions.size()) {
+  if (!lenient && ended_on_its_own && r.decisions.size() < f.decisions.size()) {
     const InputError unused{
         args.run_file, "/decisions", f.decisions_line, f.decisions_column,
         fmt::format("{} recorded decision(s) left unused: the replayed run ended after {} of "
@@ -105,13 +130,31 @@ int replay(const ReplayArgs& args) {
       return kExitBadInput;
     }
   const bool same = r.digest == f.digest;
-  std::printf("%s (recorded digest %016llx)\n",
-              same ? "reproduced: the trace digest matches the recorded run"
-                   : "NOT reproduced: the trace digest differs from the recorded run",
-              static_cast<unsigned long long>(f.digest));
+  const std::string outcome = outcome_of(r);
+  // Leniently, the trace may differ (other expectations, an edited list): the outcome is what
+  // must come back. A run file without one (older) compares digests only.
+  const bool same_outcome = !f.outcome.empty() && outcome == f.outcome;
+  const bool reproduced = same || (lenient && same_outcome);
+  if (same) {
+    std::printf("reproduced: the trace digest matches the recorded run (recorded digest %016llx)\n",
+                static_cast<unsigned long long>(f.digest));
+  } else if (reproduced) {
+    std::printf(
+        "reproduced: the recorded outcome '%s' (the trace digest differs from the recorded "
+        "%016llx)\n",
+        f.outcome.c_str(), static_cast<unsigned long long>(f.digest));
+  } else {
+    std::printf(
+        "NOT reproduced: the trace digest differs from the recorded run (recorded digest "
+        "%016llx)%s\n",
+        static_cast<unsigned long long>(f.digest),
+        f.outcome.empty()
+            ? ""
+            : fmt::format("; outcome '{}', recorded '{}'", outcome, f.outcome).c_str());
+  }
   if (!r.passed()) print_failure_report(stdout, r, fmt::format("bpftsim replay {}", args.run_file));
   std::fflush(stdout);
-  return r.passed() && same ? kExitOk : kExitFailed;
+  return reproduced ? kExitOk : kExitFailed;
 }
 
 const Registrar kRegisterReplay{
@@ -123,6 +166,9 @@ const Registrar kRegisterReplay{
       sub->add_option("--trace", args->trace, "write the trace to FILE ('-': stdout)");
       sub->add_option("--trace-format", args->trace_format, "text (default), jsonl or perfetto")
           ->check(CLI::IsMember({"text", "jsonl", "perfetto"}));
+      sub->add_flag("--allow-changed", args->allow_changed,
+                    "replay against a scenario changed since the run: say what changed "
+                    "(programs, setup, expectations) and replay leniently by decision key");
       sub->add_flag("--lenient", args->lenient,
                     "follow the decisions by key: a decision the list lacks (or whose choice is "
                     "gone) takes the default, so an edited list still gives a run");

@@ -22,7 +22,7 @@ struct RunArgs {
   std::optional<std::string> profile;
   std::string trace;
   std::string trace_format = "text";
-  std::string run_dir = ".";
+  std::string run_dir = "bpftsim-runs";
   bool digest = false;
   std::optional<std::uint64_t> max_steps;
   std::optional<std::uint64_t> max_trace_records;
@@ -95,7 +95,7 @@ const Registrar kRegisterRun{
       sub->add_option("--trace-format", args->trace_format, "text (default), jsonl or perfetto")
           ->check(CLI::IsMember({"text", "jsonl", "perfetto"}));
       sub->add_option("--run-dir", args->run_dir,
-                      "directory for the run file of a failing run (default: .)");
+                      "directory for the run file of a failing run (default: ./bpftsim-runs)");
       sub->add_flag("--digest", args->digest, "also print 'digest <hex> records <n>'");
       sub->add_option("--window", args->window_ns,
                       "scheduling window in ns (overrides the scenario's window_ns): events due "

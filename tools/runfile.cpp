@@ -63,6 +63,8 @@ RunFile make_run_file(const Scenario& sc, const RunResult& r, const std::string&
   f.decisions = r.decisions;
   f.digest = r.digest;
   f.status = sim::run_status_name(r.status);
+  f.outcome = outcome_of(r);
+  f.parts = sc.parts;
   f.failures = r.failures;
   return f;
 }
@@ -81,6 +83,11 @@ std::string run_file_json(const RunFile& f) {
   j["decisions"] = sim::format_decisions(f.decisions);
   j["digest"] = fmt::format("{:016x}", f.digest);
   j["status"] = f.status;
+  if (!f.outcome.empty()) j["outcome"] = f.outcome;
+  if (f.parts)
+    j["parts"] = {{"programs", fmt::format("{:016x}", f.parts->programs)},
+                  {"setup", fmt::format("{:016x}", f.parts->setup)},
+                  {"expect", fmt::format("{:016x}", f.parts->expect)}};
   j["failures"] = f.failures;
   return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
@@ -102,8 +109,9 @@ std::variant<RunFile, InputError> parse_run_file(const std::string& path, const 
     return err("/bpftsim_run", fmt::format("unsupported run file format {}, expected {}",
                                            j["bpftsim_run"].dump(), kRunFileFormat));
   static const std::set<std::string> known = {
-      "bpftsim_run", "tool_version", "scenario", "cwd",    "scenario_hash", "name",     "profile",
-      "seed",        "decisions",    "digest",   "status", "failures",      "window_ns"};
+      "bpftsim_run", "tool_version", "scenario",  "cwd",       "scenario_hash",
+      "name",        "profile",      "seed",      "decisions", "digest",
+      "status",      "failures",     "window_ns", "outcome",   "parts"};
   for (const auto& [k, v] : j.items())
     if (!known.count(k))
       return err("/" + json_pointer_escape(k),
@@ -143,6 +151,25 @@ std::variant<RunFile, InputError> parse_run_file(const std::string& path, const 
   if (j.contains("status")) {
     if (!j["status"].is_string()) return err("/status", "expected a string 'status'");
     f.status = j["status"].get<std::string>();
+  }
+  if (j.contains("outcome")) {
+    if (!j["outcome"].is_string() || j["outcome"].get_ref<const std::string&>().size() > 4096)
+      return err("/outcome", "expected a string 'outcome' of at most 4096 characters");
+    f.outcome = j["outcome"].get<std::string>();
+  }
+  if (j.contains("parts")) {
+    const Json& p = j["parts"];
+    ScenarioParts parts;
+    if (!p.is_object() || p.size() != 3) return err("/parts", "expected {programs, setup, expect}");
+    for (auto [key, field] :
+         {std::pair{"programs", &parts.programs}, std::pair{"setup", &parts.setup},
+          std::pair{"expect", &parts.expect}}) {
+      const auto v = p.contains(key) && p[key].is_string() ? parse_hex64(p[key].get<std::string>())
+                                                           : std::nullopt;
+      if (!v) return err(std::string("/parts/") + key, "expected 16 hex digits");
+      *field = *v;
+    }
+    f.parts = parts;
   }
   if (j.contains("failures")) {
     if (!j["failures"].is_array()) return err("/failures", "expected an array of strings");

@@ -4,7 +4,8 @@
 //    "scenario_hash": "fnv1a64:<16 hex digits>", "name": "...", "profile": "v5.15", "seed": 1,
 //    "window_ns": 500 (optional: a --window the run was made with),
 //    "decisions": "<sim::format_decisions text>", "digest": "<16 hex digits>",
-//    "status": "quiescent", "failures": ["..."]}
+//    "status": "quiescent", "outcome": "use_after_free@hrtimer_try_to_cancel",
+//    "parts": {"programs": "<hex>", "setup": "<hex>", "expect": "<hex>"}, "failures": ["..."]}
 //
 // The scenario is named by its path (relative paths are resolved against the directory the
 // run file was written from, which is recorded as "cwd") and pinned by the hash of its bytes;
@@ -36,7 +37,9 @@ struct RunFile {
   sim::DecisionList decisions;
   std::uint64_t digest = 0;
   std::string status;
+  std::string outcome;  // tools/runner.h outcome_of (what a replay must reproduce)
   std::vector<std::string> failures;
+  std::optional<ScenarioParts> parts;  // of the scenario then (what changed since)
   // Where it was read from (read_run_file/parse_run_file), for errors that concern the file:
   // its path and the positions of its "scenario" and "decisions" keys.
   std::string path;

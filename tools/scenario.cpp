@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <set>
@@ -187,7 +189,15 @@ class Parser {
               source ? "BPF C source" : "BPF object file"))
         bad(child(ptr, "path"), fmt::format("object file '{}' (resolved to '{}') {}", obj.path,
                                             obj.resolved_path, *why));
-      auto loaded = model::load_bpf_input(obj.resolved_path);
+      model::BpfCompileOptions copts;
+      if (o.contains("cflags")) {
+        if (!source)
+          bad(child(ptr, "cflags"),
+              fmt::format("cflags apply to a BPF C source; '{}' is an object file", obj.path));
+        for (const auto& f : o["cflags"])
+          copts.extra_flags.push_back(f.get<std::string>());
+      }
+      auto loaded = model::load_bpf_input(obj.resolved_path, copts);
       if (auto* e = std::get_if<model::LoadError>(&loaded))
         bad(child(ptr, "path"), fmt::format("cannot load object: {}", e->message));
       obj.spec = std::move(std::get<model::ObjectSpec>(loaded));
@@ -894,6 +904,20 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
   try {
     Scenario sc = Parser(file, doc, text, pos).parse();
     sc.hash = fnv1a64(text);
+    // What a replay against a changed scenario reports as changed (tools/runfile.h).
+    Json setup = doc;
+    for (const char* k : {"expect", "description", "name", "$schema", "closed_by", "objects"})
+      setup.erase(k);
+    sc.parts.setup = fnv1a64(setup.dump());
+    sc.parts.expect = doc.contains("expect") ? fnv1a64(doc["expect"].dump()) : 0;
+    sim::Hasher programs;
+    for (const ScenarioObject& o : sc.objects) {
+      std::ifstream in(o.resolved_path, std::ios::binary);
+      const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+      programs.str(o.name).str(bytes);
+    }
+    programs.str(doc["objects"].dump());  // names, paths and cflags
+    sc.parts.programs = programs.value();
     return sc;
   } catch (const Bad& b) {
     return located(file, text, b.pointer, b.message, pos);

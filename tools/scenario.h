@@ -106,9 +106,18 @@ struct ScenarioObject {
   model::ObjectSpec spec;
 };
 
+// Hashes of the parts of a scenario, so that a replay against a changed scenario can say what
+// changed: the programs (object files' bytes, names, paths, cflags), the setup (timeline, CPUs,
+// costs, seed, window...: everything but the expectations and the prose) and the expectations.
+struct ScenarioParts {
+  std::uint64_t programs = 0, setup = 0, expect = 0;
+  bool operator==(const ScenarioParts&) const = default;
+};
+
 struct Scenario {
   std::string file;  // as given
   std::uint64_t hash = 0;
+  ScenarioParts parts;
   std::string name;
   std::string description;
   std::string profile = "v5.15";

@@ -340,7 +340,7 @@ TEST_CASE(
 
   const Cmd replay = run_tool("replay runs/seed-fail.run.json", dir.path);
   INFO(replay.out);
-  CHECK(replay.code == 1);  // it fails again, the same way
+  CHECK(replay.code == 0);  // it fails again, the same way: reproduced
   CHECK_THAT(replay.out, Catch::Contains("digest " + digest));
   CHECK_THAT(replay.out, Catch::Contains("reproduced: the trace digest matches"));
 
@@ -356,7 +356,25 @@ TEST_CASE(
   const Cmd changed = run_tool("replay runs/seed-fail.run.json", dir.path);
   INFO(changed.out);
   CHECK(changed.code == 2);
-  CHECK_THAT(changed.out, Catch::Contains("the scenario changed since the run"));
+  CHECK_THAT(changed.out, Catch::Contains("the scenario changed since the run (changed: the "
+                                          "expectations)"));
+  CHECK_THAT(changed.out, Catch::Contains("--seed 1 --profile v5.15"));
+  CHECK_THAT(changed.out, Catch::Contains("--allow-changed"));
+  // --allow-changed replays it leniently and says what changed; the recorded outcome (the same
+  // expectation fails) comes back: exit 0.
+  const Cmd allowed = run_tool("replay runs/seed-fail.run.json --allow-changed", dir.path);
+  INFO(allowed.out);
+  CHECK(allowed.code == 0);
+  CHECK_THAT(allowed.out, Catch::Contains("changed: the expectations"));
+  CHECK_THAT(allowed.out, Catch::Contains("reproduced"));
+  // Whitespace only: nothing but formatting.
+  write_file(dir.path / "fail.json", seed_scenario(seed_object(), 8, "seed-fail") + "\n\n");
+  const Cmd ws = run_tool("replay runs/seed-fail.run.json --allow-changed", dir.path);
+  INFO(ws.out);
+  CHECK(ws.code == 0);
+  CHECK_THAT(ws.out, Catch::Contains("changed: nothing but formatting"));
+  CHECK_THAT(ws.out, Catch::Contains("reproduced: the trace digest matches"));
+
   // And a damaged run file is bad input naming the key.
   dir.file("broken.run.json", "{\"bpftsim_run\": 2, \"scenario\": 3}");
   const Cmd broken = run_tool("replay broken.run.json", dir.path);

@@ -105,7 +105,7 @@ std::vector<std::string> check_perfetto(const std::string& text,
   if (lines.size() != doc["traceEvents"].size() + 2)
     return {"expected one event per line between the header and the footer"};
   const std::regex ts_re(R"re("ts":(-?)([0-9]+)\.([0-9]{3})[,}])re");
-  const std::set<std::string> phases{"M", "B", "E", "i", "s", "f", "C"};
+  const std::set<std::string> phases{"M", "X", "i", "s", "f", "C"};
   std::set<std::int64_t> record_times;
   std::int64_t t_max = 0;
   for (const auto& r : recs) {
@@ -119,8 +119,12 @@ std::vector<std::string> check_perfetto(const std::string& text,
     std::int64_t s_ns = 0, f_ns = 0;
     std::string s_key, f_key;
   };
-  std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::pair<std::string, std::int64_t>>>
-      stacks;                                         // (pid, tid) -> open slices (name, ts)
+  struct Slice {
+    std::string name;
+    std::int64_t begin = 0, end = 0;
+  };
+  std::map<std::pair<std::int64_t, std::int64_t>, std::vector<Slice>>
+      stacks;                                         // (pid, tid) -> enclosing slices
   std::map<std::int64_t, std::string> process_names;  // pid -> name
   std::map<std::int64_t, std::int64_t> thread_pid;    // tid -> pid (a tid lives in one process)
   std::set<std::pair<std::int64_t, std::int64_t>> named_threads, used_tracks;
@@ -193,23 +197,32 @@ std::vector<std::string> check_perfetto(const std::string& text,
         if (!same_value(e["args"].value(f.key, json()), f.value))
           fail(line, "field " + f.key + " lost");
       if (summary) ++summary->instants;
-    } else if (ph == "B") {
-      stack.emplace_back(name, ns);
+    } else if (ph == "X") {
+      // A complete slice: a duration in microseconds with three decimals, nested in (or after)
+      // the slices before it on its track.
+      const std::regex dur_re(R"re("dur":([0-9]+)\.([0-9]{3})[,}])re");
+      std::smatch d;
+      if (!std::regex_search(lines[line], d, dur_re) || !e.contains("dur")) {
+        fail(line, "X without a dur in microseconds with three decimals");
+        continue;
+      }
+      const std::int64_t end = ns + std::stoll(d[1].str()) * 1000 + std::stoll(d[2].str());
+      while (!stack.empty() && stack.back().end <= ns)
+        stack.pop_back();  // ended before this one begins
+      if (!stack.empty() && stack.back().end < end)
+        fail(line, "X '" + name + "' overlaps '" + stack.back().name + "' without nesting");
+      if (!rec) fail(line, "X without its record");
+      stack.push_back(Slice{name, ns, end});
       if (summary) summary->slice_names.insert(name);
-    } else if (ph == "E") {
-      if (stack.empty())
-        fail(line, "E without B");
-      else if (stack.back().first != name)
-        fail(line, "E closes '" + name + "' but '" + stack.back().first + "' is open");
-      else if (stack.back().second > ns)
-        fail(line, "E before its B");
-      if (!stack.empty()) stack.pop_back();
     } else if (ph == "s" || ph == "f") {
       if (!e.contains("id") || !e["id"].is_number_integer()) {
         fail(line, "flow without integer id");
         continue;
       }
-      if (stack.empty()) fail(line, "flow event outside any slice (nothing to bind to)");
+      const bool inside = std::any_of(stack.begin(), stack.end(), [&](const Slice& sl) {
+        return sl.begin <= ns && ns <= sl.end;
+      });
+      if (!inside) fail(line, "flow event outside any slice (nothing to bind to)");
       Flow& fl = flows[e["id"].get<std::int64_t>()];
       const std::string key = name + "/" + e.value("cat", "");
       if (ph == "s") {
@@ -236,10 +249,6 @@ std::vector<std::string> check_perfetto(const std::string& text,
   }
   if (next_rec != recs.size())
     errors.push_back(std::to_string(recs.size() - next_rec) + " records have no instant event");
-  for (const auto& [track, stack] : stacks)
-    if (!stack.empty())
-      errors.push_back("slice '" + stack.back().first + "' never ends on tid " +
-                       std::to_string(track.second));
   for (const auto& [id, fl] : flows) {
     if (fl.s != 1 || fl.f != 1)
       errors.push_back("flow " + std::to_string(id) + ": " + std::to_string(fl.s) + " s, " +
@@ -455,20 +464,24 @@ stacks = collections.defaultdict(list)
 flows = collections.Counter()
 for e in ev:
     ph = e["ph"]
-    assert ph in "MBEisfC", ph
+    assert ph in "MXisfC", ph
     assert isinstance(e["pid"], int) and isinstance(e["tid"], int)
     if ph == "M":
         continue
     ts = decimal.Decimal(e["ts"])
     assert ts.as_tuple().exponent >= -3, e
     key = (e["pid"], e["tid"])
-    if ph == "B":
-        stacks[key].append(e["name"])
-    elif ph == "E":
-        assert stacks[key] and stacks[key].pop() == e["name"], e
+    if ph == "X":
+        dur = decimal.Decimal(e["dur"])
+        assert dur >= 0 and dur.as_tuple().exponent >= -3, e
+        end = ts + dur
+        st = stacks[key]
+        while st and st[-1] <= ts:
+            st.pop()
+        assert not st or st[-1] >= end, ("overlapping slices", e)
+        st.append(end)
     elif ph in "sf":
         flows[(e["id"], ph)] += 1
-assert not any(stacks.values()), "unclosed slices"
 ids = {i for i, _ in flows}
 assert all(flows[(i, "s")] == 1 and flows[(i, "f")] == 1 for i in ids)
 print(len(ev))
