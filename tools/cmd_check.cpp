@@ -1,14 +1,28 @@
-// `bpftsim check PATH...`: runs every scenario under the paths (*.json, recursively, in sorted
-// order; not the schema, not *.run.json, not below a directory named `explore` unless PATH is that
-// directory), prints a report for each failure and a summary table, and exits with the worst code
-// (2 bad input > 1 failed > 0 passed).
+// `bpftsim check PATH...`: runs every scenario under the paths (recursively, in sorted order;
+// not below a directory named `explore` unless PATH is that directory), prints a report for each
+// failure and a summary table, and exits with the worst code (2 bad input > 1 failed or crashed >
+// 0 passed). In a directory, a *.json file is a scenario when it says so: a "$schema" naming
+// scenario.schema.json, or the scenario's required keys (name, description, cpus, objects,
+// timeline) at its top level, or a file that is not JSON at all (a broken scenario, reported as an
+// error); other JSON (traces, run files, package.json) is skipped. Files named
+// on the command line are always taken. Each scenario runs in a child process, so a crash of one
+// (a simulator bug) is a CRASH row and the table is still printed. Two scenarios with one name
+// get a warning (their run files would share a name).
 #include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +31,8 @@
 #include "tools/runfile.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
+
+#include <nlohmann/json.hpp>
 
 namespace bpftsim::tools {
 namespace {
@@ -27,26 +43,47 @@ struct CheckArgs {
   std::vector<std::string> paths;
   std::optional<std::uint64_t> seed;
   std::optional<std::string> profile;
-  std::string run_dir = ".";
+  std::string run_dir = "bpftsim-runs";
   std::optional<std::uint64_t> max_steps;
   std::optional<std::uint64_t> max_insns;
 };
 
 struct Row {
   std::string name;
-  std::string result;  // PASS, FAIL, ERROR
+  std::string result;  // PASS, FAIL, ERROR, CRASH
   std::string vtime;
   std::string findings;
   long long wall_ms = 0;
   int code = kExitOk;
 };
 
+// Whether a *.json file found in a directory declares itself a scenario (see the top of this
+// file). A file that is no JSON at all is taken too, so that a scenario with a syntax error is
+// reported rather than skipped.
 bool is_scenario_file(const fs::path& p) {
   const std::string name = p.filename().string();
   auto ends_with = [&](const std::string& s) {
     return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
   };
-  return ends_with(".json") && !ends_with(".run.json") && name != "scenario.schema.json";
+  if (!ends_with(".json") || ends_with(".run.json") || name == "scenario.schema.json")
+    return false;
+  std::error_code ec;
+  const auto size = fs::file_size(p, ec);
+  if (ec || size > (std::uintmax_t{16} << 20)) return false;  // no scenario is this large
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  const auto doc = nlohmann::json::parse(text, nullptr, false);
+  if (doc.is_discarded()) return true;
+  if (!doc.is_object()) return false;
+  if (doc.contains("$schema") && doc["$schema"].is_string() &&
+      doc["$schema"].get<std::string>().find("scenario.schema.json") != std::string::npos &&
+      !doc.contains("$defs"))
+    return true;
+  for (const char* key : {"name", "description", "cpus", "objects", "timeline"})
+    if (!doc.contains(key)) return false;
+  return true;
 }
 
 // The scenario files under `paths`, sorted. A path that is no directory is taken as a scenario
@@ -86,7 +123,7 @@ std::string vtime_text(sim::TimeNs t) {
 }
 
 Row check_one(const std::string& file, const CheckArgs& args, Progress& progress,
-              const std::string& label) {
+              const std::string& label, std::map<std::string, std::string>& names) {
   const auto start = std::chrono::steady_clock::now();
   auto wall = [&] {
     return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -100,6 +137,13 @@ Row check_one(const std::string& file, const CheckArgs& args, Progress& progress
     return Row{file, "ERROR", "-", "-", wall(), kExitBadInput};
   }
   const Scenario& sc = std::get<Scenario>(loaded);
+  if (auto [it, fresh] = names.try_emplace(sc.name, file); !fresh) {
+    progress.clear();
+    std::printf(
+        "warning: %s and %s are both named '%s': the run file of the later one replaces "
+        "the earlier's in %s\n",
+        it->second.c_str(), file.c_str(), sc.name.c_str(), args.run_dir.c_str());
+  }
   RunOptions opts;
   opts.seed = args.seed;
   opts.profile = args.profile;
@@ -134,14 +178,97 @@ Row check_one(const std::string& file, const CheckArgs& args, Progress& progress
   return row;
 }
 
+// The name of a scenario as far as the parent knows it: its "name", else the file.
+std::string name_for_row(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto doc = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (doc.is_object() && doc.contains("name") && doc["name"].is_string())
+    return doc["name"].get<std::string>();
+  return file;
+}
+
+// Runs check_one in a child process (fork) and reads its row back through a pipe; a child that
+// dies (a crash of the simulator on this scenario) is a CRASH row naming the signal. The parent
+// keeps the names seen so far, so duplicates are still warned about.
+Row check_in_child(const std::string& file, const CheckArgs& args, Progress& progress,
+                   const std::string& label, std::map<std::string, std::string>& names) {
+  const auto start = std::chrono::steady_clock::now();
+  int fds[2];
+  std::fflush(stdout);
+  std::fflush(stderr);
+  if (::pipe(fds) != 0) return check_one(file, args, progress, label, names);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return check_one(file, args, progress, label, names);
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    // The test of this path (tests/unit/test_scenario.cpp) needs a scenario that crashes the
+    // simulator; none is known, so the test names a file for the child to abort on.
+    if (const char* crash = std::getenv("BPFTSIM_TEST_CHECK_ABORT_ON"); crash && file == crash)
+      std::abort();
+    const Row r = check_one(file, args, progress, label, names);
+    const std::string line = fmt::format("{}\t{}\t{}\t{}\t{}\t{}\n", r.name, r.result, r.vtime,
+                                         r.findings, r.wall_ms, r.code);
+    std::size_t off = 0;
+    while (off < line.size()) {
+      const ssize_t n = ::write(fds[1], line.data() + off, line.size() - off);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
+    text.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const long long wall =
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count());
+  std::vector<std::string> parts;
+  std::stringstream ls(text.substr(0, text.find('\n')));
+  for (std::string p; std::getline(ls, p, '\t');)
+    parts.push_back(p);
+  const std::string name = name_for_row(file);
+  if (parts.size() == 6 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    names.try_emplace(parts[0], file);
+    return Row{parts[0], parts[1], parts[2], parts[3], std::stoll(parts[4]), std::stoi(parts[5])};
+  }
+  progress.clear();
+  const std::string why =
+      WIFSIGNALED(status)
+          ? fmt::format("killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)))
+          : fmt::format("exited with status {}", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  std::printf(
+      "CRASH %s\n  bpftsim crashed on this scenario: %s (a simulator bug: please report "
+      "it with the scenario; `bpftsim run %s` shows the assertion)\n",
+      file.c_str(), why.c_str(), file.c_str());
+  std::fflush(stdout);
+  return Row{name, "CRASH", "-", "-", wall, kExitFailed};
+}
+
 int check(const CheckArgs& args) {
   std::vector<Row> rows;
   const std::vector<std::string> files = collect(args.paths);
   Progress progress;
+  std::map<std::string, std::string> names;  // scenario name -> its first file
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string label = fmt::format("[{}/{}]", i + 1, files.size());
     progress.update(label + " " + files[i], 0);
-    rows.push_back(check_one(files[i], args, progress, label));
+    rows.push_back(check_in_child(files[i], args, progress, label, names));
   }
   progress.clear();
   std::size_t width = 8;
@@ -150,17 +277,18 @@ int check(const CheckArgs& args) {
   std::printf("\n%-*s  %-6s  %14s  %8s  %8s\n", static_cast<int>(width), "SCENARIO", "RESULT",
               "VIRTUAL_TIME", "FINDINGS", "WALL_MS");
   int worst = kExitOk;
-  std::size_t pass = 0, fail = 0, error = 0;
+  std::size_t pass = 0, fail = 0, error = 0, crash = 0;
   for (const Row& r : rows) {
     std::printf("%-*s  %-6s  %14s  %8s  %8lld\n", static_cast<int>(width), r.name.c_str(),
                 r.result.c_str(), r.vtime.c_str(), r.findings.c_str(), r.wall_ms);
     worst = std::max(worst, r.code);
     pass += r.code == kExitOk;
-    fail += r.code == kExitFailed;
+    crash += r.result == "CRASH";
+    fail += r.code == kExitFailed && r.result != "CRASH";
     error += r.code == kExitBadInput;
   }
-  std::printf("\n%zu scenario(s): %zu passed, %zu failed, %zu error(s)\n", rows.size(), pass, fail,
-              error);
+  std::printf("\n%zu scenario(s): %zu passed, %zu failed, %zu error(s)%s\n", rows.size(), pass,
+              fail, error, crash ? fmt::format(", {} crashed", crash).c_str() : "");
   if (rows.empty()) {
     std::fprintf(stderr, "bpftsim check: no scenarios found\n");
     return kExitBadInput;
@@ -188,7 +316,7 @@ const Registrar kRegisterCheck{
                       "BPF instructions each run may execute (default 1000000000)")
           ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 50));
       sub->add_option("--run-dir", args->run_dir,
-                      "directory for the run files of failing runs (default: .)");
+                      "directory for the run files of failing runs (default: ./bpftsim-runs)");
       return std::function<int()>([args] { return check(*args); });
     }};
 

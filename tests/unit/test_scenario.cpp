@@ -408,6 +408,29 @@ TEST_CASE("check: every scenario under a path, a summary table, the worst exit c
   CHECK(worst.code == 2);
   CHECK_THAT(worst.out, Catch::Contains("ERROR"));
   CHECK_THAT(worst.out, Catch::Contains("c_bad.json:1:"));
+  fs::remove(dir.path / "tree" / "c_bad.json");
+
+  // Other JSON is not a scenario: a Perfetto trace, a package.json, a run file.
+  REQUIRE(run_tool("run tree/a_pass.json --trace tree/a.perfetto.json --trace-format perfetto",
+                   dir.path)
+              .code == 0);
+  write_file(dir.path / "tree" / "package.json", R"({"name": "x", "version": "1.0.0"})");
+  // One name twice: a warning. A crash of one scenario: a CRASH row, and the table.
+  write_file(dir.path / "tree" / "sub" / "d_dup.json", seed_scenario(seed_object(), 7, "a-pass"));
+  const Cmd mixed = run_shell("cd '" + dir.path.string() +
+                              "' && BPFTSIM_TEST_CHECK_ABORT_ON=tree/sub/b_fail.json timeout 60 '" +
+                              std::string(BPFTSIM_BINARY) + "' check tree --run-dir runs 2>&1");
+  INFO(mixed.out);
+  CHECK(mixed.code == 1);
+  CHECK_THAT(mixed.out,
+             Catch::Contains("3 scenario(s): 2 passed, 0 failed, 0 error(s), 1 crashed"));
+  CHECK_THAT(mixed.out, Catch::Contains("CRASH tree/sub/b_fail.json"));
+  CHECK_THAT(mixed.out, Catch::Contains("killed by signal 6"));
+  CHECK_THAT(mixed.out,
+             Catch::Contains("warning: tree/a_pass.json and tree/sub/d_dup.json are both "
+                             "named 'a-pass'"));
+  CHECK_THAT(mixed.out, !Catch::Contains("perfetto"));
+  CHECK_THAT(mixed.out, !Catch::Contains("package.json"));
 }
 
 TEST_CASE(
