@@ -65,8 +65,7 @@ bool is_scenario_file(const fs::path& p) {
   auto ends_with = [&](const std::string& s) {
     return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
   };
-  if (!ends_with(".json") || ends_with(".run.json") || name == "scenario.schema.json")
-    return false;
+  if (!ends_with(".json") || ends_with(".run.json") || name == "scenario.schema.json") return false;
   std::error_code ec;
   const auto size = fs::file_size(p, ec);
   if (ec || size > (std::uintmax_t{16} << 20)) return false;  // no scenario is this large
@@ -308,7 +307,7 @@ const Registrar kRegisterCheck{
           ->required();
       sub->add_option("--seed", args->seed, "scheduler seed for every scenario")
           ->check(unsigned_in(0, kMaxU64));
-      sub->add_option("--profile", args->profile, "kernel profile for every scenario");
+      sub->add_option("--profile", args->profile, profile_help());
       sub->add_option("--max-steps", args->max_steps,
                       "step limit of each run (default: the scenario's, else 2000000)")
           ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));

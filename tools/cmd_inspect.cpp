@@ -139,7 +139,18 @@ Json map_json(const MapSpec& m) {
   for (const auto& [index, name] : m.init_slots)
     slots.push_back({{"index", index}, {"map", name}});
   j["init_slots"] = std::move(slots);
-  if (m.origin != MapOrigin::kUser) j["initial_data"] = hex_bytes(m.initial_data);
+  if (m.origin != MapOrigin::kUser) {
+    j["initial_data"] = hex_bytes(m.initial_data);
+    Json vars = Json::array();
+    for (const model::GlobalVar& v : m.vars)
+      vars.push_back({{"name", v.name},
+                      {"offset", v.offset},
+                      {"size", v.size},
+                      {"sign", v.sign == model::GlobalVar::Sign::kSigned     ? "signed"
+                               : v.sign == model::GlobalVar::Sign::kUnsigned ? "unsigned"
+                                                                             : "-"}});
+    j["vars"] = std::move(vars);
+  }
   return j;
 }
 
@@ -276,6 +287,40 @@ void print_text(const ObjectSpec& obj) {
     data.print(stdout, "  ");
   } else {
     std::fprintf(stdout, "  (none)\n");
+  }
+
+  // The global variables, as scenarios name them (<object>.<name>) and with their initial values.
+  Table vars({"GLOBAL", "SECTION", "OFFSET", "SIZE", "SIGN", "INITIAL"});
+  bool any_var = false;
+  for (const MapSpec& m : obj.maps) {
+    if (m.origin == MapOrigin::kUser) continue;
+    for (const model::GlobalVar& v : m.vars) {
+      any_var = true;
+      std::string initial = "0";
+      if (v.size <= 8 && v.offset + v.size <= m.initial_data.size()) {
+        std::uint64_t x = 0;
+        for (std::uint32_t b = 0; b < v.size; ++b)
+          x |= std::uint64_t{m.initial_data[v.offset + b]} << (8 * b);
+        if (v.sign == model::GlobalVar::Sign::kSigned && v.size < 8 && (x >> (8 * v.size - 1)) & 1)
+          x |= ~std::uint64_t{0} << (8 * v.size);
+        initial = v.sign == model::GlobalVar::Sign::kSigned
+                      ? std::to_string(static_cast<std::int64_t>(x))
+                      : std::to_string(x);
+      } else if (v.offset + v.size <= m.initial_data.size()) {
+        initial = hex_bytes(std::vector<std::uint8_t>(m.initial_data.begin() + v.offset,
+                                                      m.initial_data.begin() + v.offset + v.size));
+        if (initial.size() > 34) initial = initial.substr(0, 34) + "...";
+      }
+      vars.add({v.name, m.name, std::to_string(v.offset), std::to_string(v.size),
+                v.sign == model::GlobalVar::Sign::kSigned     ? "signed"
+                : v.sign == model::GlobalVar::Sign::kUnsigned ? "unsigned"
+                                                              : "-",
+                initial});
+    }
+  }
+  if (any_var) {
+    std::fprintf(stdout, "\nglobal variables (name them <object>.<GLOBAL> in scenarios)\n");
+    vars.print(stdout, "  ");
   }
 
   Table progs({"PROGRAM", "SECTION", "INSNS", "FUNCTIONS", "CALLBACKS", "HELPERS"});

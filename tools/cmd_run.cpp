@@ -90,7 +90,7 @@ const Registrar kRegisterRun{
           ->required();
       sub->add_option("--seed", args->seed, "scheduler seed (overrides the scenario's)")
           ->check(unsigned_in(0, kMaxU64));
-      sub->add_option("--profile", args->profile, "kernel profile (overrides the scenario's)");
+      sub->add_option("--profile", args->profile, profile_help());
       sub->add_option("--trace", args->trace, "write the trace to FILE ('-': stdout)");
       sub->add_option("--trace-format", args->trace_format, "text (default), jsonl or perfetto")
           ->check(CLI::IsMember({"text", "jsonl", "perfetto"}));

@@ -52,4 +52,7 @@ inline CLI::Validator unsigned_in(std::uint64_t min, std::uint64_t max) {
 }
 inline constexpr std::uint64_t kMaxU64 = UINT64_MAX;
 
+// The --profile help text: the seed and every fix with its title, and how fixes combine.
+std::string profile_help();
+
 }  // namespace bpftsim::tools

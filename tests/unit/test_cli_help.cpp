@@ -1,0 +1,51 @@
+// What a user reads before writing a scenario: `run --help` lists the profiles and how fixes
+// combine; `inspect` lists the global variables a scenario can name, with their initial values.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "model/profile.h"
+#include "tests/unit/tool_harness.h"
+
+using namespace bpftsim::testing;
+
+TEST_CASE("run --help and check --help list every fix and how fixes combine", "[cli]") {
+  TempDir dir;
+  for (const char* cmd : {"run --help", "check --help"}) {
+    const Cmd help = run_tool(cmd, dir.path);
+    INFO(help.out);
+    CHECK(help.code == 0);
+    CHECK_THAT(help.out, Catch::Contains("joined with '+', e.g. v5.15+2.9+2.12"));
+    for (const auto& f : bpftsim::model::profile_fixes()) {
+      CHECK_THAT(help.out, Catch::Contains("+" + f.id + "  " + f.title));
+      for (const auto& r : f.requires_fixes)
+        CHECK_THAT(help.out, Catch::Contains("(needs +" + r + ")"));
+    }
+  }
+}
+
+TEST_CASE("inspect lists the global variables with their sections and initial values", "[cli]") {
+  TempDir dir;
+  const std::string src =
+      std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/progs/race_cancel_free.bpf.c";
+  const Cmd text = run_tool("inspect " + src, dir.path);
+  INFO(text.out);
+  REQUIRE(text.code == 0);
+  CHECK_THAT(text.out, Catch::Contains("global variables (name them <object>.<GLOBAL>"));
+  CHECK_THAT(text.out, Catch::Matches("[\\s\\S]*setup_start +\\.data +0 +8 +signed +99[\\s\\S]*"));
+  CHECK_THAT(text.out, Catch::Matches("[\\s\\S]*t2_callbacks +\\.bss +0 +8 +signed +0[\\s\\S]*"));
+  const Cmd json = run_tool("inspect --json " + src, dir.path);
+  REQUIRE(json.code == 0);
+  const auto doc = nlohmann::json::parse(json.out);
+  bool found = false;
+  for (const auto& m : doc["maps"])
+    if (m["name"] == ".data")
+      for (const auto& v : m["vars"])
+        if (v["name"] == "cancel_ret") {
+          found = true;
+          CHECK(v["offset"] == 16);
+          CHECK(v["size"] == 8);
+          CHECK(v["sign"] == "signed");
+        }
+  CHECK(found);
+}
