@@ -179,6 +179,9 @@ Row check_one(const std::string& file, const CheckArgs& args, Progress& progress
 
 // The name of a scenario as far as the parent knows it: its "name", else the file.
 std::string name_for_row(const std::string& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec) || fs::file_size(file, ec) > (std::uintmax_t{16} << 20))
+    return file;  // never read a device or a huge file (check_one says what it is)
   std::ifstream in(file, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -241,7 +244,6 @@ Row check_in_child(const std::string& file, const CheckArgs& args, Progress& pro
   std::stringstream ls(text.substr(0, text.find('\n')));
   for (std::string p; std::getline(ls, p, '\t');)
     parts.push_back(p);
-  const std::string name = name_for_row(file);
   if (parts.size() == 6 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     names.try_emplace(parts[0], file);
     return Row{parts[0], parts[1], parts[2], parts[3], std::stoll(parts[4]), std::stoi(parts[5])};
@@ -256,7 +258,7 @@ Row check_in_child(const std::string& file, const CheckArgs& args, Progress& pro
       "it with the scenario; `bpftsim run %s` shows the assertion)\n",
       file.c_str(), why.c_str(), file.c_str());
   std::fflush(stdout);
-  return Row{name, "CRASH", "-", "-", wall, kExitFailed};
+  return Row{name_for_row(file), "CRASH", "-", "-", wall, kExitFailed};
 }
 
 int check(const CheckArgs& args) {
