@@ -11,6 +11,13 @@ packages=(
   libbpf-dev libelf-dev libcli11-dev libbenchmark-dev python3
 )
 
+# Node.js and npm run the DevTools trace engine over our Perfetto traces
+# (tools/check-perfetto-devtools.sh). Debian's nodejs and npm, unless a Node.js with npm is
+# already there (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
