@@ -8,6 +8,7 @@
 
 #include "model/errno.h"
 #include "model/kernel.h"
+#include "model/uapi.h"
 #include "sim/assert.h"
 #include "sim/hash.h"
 
@@ -101,8 +102,18 @@ sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_add
       ret = -kENOMEM;
       co_await ctx.step(k_.cost.alloc_ns);
     } else {
+      // Named by its element, as the user knows it: "timer of map 1 (m) key 0".
+      // (An array's key is its element's index; a hash element's key sits before its value.)
+      const std::uint64_t value_addr = timer_addr - static_cast<std::uint64_t>(map->def.timer_off);
+      std::string key;
+      if (map->def.type == kBpfMapTypeArray) {
+        if (auto ref = k_.resolve(value_addr)) key = std::to_string(ref->elem);
+      } else {
+        key = k_.key_text(*map, map->callback_key(ctx, value_addr));
+      }
       const ObjId obj = k_.slab.alloc(&ctx, ObjKind::kBpfHrtimer,
-                                      fmt::format("timer of map {} ({})", map->id, map->name()));
+                                      fmt::format("timer of map {} ({}) key {}", map->id,
+                                                  map->name(), key.empty() ? "?" : key));
       auto t = std::make_unique<BpfHrtimer>();
       t->obj = obj;
       t->map = map;

@@ -396,6 +396,7 @@ void Simulator::resume(Context& ctx) {
   current_ = &ctx;
   ctx.resume_.resume();
   current_ = nullptr;
+  if (step_hook_) step_hook_(ctx);
   ctx.root_.rethrow_if_failed();
   if (ctx.root_.done()) finish(ctx);
 }

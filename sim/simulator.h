@@ -127,6 +127,9 @@ class Simulator {
   // BPF program, callback, map and key) before it is recorded and traced.
   void report(Finding f, bool stop);
   void set_finding_hook(std::function<void(Finding&)> hook) { finding_hook_ = std::move(hook); }
+  // Called after every step of every context, with that context (watches of values: the step
+  // that changed one is the change's place). It only reads, like an observer.
+  void set_step_hook(std::function<void(const Context&)> hook) { step_hook_ = std::move(hook); }
   // Reports `f` and ends the run with status kLimit (a resource limit of the model was reached).
   void stop_at_limit(Finding f);
   const std::vector<Finding>& findings() const { return findings_; }
@@ -193,6 +196,7 @@ class Simulator {
   Context* current_ = nullptr;
   std::vector<Finding> findings_;
   std::function<void(Finding&)> finding_hook_;
+  std::function<void(const Context&)> step_hook_;
   bool stopped_ = false;
   RunStatus stop_status_ = RunStatus::kStopped;
 };

@@ -94,6 +94,22 @@ struct RunInstance {
   void check_at(const AtExpect& at);
   std::vector<bool> at_checked;  // per expect.at entry: its observer ran
   void watch_events(const Expectations& ex);
+  std::function<void(const sim::TraceRecord&)> on_record;  // expect.events/order, when asked
+
+  // RunOptions::watches, resolved.
+  struct Watched {
+    std::string what;
+    std::uint32_t object = 0;
+    std::string global;            // a global variable, or
+    model::BpfMap* map = nullptr;  // a map element
+    std::vector<std::uint8_t> key;
+    bool is_signed = false;
+    std::string last;
+  };
+  std::vector<Watched> watched;
+  std::vector<RunResult::WatchChange> watch_changes;
+  std::string watch_value(const Watched& w) const;
+  void check_watches(const sim::Context* c);
 
   // expect.events and expect.order, filled by a trace observer while the run goes on.
   struct Watch {
@@ -430,7 +446,7 @@ void RunInstance::watch_events(const Expectations& ex) {
     watch.counts[e.event] = 0;
   watch.seen.assign(2 * ex.order.size(), 0);
   watch.at.assign(2 * ex.order.size(), std::nullopt);
-  sim.trace().set_observer([this, &ex](const sim::TraceRecord& r) {
+  on_record = [this, &ex](const sim::TraceRecord& r) {
     Watch& w = watch;
     const std::uint64_t index = w.index++;
     if (auto it = w.counts.find(r.event); it != w.counts.end()) ++it->second;
@@ -473,7 +489,43 @@ void RunInstance::watch_events(const Expectations& ex) {
       }
       if (match && ++w.seen[i] == ref.nth) w.at[i] = at;
     }
-  });
+  };
+}
+
+std::string RunInstance::watch_value(const Watched& w) const {
+  std::vector<std::uint8_t> bytes;
+  if (w.map == nullptr) {
+    std::uint32_t size = 0;
+    const std::uint8_t* p = objects[w.object]->global_var(w.global, &size);
+    if (p == nullptr) return "absent";
+    bytes.assign(p, p + size);
+  } else if (w.map->freed || !w.map->peek_elem(w.key.data(), &bytes)) {
+    return "absent";
+  } else {
+    if (w.map->def.timer_off >= 0)
+      std::fill_n(bytes.begin() + w.map->def.timer_off, 16, std::uint8_t{0});
+    if (w.map->def.spin_lock_off >= 0)
+      std::fill_n(bytes.begin() + w.map->def.spin_lock_off, 4, std::uint8_t{0});
+  }
+  if (bytes.size() > 8) return hex(bytes);
+  std::uint64_t v = 0;
+  for (std::size_t b = 0; b < bytes.size(); ++b)
+    v |= std::uint64_t{bytes[b]} << (8 * b);
+  if (w.is_signed && !bytes.empty() && bytes.size() < 8 && (v >> (8 * bytes.size() - 1)) & 1)
+    v |= ~std::uint64_t{0} << (8 * bytes.size());
+  return w.is_signed ? std::to_string(static_cast<std::int64_t>(v)) : std::to_string(v);
+}
+
+// After each step (and once before the run): a watched value that differs from the last one
+// seen is a change, placed at that step (its start time, CPU and context).
+void RunInstance::check_watches(const sim::Context* c) {
+  for (Watched& w : watched) {
+    std::string v = watch_value(w);
+    if (c != nullptr && v == w.last) continue;
+    watch_changes.push_back(RunResult::WatchChange{w.what, sim.trace().count(), sim.now(),
+                                                   c ? c->cpu() : -1, c ? c->id() : 0, v});
+    w.last = std::move(v);
+  }
 }
 
 std::string outcome_of(const RunResult& r) {
@@ -605,6 +657,59 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
       raw->at_checked[g] = true;
     });
   if (!sc.expect.events.empty() || !sc.expect.order.empty()) in->watch_events(sc.expect);
+  for (const std::string& what : opts.watches) {
+    RunInstance::Watched w;
+    w.what = what;
+    const auto dot = what.find('.');
+    const auto open = what.find('[');
+    const std::string obj_name = what.substr(0, dot);
+    bool found = false;
+    for (std::uint32_t o = 0; o < sc.objects.size() && dot != std::string::npos; ++o) {
+      if (sc.objects[o].name != obj_name) continue;
+      w.object = o;
+      if (open == std::string::npos) {
+        w.global = what.substr(dot + 1);
+        std::uint32_t size = 0;
+        found = in->objects[o]->global_var(w.global, &size) != nullptr;
+        if (const model::GlobalVar* v = sc.objects[o].spec.find_global(w.global))
+          w.is_signed = v->sign == model::GlobalVar::Sign::kSigned;
+      } else if (what.back() == ']' && open > dot) {
+        const std::string map_name = what.substr(dot + 1, open - dot - 1);
+        const std::string key = what.substr(open + 1, what.size() - open - 2);
+        for (std::uint32_t m = 0; m < sc.objects[o].spec.maps.size() && !found; ++m) {
+          if (sc.objects[o].spec.maps[m].name != map_name) continue;
+          w.map = in->map(NameRef{what, o, m});
+          const std::uint32_t ks = w.map->def.key_size;
+          if (key.rfind("0x", 0) == 0 && key.size() == 2 + 2 * std::size_t{ks} &&
+              key.find_first_not_of("0123456789abcdefABCDEF", 2) == std::string::npos) {
+            for (std::uint32_t b = 0; b < ks; ++b)
+              w.key.push_back(
+                  static_cast<std::uint8_t>(std::stoul(key.substr(2 + 2 * b, 2), nullptr, 16)));
+            found = true;
+          } else if (!key.empty() && key.size() <= 20 &&
+                     key.find_first_not_of("0123456789") == std::string::npos) {
+            const std::uint64_t v = std::stoull(key);
+            for (std::uint32_t b = 0; b < ks; ++b)
+              w.key.push_back(b < 8 ? static_cast<std::uint8_t>(v >> (8 * b)) : 0);
+            found = ks >= 8 || v < (std::uint64_t{1} << (8 * ks));
+          }
+        }
+      }
+    }
+    if (!found)
+      return InputError{sc.file, "", 0, 0,
+                        fmt::format("--watch {}: expected <object>.<global> or "
+                                    "<object>.<map>[<key>] of this scenario (a key is an integer "
+                                    "that fits the key size, or 0x and exactly the key's bytes)",
+                                    what)};
+    in->watched.push_back(std::move(w));
+  }
+  if (in->on_record)
+    in->sim.trace().set_observer([raw](const sim::TraceRecord& r) { raw->on_record(r); });
+  if (!in->watched.empty()) {
+    in->check_watches(nullptr);
+    in->sim.set_step_hook([raw](const sim::Context& c) { raw->check_watches(&c); });
+  }
 
   sim::RunStatus status;
   if (opts.progress) {
@@ -633,6 +738,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   judge_findings(*in, ex);
   judge_events(*in, ex);
   in->sim.trace().set_observer(nullptr);  // it reads `ex`, which outlives only this call
+  in->sim.set_step_hook(nullptr);
   in->check_globals(ex.globals, "at the end");
   judge_maps(*in, ex);
   judge_alive(*in, ex.alive, "/expect/alive", "at the end");
@@ -658,6 +764,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
     for (int c = 0; c < sc.cpus; ++c)
       r.cpus.insert(c);
   r.decisions = in->sim.scheduler().decisions();
+  r.watch_changes = std::move(in->watch_changes);
   r.instance = std::move(in);
   return r;
 }

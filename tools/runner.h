@@ -34,7 +34,11 @@ struct RunOptions {
   // The scheduler of the run (explorers); overrides seed-driven choices and `replay`.
   std::function<std::unique_ptr<sim::Scheduler>()> make_scheduler;
   std::optional<sim::TimeNs> window_ns;  // overrides the scenario's window_ns (--window)
-  bool keep_trace = true;                // keep trace records (the digest is always computed)
+  // Values to follow through the run (`bpftsim timers --watch`): "<object>.<global>" or
+  // "<object>.<map>[<key>]" (key: an integer, little-endian in the key size, or 0x<hex bytes>).
+  // Each change is a RunResult::watch_changes entry; watching never changes the run.
+  std::vector<std::string> watches;
+  bool keep_trace = true;  // keep trace records (the digest is always computed)
   // Keep every record (a trace file will be written), counted against the trace record limit;
   // false: keep only the last kTailRecords records, enough for the failure report.
   bool full_trace = true;
@@ -81,6 +85,17 @@ struct RunResult {
   // CPUs the failures point at (findings, failed actions); all CPUs when none does.
   std::set<int> cpus;
   sim::DecisionList decisions;
+  // RunOptions::watches: each value as the run began, then every change, in trace order.
+  struct WatchChange {
+    std::string what;          // the watch expression
+    std::uint64_t record = 0;  // trace records emitted before the step that made the change ended
+    sim::TimeNs t_ns = 0;
+    int cpu = -1;
+    std::uint32_t ctx = 0;
+    std::string value;  // an integer (values of at most 8 bytes), 0x<hex>, or "absent"
+                        // (a map value as a lookup reads it: timer and lock bytes as zero)
+  };
+  std::vector<WatchChange> watch_changes;
   std::shared_ptr<RunInstance> instance;
 
   bool passed() const { return failures.empty(); }
