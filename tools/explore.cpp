@@ -458,7 +458,11 @@ std::variant<ExploreResult, InputError> explore(const Scenario& sc, const Explor
     ro.make_scheduler = [] { return std::make_unique<sim::DefaultScheduler>(); };
     auto ran = run_scenario(sc, ro);
     if (auto* e = std::get_if<InputError>(&ran)) return *e;
-    ex.pct_k = std::max<std::size_t>(std::get<RunResult>(ran).decisions.size(), 1);
+    const std::size_t decisions = std::get<RunResult>(ran).decisions.size();
+    ex.pct_k = std::max<std::size_t>(decisions, 1);
+    // A run of all defaults that asks no decision is the only schedule there is: every scheduler
+    // gives that run.
+    if (decisions == 0 && o.strategy != Strategy::kDfs) ex.budget = 1;
   }
 
   const unsigned jobs = std::max(1u, o.jobs);

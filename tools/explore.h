@@ -58,7 +58,8 @@ inline constexpr const char* kNondeterminismOutcome = "nondeterminism";
 struct ExploreOptions {
   Strategy strategy = Strategy::kRandom;
   // Budgets: stop after this many (counted) schedules / this much wall time. With neither,
-  // random and pct run kDefaultSchedules and dfs its whole (bounded) tree.
+  // random and pct run kDefaultSchedules and dfs its whole (bounded) tree. A scenario whose run
+  // asks no decision has one schedule: random and pct run it once.
   std::optional<std::uint64_t> schedules;
   std::optional<double> time_s;
   std::optional<std::uint64_t> seed;  // exploration seed and data seed (default: the scenario's)

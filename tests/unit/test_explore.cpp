@@ -223,6 +223,22 @@ TEST_CASE("explore: dfs bound and draw points bound the tree", "[explore]") {
   CHECK_FALSE(cut.summary.complete);
 }
 
+TEST_CASE("explore: a scenario without decisions has one schedule", "[explore]") {
+  const Scenario sc =
+      load(std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/races/4.10-init-vs-uref.json");
+  for (Strategy st : {Strategy::kRandom, Strategy::kPct, Strategy::kDfs}) {
+    ExploreOptions o;
+    o.strategy = st;
+    o.schedules = 50;
+    o.all = true;
+    const ExploreResult r = run_explore(sc, o);
+    INFO(summary_text(r.summary));
+    CHECK(r.summary.schedules == 1);
+    CHECK(r.summary.sites.empty());
+    CHECK(r.summary.outcomes.size() == 1);
+  }
+}
+
 TEST_CASE("explore: the self-check finds no nondeterminism, and catches an injected one",
           "[explore]") {
   const Scenario sc = load(kRace);
