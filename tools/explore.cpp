@@ -442,7 +442,13 @@ RunOptions explore_run_options(const Scenario& sc, const ExploreOptions& o) {
   return ro;
 }
 
-std::variant<ExploreResult, InputError> explore(const Scenario& sc, const ExploreOptions& o) {
+std::variant<ExploreResult, InputError> explore(const Scenario& sc, const ExploreOptions& opts) {
+  if (opts.shards == 0 || opts.shard >= opts.shards)
+    return InputError{
+        sc.file, "", 0, 0,
+        fmt::format("shard {}/{}: expected i/N with 0 <= i < N", opts.shard, opts.shards)};
+  ExploreOptions o = opts;
+  o.dfs_points = std::max(2u, o.dfs_points);  // min and max at least
   Explorer ex(sc, o);
   const auto start = Clock::now();
   if (o.time_s)

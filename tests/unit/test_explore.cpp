@@ -284,6 +284,17 @@ TEST_CASE("explore (tool): a failure's run file replays to the same digest", "[e
   CHECK(rep.code == 0);  // reproduced (exit 0), the failure shown
   CHECK(rep.out.find("reproduced: the trace digest matches") != std::string::npos);
   CHECK(rep.out.find("deadlock") != std::string::npos);
+  // A --window override is recorded in the run file, and the replay uses it.
+  auto w = run_tool("explore '" + kRace + "' --window 0 --no-shrink --run-dir runs0", dir.path);
+  INFO(w.out);
+  REQUIRE(w.code == 1);
+  REQUIRE(std::regex_search(w.out, m, std::regex("run file: (\\S+\\.run\\.json)")));
+  const std::string run_file0 = m[1];
+  CHECK(testing::read_file(dir.path / run_file0).find("\"window_ns\": 0") != std::string::npos);
+  auto rep0 = run_tool("replay " + run_file0, dir.path);
+  INFO(rep0.out);
+  CHECK(rep0.code == 0);
+  CHECK(rep0.out.find("reproduced: the trace digest matches") != std::string::npos);
   // No failure: exit 0 (the profile with fix 2.11 closes the race).
   auto fixed = run_tool("explore '" + kRace + "' --schedules 150 --profile v5.15+2.11", dir.path);
   INFO(fixed.out);
