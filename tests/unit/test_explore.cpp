@@ -192,6 +192,36 @@ TEST_CASE("explore: dfs shards 0/4..3/4 cover exactly the unsharded schedules", 
   CHECK(std::holds_alternative<std::string>(merge_summaries(parts)));
 }
 
+TEST_CASE("explore: random and pct shards split the indices and merge back", "[explore]") {
+  const Scenario sc = load(kRace);
+  for (Strategy st : {Strategy::kRandom, Strategy::kPct}) {
+    ExploreOptions o;
+    o.strategy = st;
+    o.all = true;
+    o.schedules = 200;
+    o.self_check = 9;
+    o.record_schedules = true;
+    const ExploreResult whole = run_explore(sc, o);
+    std::vector<ExploreSummary> parts;
+    std::vector<std::string> ids;
+    for (unsigned i = 0; i < 3; ++i) {
+      o.shard = i;
+      o.shards = 3;
+      const ExploreResult part = run_explore(sc, o);
+      for (const std::string& id : part.schedule_ids)
+        CHECK(std::stoull(id) % 3 == i);
+      ids.insert(ids.end(), part.schedule_ids.begin(), part.schedule_ids.end());
+      parts.push_back(part.summary);
+    }
+    std::sort(ids.begin(), ids.end());
+    CHECK(ids == whole.schedule_ids);
+    auto merged = merge_summaries(parts);
+    REQUIRE(std::holds_alternative<ExploreSummary>(merged));
+    INFO(summary_text(std::get<ExploreSummary>(merged)) << summary_text(whole.summary));
+    CHECK(std::get<ExploreSummary>(merged).same_result(whole.summary));
+  }
+}
+
 TEST_CASE("explore: dfs bound and draw points bound the tree", "[explore]") {
   const Scenario sc = load(kRace);
   ExploreOptions o;
