@@ -712,10 +712,16 @@ std::variant<ExploreSummary, InputError> parse_summary(const std::string& path,
     return bad("", fmt::format("malformed summary: {}", e.what()));
   }
   if (s.shards == 0) return bad("/shards", "expected at least 1");
-  if (s.strategy == "dfs")
-    for (const OutcomeStat& o : s.outcomes)
-      if (!parse_dev_name(o.first))
-        return bad("/outcomes", fmt::format("bad dfs schedule name '{}'", o.first));
+  for (std::size_t i = 0; i < s.outcomes.size(); ++i) {
+    const std::string& first = s.outcomes[i].first;
+    const bool ok = s.strategy == "dfs"
+                        ? parse_dev_name(first).has_value()
+                        : !first.empty() && first.size() <= 19 &&
+                              first.find_first_not_of("0123456789") == std::string::npos;
+    if (!ok)
+      return bad(fmt::format("/outcomes/{}/first", i),
+                 fmt::format("bad {} schedule name '{}'", s.strategy, first));
+  }
   return s;
 }
 

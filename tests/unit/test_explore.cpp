@@ -184,6 +184,14 @@ TEST_CASE("explore: dfs shards 0/4..3/4 cover exactly the unsharded schedules", 
   REQUIRE(std::holds_alternative<ExploreSummary>(merged2));
   CHECK(comparable(summary_json(std::get<ExploreSummary>(merged2))) ==
         comparable(summary_json(whole.summary)));
+  // A summary naming a schedule that cannot be is refused.
+  std::string text = summary_json(parts.front());
+  const auto at = text.find("\"first\": \"");
+  REQUIRE(at != std::string::npos);
+  text.insert(at + 10, "x");
+  CHECK(std::holds_alternative<InputError>(parse_summary("bad.json", text)));
+  CHECK(std::holds_alternative<InputError>(parse_summary("bad.json", "{\"bpftsim_explore\": 1}")));
+  CHECK(std::holds_alternative<InputError>(parse_summary("bad.json", "[")));
   // A shard given twice, or a shard of another exploration, is refused.
   parts.push_back(parts.front());
   CHECK(std::holds_alternative<std::string>(merge_summaries(parts)));
