@@ -4,11 +4,12 @@
 set -euo pipefail
 
 # clang builds the BPF programs and, with libclang-rt-14-dev (its ASan/UBSan and libFuzzer
-# runtimes), the Debug+ASan build and the fuzz harnesses of tools/test.sh.
+# runtimes), the Debug+ASan build and the fuzz harnesses of tools/test.sh. GNU parallel runs the
+# shards of `bpftsim explore` (README, "Exploring schedules").
 packages=(
   g++ cmake ninja-build pkg-config clang libclang-rt-14-dev
   libboost-dev libfmt-dev nlohmann-json3-dev catch2 librapidcheck-dev
-  libbpf-dev libelf-dev libcli11-dev libbenchmark-dev python3
+  libbpf-dev libelf-dev libcli11-dev libbenchmark-dev python3 parallel
 )
 
 # Node.js and npm run the DevTools trace engine over our Perfetto traces
