@@ -225,7 +225,7 @@ class Parser {
         {"expiry_jitter_ns", &sc.costs.expiry_jitter_ns},
     };
     for (const auto& [k, v] : doc_["costs"].items())
-      *fields.at(k) = as_i64(v, child("/costs", k));
+      if (k != "comment") *fields.at(k) = as_i64(v, child("/costs", k));
   }
 
   // <object>.<rest>: the object's index, and `rest`.
@@ -750,6 +750,7 @@ class Parser {
           e.allow_other_findings = v.get<bool>();
           continue;
         }
+        if (kind == "comment") continue;
         const std::string ptr = child("/expect/findings", kind);
         e.findings.push_back(FindingCount{finding_kind(kind, ptr), parse_count(v, ptr)});
       }

@@ -49,3 +49,32 @@ TEST_CASE("inspect lists the global variables with their sections and initial va
         }
   CHECK(found);
 }
+
+TEST_CASE("a comment may stand in every section of a scenario, and changes nothing", "[cli]") {
+  TempDir dir;
+  const std::string obj =
+      std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/progs/race_cancel_free.bpf.c";
+  auto scenario = [&](bool comments) {
+    auto c = [&](const std::string& text) {
+      return comments ? "\"comment\": \"" + text + "\", " : std::string();
+    };
+    return "{\"name\": \"cm\", \"description\": \"d\", " + c("top") + "\"cpus\": 1,\n" +
+           " \"objects\": [{" + c("obj") + "\"name\": \"t\", \"path\": \"" + obj + "\"}],\n" +
+           " \"costs\": {" + c("costs") + "\"insn_ns\": 1}, \"limits\": {" + c("limits") +
+           "\"max_steps\": 100000},\n" + " \"faults\": [{" + c("fault") +
+           "\"site\": \"htab.kmalloc\"}],\n" + " \"timeline\": [{" + c("action") +
+           "\"at_ns\": 0, \"action\": \"run\", \"prog\": \"t.setup\"}],\n" + " \"expect\": {" +
+           c("expect") + "\"findings\": {" + c("findings") + "\"leak\": 0}, \"alive\": {" +
+           c("alive") + "\"armed_timers\": 0},\n" + "  \"finding_match\": [], \"maps\": [{" +
+           c("map") + "\"map\": \"t.m\", \"key\": 0, \"present\": true}]}}\n";
+  };
+  dir.file("with.json", scenario(true));
+  dir.file("without.json", scenario(false));
+  const Cmd with = run_tool("run with.json --digest", dir.path);
+  const Cmd without = run_tool("run without.json --digest", dir.path);
+  INFO(with.out << without.out);
+  CHECK(with.code == 0);
+  CHECK(without.code == 0);
+  CHECK(with.out.substr(with.out.find("digest ")) ==
+        without.out.substr(without.out.find("digest ")));
+}
