@@ -30,7 +30,14 @@ std::uint64_t timer_of(const BpfMap& map, std::uint64_t value_addr) {
 sim::Co<std::uint64_t> map_lookup(ProgRun& r, BpfMap& map, const std::vector<std::uint8_t>& key) {
   co_await r.ctx.step(r.k.cost.helper_ns);
   const std::uint64_t v = co_await map.lookup_elem(r.ctx, key.data());
-  trace_ret(r, "bpf_map_lookup_elem", static_cast<std::int64_t>(v));
+  // A pointer is printed as what it points at ("&m[0]"); NULL as 0.
+  const std::string elem = v != 0 ? r.k.element_text(v) : std::string();
+  if (elem.empty()) {
+    trace_ret(r, "bpf_map_lookup_elem", static_cast<std::int64_t>(v));
+  } else {
+    r.ctx.trace("bpf_helper",
+                {{"prog", r.prog.id}, {"helper", "bpf_map_lookup_elem"}, {"ret", "&" + elem}});
+  }
   co_return v;
 }
 

@@ -203,6 +203,26 @@ void Kernel::pop_bpf_frame(const sim::Context& ctx) {
   if (it->second.empty()) bpf_frames_.erase(it);
 }
 
+std::string Kernel::element_text(std::uint64_t addr) const {
+  const auto ref = resolve(addr);
+  if (!ref || ref->map == nullptr) return "";
+  const BpfMap& m = *ref->map;
+  std::string key;
+  if (m.def.type == kBpfMapTypeArray) {
+    key = std::to_string(ref->elem);
+  } else if (m.value_off() >= m.def.key_size) {
+    const std::uint8_t* e = m.arena().elem(ref->elem);
+    key = "0x";
+    for (std::uint32_t i = 0; i < m.def.key_size; ++i)
+      key += fmt::format("{:02x}", e[i]);
+  } else {
+    key = "?";
+  }
+  std::string s = fmt::format("{}[{}]", m.def.name, key);
+  if (ref->off > m.value_off()) s += fmt::format("+{}", ref->off - m.value_off());
+  return s;
+}
+
 std::string Kernel::key_text(const BpfMap& map, std::uint64_t key_addr) const {
   const std::uint8_t* p = mem.translate(key_addr, map.def.key_size, false, nullptr);
   if (p == nullptr) return "";

@@ -123,6 +123,9 @@ class Kernel {
     bpf_frames_[ctx.id()].push_back(std::move(f));
   }
   void pop_bpf_frame(const sim::Context& ctx);
+  // What a pointer into map memory points at, as the user names it: "m[0]" (the value of
+  // element 0 of map m), "h[0x0a000000]+8" (8 bytes into a hash element's value); "" if none.
+  std::string element_text(std::uint64_t addr) const;
   // "0" (an array index) or "0x0a000000" (a hash key's bytes): the key at `key_addr` of `map`.
   std::string key_text(const BpfMap& map, std::uint64_t key_addr) const;
 

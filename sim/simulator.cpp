@@ -454,8 +454,7 @@ void Simulator::block(Context& ctx, WaitQueue& wq, WaitFor why) {
   wq.waiters_.push_back(&ctx);
   emit(&ctx, "block",
        {{"on", ctx.wait_.what},
-        {"object", ctx.wait_.object_kind},
-        {"id", ctx.wait_.object_id},
+        {"object", object_name(ctx.wait_.object_kind, ctx.wait_.object_id)},
         {"owner", ctx.wait_.owner ? static_cast<std::int64_t>(ctx.wait_.owner->id()) : 0}});
   check_deadlock_from(ctx);
   if (!stopped_) kick(ctx.cpu());
@@ -485,7 +484,8 @@ std::string Simulator::describe(const Context& c) const {
       fmt::format("{} (ctx {}, {} on cpu {})", c.name(), c.id(), ctx_kind_name(c.kind()), c.cpu());
   if (c.state_ == CtxState::kBlocked) {
     s +=
-        fmt::format(" waits in {} for {}#{}", c.wait_.what, c.wait_.object_kind, c.wait_.object_id);
+        fmt::format(" waits in {} for {}", c.wait_.what,
+                    object_name(c.wait_.object_kind, c.wait_.object_id));
     if (c.wait_.owner) s += fmt::format(" held/run by ctx {}", c.wait_.owner->id());
   }
   return s;

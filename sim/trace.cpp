@@ -82,9 +82,32 @@ void Trace::emit(TraceRecord record) {
   }
 }
 
-std::string Trace::format_text(const TraceRecord& r) {
+std::string object_name(std::string_view kind, std::uint64_t id) {
+  if (id > 0xffffffffULL) return fmt::format("{}#{:x}", kind, id);
+  return fmt::format("{}#{}", kind, id);
+}
+
+void ContextLabels::see(const TraceRecord& r) {
+  if (r.ctx == 0 || r.event != "ctx_begin") return;
+  const TraceValue* name = r.field("name");
+  if (name == nullptr || !std::holds_alternative<std::string>(*name)) return;
+  std::string s = std::get<std::string>(*name);
+  for (char& c : s)
+    if (c == ' ' || c == '\t' || c == '\n') c = '_';
+  names_[r.ctx] = std::move(s);
+}
+
+std::string ContextLabels::label(std::uint32_t ctx) const {
+  if (ctx == 0) return "-";
+  auto it = names_.find(ctx);
+  return fmt::format("{}-{}", it == names_.end() ? "ctx" : it->second, ctx);
+}
+
+std::string Trace::format_text(const TraceRecord& r, const ContextLabels* labels) {
+  const std::string who = labels ? labels->label(r.ctx)
+                                 : (r.ctx == 0 ? std::string("-") : fmt::format("ctx-{}", r.ctx));
   std::string out =
-      fmt::format("ctx-{:<4} [{:03}] {:6}.{:06}{:03}: {}:", r.ctx, r.cpu < 0 ? 999 : r.cpu,
+      fmt::format("{:<20} [{:03}] {:6}.{:06}{:03} {}:", who, r.cpu < 0 ? 999 : r.cpu,
                   r.t_ns / kNsPerSec, (r.t_ns % kNsPerSec) / kNsPerUs, r.t_ns % kNsPerUs, r.event);
   for (const auto& f : r.fields) {
     out += fmt::format(" {}=", f.key);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <utility>
 #include <variant>
@@ -41,6 +42,25 @@ struct TraceRecord {
   std::int64_t int_field(const std::string& key, std::int64_t fallback = 0) const;
 };
 
+// The one name of a kernel object in traces, findings and reports: "<kind>#<id>", the id in hex
+// when it is a composite above 32 bits (locks: region and offset), else in decimal
+// ("bpf_hrtimer#7", "bpf_timer_lock#300000008").
+std::string object_name(std::string_view kind, std::uint64_t id);
+
+// Context labels for text renderings, learnt from ctx_begin records (see Trace::format_text).
+class ContextLabels {
+ public:
+  void see(const TraceRecord& r);
+  void see_all(const std::vector<TraceRecord>& records) {
+    for (const auto& r : records)
+      see(r);
+  }
+  std::string label(std::uint32_t ctx) const;
+
+ private:
+  std::map<std::uint32_t, std::string> names_;
+};
+
 class Trace {
  public:
   // Records are kept only when enabled; the digest is always computed. `max_kept` (0: no limit)
@@ -69,9 +89,11 @@ class Trace {
   using Observer = std::function<void(const TraceRecord&)>;
   void set_observer(Observer observer) { observer_ = std::move(observer); }
 
-  // One line per record in the style of ftrace output:
-  //   "<ctx>-<id> [cpu] <t_s.us_ns>: event: k=v k=v".
-  static std::string format_text(const TraceRecord& r);
+  // One line per record in the style of ftrace output, the time a plain number of seconds:
+  //   "<context>-<id> [cpu] <t_s.us_ns> event: k=v k=v"
+  // where <context> is what the context runs (its name from its ctx_begin record, spaces as '_':
+  // "softirq/0-4", "run_t.canceller-2") when `labels` knows it, else "ctx"; "-" for no context.
+  static std::string format_text(const TraceRecord& r, const class ContextLabels* labels = nullptr);
 
  private:
   void fold(const TraceRecord& r);

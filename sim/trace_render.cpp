@@ -411,8 +411,10 @@ std::string to_string(F render, const std::vector<TraceRecord>& records) {
 
 void render_text(const std::vector<TraceRecord>& records, std::ostream& out) {
   Buf b;
+  ContextLabels labels;
   for (const auto& r : records) {
-    put(b, Trace::format_text(r));
+    labels.see(r);
+    put(b, Trace::format_text(r, &labels));
     b.push_back('\n');
     maybe_flush(b, out);
   }

@@ -51,8 +51,10 @@ std::vector<std::string> last_events_per_cpu(const sim::Trace& trace, const std:
     for (auto it = recs.rbegin(); it != recs.rend() && last.size() < n; ++it)
       if (it->cpu == cpu) last.push_back(&*it);
     out.push_back(fmt::format("cpu {}: last {} event(s)", cpu, last.size()));
+    sim::ContextLabels labels;
+    labels.see_all(recs);
     for (auto it = last.rbegin(); it != last.rend(); ++it)
-      out.push_back("  " + sim::Trace::format_text(**it));
+      out.push_back("  " + sim::Trace::format_text(**it, &labels));
   }
   return out;
 }
@@ -116,6 +118,8 @@ std::vector<std::string> events_around(const sim::Trace& trace, const sim::Findi
     if (c.cpu >= 0) cpus.insert(c.cpu);
   const std::size_t at = finding_record(recs, f);
   if (at >= recs.size()) return out;
+  sim::ContextLabels labels;
+  labels.see_all(recs);
   for (int cpu : cpus) {
     std::vector<std::size_t> picked;
     for (std::size_t i = at + 1; i-- > 0 && picked.size() < before + 1;)
@@ -128,7 +132,8 @@ std::vector<std::string> events_around(const sim::Trace& trace, const sim::Findi
       }
     out.push_back(fmt::format("cpu {} around the finding (t={} ns):", cpu, f.t_ns));
     for (std::size_t i : picked)
-      out.push_back(fmt::format("{} {}", i == at ? ">" : " ", sim::Trace::format_text(recs[i])));
+      out.push_back(
+          fmt::format("{} {}", i == at ? ">" : " ", sim::Trace::format_text(recs[i], &labels)));
   }
   return out;
 }

@@ -42,7 +42,7 @@ std::size_t timer_locks_taken_by(const World& w, std::uint32_t ctx_id) {
     if (r.event != "lock_acquire" || r.ctx != ctx_id) continue;
     const auto* f = r.field("lock");
     n += (f && std::holds_alternative<std::string>(*f) &&
-          std::get<std::string>(*f) == "bpf_timer_lock")
+          std::get<std::string>(*f).rfind("bpf_timer_lock#", 0) == 0)
              ? 1
              : 0;
   }

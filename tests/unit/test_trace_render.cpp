@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -295,10 +296,18 @@ void check_jsonl(const std::string& text, const std::vector<TraceRecord>& recs) 
 void check_text(const std::string& text, const std::vector<TraceRecord>& recs) {
   const std::vector<std::string> lines = lines_of(text);
   REQUIRE(lines.size() == recs.size());
-  const std::regex head(R"(^ctx-[0-9]+ +\[[0-9]{3}\] +[0-9]+\.[0-9]{9}: [^ ]+:)");
+  // "<label>-<ctx> [cpu] <seconds> event:" (or "-" without a context); the time a number.
+  const std::regex head(R"(^([^ ]+-[0-9]+|-) +\[[0-9]{3}\] +([0-9]+\.[0-9]{9}) [^ ]+:)");
+  sim::ContextLabels labels;
   std::size_t bad = 0;
-  for (std::size_t i = 0; i < lines.size(); ++i)
-    if (lines[i] != sim::Trace::format_text(recs[i]) || !std::regex_search(lines[i], head)) ++bad;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    labels.see(recs[i]);
+    std::smatch m;
+    if (lines[i] != sim::Trace::format_text(recs[i], &labels) ||
+        !std::regex_search(lines[i], m, head) ||
+        std::llround(std::stod(m[2].str()) * 1e9) != recs[i].t_ns)
+      ++bad;
+  }
   CHECK(bad == 0);
 }
 
