@@ -399,20 +399,28 @@ TEST_CASE("window W: no event fires more than W late, virtual time never goes ba
 
 namespace {
 
-// A task on cpu0 runs `steps` steps of 100 ns; a softirq is raised on cpu0 at 150 ns (inside the
-// second step). Returns the time the softirq handler started, and the land decisions.
-std::pair<TimeNs, DecisionList> landing(int land_max, std::uint64_t seed) {
+// A task on cpu0 runs 6 steps of 100 ns; at 150 ns (inside its second step) a softirq is raised
+// on cpu0, or (hardirq) an interrupt context spawned there. Returns the time the handler
+// started, and the decisions.
+std::pair<TimeNs, DecisionList> landing(int land_max, std::uint64_t seed, bool hardirq = false) {
   Simulator sim(SimConfig{.seed = seed, .cpus = 1, .land_max = land_max});
   TimeNs landed = -1;
-  sim.set_softirq_handler(1, "TEST", [&](Context& ctx) -> Co<void> {
+  auto handler = [&landed](Context& ctx) -> Co<void> {
     landed = ctx.now();
     co_await ctx.step(5);
-  });
+  };
+  sim.set_softirq_handler(1, "TEST", handler);
   sim.spawn_task(0, "t", [](Context& ctx) -> Co<void> {
     for (int i = 0; i < 6; ++i)
       co_await ctx.step(100);
   });
-  sim.at(150, 1, [](Simulator& s) { s.raise_softirq(0, 1); });
+  sim.at(150, 1, [hardirq, handler](Simulator& s) {
+    if (hardirq) {
+      s.spawn_interrupt(0, CtxKind::kHardirq, "irq", handler);
+    } else {
+      s.raise_softirq(0, 1);
+    }
+  });
   CHECK(sim.run() == RunStatus::kQuiescent);
   return {landed, sim.scheduler().decisions()};
 }
@@ -426,25 +434,28 @@ TEST_CASE("interrupt landing: at the first boundary, or deferred up to land_max 
     CHECK(t == 200);  // the boundary ending the step it was raised in
     CHECK(d.empty());
   }
-  std::set<TimeNs> seen;
-  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
-    const auto [t, d] = landing(2, seed);
-    INFO("seed " << seed);
-    // 200: lands at once; 300 / 400: deferred by 1 / 2 boundaries (each step is 100 ns, plus
-    // nothing: the softirq's own 5 ns come after it started).
-    CHECK((t == 200 || t == 300 || t == 400));
-    seen.insert(t);
-    // One land decision per boundary it could have landed at, and no more than land_max.
-    std::size_t lands = 0, deferred = 0;
-    for (const Decision& dd : d) {
-      CHECK(dd.kind == DecisionKind::kLand);
-      ++lands;
-      deferred += dd.chosen;
+  for (bool hardirq : {false, true}) {
+    std::set<TimeNs> seen;
+    for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+      const auto [t, d] = landing(2, seed, hardirq);
+      INFO("seed " << seed << (hardirq ? ", hardirq" : ", softirq"));
+      // 200: lands at once; 300 / 400: deferred by 1 / 2 boundaries (each step is 100 ns, plus
+      // nothing: the softirq's own 5 ns come after it started).
+      CHECK((t == 200 || t == 300 || t == 400));
+      seen.insert(t);
+      // One land decision per boundary it could have landed at, and no more than land_max.
+      std::size_t lands = 0, deferred = 0;
+      for (const Decision& dd : d) {
+        CHECK(dd.kind == DecisionKind::kLand);
+        ++lands;
+        deferred += dd.chosen;
+      }
+      CHECK(deferred == static_cast<std::size_t>((t - 200) / 100));
+      CHECK(lands == std::min<std::size_t>(deferred + 1, 2));
     }
-    CHECK(deferred == static_cast<std::size_t>((t - 200) / 100));
-    CHECK(lands == std::min<std::size_t>(deferred + 1, 2));
+    CHECK(seen == std::set<TimeNs>{200, 300, 400});
   }
-  CHECK(seen == std::set<TimeNs>{200, 300, 400});
+  CHECK(landing(0, 3, true).first == 200);
 }
 
 TEST_CASE("interrupt landing: a spinning context never defers (no false deadlock)",
