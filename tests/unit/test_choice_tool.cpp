@@ -140,6 +140,14 @@ TEST_CASE("tool: an expect.at / globals_at observer leaves the trace digest unch
     }
     doc["expect"]["at"] = at;
     dir.file("observed.json", doc.dump(2));
+    // The older spelling, with an expectation that fails at every instant: the run fails, its
+    // digest is still the bare run's.
+    doc["expect"].erase("at");
+    json older = json::array();
+    for (int t = 100; t <= 40000; t += 500)
+      older.push_back({{"at_ns", t}, {"globals", {{global, 123456789}}}});
+    doc["expect"]["globals_at"] = older;
+    dir.file("failing.json", doc.dump(2));
 
     std::set<std::string> digests;
     for (int seed = 1; seed <= 8; ++seed) {
@@ -157,6 +165,11 @@ TEST_CASE("tool: an expect.at / globals_at observer leaves the trace digest unch
       if (bare.code == 0) CHECK(observed.code == 0);
       REQUIRE(!digest_line(bare.out).empty());
       CHECK(digest_line(observed.out) == digest_line(bare.out));
+      const Cmd failing = run_tool("run failing.json" + flags, dir.path);
+      INFO(failing.out);
+      CHECK(failing.code == 1);
+      CHECK_THAT(failing.out, Catch::Contains("expected 123456789"));
+      CHECK(digest_line(failing.out) == digest_line(bare.out));
       digests.insert(digest_line(bare.out));
     }
     CHECK(digests.size() > 1);  // the seeds do pick different schedules
