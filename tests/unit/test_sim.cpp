@@ -261,8 +261,10 @@ TEST_CASE("context keys: spawn site plus ordinal, unmoved by unrelated spawns", 
     const auto k1 = sim.spawn_task(0, "one", body, 77).key();
     const auto k2 = sim.spawn_task(0, "two", body, 77).key();
     const auto k3 = sim.spawn_task(0, "two", body, 78).key();
-    CHECK(k1 != k2);
+    CHECK(k1 != k2);  // the second spawn at site 77
     CHECK(k2 != k3);
+    Simulator other(SimConfig{.seed = 1, .cpus = 1});
+    CHECK(other.spawn_task(0, "two", body, 77).key() == k1);  // the first at 77: name ignored
   }
   // A child's key hangs off its parent's: the same whatever else ran before.
   auto child_key = [](bool extra) {
