@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "sim/hash.h"
 #include "tests/unit/world.h"
 
 namespace bpftsim::prop {
@@ -84,8 +85,8 @@ int fd_of(const model::Process& p, const BpfMap* map) {
   return -1;
 }
 
-rc::Gen<Op> gen_op(Mode mode) {
-  return rc::gen::exec([mode] {
+rc::Gen<Op> gen_op(Mode mode, bool ranges = false) {
+  return rc::gen::exec([mode, ranges] {
     Op op;
     op.offset_ns = 200 * *rc::gen::inRange<sim::TimeNs>(0, 200);
     op.cpu = *rc::gen::inRange(0, 4);
@@ -124,6 +125,9 @@ rc::Gen<Op> gen_op(Mode mode) {
     }
     op.cb_map = *rc::gen::inRange(0, kMaps);
     op.cb_key = *rc::gen::inRange<std::uint32_t>(0, kKeys);
+    // Up to 20 us: with the 40 us of offsets an op still starts in the first 60 us of its 200 us
+    // slot (kClean).
+    if (ranges) op.range_ns = *rc::gen::element<sim::TimeNs>(0, 50, 1000, 5000, 20'000);
     return op;
   });
 }
@@ -139,6 +143,23 @@ rc::Gen<Case> gen_case(Mode mode) {
     c.cb_busy_ns = (mode == Mode::kClean ? 100 : 1000) * *rc::gen::inRange<sim::TimeNs>(0, 4);
     c.ops = *rc::gen::scale(
         0.4, rc::gen::container<std::vector<Op>>(rc::gen::resize(100, gen_op(mode))));
+    return c;
+  });
+}
+
+rc::Gen<Case> gen_explore_case(Mode mode) {
+  return rc::gen::exec([mode] {
+    Case c;
+    c.seed = *rc::gen::inRange<std::uint64_t>(1, 1'000'000);
+    c.cpus = *rc::gen::inRange(1, 5);
+    c.rearm_budget = *rc::gen::inRange(0, 25);
+    c.cb_busy_ns = (mode == Mode::kClean ? 100 : 1000) * *rc::gen::inRange<sim::TimeNs>(0, 4);
+    c.window_ns = *rc::gen::element<sim::TimeNs>(1, 20, 200, 1000, 2000);
+    c.land_max = *rc::gen::inRange(0, 4);
+    c.rcu_gp_jitter_ns = *rc::gen::element<sim::TimeNs>(0, 1000, 20'000);
+    c.expiry_jitter_ns = *rc::gen::element<sim::TimeNs>(0, 100, 5000);
+    c.ops = *rc::gen::scale(
+        0.4, rc::gen::container<std::vector<Op>>(rc::gen::resize(100, gen_op(mode, true))));
     return c;
   });
 }
@@ -166,14 +187,22 @@ std::string Outcome::describe() const {
   return s;
 }
 
-Outcome run_workload(const Case& c, Mode mode) {
+Outcome run_workload(const Case& c, Mode mode, const RunControl& control) {
   Outcome out;
   sim::SimConfig cfg;
   cfg.max_steps = 2'000'000;
   cfg.max_time_ns = 10 * sim::kNsPerSec;
   cfg.jitter_max_ns = 20;
+  cfg.window_ns = c.window_ns;
+  cfg.land_max = c.land_max;
   cfg.keep_trace = false;
-  World w(c.cpus, c.seed, {}, std::make_unique<sim::SeededScheduler>(c.seed), cfg);
+  model::CostModel cost;
+  cost.rcu_gp_jitter_ns = c.rcu_gp_jitter_ns;
+  cost.expiry_jitter_ns = c.expiry_jitter_ns;
+  World w(c.cpus, c.seed, cost,
+          control.make_scheduler ? control.make_scheduler()
+                                 : std::make_unique<sim::SeededScheduler>(c.seed),
+          cfg);
   model::Process& tool = w.k.sys.new_process("bpftool");
   std::array<model::Process*, 2> procs = {&w.proc, &tool};
   std::array<BpfMap*, kMaps> maps = {
@@ -272,7 +301,16 @@ Outcome run_workload(const Case& c, Mode mode) {
 
   // The program stays loaded across the loader's exit (as if attached): pinned until teardown.
   // The second process holds its own fd of every map, so one exit alone drops no uref.
-  w.task_at(0, 0, "setup", [&](Context& ctx) -> Co<void> {
+  // A task queued at time t, its event tagged `tag`. Every timeline event has a tag of its own:
+  // the tag is the event's candidate key in a tie, and two candidates with one key cannot be
+  // told apart by a replay (World::task_at's tag is per CPU).
+  auto task = [&w](sim::TimeNs t, std::uint64_t tag, int cpu, std::string name,
+                   std::function<Co<void>(Context&)> body) {
+    w.sim.at(t, tag, [cpu, name = std::move(name), body = std::move(body)](sim::Simulator& s) {
+      s.spawn_task(cpu, name, body);
+    });
+  };
+  task(0, 0x400000u, 0, "setup", [&](Context& ctx) -> Co<void> {
     (void)co_await w.k.sys.obj_pin(ctx, w.proc, w.prog_fds.at(prog), "/sys/fs/bpf/prog");
     for (BpfMap* m : maps)
       (void)co_await w.k.sys.map_get_fd_by_id(ctx, tool, m->id);
@@ -281,9 +319,12 @@ Outcome run_workload(const Case& c, Mode mode) {
   sim::TimeNs last = kStartNs;
   for (std::size_t i = 0; i < c.ops.size(); ++i) {
     const Op op = c.ops[i];
-    const sim::TimeNs t = mode == Mode::kClean
-                              ? kStartNs + static_cast<sim::TimeNs>(i) * kCleanSlotNs + op.offset_ns
-                              : kStartNs + op.offset_ns;
+    sim::TimeNs t = mode == Mode::kClean
+                        ? kStartNs + static_cast<sim::TimeNs>(i) * kCleanSlotNs + op.offset_ns
+                        : kStartNs + op.offset_ns;
+    if (op.range_ns > 0)
+      t += w.sim.scheduler().draw(sim::DecisionKind::kRange, sim::Hasher().str("op").u64(i).value(),
+                                  static_cast<std::uint32_t>(op.range_ns + 1));
     last = std::max(last, t);
     const int cpu = op.cpu % c.cpus;
     if (op.kind == OpKind::kProg) {
@@ -295,43 +336,44 @@ Outcome run_workload(const Case& c, Mode mode) {
       });
       continue;
     }
-    w.task_at(t, cpu, fmt::format("op {}", i), [&w, &procs, &maps, op](Context& ctx) -> Co<void> {
-      model::Process& p = *procs[op.proc];
-      BpfMap* m = maps[op.map];
-      const int fd = fd_of(p, m);
-      const std::vector<std::uint8_t> key = h::u32_key(op.key);
-      const std::vector<std::uint8_t> value(16, 0);
-      switch (op.kind) {
-        case OpKind::kUserUpdate:
-          if (fd >= 0) (void)co_await w.k.sys.map_update_elem(ctx, p, fd, key, value, 0);
-          break;
-        case OpKind::kUserDelete:
-          if (fd >= 0) (void)co_await w.k.sys.map_delete_elem(ctx, p, fd, key);
-          break;
-        case OpKind::kClose:
-          if (fd >= 0) (void)co_await w.k.sys.close(ctx, p, fd);
-          break;
-        case OpKind::kPin:
-          if (fd >= 0) (void)co_await w.k.sys.obj_pin(ctx, p, fd, pin_path(op.map, op.slot));
-          break;
-        case OpKind::kUnpin:
-          (void)co_await w.k.sys.unlink(ctx, pin_path(op.map, op.slot));
-          break;
-        case OpKind::kGetFdById:
-          (void)co_await w.k.sys.map_get_fd_by_id(ctx, p, m->id);
-          break;
-        case OpKind::kExit:
-          co_await w.k.sys.exit(ctx, p);
-          break;
-        case OpKind::kProg:
-          break;
-      }
-    });
+    task(t, 0x500000u + i, cpu, fmt::format("op {}", i),
+         [&w, &procs, &maps, op](Context& ctx) -> Co<void> {
+           model::Process& p = *procs[op.proc];
+           BpfMap* m = maps[op.map];
+           const int fd = fd_of(p, m);
+           const std::vector<std::uint8_t> key = h::u32_key(op.key);
+           const std::vector<std::uint8_t> value(16, 0);
+           switch (op.kind) {
+             case OpKind::kUserUpdate:
+               if (fd >= 0) (void)co_await w.k.sys.map_update_elem(ctx, p, fd, key, value, 0);
+               break;
+             case OpKind::kUserDelete:
+               if (fd >= 0) (void)co_await w.k.sys.map_delete_elem(ctx, p, fd, key);
+               break;
+             case OpKind::kClose:
+               if (fd >= 0) (void)co_await w.k.sys.close(ctx, p, fd);
+               break;
+             case OpKind::kPin:
+               if (fd >= 0) (void)co_await w.k.sys.obj_pin(ctx, p, fd, pin_path(op.map, op.slot));
+               break;
+             case OpKind::kUnpin:
+               (void)co_await w.k.sys.unlink(ctx, pin_path(op.map, op.slot));
+               break;
+             case OpKind::kGetFdById:
+               (void)co_await w.k.sys.map_get_fd_by_id(ctx, p, m->id);
+               break;
+             case OpKind::kExit:
+               co_await w.k.sys.exit(ctx, p);
+               break;
+             case OpKind::kProg:
+               break;
+           }
+         });
   }
 
   // Full teardown: Ctrl-C of both processes, then every pin (maps and the program) unlinked.
   const sim::TimeNs teardown = last + kTeardownDelayNs;
-  w.task_at(teardown, 0, "teardown", [&w, &procs](Context& ctx) -> Co<void> {
+  task(teardown, 0x400001u, 0, "teardown", [&w, &procs](Context& ctx) -> Co<void> {
     for (model::Process* p : procs)
       co_await w.k.sys.exit(ctx, *p);
     std::vector<std::string> paths;
@@ -340,8 +382,10 @@ Outcome run_workload(const Case& c, Mode mode) {
     for (const auto& path : paths)
       (void)co_await w.k.sys.unlink(ctx, path);
   });
+  // Checkpoints are observers, not events: they take no part in ties, so they never change the
+  // schedule they check.
   for (sim::TimeNs t = kCheckpointNs; t <= teardown + kTeardownDelayNs; t += kCheckpointNs)
-    w.sim.at(t, 0x600000u, [&w, &out](sim::Simulator&) {
+    w.sim.observe_at(t, [&w, &out](sim::Simulator&) {
       for (auto& v : w.k.invariant_violations(false))
         out.midrun_violations.push_back(fmt::format("{} ns: {}", w.sim.now(), v));
     });
@@ -352,11 +396,16 @@ Outcome run_workload(const Case& c, Mode mode) {
   out.findings = w.sim.findings();
   out.live_objects = w.k.slab.live_count();
   out.armed_timers = w.k.armed_timers();
+  out.digest = w.sim.trace().digest();
+  out.decisions = w.sim.scheduler().decisions();
+  if (w.sim.scheduler().divergence()) out.divergence = *w.sim.scheduler().divergence();
   return out;
 }
 
 void showValue(const Op& op, std::ostream& os) {
-  os << "+" << op.offset_ns << "ns cpu" << op.cpu << " ";
+  os << "+" << op.offset_ns;
+  if (op.range_ns > 0) os << ".." << op.offset_ns + op.range_ns;
+  os << "ns cpu" << op.cpu << " ";
   switch (op.kind) {
     case OpKind::kProg:
       os << "prog " << action_label(op.action) << " " << map_label(op.map) << "[" << op.key << "]";
@@ -393,7 +442,11 @@ void showValue(const Op& op, std::ostream& os) {
 
 void showValue(const Case& c, std::ostream& os) {
   os << "seed=" << c.seed << " cpus=" << c.cpus << " rearm_budget=" << c.rearm_budget
-     << " cb_busy_ns=" << c.cb_busy_ns << " ops(" << c.ops.size() << "):\n";
+     << " cb_busy_ns=" << c.cb_busy_ns;
+  if (c.window_ns || c.land_max || c.rcu_gp_jitter_ns || c.expiry_jitter_ns)
+    os << " window_ns=" << c.window_ns << " land_max=" << c.land_max
+       << " rcu_gp_jitter_ns=" << c.rcu_gp_jitter_ns << " expiry_jitter_ns=" << c.expiry_jitter_ns;
+  os << " ops(" << c.ops.size() << "):\n";
   for (std::size_t i = 0; i < c.ops.size(); ++i) {
     os << "  " << i << ": ";
     showValue(c.ops[i], os);

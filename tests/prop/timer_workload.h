@@ -23,6 +23,8 @@
 #include <rapidcheck.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -78,6 +80,9 @@ struct Op {
   std::uint32_t key = 0;
   int proc = 0;  // user ops: 0 the loader, 1 a second process ("bpftool")
   int slot = 0;  // pin path slot
+  // The op's time is a range [t, t + range_ns]: where in it the op starts is a decision (kRange)
+  // of the case's scheduler. 0: the op runs at t.
+  sim::TimeNs range_ns = 0;
   std::uint64_t nsecs = 0;
   std::uint64_t clock = 1;
   CbKind cb = CbKind::kPlain;
@@ -90,7 +95,18 @@ struct Case {
   int cpus = 1;
   int rearm_budget = 0;        // callback re-arms/starts allowed in the whole run
   sim::TimeNs cb_busy_ns = 0;  // extra time each callback spends (widens race windows)
+  // The choice model's knobs (sim::SimConfig, model::CostModel); all 0 in gen_case's cases.
+  sim::TimeNs window_ns = 0;         // events within W of each other are a tie decision
+  int land_max = 0;                  // softirqs may be deferred up to this many boundaries
+  sim::TimeNs rcu_gp_jitter_ns = 0;  // RCU grace periods up to this much longer (kGrace)
+  sim::TimeNs expiry_jitter_ns = 0;  // timers expire up to this much later (kRange)
   std::vector<Op> ops;
+};
+
+// How a workload's schedule is chosen: by default a SeededScheduler of the case's seed; else the
+// scheduler this makes (a replay of a recorded decision list, ...).
+struct RunControl {
+  std::function<std::unique_ptr<sim::Scheduler>()> make_scheduler;
 };
 
 struct Outcome {
@@ -102,6 +118,9 @@ struct Outcome {
   std::size_t armed_timers = 0;
   int callbacks_run = 0;
   int helper_successes = 0;  // timer helper calls that returned >= 0
+  std::uint64_t digest = 0;  // of the trace
+  sim::DecisionList decisions;
+  std::string divergence;  // the scheduler's divergence, if a strict replay stopped fitting
   std::string describe() const;
   bool has_finding(const std::string& kind) const;
 };
@@ -115,7 +134,12 @@ struct Outcome {
 std::vector<std::string> judge(const Outcome& o, Mode mode);
 
 rc::Gen<Case> gen_case(Mode mode);
-Outcome run_workload(const Case& c, Mode mode);
+// Cases whose schedules are explored: ops given as time ranges, a window W > 0, softirq landing
+// deferred, RCU grace periods and timer expiries jittered; the random scheduler of the case's
+// seed decides all of it. In kClean mode the ranges stay inside each op's 200 us slot, so the
+// clean properties still hold by construction, under every schedule.
+rc::Gen<Case> gen_explore_case(Mode mode);
+Outcome run_workload(const Case& c, Mode mode, const RunControl& control = {});
 
 void showValue(const Op& op, std::ostream& os);
 void showValue(const Case& c, std::ostream& os);
