@@ -483,9 +483,8 @@ std::string Simulator::describe(const Context& c) const {
   std::string s =
       fmt::format("{} (ctx {}, {} on cpu {})", c.name(), c.id(), ctx_kind_name(c.kind()), c.cpu());
   if (c.state_ == CtxState::kBlocked) {
-    s +=
-        fmt::format(" waits in {} for {}", c.wait_.what,
-                    object_name(c.wait_.object_kind, c.wait_.object_id));
+    s += fmt::format(" waits in {} for {}", c.wait_.what,
+                     object_name(c.wait_.object_kind, c.wait_.object_id));
     if (c.wait_.owner) s += fmt::format(" held/run by ctx {}", c.wait_.owner->id());
   }
   return s;
@@ -659,6 +658,15 @@ RunStatus Simulator::run(TimeNs until) {
       candidates.clear();
       for (Event* e : due)
         candidates.push_back(candidate(*e));
+      // Events that share a tag (two callbacks at one instant with one tag) would be one
+      // candidate to a replay: the nth of them (in queue order, stable under a given prefix)
+      // gets n folded into its key.
+      for (std::size_t i = candidates.size(); i-- > 1;) {  // from the back: earlier keys unchanged
+        std::uint64_t same = 0;
+        for (std::size_t j = 0; j < i; ++j)
+          same += candidates[j].key == candidates[i].key ? 1 : 0;
+        if (same > 0) candidates[i].key = Hasher().u64(candidates[i].key).u64(same).value();
+      }
       sorted_keys.clear();
       for (const Candidate& cand : candidates)
         sorted_keys.push_back(cand.key);
