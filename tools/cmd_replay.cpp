@@ -51,16 +51,9 @@ int replay(const ReplayArgs& args) {
     return kExitBadInput;
   }
   const std::string path = f.scenario_path();
-  auto loaded = load_scenario(path);
+  auto loaded = load_run_file_scenario(f, args.run_file);
   if (auto* e = std::get_if<InputError>(&loaded)) {
-    if (e->line == 0) {
-      // The scenario file itself cannot be read: the run file's "scenario" is the place.
-      const InputError at{args.run_file, "/scenario", f.scenario_line, f.scenario_column,
-                          fmt::format("the scenario {}: {}", path, e->message)};
-      std::fprintf(stderr, "bpftsim replay: %s\n", at.text().c_str());
-    } else {
-      std::fprintf(stderr, "bpftsim replay: %s\n", e->text().c_str());
-    }
+    std::fprintf(stderr, "bpftsim replay: %s\n", e->text().c_str());
     return kExitBadInput;
   }
   const Scenario& sc = std::get<Scenario>(loaded);

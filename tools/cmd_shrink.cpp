@@ -38,15 +38,9 @@ int shrink_cmd(const ShrinkArgs& args) {
     return kExitBadInput;
   }
   const std::string path = f.scenario_path();
-  auto loaded = load_scenario(path);
+  auto loaded = load_run_file_scenario(f, args.run_file);
   if (auto* e = std::get_if<InputError>(&loaded)) {
-    if (e->line == 0) {
-      const InputError at{args.run_file, "/scenario", f.scenario_line, f.scenario_column,
-                          fmt::format("the scenario {}: {}", path, e->message)};
-      std::fprintf(stderr, "bpftsim shrink: %s\n", at.text().c_str());
-    } else {
-      std::fprintf(stderr, "bpftsim shrink: %s\n", e->text().c_str());
-    }
+    std::fprintf(stderr, "bpftsim shrink: %s\n", e->text().c_str());
     return kExitBadInput;
   }
   const Scenario& sc = std::get<Scenario>(loaded);

@@ -41,7 +41,7 @@ int timers(const TimersArgs& args) {
     return kExitBadInput;
   }
   RunOptions opts;
-  std::string scenario_path = args.input;
+  std::variant<Scenario, InputError> loaded;
   if (ends_with(args.input, ".run.json")) {
     auto read = read_run_file(args.input);
     if (auto* e = std::get_if<InputError>(&read)) {
@@ -49,14 +49,15 @@ int timers(const TimersArgs& args) {
       return kExitBadInput;
     }
     const RunFile& f = std::get<RunFile>(read);
-    scenario_path = f.scenario_path();
     opts.seed = f.seed;
     opts.profile = f.profile;
     opts.window_ns = f.window_ns;
     opts.replay = f.decisions;
     opts.lenient = true;  // the run file's run, even if the scenario's expectations changed
+    loaded = load_run_file_scenario(f, args.input);
+  } else {
+    loaded = load_scenario(args.input);
   }
-  auto loaded = load_scenario(scenario_path);
   if (auto* e = std::get_if<InputError>(&loaded)) {
     std::fprintf(stderr, "bpftsim timers: %s\n", e->text().c_str());
     return kExitBadInput;

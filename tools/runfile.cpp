@@ -49,6 +49,16 @@ std::string RunFile::scenario_path() const {
   return (std::filesystem::path(cwd) / p).lexically_normal().string();
 }
 
+std::variant<Scenario, InputError> load_run_file_scenario(const RunFile& f,
+                                                          const std::string& run_file) {
+  const std::string path = f.scenario_path();
+  auto loaded = load_scenario(path);
+  if (auto* e = std::get_if<InputError>(&loaded); e && e->line == 0)
+    return InputError{run_file, "/scenario", f.scenario_line, f.scenario_column,
+                      fmt::format("the scenario {}: {}", path, e->message)};
+  return loaded;
+}
+
 RunFile make_run_file(const Scenario& sc, const RunResult& r, const std::string& tool_version) {
   RunFile f;
   f.tool_version = tool_version;

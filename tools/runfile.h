@@ -59,6 +59,12 @@ std::string run_file_json(const RunFile& f);
 std::variant<RunFile, InputError> read_run_file(const std::string& path);
 // The same from text already read; `path` names it in errors.
 std::variant<RunFile, InputError> parse_run_file(const std::string& path, const std::string& text);
+// Loads the scenario run file `f` (read from `run_file`) names. A scenario that cannot be read at
+// all is reported at the run file's "scenario" key (it is the run file that points there); other
+// problems are the scenario's own errors.
+std::variant<Scenario, InputError> load_run_file_scenario(const RunFile& f,
+                                                          const std::string& run_file);
+
 // Writes `f` to `<dir>/<name>.run.json` (creating `dir`); returns that path, or an error that
 // says why (strerror), also when the file would exceed what read_run_file accepts.
 std::variant<std::string, InputError> write_run_file(const RunFile& f, const std::string& dir);
