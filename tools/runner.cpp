@@ -492,9 +492,9 @@ void RunInstance::watch_events(const Expectations& ex) {
         case EventRef::Kind::kHelper: {
           const std::string* h = str_field(r, "helper");
           match = r.event == "bpf_helper" && h && *h == ref.helper && prog_ok &&
-                  (!ref.ret || (r.field("ret") && std::holds_alternative<std::int64_t>(
-                                                      *r.field("ret")) &&
-                                 r.int_field("ret", 0) == *ref.ret));
+                  (!ref.ret ||
+                   (r.field("ret") && std::holds_alternative<std::int64_t>(*r.field("ret")) &&
+                    r.int_field("ret", 0) == *ref.ret));
           break;
         }
       }

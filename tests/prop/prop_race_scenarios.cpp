@@ -168,6 +168,14 @@ std::string shrink_report(const RaceScenario& s, const tools::RunOptions& opts,
   return out;
 }
 
+// The options of a property's run: no trace kept (the digest is still computed).
+tools::RunOptions untraced() {
+  tools::RunOptions o;
+  o.keep_trace = false;
+  o.full_trace = false;
+  return o;
+}
+
 // Counterexamples print as the scenario file they are (runnable with `bpftsim run`).
 void showValue(const RaceScenario& s, std::ostream& os) {
   os << s.race << " with ranges:\n" << s.doc.dump(1);
@@ -181,9 +189,7 @@ TEST_CASE("generated race scenarios with ranges: no finding on the profile with 
   rc::prop("unscripted schedules of the seed bugs' actors are clean once fixed", [] {
     const RaceScenario s = *gen_race_scenario(true);
     const tools::Scenario sc = parse(s);
-    tools::RunOptions o;
-    o.keep_trace = false;
-    o.full_trace = false;
+    const tools::RunOptions o = untraced();
     const tools::RunResult r = run(sc, o);
     RC_LOG() << describe(r);
     RC_TAG(s.race);
@@ -203,9 +209,7 @@ TEST_CASE("generated race scenarios with ranges: only the seed's races on the se
   rc::prop("findings are use_after_free/leak/deadlock/wild_pointer; replay reproduces", [] {
     const RaceScenario s = *gen_race_scenario(false);
     const tools::Scenario sc = parse(s);
-    tools::RunOptions o;
-    o.keep_trace = false;
-    o.full_trace = false;
+    const tools::RunOptions o = untraced();
     const tools::RunResult r = run(sc, o);
     RC_LOG() << describe(r);
     RC_CLASSIFY(r.findings.empty(), "no finding");
