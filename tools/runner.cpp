@@ -208,7 +208,7 @@ sim::Co<void> RunInstance::exec(sim::Context& c, std::size_t i) {
       if (ret == 0 && a.expect_value && value != *a.expect_value)
         fail(a.cpu, fmt::format("{} t={} cpu {}: {} read {}, expected {}", a.pointer, a.at_ns,
                                 a.cpu, a.describe(), hex(value), hex(*a.expect_value)));
-      if (ret != 0 && a.expect_value && !a.expect_ret)
+      if (ret != 0 && a.expect_value && !a.expect_ret && !a.expect_ret_match)
         fail(a.cpu, fmt::format("{} t={} cpu {}: {} returned {}, expected a value", a.pointer,
                                 a.at_ns, a.cpu, a.describe(), ret_text(ret)));
       break;
@@ -275,6 +275,10 @@ sim::Co<void> RunInstance::exec(sim::Context& c, std::size_t i) {
                                 {"action", action_kind_name(a.kind)},
                                 {"ret", ret}});
   }
+  if (a.expect_ret_match && !a.expect_ret_match->holds(static_cast<std::uint64_t>(ret), 8,
+                                                       model::GlobalVar::Sign::kSigned))
+    fail(a.cpu, fmt::format("{} t={} cpu {}: {} returned {}, expected {}", a.pointer, a.at_ns,
+                            a.cpu, a.describe(), ret_text(ret), a.expect_ret_match->text()));
   if (a.expect_ret && *a.expect_ret != ret)
     fail(a.cpu, fmt::format("{} t={} cpu {}: {} returned {}, expected {}", a.pointer, a.at_ns,
                             a.cpu, a.describe(), ret_text(ret), ret_text(*a.expect_ret)));

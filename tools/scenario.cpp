@@ -371,8 +371,15 @@ class Parser {
               fmt::format("cpu {} does not exist: the scenario has {} CPU(s)", a.cpu, sc.cpus));
       }
       if (j.contains("process")) a.process = j["process"].get<std::string>();
-      if (j.contains("expect_ret"))
-        a.expect_ret = as_i64(j["expect_ret"], child(ptr, "expect_ret"));
+      if (j.contains("expect_ret")) {
+        const Json& want = j["expect_ret"];
+        if (want.is_number_integer()) {
+          a.expect_ret = as_i64(want, child(ptr, "expect_ret"));
+        } else {
+          a.expect_ret_match = parse_value(want, child(ptr, "expect_ret"), 8,
+                                           model::GlobalVar::Sign::kSigned, "a return value");
+        }
+      }
       parse_action(j, ptr, a);
       sc.timeline.push_back(std::move(a));
     }

@@ -92,6 +92,8 @@ struct Action {
   std::optional<std::vector<std::uint8_t>> expect_value;  // map_lookup
   std::string path;                                       // pin, unpin, obj_get
   std::optional<std::int64_t> expect_ret;
+  // expect_ret written as "!=N", ">=N", "<=N" or {"in": [N, ...]} (e.g. {"in": [0, -35]}).
+  std::optional<ValueExpect> expect_ret_match;
 
   // "map_update t.array" / "exit" / "run_fentry bpf_fentry_test1", for messages and task names.
   std::string describe() const;

@@ -78,3 +78,34 @@ TEST_CASE("a comment may stand in every section of a scenario, and changes nothi
   CHECK(with.out.substr(with.out.find("digest ")) ==
         without.out.substr(without.out.find("digest ")));
 }
+
+TEST_CASE("expect_ret takes a set or a comparison: {\"in\": [0, -35]}, \"!=0\", \">=0\"", "[cli]") {
+  TempDir dir;
+  const std::string obj =
+      std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/progs/race_cancel_free.bpf.c";
+  auto scenario = [&](const std::string& want) {
+    return R"({"name": "ret", "description": "d", "cpus": 1,
+ "objects": [{"name": "t", "path": ")" +
+           obj + R"("}],
+ "timeline": [{"at_ns": 0, "action": "run", "prog": "t.setup", "expect_ret": )" +
+           want +
+           R"(}],
+ "expect": {"findings": {"allow_other_findings": true}}})";
+  };
+  // setup returns 0.
+  for (const char* ok : {R"({"in": [0, -35]})", R"("!=1")", R"(">=0")", R"("<=0")", R"("0")"}) {
+    dir.file("ok.json", scenario(ok));
+    const Cmd c = run_tool("run ok.json", dir.path);
+    INFO(ok << "\n" << c.out);
+    CHECK(c.code == 0);
+  }
+  for (const char* bad : {R"({"in": [-35, 1]})", R"("!=0")", R"(">=1")"}) {
+    dir.file("bad.json", scenario(bad));
+    const Cmd c = run_tool("run bad.json", dir.path);
+    INFO(bad << "\n" << c.out);
+    CHECK(c.code == 1);
+    CHECK_THAT(c.out, Catch::Contains("/timeline/0 t=0 cpu 0: run t.setup returned 0, expected"));
+  }
+  dir.file("in.json", scenario(R"({"in": [-35, 1]})"));
+  CHECK_THAT(run_tool("run in.json", dir.path).out, Catch::Contains("expected in [-35,1]"));
+}
