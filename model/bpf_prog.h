@@ -30,6 +30,9 @@ struct ProgRun {
   Kernel& k;
   sim::Context& ctx;
   BpfProg& prog;
+  // When the helper being called was entered (set by the bytecode dispatcher; -1: unknown), so
+  // that its "bpf_helper" record carries its duration (a slice in the Perfetto rendering).
+  sim::TimeNs call_ns = -1;
 };
 
 class BpfProg {

@@ -12,8 +12,20 @@
 namespace bpftsim::model::helpers {
 
 namespace {
+// The helper's record: its result, and how long it ran when the dispatcher knows (dur_ns).
+void trace_helper(ProgRun& r, const char* name, sim::TraceValue ret) {
+  sim::TraceRecord rec{r.k.sim.now(),
+                       r.ctx.cpu(),
+                       r.ctx.id(),
+                       "bpf_helper",
+                       {{"prog", r.prog.id}, {"helper", name}}};
+  rec.fields.push_back({"ret", std::int64_t{0}});
+  rec.fields.back().value = std::move(ret);
+  if (r.call_ns >= 0) rec.fields.emplace_back("dur_ns", r.k.sim.now() - r.call_ns);
+  r.k.sim.trace().emit(std::move(rec));
+}
 void trace_ret(ProgRun& r, const char* name, std::int64_t ret) {
-  r.ctx.trace("bpf_helper", {{"prog", r.prog.id}, {"helper", name}, {"ret", ret}});
+  trace_helper(r, name, ret);
 }
 }  // namespace
 
@@ -35,8 +47,7 @@ sim::Co<std::uint64_t> map_lookup(ProgRun& r, BpfMap& map, const std::vector<std
   if (elem.empty()) {
     trace_ret(r, "bpf_map_lookup_elem", static_cast<std::int64_t>(v));
   } else {
-    r.ctx.trace("bpf_helper",
-                {{"prog", r.prog.id}, {"helper", "bpf_map_lookup_elem"}, {"ret", "&" + elem}});
+    trace_helper(r, "bpf_map_lookup_elem", "&" + elem);
   }
   co_return v;
 }
@@ -356,6 +367,7 @@ std::string helper_name(std::int32_t id) {
 
 sim::Co<HelperOutcome> dispatch(ProgRun& r, std::int32_t id, Args a, SubprogRunner& runner) {
   HelperOutcome out = kAborted;
+  r.call_ns = r.k.sim.now();
   if (const HelperProto* proto = proto_of(id)) {
     out = co_await proto->handler(r, id, a, runner);
   } else {

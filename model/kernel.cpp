@@ -47,6 +47,13 @@ Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
     if (f.callback.empty()) f.callback = b.callback;
     if (f.map.empty()) f.map = b.map;
     if (f.key.empty()) f.key = b.key;
+    if (b.code != nullptr && f.source.empty()) {
+      f.pc = static_cast<std::int64_t>(b.pc);
+      if (const SourceLine* l = b.code->source_at(b.pc)) {
+        f.source = fmt::format("{}:{}", l->file, l->line);
+        f.source_text = l->text;
+      }
+    }
   });
 }
 
@@ -194,6 +201,13 @@ sim::Co<std::int64_t> Kernel::run_prog(sim::Context& ctx, BpfProg& prog,
   ctx.trace("bpf_prog_ret", {{"prog", prog.id}, {"ret", r}});
   rcu.read_unlock(ctx);
   co_return r;
+}
+
+void Kernel::note_bpf_pc(const sim::Context& ctx, const ProgSpec* code, std::uint32_t pc) {
+  auto it = bpf_frames_.find(ctx.id());
+  if (it == bpf_frames_.end() || it->second.empty()) return;
+  it->second.back().code = code;
+  it->second.back().pc = pc;
 }
 
 void Kernel::pop_bpf_frame(const sim::Context& ctx) {

@@ -21,6 +21,7 @@
 #include "model/fault_inject.h"
 #include "model/hashtab.h"
 #include "model/hrtimer.h"
+#include "model/libbpf_loader.h"
 #include "model/profile.h"
 #include "model/rcu.h"
 #include "model/slab.h"
@@ -118,11 +119,16 @@ class Kernel {
     std::string callback;
     std::string map;
     std::string key;
+    // The instruction running there: set by the VM at each helper call and at a fault, so that
+    // a finding names its source line (BTF line info). nullptr until then.
+    const ProgSpec* code = nullptr;
+    std::uint32_t pc = 0;
   };
   void push_bpf_frame(const sim::Context& ctx, BpfFrame f) {
     bpf_frames_[ctx.id()].push_back(std::move(f));
   }
   void pop_bpf_frame(const sim::Context& ctx);
+  void note_bpf_pc(const sim::Context& ctx, const ProgSpec* code, std::uint32_t pc);
   // What a pointer into map memory points at, as the user names it: "m[0]" (the value of
   // element 0 of map m), "h[0x0a000000]+8" (8 bytes into a hash element's value); "" if none.
   std::string element_text(std::uint64_t addr) const;

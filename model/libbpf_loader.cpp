@@ -693,6 +693,15 @@ void set_src(BpfInsn* insn, std::uint8_t src) {
   insn->regs = static_cast<std::uint8_t>((insn->regs & 0x0f) | (src << 4));
 }
 
+// Where the instructions of a linked program came from: `count` instructions of section
+// `shndx` from instruction `sec_start` on were copied to pc `base`.
+struct Segment {
+  std::size_t shndx = 0;
+  std::uint64_t sec_start = 0;
+  std::uint64_t count = 0;
+  std::uint32_t base = 0;
+};
+
 class ProgramLinker {
  public:
   ProgramLinker(const ElfImage& elf, const ObjectSpec& spec) : elf_(elf), spec_(spec) {
@@ -712,6 +721,7 @@ class ProgramLinker {
     prog_.section = section;
     appended_.clear();
     helpers_.clear();
+    segments_.clear();
     const std::size_t shndx = elf_.section_index(section);
     if (shndx == 0) fail(fmt::format("{}: section '{}': not found", spec_.path, section));
     const ElfSymbol* entry = nullptr;
@@ -731,6 +741,8 @@ class ProgramLinker {
     prog_.helpers.assign(helpers_.begin(), helpers_.end());
     return std::move(prog_);
   }
+  // The segments of the program link() returned last.
+  const std::vector<Segment>& segments() const { return segments_; }
 
  private:
   // Copies function `fn` of section `shndx` to the end of the program, then resolves its calls
@@ -745,6 +757,7 @@ class ProgramLinker {
       fail(where(sec.name, fn.start, "program too large"));
     const auto base = static_cast<std::uint32_t>(prog_.insns.size());
     if (shndx == elf_.text_shndx()) appended_.emplace(fn.start, base);
+    segments_.push_back({shndx, fn.start, fn.count, base});
     prog_.functions.emplace_back(base, fn.name);
     for (std::uint64_t i = 0; i < fn.count; ++i)
       prog_.insns.push_back(decode_insn(sec.data + (fn.start + i) * 8));
@@ -923,7 +936,105 @@ class ProgramLinker {
   ProgSpec prog_;
   std::map<std::uint64_t, std::uint32_t> appended_;  // .text insn index -> pc in prog_
   std::set<std::int32_t> helpers_;
+  std::vector<Segment> segments_;
 };
+
+// ---------------------------------------------------------------------------------------------
+// BTF line info (.BTF.ext), as the kernel documents the format (Documentation/bpf/btf.rst,
+// "BTF.ext section") and libbpf reads it in btf_ext__new / btf_ext_setup_line_info: a header with
+// the offset and length of the line-info part (after the header); that part is a record size
+// followed by, per ELF section, its name (a .BTF string offset), a record count and the records
+// {byte offset of the instruction in the section, file name, line text, line << 10 | column}.
+// Line info only helps reports: a malformed part is ignored, never an error.
+
+struct RawLine {
+  std::uint64_t insn = 0;  // instruction index in its section
+  SourceLine where;
+};
+using LineTable = std::map<std::string, std::vector<RawLine>>;  // by section name
+
+std::uint32_t read_u32(const std::uint8_t* p) {
+  std::uint32_t v = 0;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+std::string trim(std::string s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  const auto last = s.find_last_not_of(" \t\r\n");
+  return s.substr(first, last - first + 1);
+}
+
+LineTable read_line_info(const ElfImage& elf, const btf* types) {
+  LineTable table;
+  const std::size_t idx = elf.section_index(".BTF.ext");
+  if (idx == 0 || types == nullptr) return table;
+  const ElfSection& sec = elf.sections()[idx];
+  const std::uint8_t* d = sec.data;
+  const std::size_t n = sec.size;
+  constexpr std::size_t kMinHeader = 24;
+  if (d == nullptr || n < kMinHeader) return table;
+  std::uint16_t magic = 0;
+  std::memcpy(&magic, d, 2);
+  const std::uint32_t hdr_len = read_u32(d + 4);
+  if (magic != 0xeB9F || hdr_len < kMinHeader || hdr_len > n) return table;
+  const std::uint64_t off = std::uint64_t{hdr_len} + read_u32(d + 16);
+  const std::uint64_t len = read_u32(d + 20);
+  if (len < 4 || off + len > n) return table;
+  const std::uint8_t* p = d + off;
+  const std::uint8_t* end = p + len;
+  const std::uint32_t rec_size = read_u32(p);
+  p += 4;
+  if (rec_size < 16 || rec_size > 1024) return table;
+  auto str = [&](std::uint32_t o) {
+    const char* s = btf__name_by_offset(types, o);
+    return s != nullptr ? std::string(s) : std::string();
+  };
+  while (end - p >= 8) {
+    const std::string name = str(read_u32(p));
+    const std::uint32_t count = read_u32(p + 4);
+    p += 8;
+    if (count == 0 || static_cast<std::uint64_t>(end - p) / rec_size < count) break;
+    std::vector<RawLine>& lines = table[name];
+    for (std::uint32_t i = 0; i < count; ++i, p += rec_size) {
+      const std::uint32_t insn_off = read_u32(p);
+      if (insn_off % 8 != 0) continue;
+      RawLine l;
+      l.insn = insn_off / 8;
+      std::string file = str(read_u32(p + 4));
+      const auto slash = file.rfind('/');
+      l.where.file = slash == std::string::npos ? file : file.substr(slash + 1);
+      l.where.text = trim(str(read_u32(p + 8)));
+      const std::uint32_t line_col = read_u32(p + 12);
+      l.where.line = line_col >> 10;
+      l.where.col = line_col & 0x3ff;
+      lines.push_back(std::move(l));
+    }
+    std::stable_sort(lines.begin(), lines.end(),
+                     [](const RawLine& a, const RawLine& b) { return a.insn < b.insn; });
+  }
+  return table;
+}
+
+// The line records of the sections a program's instructions came from, moved to their pcs.
+std::vector<SourceLine> program_lines(const ElfImage& elf, const LineTable& table,
+                                      const std::vector<Segment>& segments) {
+  std::vector<SourceLine> out;
+  for (const Segment& seg : segments) {
+    auto it = table.find(elf.sections()[seg.shndx].name);
+    if (it == table.end()) continue;
+    for (const RawLine& l : it->second) {
+      if (l.insn < seg.sec_start || l.insn >= seg.sec_start + seg.count) continue;
+      SourceLine s = l.where;
+      s.pc = static_cast<std::uint32_t>(seg.base + (l.insn - seg.sec_start));
+      out.push_back(std::move(s));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const SourceLine& a, const SourceLine& b) { return a.pc < b.pc; });
+  return out;
+}
 
 std::string read_license(const ElfImage& elf) {
   const std::size_t idx = elf.section_index("license");
@@ -962,11 +1073,13 @@ ObjectSpec load(const std::string& path) {
   }
 
   ProgramLinker linker(elf, spec);
+  const LineTable lines = read_line_info(elf, bpf_object__btf(obj.get()));
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, obj.get()) {
     const std::string name = bpf_program__name(prog);
     const std::string section = bpf_program__section_name(prog);
     ProgSpec linked = linker.link(name, section);
+    linked.lines = program_lines(elf, lines, linker.segments());
     const std::uint32_t entry_len = linked.functions.size() > 1
                                         ? linked.functions[1].first
                                         : static_cast<std::uint32_t>(linked.insns.size());
@@ -990,6 +1103,18 @@ const ProgSpec* ObjectSpec::find_prog(const std::string& name) const {
   for (const ProgSpec& p : progs)
     if (p.name == name) return &p;
   return nullptr;
+}
+
+const SourceLine* ProgSpec::source_at(std::uint32_t pc) const {
+  auto it = std::upper_bound(lines.begin(), lines.end(), pc,
+                             [](std::uint32_t p, const SourceLine& l) { return p < l.pc; });
+  if (it == lines.begin()) return nullptr;
+  const SourceLine* line = &*std::prev(it);
+  // The record must belong to pc's own function.
+  auto fn = std::upper_bound(functions.begin(), functions.end(), pc,
+                             [](std::uint32_t p, const auto& f) { return p < f.first; });
+  if (fn != functions.begin() && line->pc < std::prev(fn)->first) return nullptr;
+  return line;
 }
 
 const GlobalVar* ObjectSpec::find_global(const std::string& name, std::uint32_t* map_idx) const {

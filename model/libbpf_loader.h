@@ -75,6 +75,16 @@ struct LdImm64Reloc {
   std::uint32_t target_pc = 0;  // kFunc
 };
 
+// One record of BTF line info (.BTF.ext): the source line that instructions from `pc` on (up to
+// the next record) were compiled from.
+struct SourceLine {
+  std::uint32_t pc = 0;
+  std::string file;  // the file's base name ("race.bpf.c"): paths differ between checkouts
+  std::uint32_t line = 0;
+  std::uint32_t col = 0;
+  std::string text;  // the line's text as clang recorded it, trimmed
+};
+
 struct ProgSpec {
   std::string name;     // function name of the entry point
   std::string section;  // ELF section, e.g. "fentry/bpf_fentry_test1", "syscall", "tc"
@@ -87,6 +97,11 @@ struct ProgSpec {
   std::vector<std::int32_t> helpers;     // helper ids called, sorted, unique
   // Subprogram entry points inside `insns`: (pc, function name), sorted by pc; [0] is the entry.
   std::vector<std::pair<std::uint32_t, std::string>> functions;
+  // BTF line info mapped onto `insns`, sorted by pc (empty when the object has no .BTF.ext).
+  std::vector<SourceLine> lines;
+  // The source line of instruction `pc` (the last record at or before it, within pc's
+  // function), or nullptr.
+  const SourceLine* source_at(std::uint32_t pc) const;
 };
 
 struct ObjectSpec {

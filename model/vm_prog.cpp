@@ -88,6 +88,7 @@ void VmProg::release(Exec& ex) {
 
 void VmProg::report_fault(sim::Context& ctx, const Exec& ex) {
   const Fault& f = ex.vm.fault();
+  k.note_bpf_pc(ctx, &spec_, f.pc);
   const std::string func = function_at(f.pc);
   ctx.trace("bpf_prog_fault",
             {{"prog", id}, {"pc", f.pc}, {"kind", fault_kind_name(f.kind)}, {"func", func}});
@@ -126,6 +127,7 @@ sim::Co<HelperOutcome> VmProg::drive(sim::Context& ctx, Exec& ex) {
     const std::int32_t helper = ex.vm.helper_id();
     const std::array<std::uint64_t, 5> args{ex.vm.arg(1), ex.vm.arg(2), ex.vm.arg(3), ex.vm.arg(4),
                                             ex.vm.arg(5)};
+    k.note_bpf_pc(ctx, &spec_, ex.vm.pc());
     const HelperOutcome out = co_await helpers::dispatch(r, helper, args, ex);
     if (out.aborted) co_return kAborted;
     ex.vm.complete_helper(out.r0);

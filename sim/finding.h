@@ -62,6 +62,11 @@ struct Finding {
   std::string callback;
   std::string map;
   std::string key;
+  // The BPF instruction running there (its index in the program, -1: none) and, from the
+  // object's BTF line info, its source line ("race.bpf.c:42") and that line's text.
+  std::int64_t pc = -1;
+  std::string source;
+  std::string source_text;
 };
 
 }  // namespace bpftsim::sim

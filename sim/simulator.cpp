@@ -274,6 +274,8 @@ void Simulator::report(Finding f, bool stop) {
        {std::pair{"program", &f.program}, std::pair{"callback", &f.callback},
         std::pair{"map", &f.map}, std::pair{"key", &f.key}})
     if (!value->empty()) r.fields.emplace_back(key, *value);
+  if (f.pc >= 0) r.fields.emplace_back("pc", f.pc);
+  if (!f.source.empty()) r.fields.emplace_back("source", f.source);
   for (std::size_t i = 0; i < f.details.size(); ++i)
     r.fields.emplace_back(fmt::format("detail{}", i), f.details[i]);
   trace_.emit(std::move(r));

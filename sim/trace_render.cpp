@@ -208,6 +208,34 @@ class PerfettoWriter {
         t.name = t.pid == global_pid_ ? "global" : fmt::format("cpu {} (no context)", t.pid - 1);
     }
     pair_flows();
+    place_helpers();
+  }
+
+  // A helper call's record comes at its end and says how long it ran (dur_ns): its slice is
+  // written just before the first record (of any context) later than the call's beginning, so
+  // the file stays in time order and the slice encloses what the helper did. Its args name the
+  // helper's record.
+  void place_helpers() {
+    for (std::size_t i = 0; i < recs_.size(); ++i) {
+      const TraceRecord& r = recs_[i];
+      if (r.ctx == 0 || r.event != "bpf_helper") continue;
+      const TraceValue* dur = r.field("dur_ns");
+      const TraceValue* name = r.field("helper");
+      if (!dur || !name || !std::holds_alternative<std::int64_t>(*dur)) continue;
+      const std::int64_t begin_ns =
+          r.t_ns - std::max<std::int64_t>(0, std::get<std::int64_t>(*dur));
+      auto at =
+          std::upper_bound(recs_.begin(), recs_.begin() + static_cast<std::ptrdiff_t>(i), begin_ns,
+                           [](std::int64_t t, const TraceRecord& x) { return t < x.t_ns; });
+      const auto j = static_cast<std::size_t>(at - recs_.begin());
+      helper_begins_[j].push_back(HelperBegin{value_text(*name), begin_ns, i, r.cpu, r.ctx});
+    }
+    // Several beginning before one record: the outer (earlier, or ending later) first.
+    for (auto& [j, v] : helper_begins_)
+      std::sort(v.begin(), v.end(), [](const HelperBegin& a, const HelperBegin& b) {
+        if (a.begin_ns != b.begin_ns) return a.begin_ns < b.begin_ns;
+        return a.end_rec > b.end_rec;
+      });
   }
 
   // A context's track lives in the process of the CPU of its first record.
@@ -311,12 +339,12 @@ class PerfettoWriter {
     t.open.pop_back();
   }
 
-  // Closes the innermost open slice called `name`; slices opened after it are closed first and
-  // reopened at the same instant, so every track stays properly nested.
-  void end_named(Track& t, const std::string& name, std::int64_t t_ns, std::size_t rec) {
+  // Closes the innermost open slice of category `cat` called `name`; slices opened after it are
+  // closed first and reopened at the same instant, so every track stays properly nested.
+  void end_named(Track& t, const std::string& name, const char* cat, std::int64_t t_ns,
+                 std::size_t rec) {
     std::size_t k = t.open.size();
-    while (k > 0 &&
-           !(std::string_view(t.open[k - 1].cat) == kSliceCat && t.open[k - 1].name == name))
+    while (k > 0 && !(std::string_view(t.open[k - 1].cat) == cat && t.open[k - 1].name == name))
       --k;
     if (k == 0) return;
     std::vector<Open> above(t.open.begin() + static_cast<std::ptrdiff_t>(k), t.open.end());
@@ -366,6 +394,9 @@ class PerfettoWriter {
 
   void write_record(std::size_t i) {
     const TraceRecord& r = recs_[i];
+    if (auto it = helper_begins_.find(i); it != helper_begins_.end())
+      for (const HelperBegin& h : it->second)
+        begin(track_for(h.cpu, h.ctx), h.name, kHelperCat, h.begin_ns, h.end_rec);
     Track& t = track_for(r.cpu, r.ctx);
     if (r.ctx != 0 && r.event == "ctx_begin" && !t.alive) {
       const TraceValue* name = r.field("name");
@@ -378,12 +409,25 @@ class PerfettoWriter {
     instant(r, t, i);
     if (auto it = flow_out_.find(i); it != flow_out_.end()) flow('s', it->second, t, r.t_ns);
     counters(r);
-    if (const TraceValue* se = r.field("slice_end")) end_named(t, value_text(*se), r.t_ns, i);
+    if (r.ctx != 0 && r.event == "bpf_helper" && r.field("dur_ns") != nullptr)
+      if (const TraceValue* h = r.field("helper"))
+        end_named(t, value_text(*h), kHelperCat, r.t_ns, i);
+    if (const TraceValue* se = r.field("slice_end"))
+      end_named(t, value_text(*se), kSliceCat, r.t_ns, i);
     if (r.ctx != 0 && r.event == "ctx_end") close_all(t, r.t_ns);
   }
 
   static constexpr const char* kCtxCat = "ctx";
   static constexpr const char* kSliceCat = "slice";
+  static constexpr const char* kHelperCat = "helper";
+  struct HelperBegin {
+    std::string name;
+    std::int64_t begin_ns;
+    std::size_t end_rec;  // the helper's own record
+    int cpu;
+    std::uint32_t ctx;
+  };
+  std::map<std::size_t, std::vector<HelperBegin>> helper_begins_;  // by the record it precedes
 
   const std::vector<TraceRecord>& recs_;
   std::ostream& out_;

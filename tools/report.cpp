@@ -74,6 +74,18 @@ std::string finding_place(const sim::Finding& f) {
   }
   if (!where.empty()) s += " (" + where + ")";
   if (!f.site.empty()) s += fmt::format(" in {}", f.site);
+  if (!f.source.empty()) {
+    s += fmt::format(", at {}", f.source);
+    if (f.pc >= 0) s += fmt::format(" (insn {})", f.pc);
+    if (!f.source_text.empty()) {
+      constexpr std::size_t kMax = 100;
+      std::string text = f.source_text.substr(0, kMax);
+      if (f.source_text.size() > kMax) text += "...";
+      s += fmt::format(": {}", text);
+    }
+  } else if (f.pc >= 0) {
+    s += fmt::format(", at insn {}", f.pc);
+  }
   return s;
 }
 

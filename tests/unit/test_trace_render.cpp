@@ -80,6 +80,7 @@ struct PerfettoSummary {
   std::size_t instants = 0;
   std::size_t flows = 0;  // complete s/f pairs
   std::set<std::string> slice_names;
+  std::size_t helper_slices = 0;
   std::set<std::string> counters;
 };
 
@@ -175,13 +176,27 @@ std::vector<std::string> check_perfetto(const std::string& text,
         (std::stoll(m[2].str()) * 1000 + std::stoll(m[3].str())) * (m[1].str().empty() ? 1 : -1);
     if (ns < last_ns) fail(line, "ts goes backwards in file order");
     last_ns = ns;
-    if (!record_times.count(ns) && ns != t_max) fail(line, "ts is no record's time");
     const json* rec = e.contains("args") && e["args"].contains("rec") ? &e["args"]["rec"] : nullptr;
     if (rec && (!rec->is_number_unsigned() || *rec >= recs.size())) {
       fail(line, "args.rec is not a record index");
       rec = nullptr;
     }
-    if (rec && recs[rec->get<std::size_t>()].t_ns != ns) fail(line, "ts != t_ns / 1000");
+    if (ph == "X" && e.value("cat", "") == "helper") {
+      // A helper call's slice: it begins dur_ns before its record (which ends it), and is named
+      // after the helper.
+      const TraceRecord* r = rec ? &recs[rec->get<std::size_t>()] : nullptr;
+      if (!r || r->event != "bpf_helper" || !r->field("dur_ns")) {
+        fail(line, "helper slice without its bpf_helper record");
+      } else {
+        if (ns != r->t_ns - r->int_field("dur_ns")) fail(line, "helper slice ts != t_ns - dur_ns");
+        const sim::TraceValue* h = r->field("helper");
+        if (!h || !std::holds_alternative<std::string>(*h) || std::get<std::string>(*h) != name)
+          fail(line, "helper slice not named after its helper");
+      }
+    } else {
+      if (!record_times.count(ns) && ns != t_max) fail(line, "ts is no record's time");
+      if (rec && recs[rec->get<std::size_t>()].t_ns != ns) fail(line, "ts != t_ns / 1000");
+    }
     auto& stack = stacks[{pid, tid}];
 
     if (ph == "i") {
@@ -215,6 +230,7 @@ std::vector<std::string> check_perfetto(const std::string& text,
       if (!rec) fail(line, "X without its record");
       stack.push_back(Slice{name, ns, end});
       if (summary) summary->slice_names.insert(name);
+      if (summary && e.value("cat", "") == "helper") ++summary->helper_slices;
     } else if (ph == "s" || ph == "f") {
       if (!e.contains("id") || !e["id"].is_number_integer()) {
         fail(line, "flow without integer id");
@@ -343,6 +359,13 @@ TEST_CASE("Perfetto JSON of a real run satisfies the trace-event format rules", 
   CHECK(has_prefix("hrtimer "));
   CHECK(has_prefix("bpf_timer_cb "));
   CHECK(has_prefix("bpf_timer_lock#"));
+  // Every helper call is a slice on its context's track, named after the helper.
+  std::size_t helper_calls = 0;
+  for (const auto& r : recs)
+    helper_calls += r.event == "bpf_helper" && r.field("dur_ns") ? 1 : 0;
+  CHECK(helper_calls > 5);
+  CHECK(s.helper_slices == helper_calls);
+  CHECK(s.slice_names.count("bpf_timer_cancel"));
   CHECK(s.counters.count("armed_timers"));
   CHECK(std::any_of(s.counters.begin(), s.counters.end(),
                     [](const std::string& c) { return c.find(".refcnt") != std::string::npos; }));
