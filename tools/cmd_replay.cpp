@@ -50,7 +50,7 @@ int replay(const ReplayArgs& args) {
     std::fprintf(stderr, "bpftsim replay: %s\n", err->c_str());
     return kExitBadInput;
   }
-  const std::string path = f.scenario_path();
+  const std::string path = f.scenario_path(args.run_file);
   auto loaded = load_run_file_scenario(f, args.run_file);
   if (auto* e = std::get_if<InputError>(&loaded)) {
     std::fprintf(stderr, "bpftsim replay: %s\n", e->text().c_str());

@@ -37,7 +37,7 @@ int shrink_cmd(const ShrinkArgs& args) {
     std::fprintf(stderr, "bpftsim shrink: %s\n", err->c_str());
     return kExitBadInput;
   }
-  const std::string path = f.scenario_path();
+  const std::string path = f.scenario_path(args.run_file);
   auto loaded = load_run_file_scenario(f, args.run_file);
   if (auto* e = std::get_if<InputError>(&loaded)) {
     std::fprintf(stderr, "bpftsim shrink: %s\n", e->text().c_str());

@@ -43,15 +43,19 @@ std::optional<std::uint64_t> parse_hex64(std::string s) {
 }
 }  // namespace
 
-std::string RunFile::scenario_path() const {
+std::string RunFile::scenario_path(const std::string& run_file) const {
   const std::filesystem::path p(scenario);
-  if (p.is_absolute() || cwd.empty()) return scenario;
-  return (std::filesystem::path(cwd) / p).lexically_normal().string();
+  if (p.is_absolute()) return scenario;
+  if (!cwd.empty()) return (std::filesystem::path(cwd) / p).lexically_normal().string();
+  // No cwd (a run file kept next to its scenario, as traces/replay/ does): relative to the run
+  // file's own directory.
+  if (run_file.empty()) return scenario;
+  return (std::filesystem::path(run_file).parent_path() / p).lexically_normal().string();
 }
 
 std::variant<Scenario, InputError> load_run_file_scenario(const RunFile& f,
                                                           const std::string& run_file) {
-  const std::string path = f.scenario_path();
+  const std::string path = f.scenario_path(run_file);
   auto loaded = load_scenario(path);
   if (auto* e = std::get_if<InputError>(&loaded); e && e->line == 0)
     return InputError{run_file, "/scenario", f.scenario_line, f.scenario_column,

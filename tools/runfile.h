@@ -46,8 +46,9 @@ struct RunFile {
   int scenario_line = 0, scenario_column = 0;
   int decisions_line = 0, decisions_column = 0;
 
-  // The scenario path to open: `scenario` if absolute, else relative to `cwd`.
-  std::string scenario_path() const;
+  // Where `scenario` is: as written when absolute, else relative to `cwd`, else (no cwd) to the
+  // directory of the run file `run_file`.
+  std::string scenario_path(const std::string& run_file = {}) const;
 };
 
 RunFile make_run_file(const Scenario& sc, const RunResult& r, const std::string& tool_version);

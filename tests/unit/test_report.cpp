@@ -179,3 +179,31 @@ TEST_CASE("report: in Perfetto the finding sits on its context's track, helpers 
   CHECK(findings == 1);
   CHECK(helper_slices >= 8);
 }
+
+TEST_CASE("traces/replay: every known race's run file replays it exactly, from any directory",
+          "[report][replay-files]") {
+  TempDir dir;
+  const fs::path replays = fs::path(BPFTSIM_SOURCE_DIR) / "traces" / "replay";
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(replays))
+    if (e.path().string().ends_with(".run.json")) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  // One per unscripted race of scenarios/explore/.
+  std::size_t races = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(BPFTSIM_SOURCE_DIR) / "scenarios/explore"))
+    races += e.path().extension() == ".json" ? 1 : 0;
+  CHECK(files.size() == races);
+  for (const auto& f : files) {
+    INFO(f.string() << " (after a change of the traces, regenerate with tools/update-replays.sh)");
+    const json rf = json::parse(read_file(f));
+    CHECK(rf["outcome"].get<std::string>() != "pass");
+    const Cmd c = run_tool("replay " + f.string(), dir.path);
+    INFO(c.out);
+    CHECK(c.code == 0);
+    CHECK(c.out.find("reproduced: the trace digest matches the recorded run") != std::string::npos);
+    // The recorded outcome ("deadlock", "use_after_free@site", or a failed expectation's
+    // pointer) shows in the replayed run's failure report.
+    const std::string outcome = rf["outcome"];
+    CHECK(c.out.find(outcome.substr(0, outcome.find('@'))) != std::string::npos);
+  }
+}
