@@ -32,6 +32,7 @@ HashMap::HashMap(Kernel& kernel, MapDef d, ObjId o, std::uint32_t map_id)
       lru_(def.type == kBpfMapTypeLruHash),
       of_maps_(def.type == kBpfMapTypeHashOfMaps) {
   value_off_ = round_up8(def.key_size);
+  map_locked_.assign(static_cast<std::size_t>(k.sim.ncpus()) * kMapLockSlots, 0);
   const std::uint32_t stride = value_off_ + round_up8(def.value_size);
   buckets_.resize(roundup_pow_of_two(std::max<std::uint32_t>(def.max_entries, 1)));
   for (std::size_t i = 0; i < buckets_.size(); ++i) {
@@ -78,6 +79,35 @@ void HashMap::unlink(Bucket& b, std::uint32_t e) {
 
 void HashMap::copy_value(std::uint32_t e, const std::uint8_t* value) {
   copy_map_value(def, value_ptr(e), value, k.profile.copy_skips_lock_and_timer);
+}
+
+// htab_lock_bucket (v5.15): before taking a bucket's lock, a context raises its CPU's counter for
+// the bucket's lock slot (hash & HASHTAB_MAP_LOCK_MASK, 8 slots); a context that finds the counter
+// raised already is nested on a CPU that is inside a bucket of the same slot (an NMI program, a
+// tracing program under the lock) and returns -EBUSY instead of spinning on a lock its own CPU may
+// hold. Two buckets share a slot (so the guard can refuse where no deadlock was possible); with
+// fewer than 8 buckets, two keys of one bucket can have different slots, and then a nested context
+// spins on its own CPU's lock as in the kernel of that era.
+sim::Co<int> HashMap::lock_bucket(sim::Context& ctx, Bucket& b, std::uint32_t hash) {
+  std::uint8_t& locked = map_locked_[static_cast<std::size_t>(ctx.cpu()) * kMapLockSlots +
+                                     (hash & (kMapLockSlots - 1))];
+  if (locked != 0) {
+    ctx.trace("htab_lock_busy", {{"map", id}, {"slot", hash & (kMapLockSlots - 1)}});
+    co_await ctx.step(k.cost.lock_ns);
+    co_return -kEBUSY;
+  }
+  ++locked;
+  co_await spin_lock_irqsave(k, ctx, b.lock);
+  co_return 0;
+}
+
+sim::Co<void> HashMap::unlock_bucket(sim::Context& ctx, Bucket& b, std::uint32_t hash) {
+  co_await spin_unlock_irqrestore(k, ctx, b.lock);
+  std::uint8_t& locked = map_locked_[static_cast<std::size_t>(ctx.cpu()) * kMapLockSlots +
+                                     (hash & (kMapLockSlots - 1))];
+  SIM_ASSERT(locked > 0, "map {} slot {} of cpu {} unlocked while not locked", id,
+             hash & (kMapLockSlots - 1), ctx.cpu());
+  --locked;
 }
 
 sim::Co<std::uint64_t> HashMap::lookup_elem(sim::Context& ctx, const std::uint8_t* key) {
@@ -160,6 +190,7 @@ sim::Co<void> HashMap::free_elem(sim::Context& ctx, std::uint32_t e) {
 // the lock, another one may have deleted it (it then goes to the freelist, not to us) and even
 // reused it for a key of another bucket. Then the choice is made again.
 sim::Co<std::optional<std::uint32_t>> HashMap::lru_pop(sim::Context& ctx) {
+  std::vector<bool> busy(elems_.size(), false);  // nodes whose bucket slot this CPU is inside
   while (true) {
     if (!freelist_.empty()) {
       const std::uint32_t e = freelist_.back();
@@ -169,11 +200,18 @@ sim::Co<std::optional<std::uint32_t>> HashMap::lru_pop(sim::Context& ctx) {
     }
     std::optional<std::uint32_t> victim;
     for (std::uint32_t e = 0; e < elems_.size(); ++e)
-      if (elems_[e].linked && (!victim || elems_[e].lru_stamp < elems_[*victim].lru_stamp))
+      if (elems_[e].linked && !(e < busy.size() && busy[e]) &&
+          (!victim || elems_[e].lru_stamp < elems_[*victim].lru_stamp))
         victim = e;
     if (!victim) co_return std::nullopt;
-    Bucket& b = bucket_of(elems_[*victim].hash);
-    co_await spin_lock_irqsave(k, ctx, b.lock);
+    const std::uint32_t hash = elems_[*victim].hash;
+    Bucket& b = bucket_of(hash);
+    // htab_lru_map_delete_node: a node whose bucket cannot be locked (-EBUSY) is skipped.
+    if (co_await lock_bucket(ctx, b, hash) != 0) {
+      if (*victim >= busy.size()) busy.resize(*victim + 1, false);
+      busy[*victim] = true;
+      continue;
+    }
     const bool still_there = elems_[*victim].linked &&
                              std::find(b.elems.begin(), b.elems.end(), *victim) != b.elems.end();
     if (still_there) {
@@ -181,7 +219,7 @@ sim::Co<std::optional<std::uint32_t>> HashMap::lru_pop(sim::Context& ctx) {
       ctx.trace("lru_evict", {{"map", id}, {"elem", *victim}});
       co_await free_timer(ctx, *victim);
     }
-    co_await spin_unlock_irqrestore(k, ctx, b.lock);
+    co_await unlock_bucket(ctx, b, hash);
     if (still_there) co_return victim;
   }
 }
@@ -219,7 +257,13 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
     if (!lru_new) co_return -kENOMEM;
     std::memcpy(key_ptr(*lru_new), key, def.key_size);
   }
-  co_await spin_lock_irqsave(k, ctx, b.lock);
+  if (const int busy = co_await lock_bucket(ctx, b, hash); busy != 0) {
+    if (lru_new) {
+      freelist_.push_back(*lru_new);
+      elems_[*lru_new].on_freelist = true;
+    }
+    co_return busy;
+  }
   auto old = find(b, hash, key);
   int ret = 0;
   if (old && mode == kBpfNoexist) ret = -kEEXIST;
@@ -237,7 +281,7 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
     if (!fresh) ret = prealloc_ ? -kE2BIG : (allocated_ >= def.max_entries ? -kE2BIG : -kENOMEM);
   }
   if (ret != 0) {
-    co_await spin_unlock_irqrestore(k, ctx, b.lock);
+    co_await unlock_bucket(ctx, b, hash);
     if (lru_new) {
       freelist_.push_back(*lru_new);
       elems_[*lru_new].on_freelist = true;
@@ -272,7 +316,7 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
       co_await free_elem(ctx, *old);
     }
   }
-  co_await spin_unlock_irqrestore(k, ctx, b.lock);
+  co_await unlock_bucket(ctx, b, hash);
   if (old && lru_) {
     co_await free_timer(ctx, *old);
     freelist_.push_back(*old);
@@ -284,17 +328,17 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
 sim::Co<int> HashMap::delete_elem(sim::Context& ctx, const std::uint8_t* key) {
   const std::uint32_t hash = hash_key(key);
   Bucket& b = bucket_of(hash);
-  co_await spin_lock_irqsave(k, ctx, b.lock);
+  if (const int busy = co_await lock_bucket(ctx, b, hash); busy != 0) co_return busy;
   auto e = find(b, hash, key);
   if (!e) {
-    co_await spin_unlock_irqrestore(k, ctx, b.lock);
+    co_await unlock_bucket(ctx, b, hash);
     co_return -kENOENT;
   }
   unlink(b, *e);
   ctx.trace("map_delete", {{"map", id}, {"elem", *e}});
   co_await ctx.step(k.cost.map_op_ns);
   if (!lru_) co_await free_elem(ctx, *e);  // under the bucket lock in the seed
-  co_await spin_unlock_irqrestore(k, ctx, b.lock);
+  co_await unlock_bucket(ctx, b, hash);
   if (lru_) {
     co_await free_timer(ctx, *e);  // htab_lru_push_free
     freelist_.push_back(*e);

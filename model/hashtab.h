@@ -75,6 +75,12 @@ class HashMap final : public BpfMap {
   sim::Co<void> free_timer(sim::Context& ctx, std::uint32_t e);
   sim::Co<void> free_elem(sim::Context& ctx, std::uint32_t e);  // free_htab_elem
   sim::Co<std::optional<std::uint32_t>> lru_pop(sim::Context& ctx);
+  // htab_lock_bucket / htab_unlock_bucket: the bucket's lock behind this CPU's map_locked counter
+  // of the bucket's lock slot (0 or -EBUSY).
+  sim::Co<int> lock_bucket(sim::Context& ctx, Bucket& b, std::uint32_t hash);
+  sim::Co<void> unlock_bucket(sim::Context& ctx, Bucket& b, std::uint32_t hash);
+  static constexpr std::uint32_t kMapLockSlots = 8;  // HASHTAB_MAP_LOCK_COUNT
+  std::vector<std::uint8_t> map_locked_;             // [cpu * kMapLockSlots + slot]
 
   bool prealloc_;
   bool lru_;
