@@ -237,6 +237,16 @@ std::optional<std::uint64_t> fold(std::uint8_t alu_op, bool is64, std::uint64_t 
   return is64 ? v : (v & kU32Max);
 }
 
+// Pointer offsets: two's-complement addition, and the range within which they are followed (a
+// larger one is an unknown offset, so that offset sums never overflow).
+std::int64_t wrap_add(std::int64_t a, std::uint64_t b) {
+  return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + b);
+}
+bool offset_sane(std::int64_t off) {
+  constexpr std::int64_t kLimit = std::int64_t{1} << 40;
+  return off > -kLimit && off < kLimit;
+}
+
 enum class Outcome : std::uint8_t { kTrue, kFalse, kUnknown };
 
 // a OP c for a scalar range a and a constant c (unsigned comparisons and equality).
@@ -534,7 +544,7 @@ class Analyzer {
       work.pop_back();
       for (;;) {
         if (++steps > opts_.max_steps_per_root) return;  // give up: accept this root
-        if (pc < entry || pc >= end) break;
+        if (pc < entry || pc >= end || pc >= p_.insns.size()) break;
         if (prune_[pc]) {
           auto& v = seen[pc];
           if (std::find(v.begin(), v.end(), st) != v.end()) break;
@@ -656,8 +666,8 @@ class Analyzer {
       } else {
         // Zero extension of the low half: the kernel knows no more than [0, U32_MAX] when it
         // knew nothing of the source; of a pointer or a partly known scalar it may know more.
-        const bool exact = src.kind == Kind::kScalar && src.exact && src.umin == 0 &&
-                           src.umax == kU64Max;
+        const bool exact =
+            src.kind == Kind::kScalar && src.exact && src.umin == 0 && src.umax == kU64Max;
         dst = scalar_range(0, kU32Max, exact);
         fresh_id(st, dst, pc);
       }
@@ -669,8 +679,8 @@ class Analyzer {
         (dst.kind == Kind::kMapValue || dst.kind == Kind::kStack) && src.kind == Kind::kScalar) {
       Reg r = dst;
       if (src.is_const() && r.off_known) {
-        const auto d = static_cast<std::int64_t>(src.umin);
-        r.off = o == BPF_ADD ? r.off + d : r.off - d;
+        r.off = o == BPF_ADD ? wrap_add(r.off, src.umin) : wrap_add(r.off, 0 - src.umin);
+        r.off_known = offset_sane(r.off);
       } else {
         r.off_known = false;
       }
@@ -681,10 +691,12 @@ class Analyzer {
     if (is64 && o == BPF_ADD && dst.kind == Kind::kScalar &&
         (src.kind == Kind::kMapValue || src.kind == Kind::kStack)) {
       Reg r = src;
-      if (dst.is_const() && r.off_known)
-        r.off += static_cast<std::int64_t>(dst.umin);
-      else
+      if (dst.is_const() && r.off_known) {
+        r.off = wrap_add(r.off, dst.umin);
+        r.off_known = offset_sane(r.off);
+      } else {
         r.off_known = false;
+      }
       dst = r;
       fresh_id(st, dst, pc);
       return;

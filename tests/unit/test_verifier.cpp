@@ -469,3 +469,81 @@ TEST_CASE("bpftsim run of a scenario whose object the verifier refuses exits 2",
   CHECK_THAT(cmd.out, Catch::Contains("program 'test1' insn"));
   CHECK_THAT(cmd.out, Catch::Contains("(in test1): rule timer_map_uid"));
 }
+
+TEST_CASE("arbitrary instruction streams: the verifier ends, names a real pc and a known rule",
+          "[verifier]") {
+  // A splitmix64 sequence (fixed seed): opcodes from every class, registers past r10, offsets
+  // and immediates large and small, ld_imm64 relocations to maps, map-in-maps and functions.
+  std::uint64_t x = 0x5eed;
+  auto next = [&x]() {
+    std::uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  static const std::uint8_t kCodes[] = {
+      0x07, 0x0f, 0x17, 0x1f, 0x27, 0x37, 0x47, 0x57, 0x67, 0x77, 0x87, 0x97, 0xa7, 0xb7, 0xbf,
+      0xc7, 0xd7, 0x04, 0x0c, 0x14, 0x24, 0x34, 0x54, 0x64, 0x74, 0x84, 0x94, 0xa4, 0xb4, 0xbc,
+      0xc4, 0xd4, 0xdc, 0x18, 0x61, 0x69, 0x71, 0x79, 0x81, 0x89, 0x91, 0x62, 0x6a, 0x72, 0x7a,
+      0x63, 0x6b, 0x73, 0x7b, 0xc3, 0xdb, 0x05, 0x06, 0x15, 0x1d, 0x25, 0x2d, 0x35, 0x3d, 0x45,
+      0x4d, 0x55, 0x5d, 0x65, 0x6d, 0x75, 0x7d, 0xa5, 0xad, 0xb5, 0xbd, 0xc5, 0xcd, 0xd5, 0xdd,
+      0x16, 0x1e, 0x26, 0x56, 0xa6, 0x85, 0x95, 0x20, 0x40, 0x00, 0xff};
+  static const std::int32_t kHelpers[] = {1, 2, 3, 5, 7, 93, 94, 169, 170, 171, 172, 181, 14};
+  static const std::set<std::string> kRules = {
+      "timer_arg",      "timer_map_uid",  "timer_callback_ret",
+      "spin_lock_call", "spin_lock_exit", "spin_unlock_unheld",
+      "timer_map_type", "tracing_timer",  "tracing_spin_lock"};
+  model::ObjectSpec spec = asm_object("mov %r0, 0\nexit\n");
+  model::MapSpec outer;
+  outer.name = "outer";
+  outer.type = model::kBpfMapTypeArrayOfMaps;
+  outer.inner.push_back(spec.maps.front());
+  spec.maps.push_back(outer);
+  std::size_t refused = 0;
+  for (int round = 0; round < 3000; ++round) {
+    model::ProgSpec p;
+    p.name = "r";
+    p.section = (round % 3 == 0) ? "kprobe/x" : "syscall";
+    const std::size_t n = 1 + next() % 48;
+    for (std::size_t i = 0; i < n; ++i) {
+      model::BpfInsn in;
+      in.code = kCodes[next() % std::size(kCodes)];
+      in.regs =
+          static_cast<std::uint8_t>(next() % 4 == 0 ? next() : next() % 11 | (next() % 11) << 4);
+      in.off = static_cast<std::int16_t>(next() % 3 == 0 ? next() : next() % 16 - 8);
+      in.imm = static_cast<std::int32_t>(next() % 3 == 0 ? next() : next() % 32 - 16);
+      if (in.code == 0x85) {
+        in.regs = static_cast<std::uint8_t>((next() % 3) << 4);
+        if (in.src() == 0) in.imm = kHelpers[next() % std::size(kHelpers)];
+      }
+      p.insns.push_back(in);
+    }
+    p.functions = {{0, "r"}};
+    if (n > 8 && next() % 2) p.functions.push_back({static_cast<std::uint32_t>(n / 2), "g"});
+    for (std::uint32_t i = 0; i + 1 < n; ++i) {
+      if (p.insns[i].code != 0x18 || next() % 4 == 0) continue;
+      model::LdImm64Reloc r;
+      r.insn_idx = i;
+      r.kind = static_cast<model::LdImm64Reloc::Kind>(next() % 3);
+      r.map_idx = static_cast<std::uint32_t>(next() % 3);  // 2 is past the maps
+      r.offset = static_cast<std::uint32_t>(next() % 24);
+      r.target_pc = p.functions.back().first;
+      p.relocs.push_back(r);
+      ++i;
+    }
+    model::VerifierOptions opts;
+    opts.tracing_progs_no_timer = round % 2 == 0;
+    opts.max_steps_per_root = 5000;
+    const auto e = model::verify_prog(spec, p, opts);
+    const auto again = model::verify_prog(spec, p, opts);
+    REQUIRE(e.has_value() == again.has_value());
+    if (!e) continue;
+    ++refused;
+    INFO(e->message(p));
+    CHECK(e->pc < p.insns.size());
+    CHECK(kRules.count(e->rule) == 1);
+    CHECK_FALSE(e->func.empty());
+    CHECK(again->message(p) == e->message(p));
+  }
+  CHECK(refused > 0);  // the streams reach the rules, not only early path ends
+}
