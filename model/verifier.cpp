@@ -747,6 +747,23 @@ class Analyzer {
       return;
     }
     if (base.kind == Kind::kMapValue && !sx) {
+      const MapSpec* m = map_spec(base.map);
+      if (m && m->origin == MapOrigin::kRodata) {
+        // .rodata is frozen by libbpf, and the kernel reads a constant-offset load from a
+        // frozen read-only map (bpf_map_direct_read): the value is known.
+        const std::int64_t at =
+            base.off_known ? wrap_add(base.off, static_cast<std::uint64_t>(std::int64_t{in.off}))
+                           : -1;
+        if (at >= 0 && static_cast<std::uint64_t>(at) + size <= m->initial_data.size()) {
+          std::uint64_t v = 0;
+          for (std::uint32_t i = 0; i < size; ++i)
+            v |= std::uint64_t{m->initial_data[static_cast<std::size_t>(at) + i]} << (8 * i);
+          dst = scalar_const(v);
+        } else {
+          dst = lost();
+        }
+        return;
+      }
       dst = scalar_range(0, size == 8 ? kU64Max : (std::uint64_t{1} << (size * 8)) - 1, true);
       fresh_id(st, dst, pc);
       return;

@@ -636,3 +636,34 @@ TEST_CASE("spin_unlock_unheld, and timer helpers given a stack pointer", "[verif
     exit
   )"));
 }
+
+TEST_CASE("callback return: a .rodata constant is known, as bpf_map_direct_read makes it",
+          "[verifier]") {
+  for (const std::uint8_t v : {std::uint8_t{0}, std::uint8_t{3}}) {
+    CAPTURE(int{v});
+    model::ObjectSpec spec = asm_object("lddw %r1, 0\nldxw %r0, [%r1+4]\nexit\n");
+    model::MapSpec ro;
+    ro.name = ".rodata";
+    ro.origin = model::MapOrigin::kRodata;
+    ro.type = model::kBpfMapTypeArray;
+    ro.key_size = 4;
+    ro.value_size = 8;
+    ro.max_entries = 1;
+    ro.initial_data = {0, 0, 0, 0, v, 0, 0, 0};
+    spec.maps.push_back(ro);
+    model::ProgSpec& p = spec.progs.front();
+    model::LdImm64Reloc r;
+    r.insn_idx = p.functions[1].first;
+    r.kind = model::LdImm64Reloc::Kind::kMapValue;
+    r.map_idx = 1;
+    p.relocs.push_back(r);
+    const auto e = model::verify_prog(spec, p);
+    if (v == 0) {
+      CHECK_FALSE(e);
+    } else {
+      REQUIRE(e);
+      CHECK(e->rule == "timer_callback_ret");
+      CHECK_THAT(e->detail, Catch::Contains("the scalar 3"));
+    }
+  }
+}
