@@ -9,6 +9,7 @@
 #include "model/errno.h"
 #include "model/helpers.h"
 #include "model/kernel.h"
+#include "model/verifier.h"
 
 namespace bpftsim::model {
 
@@ -164,10 +165,25 @@ std::optional<LoadError> bpf_object_check(const ObjectSpec& spec) {
   return std::nullopt;
 }
 
+std::optional<LoadError> bpf_object_verify(const ObjectSpec& spec, const VerifierOptions& opts) {
+  // libbpf creates the maps (inner templates first) before it loads any program.
+  for (const MapSpec& m : spec.maps) {
+    if (auto why = check_map_timer_type(m))
+      return LoadError{
+          fmt::format("{}: section '{}': map '{}': {}", spec.path, map_section(m), m.name, *why)};
+  }
+  for (const ProgSpec& p : spec.progs) {
+    if (auto e = verify_prog(spec, p, opts))
+      return LoadError{fmt::format("{}: section '{}': {}", spec.path, p.section, e->message(p))};
+  }
+  return std::nullopt;
+}
+
 std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, Process& proc,
                                                                     const ObjectSpec& spec,
                                                                     const BpfObjectOptions& opts) {
   if (auto err = bpf_object_check(spec)) return *err;
+  if (auto err = bpf_object_verify(spec, opts.verifier)) return *err;
   std::uint64_t bytes = 0;
   for (const MapSpec& ms : spec.maps) {
     bytes += map_model_bytes(ms);

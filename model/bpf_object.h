@@ -12,9 +12,10 @@
 //   fds       every map and program fd is installed in the process, so closing them (or the
 //             process exiting) tears the object down as in the kernel.
 // Refused before anything is created (LoadError naming the file and ELF section): a call to a
-// helper the model does not implement, relocations that do not fit the object. A map the kernel
-// would refuse (e.g. a bpf_timer in an unsupported map type) fails with its errno; maps created
-// before it stay installed in the process.
+// helper the model does not implement, relocations that do not fit the object, what the
+// verifier refuses (bpf_object_verify: a bpf_timer in a map type that cannot hold one, a program
+// breaking a timer or spin-lock rule). Any other map the kernel would refuse fails with its
+// errno; maps created before it stay installed in the process.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "model/libbpf_loader.h"
+#include "model/verifier.h"
 #include "model/vm_prog.h"
 #include "sim/assert.h"
 
@@ -38,6 +40,8 @@ struct Process;
 struct BpfObjectOptions {
   // Instruction budget of each program run (VmProg::kDefaultInsnBudget).
   std::uint64_t insn_budget = VmProg::kDefaultInsnBudget;
+  // The verifier's era-dependent rules (model/verifier.h); the default is v5.15.
+  VerifierOptions verifier;
 };
 
 // A loaded object: the skeleton's view (maps, progs, global data) of what now lives in the
@@ -86,6 +90,13 @@ class BpfObject {
 // Checks `spec` against what the model implements (helpers, relocations, init slots) without
 // touching the kernel; the LoadError names the file and ELF section.
 std::optional<LoadError> bpf_object_check(const ObjectSpec& spec);
+
+// What the kernel refuses at load time (model/verifier.h): a bpf_timer in a map type that
+// cannot hold one (map_check_btf, -EOPNOTSUPP), and each program's timer and spin-lock rules.
+// The LoadError names the file, the ELF section and, for a program, "program 'P' insn N (in F):
+// rule R: ...". bpf_object_load runs it before creating anything.
+std::optional<LoadError> bpf_object_verify(const ObjectSpec& spec,
+                                           const VerifierOptions& opts = {});
 
 // bpf_object__load into `k` for `proc`.
 std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(

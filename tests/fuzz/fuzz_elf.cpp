@@ -4,8 +4,8 @@
 //     through its registered command with output to /dev/null): model::load_bpf_input
 //     (model/libbpf_loader.h) and both renderings of what it found;
 //   * model::bpf_object_check, as a scenario's `objects` entry is checked;
-//   * model::bpf_object_load into a fresh Kernel (what `run` does when a scenario starts), then
-//     the Kernel's structural invariants.
+//   * model::bpf_object_load into a fresh Kernel (what `run` does when a scenario starts; it runs
+//     the verifier, model::bpf_object_verify, first), then the Kernel's structural invariants.
 // Bad objects must be LoadErrors (or exit 2 from inspect); nothing may crash, abort or throw.
 #include <CLI/CLI.hpp>
 
