@@ -1145,7 +1145,10 @@ class Analyzer {
 }  // namespace
 
 std::string VerifierError::message(const ProgSpec& p) const {
-  return fmt::format("program '{}' insn {} (in {}): rule {}: {}", p.name, pc, func, rule, detail);
+  std::string where = fmt::format("insn {} (in {}", pc, func);
+  if (const SourceLine* l = p.source_at(pc)) where += fmt::format(", {}:{}", l->file, l->line);
+  where += ")";
+  return fmt::format("program '{}' {}: rule {}: {}", p.name, where, rule, detail);
 }
 
 bool map_type_holds_timer(std::uint32_t type) {

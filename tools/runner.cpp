@@ -623,9 +623,15 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   for (std::size_t o = 0; o < sc.objects.size(); ++o) {
     const ScenarioObject& so = sc.objects[o];
     auto loaded = model::bpf_object_load(in->k, loader, so.spec);
-    if (auto* e = std::get_if<model::LoadError>(&loaded))
+    if (auto* e = std::get_if<model::LoadError>(&loaded)) {
+      // A .bpf.c compiled into the cache: name the source the user wrote, then the object.
+      std::string msg = e->message;
+      if (so.resolved_path != so.spec.path && msg.rfind(so.spec.path, 0) == 0)
+        msg = fmt::format("{} (compiled to {}){}", so.resolved_path, so.spec.path,
+                          msg.substr(so.spec.path.size()));
       return InputError{sc.file, fmt::format("/objects/{}/path", o), so.line, so.column,
-                        "cannot load object: " + e->message};
+                        "cannot load object: " + msg};
+    }
     auto obj = std::move(std::get<std::unique_ptr<model::BpfObject>>(loaded));
     for (const auto& ms : so.spec.maps)
       in->add_fd(loader, FdKind::kMap, so.name + "." + ms.name, obj->map_fd(ms.name));

@@ -68,8 +68,12 @@ std::string load_error(const model::ObjectSpec& spec, const model::BpfObjectOpti
   return "";
 }
 
+// The message's head: program, instruction, its function and (BTF line info) source line, rule.
 std::string expected_head(const model::ProgSpec& p, const model::VerifierError& e) {
-  return fmt::format("program '{}' insn {} (in {}): rule {}: ", p.name, e.pc, e.func, e.rule);
+  const model::SourceLine* l = p.source_at(e.pc);
+  REQUIRE(l != nullptr);  // every object here is built with -g
+  return fmt::format("program '{}' insn {} (in {}, {}:{}): rule {}: ", p.name, e.pc, e.func,
+                     l->file, l->line, e.rule);
 }
 
 }  // namespace
@@ -90,6 +94,11 @@ TEST_CASE("timer_mim_reject: bpf_timer_init given another lookup's inner map is 
                                   ": section 'fentry/bpf_fentry_test1': " + expected_head(p, *e) +
                                   "bpf_timer_init's map is not the map "
                                   "that holds the timer"));
+  // The source line named is the call's.
+  const model::SourceLine* line = p.source_at(e->pc);
+  REQUIRE(line != nullptr);
+  CHECK(line->file == "timer_mim_reject.bpf.c");
+  CHECK_THAT(line->text, Catch::Contains("bpf_timer_init"));
 }
 
 TEST_CASE("timer_mim (one lookup's inner map for both) loads", "[verifier]") {
@@ -476,7 +485,8 @@ TEST_CASE("bpftsim run of a scenario whose object the verifier refuses exits 2",
   CHECK(cmd.code == 2);
   CHECK_THAT(cmd.out, Catch::Contains("reject.json"));
   CHECK_THAT(cmd.out, Catch::Contains("program 'test1' insn"));
-  CHECK_THAT(cmd.out, Catch::Contains("(in test1): rule timer_map_uid"));
+  CHECK_THAT(cmd.out, Catch::Contains("(in test1, timer_mim_reject.bpf.c:") &&
+                          Catch::Contains("): rule timer_map_uid"));
 }
 
 TEST_CASE("arbitrary instruction streams: the verifier ends, names a real pc and a known rule",
