@@ -375,10 +375,11 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
   if (k_.profile.defer_free_in_callback) {
     // 2.12: from any timer callback, waiting is unsafe (another callback may wait for this one,
     // or this is the timer's own callback which may have re-armed it): hand the cancel and the
-    // free to a worker (bpf_timer_delete_work), which waits in process context.
+    // free to a worker (bpf_timer_delete_work), which waits in process context. The kernel
+    // queues it on system_unbound_wq: it may run on any CPU (divergence 9 of issue 11).
     if (hrtimer_running_[ctx.cpu()] != nullptr) {
       BpfHrtimer* victim = t;
-      k_.queue_work(
+      k_.queue_work_unbound(
           ctx.cpu(), fmt::format("bpf_timer_delete_work {}", t->obj),
           [this, victim](sim::Context& c) -> sim::Co<void> { co_await delete_work(c, *victim); });
       co_return;

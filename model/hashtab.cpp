@@ -320,7 +320,10 @@ sim::Co<void> HashMap::release_uref(sim::Context& ctx) {
   k.rcu.read_unlock(ctx);
 }
 
+// htab_map_free: first rcu_barrier(), so the element frees still queued by call_rcu (each may
+// cancel and free the element's timer) run before the map goes (divergence 7 of issue 11).
 sim::Co<void> HashMap::free(sim::Context& ctx) {
+  co_await k.rcu.barrier(ctx);
   if (of_maps_) {
     for (std::uint32_t e = 0; e < elems_.size(); ++e)
       if (elems_[e].linked) {
