@@ -77,3 +77,24 @@ TEST_CASE("bpf_timer_start flags per era: ABS from v6.4, CPU_PIN from v6.7", "[e
     if (r.code == 1) CHECK_THAT(c.out, Catch::Contains(r.says));
   }
 }
+
+// Our mirrors of the kernel's selftests of each era (scenarios/conformance/), run on the era
+// before the one they were written for: each fails there, for the reason the era fixed.
+TEST_CASE("timer.c of v6.8 and timer_lockup of v6.10 need their eras", "[eras]") {
+  TempDir dir;
+  const std::string conf = std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/conformance/";
+  // timer.c v6.8 on v6.4: no BPF_F_TIMER_CPU_PIN, so test4/test5's timers never run.
+  const Cmd timer = run_tool("run " + conf + "timer_v6_8.json --profile v6.4", dir.path);
+  INFO(timer.out);
+  CHECK(timer.code == 1);
+  CHECK_THAT(timer.out, Catch::Contains("t.pinned_callback_check is 0 at t=70000, expected 2"));
+  CHECK(run_tool("run " + conf + "timer_v6_8.json", dir.path).code == 0);
+  // timer_lockup on v6.8 (no 2.11): the callbacks spin in hrtimer_cancel for each other.
+  const Cmd lockup = run_tool("run " + conf + "timer_lockup_v6_10.json --profile v6.8", dir.path);
+  INFO(lockup.out);
+  CHECK(lockup.code == 1);
+  CHECK_THAT(lockup.out, Catch::Contains("status=stopped"));
+  CHECK_THAT(lockup.out, Catch::Contains("deadlock"));
+  CHECK(run_tool("run " + conf + "timer_lockup_v6_8.json", dir.path).code == 0);
+  CHECK(run_tool("run " + conf + "timer_lockup_v6_10.json", dir.path).code == 0);
+}
