@@ -183,7 +183,18 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
                                                                     const ObjectSpec& spec,
                                                                     const BpfObjectOptions& opts) {
   if (auto err = bpf_object_check(spec)) return *err;
-  if (auto err = bpf_object_verify(spec, opts.verifier)) return *err;
+  // The helpers of the kernel's era (the verifier's "unknown func" for one it does not have).
+  for (const ProgSpec& p : spec.progs)
+    for (const std::int32_t id : p.helpers)
+      if (!helpers::helper_in_profile(id, k.profile))
+        return LoadError{fmt::format(
+            "{}: section '{}': program '{}': unknown func {}#{} (kernel "
+            "{} does not have it)",
+            spec.path, p.section, p.name, helpers::helper_name(id), id, k.profile.name)};
+  // The verifier's rules of the kernel's era (reference 2.1: tracing programs and timers).
+  VerifierOptions vopts = opts.verifier;
+  vopts.tracing_progs_no_timer = vopts.tracing_progs_no_timer || k.profile.tracing_progs_no_timer;
+  if (auto err = bpf_object_verify(spec, vopts)) return *err;
   std::uint64_t bytes = 0;
   for (const MapSpec& ms : spec.maps) {
     bytes += map_model_bytes(ms);

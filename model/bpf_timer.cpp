@@ -196,7 +196,12 @@ sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_ad
                                        std::uint64_t nsecs, std::uint64_t flags) {
   co_await ctx.step(k_.cost.helper_ns);
   if (ctx.kind() == sim::CtxKind::kNmi) co_return -kEOPNOTSUPP;
-  if (flags != 0) co_return -kEINVAL;
+  // Seed: any flag is -EINVAL; v6.4 (2.6) takes BPF_F_TIMER_ABS, v6.7 (2.7) BPF_F_TIMER_CPU_PIN;
+  // any other bit stays -EINVAL.
+  std::uint64_t known = 0;
+  if (k_.profile.timer_start_abs) known |= kBpfFTimerAbs;
+  if (k_.profile.timer_start_cpu_pin) known |= kBpfFTimerCpuPin;
+  if ((flags & ~known) != 0) co_return -kEINVAL;
   BpfMap* map = nullptr;
   std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_start");
   if (!field) co_return -kEINVAL;
@@ -207,17 +212,32 @@ sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_ad
   if (!t || !k_.slab.access(&ctx, t->obj, "bpf_timer_start") || !t->prog) {
     ret = -kEINVAL;
   } else {
-    // ns_to_ktime: a u64 above S64_MAX is a negative (already expired) relative time.
-    const auto rel = static_cast<std::int64_t>(nsecs);
-    const sim::TimeNs room = sim::kTimeNever - ctx.now();
-    sim::TimeNs delay = std::min<sim::TimeNs>(rel, room);
-    if (k_.cost.expiry_jitter_ns > 0 && delay >= 0 && delay < room) {
+    // ns_to_ktime: the u64 is a signed ktime. hrtimer_start_range_ns (HRTIMER_MODE_REL) adds it
+    // to the clock with ktime_add_safe, which saturates a sum that overflows or falls below
+    // either operand: any nsecs >= 2^63 (negative) or past the end of time expires never
+    // (KTIME_MAX, the model's kTimeNever). HRTIMER_MODE_ABS takes the value as it is for the
+    // soft expiry; hrtimer_set_expires_range_ns's ktime_add_safe(tim, 0) saturates the hard one
+    // when it is negative, so such a timer programs no interrupt and runs only when the softirq
+    // runs its clock base for another timer.
+    const auto tim = static_cast<std::int64_t>(nsecs);
+    const bool abs = (flags & kBpfFTimerAbs) != 0;
+    HrtimerExpiry e;
+    if (abs) {
+      e.soft = tim;
+      e.hard = tim < 0 ? sim::kTimeNever : tim;
+    } else {
+      e.soft = e.hard = tim < 0 ? sim::kTimeNever : sim::add_sat(ctx.now(), tim);
+    }
+    if (k_.cost.expiry_jitter_ns > 0 && e.hard != sim::kTimeNever && e.soft == e.hard &&
+        e.hard >= ctx.now()) {
       const std::uint32_t extra = ctx.sim().scheduler().draw(
           sim::DecisionKind::kRange, sim::Hasher().str("expiry").u64(ctx.step_key()).value(),
           static_cast<std::uint32_t>(k_.cost.expiry_jitter_ns + 1));
-      delay = std::min<sim::TimeNs>(room, delay + extra);
+      e.soft = e.hard = sim::add_sat(e.hard, extra);
     }
-    co_await k_.hrtimers.start(ctx, t->timer, delay);
+    e.abs = abs;
+    e.pinned = (flags & kBpfFTimerCpuPin) != 0;
+    co_await k_.hrtimers.start(ctx, t->timer, e);
   }
   co_await spin_unlock_irqrestore(k_, ctx, lock);
   co_return ret;
@@ -355,10 +375,11 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
   if (k_.profile.defer_free_in_callback) {
     // 2.12: from any timer callback, waiting is unsafe (another callback may wait for this one,
     // or this is the timer's own callback which may have re-armed it): hand the cancel and the
-    // free to a worker (bpf_timer_delete_work), which waits in process context.
+    // free to a worker (bpf_timer_delete_work), which waits in process context. The kernel
+    // queues it on system_unbound_wq: it may run on any CPU (divergence 9 of issue 11).
     if (hrtimer_running_[ctx.cpu()] != nullptr) {
       BpfHrtimer* victim = t;
-      k_.queue_work(
+      k_.queue_work_unbound(
           ctx.cpu(), fmt::format("bpf_timer_delete_work {}", t->obj),
           [this, victim](sim::Context& c) -> sim::Co<void> { co_await delete_work(c, *victim); });
       co_return;

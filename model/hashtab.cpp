@@ -224,6 +224,17 @@ sim::Co<std::optional<std::uint32_t>> HashMap::lru_pop(sim::Context& ctx) {
   }
 }
 
+// copy_map_value_locked: the value copied in place under its bpf_spin_lock; the timer field is
+// skipped (or not, on the seed: copy_map_value, reference 2.2).
+sim::Co<void> HashMap::copy_value_locked(sim::Context& ctx, std::uint32_t e,
+                                         const std::uint8_t* value) {
+  KLock& vl = k.value_lock(value_addr(e) + def.spin_lock_off, value_ptr(e) + def.spin_lock_off,
+                           "bpf_spin_lock");
+  co_await spin_lock_irqsave(k, ctx, vl);
+  copy_value(e, value);
+  co_await spin_unlock_irqrestore(k, ctx, vl);
+}
+
 sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
                                   const std::uint8_t* value, std::uint64_t flags) {
   if ((flags & ~kBpfFLock) > kBpfExist) co_return -kEINVAL;
@@ -231,17 +242,17 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
   Bucket& b = bucket_of(hash);
   if (flags & kBpfFLock) {
     if (def.spin_lock_off < 0 || lru_) co_return -kEINVAL;
+    // htab_map_update_elem: a lookup without the bucket lock, check_flags on what it found.
     auto old = find(b, hash, key);
+    if (old && (flags & ~kBpfFLock) == kBpfNoexist) co_return -kEEXIST;
+    if (!old && (flags & ~kBpfFLock) == kBpfExist) co_return -kENOENT;
     if (old) {
-      if ((flags & ~kBpfFLock) == kBpfNoexist) co_return -kEEXIST;
-      // copy_map_value_locked: in place under the value's lock; the timer is untouched.
-      KLock& vl = k.value_lock(value_addr(*old) + def.spin_lock_off,
-                               value_ptr(*old) + def.spin_lock_off, "bpf_spin_lock");
-      co_await spin_lock_irqsave(k, ctx, vl);
-      copy_value(*old, value);
-      co_await spin_unlock_irqrestore(k, ctx, vl);
+      co_await copy_value_locked(ctx, *old, value);
       co_return 0;
     }
+    // Not found: the bucket lock and a second lookup follow. The lockless lookup is a step of
+    // its own, so the key may appear before the lock is taken (handled below).
+    co_await ctx.step(k.cost.map_op_ns);
   }
   const std::uint64_t mode = flags & ~kBpfFLock;
   BpfMap* inner = nullptr;
@@ -268,6 +279,15 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
   int ret = 0;
   if (old && mode == kBpfNoexist) ret = -kEEXIST;
   if (!old && mode == kBpfExist) ret = -kENOENT;
+  if (ret == 0 && old && (flags & kBpfFLock)) {
+    // The key appeared between the lockless lookup and this one (divergence 4 of issue 11):
+    // htab_map_update_elem updates it in place under its value lock, still holding the bucket
+    // lock; the element and its timer stay.
+    ctx.trace("map_update", {{"map", id}, {"elem", *old}, {"in_place", 1}});
+    co_await copy_value_locked(ctx, *old, value);
+    co_await spin_unlock_irqrestore(k, ctx, b.lock);
+    co_return 0;
+  }
   std::optional<std::uint32_t> fresh;
   if (ret == 0) {
     // An if/else, never a conditional expression: GCC 12 evaluated the awaiting arm of one even
@@ -364,7 +384,10 @@ sim::Co<void> HashMap::release_uref(sim::Context& ctx) {
   k.rcu.read_unlock(ctx);
 }
 
+// htab_map_free: first rcu_barrier(), so the element frees still queued by call_rcu (each may
+// cancel and free the element's timer) run before the map goes (divergence 7 of issue 11).
 sim::Co<void> HashMap::free(sim::Context& ctx) {
+  co_await k.rcu.barrier(ctx);
   if (of_maps_) {
     for (std::uint32_t e = 0; e < elems_.size(); ++e)
       if (elems_[e].linked) {

@@ -68,6 +68,7 @@ class HashMap final : public BpfMap {
   std::uint64_t value_addr(std::uint32_t e) const { return arena_.addr(e) + value_off_; }
   std::uint64_t timer_addr(std::uint32_t e) const { return value_addr(e) + def.timer_off; }
   void copy_value(std::uint32_t e, const std::uint8_t* value);
+  sim::Co<void> copy_value_locked(sim::Context& ctx, std::uint32_t e, const std::uint8_t* value);
   void unlink(Bucket& b, std::uint32_t e);
   // `old`: the linked element the new one replaces (prealloc: it becomes the extra element).
   sim::Co<std::optional<std::uint32_t>> alloc_elem(sim::Context& ctx,

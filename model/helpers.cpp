@@ -359,6 +359,12 @@ bool dispatch_supported(std::int32_t id) {
   return proto_of(id) != nullptr;
 }
 
+bool helper_in_profile(std::int32_t id, const KernelProfile& profile) {
+  if (!dispatch_supported(id)) return false;
+  if (id == kHelperLoop) return profile.has_bpf_loop;
+  return true;
+}
+
 std::string helper_name(std::int32_t id) {
   constexpr auto n = static_cast<std::int32_t>(std::size(kHelperNames));
   if (id > 0 && id < n) return kHelperNames[id];

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/bpf_prog.h"
+#include "model/profile.h"
 #include "sim/co.h"
 
 namespace bpftsim::model {
@@ -68,6 +69,11 @@ class SubprogRunner {
 };
 
 bool dispatch_supported(std::int32_t id);
+// Whether the kernel of `profile` has helper `id` (bpf_func_proto lookup per era): bpf_loop
+// arrived in v5.17 (KernelProfile::has_bpf_loop); the others the model implements are all in the
+// seed. The loader refuses a program calling a helper its kernel lacks, as the verifier does
+// ("unknown func bpf_loop#181").
+bool helper_in_profile(std::int32_t id, const KernelProfile& profile);
 // "bpf_map_lookup_elem" for 1, ... (the uapi names with the bpf_ prefix); "helper <id>" past the
 // table.
 std::string helper_name(std::int32_t id);

@@ -61,9 +61,10 @@ void Hrtimers::init(HrTimer& t, int clockid, ObjId owner, HrTimer::Function fn) 
   t.function = std::move(fn);
 }
 
-void Hrtimers::enqueue(HrTimer& t, int cpu, sim::TimeNs expires) {
+void Hrtimers::enqueue(HrTimer& t, int cpu, sim::TimeNs expires, sim::TimeNs softexpires) {
   t.cpu = cpu;
   t.expires_ns = expires;
+  t.softexpires_ns = softexpires;
   t.seq = seq_++;
   t.enqueued = true;
   cpus_[cpu].bases[t.base_index].active.insert(t);
@@ -101,20 +102,35 @@ sim::Context* Hrtimers::running_context(const HrTimer& t) const {
   return callback_running(t) ? base_of(t).running_ctx : nullptr;
 }
 
-sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, sim::TimeNs rel_ns) {
+sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, HrtimerExpiry e) {
   k_.slab.access(&ctx, t.owner, "hrtimer_start");
   const bool was = remove(t);
-  // A timer whose callback runs stays on that base; otherwise it moves to this CPU.
+  // A timer whose callback runs stays on that base; otherwise it moves to this CPU (pinned or
+  // not: see hrtimer.h).
   const int cpu = callback_running(t) ? t.cpu : ctx.cpu();
-  const sim::TimeNs expires = sim::add_sat(ctx.now(), std::max<sim::TimeNs>(rel_ns, 0));
-  enqueue(t, cpu, expires);
-  ctx.trace("hrtimer_start", {{"hrtimer", t.owner},
-                              {"expires", expires},
-                              {"base_cpu", cpu},
-                              {"base", base_name(t.base_index)},
-                              {"requeued", was ? 1 : 0},
-                              {"flow_out", t.seq + 1},
-                              {"counter:armed_timers", armed()}});
+  enqueue(t, cpu, e.hard, e.soft);
+  if (!e.abs && !e.pinned) {
+    ctx.trace("hrtimer_start", {{"hrtimer", t.owner},
+                                {"expires", e.hard},
+                                {"base_cpu", cpu},
+                                {"base", base_name(t.base_index)},
+                                {"requeued", was ? 1 : 0},
+                                {"flow_out", t.seq + 1},
+                                {"counter:armed_timers", armed()}});
+  } else {
+    // The seed's relative, unpinned start prints as it always did; the era flags add the mode
+    // and the soft expiry.
+    const char* mode = e.abs && e.pinned ? "abs|pinned" : (e.abs ? "abs" : "pinned");
+    ctx.trace("hrtimer_start", {{"hrtimer", t.owner},
+                                {"expires", e.hard},
+                                {"softexpires", e.soft},
+                                {"mode", mode},
+                                {"base_cpu", cpu},
+                                {"base", base_name(t.base_index)},
+                                {"requeued", was ? 1 : 0},
+                                {"flow_out", t.seq + 1},
+                                {"counter:armed_timers", armed()}});
+  }
   co_await ctx.step(k_.cost.hrtimer_op_ns);
 }
 
@@ -156,7 +172,8 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
     ClockBase& b = cpus_[cpu].bases[bi];
     while (!b.active.empty()) {
       HrTimer& t = *b.active.begin();
-      if (t.expires_ns > basenow) break;
+      // __hrtimer_run_queues: in hard-expiry order, up to the first whose soft expiry is ahead.
+      if (t.softexpires_ns > basenow) break;
       // __run_hrtimer: dequeue, mark running, drop the base lock, call the function.
       const bool alive = k_.slab.access(&ctx, t.owner, "__run_hrtimer");
       remove(t);
@@ -176,7 +193,7 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
       // After a NORESTART callback the kernel does not touch the timer again (it may be freed).
       if (restart == kHrtimerRestart && k_.slab.access(&ctx, t.owner, "__run_hrtimer restart") &&
           !t.enqueued)
-        enqueue(t, cpu, t.expires_ns);
+        enqueue(t, cpu, t.expires_ns, t.softexpires_ns);
       b.running = nullptr;
       b.running_ctx = nullptr;
       ctx.trace("hrtimer_expire_exit",

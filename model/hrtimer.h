@@ -7,6 +7,12 @@
 // base->running set while the callback runs (__run_hrtimer).
 //   hrtimer_start:         re-queues a queued timer; a timer whose callback is running stays on
 //                          its base (switch_hrtimer_base cannot move it); else the local CPU.
+//                          HRTIMER_MODE_PINNED (BPF_F_TIMER_CPU_PIN) asks for the local CPU; the
+//                          model never moves an unpinned timer away from it either (the nohz
+//                          target selection of get_nohz_timer_target is not modelled), so pinning
+//                          shows only in the trace.
+// A timer has a soft expiry (when it may run) and a hard one (its place in the tree, and when
+// the interrupt is programmed), equal except for an absolute expiry below zero (see start()).
 //   hrtimer_try_to_cancel: 0 not queued nor running, 1 dequeued, -1 callback running.
 //   hrtimer_cancel:        loops on try_to_cancel, spinning while the callback runs.
 // A relative CLOCK_REALTIME timer is a CLOCK_MONOTONIC timer (__hrtimer_init).
@@ -34,11 +40,12 @@ enum HrtimerRestart : int { kHrtimerNoRestart = 0, kHrtimerRestart = 1 };
 struct HrTimer : boost::intrusive::set_base_hook<boost::intrusive::optimize_size<true>> {
   using Function = std::function<sim::Co<int>(sim::Context&, HrTimer&)>;
 
-  ObjId owner = 0;     // object that embeds this hrtimer (checked for use-after-free)
-  int base_index = 0;  // 0 monotonic, 1 realtime, 2 boottime
-  int cpu = -1;        // CPU whose base holds it (or held it last)
-  sim::TimeNs expires_ns = 0;
-  std::uint64_t seq = 0;  // enqueue order, for FIFO on equal expiry
+  ObjId owner = 0;                 // object that embeds this hrtimer (checked for use-after-free)
+  int base_index = 0;              // 0 monotonic, 1 realtime, 2 boottime
+  int cpu = -1;                    // CPU whose base holds it (or held it last)
+  sim::TimeNs expires_ns = 0;      // hard expiry (node.expires): tree order, interrupt
+  sim::TimeNs softexpires_ns = 0;  // soft expiry (_softexpires): runs once the base is past it
+  std::uint64_t seq = 0;           // enqueue order, for FIFO on equal expiry
   bool enqueued = false;
   Function function;
 };
@@ -47,6 +54,15 @@ struct HrTimerOrder {
   bool operator()(const HrTimer& a, const HrTimer& b) const {
     return a.expires_ns != b.expires_ns ? a.expires_ns < b.expires_ns : a.seq < b.seq;
   }
+};
+
+// hrtimer_start_range_ns(timer, tim, 0, mode) after its ktime arithmetic: the soft and hard
+// expiry (kTimeNever when saturated) and the mode bits.
+struct HrtimerExpiry {
+  sim::TimeNs soft = 0;
+  sim::TimeNs hard = 0;
+  bool abs = false;     // HRTIMER_MODE_ABS (else REL)
+  bool pinned = false;  // HRTIMER_MODE_PINNED
 };
 
 class Hrtimers {
@@ -59,7 +75,7 @@ class Hrtimers {
   // hrtimer_init(timer, clockid, HRTIMER_MODE_REL_SOFT)
   void init(HrTimer& t, int clockid, ObjId owner, HrTimer::Function fn);
 
-  sim::Co<void> start(sim::Context& ctx, HrTimer& t, sim::TimeNs rel_ns);
+  sim::Co<void> start(sim::Context& ctx, HrTimer& t, HrtimerExpiry e);
   sim::Co<int> try_to_cancel(sim::Context& ctx, HrTimer& t);
   sim::Co<int> cancel(sim::Context& ctx, HrTimer& t);
 
@@ -93,7 +109,7 @@ class Hrtimers {
 
   ClockBase& base_of(const HrTimer& t) { return cpus_[t.cpu].bases[t.base_index]; }
   const ClockBase& base_of(const HrTimer& t) const { return cpus_[t.cpu].bases[t.base_index]; }
-  void enqueue(HrTimer& t, int cpu, sim::TimeNs expires);
+  void enqueue(HrTimer& t, int cpu, sim::TimeNs expires, sim::TimeNs softexpires);
   bool remove(HrTimer& t);
   int try_to_cancel_now(sim::Context& ctx, HrTimer& t);
   void reprogram(int cpu);

@@ -70,12 +70,14 @@ BpfMap* Kernel::create_map(const sim::Context* ctx, const MapDef& def, int* err)
   const bool timer_ok =
       def.type == kBpfMapTypeHash || def.type == kBpfMapTypeLruHash || def.type == kBpfMapTypeArray;
   if (def.timer_off >= 0) {
-    if (!timer_ok) {
-      *err = -kEOPNOTSUPP;  // map_check_btf: timers only in hash, lru_hash and array values
-      return nullptr;
-    }
+    // map_check_btf: a timer map must be writable by programs (-EACCES), checked first, and of
+    // a type that can hold a timer: hash, lru_hash or array (-EOPNOTSUPP).
     if (def.map_flags & kBpfFRdonlyProg) {
       *err = -kEACCES;
+      return nullptr;
+    }
+    if (!timer_ok) {
+      *err = -kEOPNOTSUPP;
       return nullptr;
     }
     if (static_cast<std::uint32_t>(def.timer_off) + 16 > def.value_size) {
@@ -252,7 +254,17 @@ std::string Kernel::key_text(const BpfMap& map, std::uint64_t key_addr) const {
 }
 
 void Kernel::queue_work(int cpu, std::string name, std::function<sim::Co<void>(sim::Context&)> fn) {
-  if (sim.config().choose_work_cpu && sim.ncpus() > 1) {
+  queue_work_on(sim.config().choose_work_cpu, cpu, std::move(name), std::move(fn));
+}
+
+void Kernel::queue_work_unbound(int cpu, std::string name,
+                                std::function<sim::Co<void>(sim::Context&)> fn) {
+  queue_work_on(true, cpu, std::move(name), std::move(fn));
+}
+
+void Kernel::queue_work_on(bool any_cpu, int cpu, std::string name,
+                           std::function<sim::Co<void>(sim::Context&)> fn) {
+  if (any_cpu && sim.ncpus() > 1) {
     // Where the work runs is the scheduler's: the asked CPU is the default candidate.
     std::vector<sim::Candidate> cpus;
     for (int i = 0; i < sim.ncpus(); ++i) {

@@ -85,8 +85,13 @@ class Kernel {
   // Runs `prog` as a BPF program invocation in `ctx` (rcu_read_lock around it, as bpf_prog_run).
   sim::Co<std::int64_t> run_prog(sim::Context& ctx, BpfProg& prog,
                                  std::array<std::uint64_t, 5> args);
-  // queue_work on `cpu` (a kworker task).
+  // queue_work on `cpu` (a kworker task) of a per-CPU workqueue (system_wq): the work runs on
+  // `cpu`, unless the scenario lets the scheduler choose (work_on_any_cpu).
   void queue_work(int cpu, std::string name, std::function<sim::Co<void>(sim::Context&)> fn);
+  // queue_work on an unbound workqueue (system_unbound_wq): the work runs on any CPU, always a
+  // `cpu` decision of the scheduler (the queuing CPU its first candidate).
+  void queue_work_unbound(int cpu, std::string name,
+                          std::function<sim::Co<void>(sim::Context&)> fn);
   // A BPF program misbehaved: a program_fault finding that stops the run cleanly.
   void program_fault(const sim::Context* ctx, std::string message);
   // A refcount went below zero.
@@ -136,6 +141,8 @@ class Kernel {
   std::string key_text(const BpfMap& map, std::uint64_t key_addr) const;
 
  private:
+  void queue_work_on(bool any_cpu, int cpu, std::string name,
+                     std::function<sim::Co<void>(sim::Context&)> fn);
   std::map<std::uint32_t, std::vector<BpfFrame>> bpf_frames_;  // by context id
   std::map<std::uint32_t, std::unique_ptr<BpfMap>> maps_;
   std::map<std::uint32_t, std::unique_ptr<BpfProg>> progs_;

@@ -1,11 +1,26 @@
 #include "model/profile.h"
 
+#include <algorithm>
+
 namespace bpftsim::model {
 
-const std::vector<ProfileFix>& profile_fixes() {
-  static const std::vector<ProfileFix> fixes = {
+const std::vector<ProfileFix>& profile_changes() {
+  static const std::vector<ProfileFix> changes = {
+      {"2.1", "bpf: Forbid bpf_ktime_get_coarse_ns and bpf_timer_* in tracing progs (v5.16)",
+       &KernelProfile::tracing_progs_no_timer},
       {"2.2", "bpf: Fix crash due to incorrect copy_map_value (v5.17)",
        &KernelProfile::copy_skips_lock_and_timer},
+      {"bpf_loop", "bpf: Add bpf_loop helper (v5.17)", &KernelProfile::has_bpf_loop, {}, true},
+      {"2.6",
+       "bpf: Add support for absolute value BPF timers: BPF_F_TIMER_ABS (v6.4)",
+       &KernelProfile::timer_start_abs,
+       {},
+       true},
+      {"2.7",
+       "bpf: Add ability to pin bpf timer to calling CPU: BPF_F_TIMER_CPU_PIN (v6.7)",
+       &KernelProfile::timer_start_cpu_pin,
+       {},
+       true},
       {"2.8", "bpf: Check map->usercnt after timer->timer is assigned (v6.7)",
        &KernelProfile::init_checks_usercnt_after_publish},
       {"2.9", "bpf: Fix racing between bpf_timer_cancel_and_free and bpf_timer_cancel (v6.8)",
@@ -17,7 +32,40 @@ const std::vector<ProfileFix>& profile_fixes() {
        &KernelProfile::defer_free_in_callback,
        {"2.9"}},
   };
+  return changes;
+}
+
+const std::vector<ProfileFix>& profile_fixes() {
+  static const std::vector<ProfileFix> fixes = [] {
+    std::vector<ProfileFix> out;
+    for (const ProfileFix& f : profile_changes())
+      if (!f.feature) out.push_back(f);
+    return out;
+  }();
   return fixes;
+}
+
+const std::vector<KernelVersion>& kernel_versions() {
+  static const std::vector<KernelVersion> versions = {
+      {"v5.15", {}, ""},
+      {"v5.16", {"2.1"}, ""},
+      {"v5.17",
+       {"2.2", "bpf_loop"},
+       "2.3 (timer bytes zeroed in reused elements): the model zeroes them in every era"},
+      {"v6.1",
+       {},
+       "2.4 (no-prealloc hash elements, and their timers, freed at once through bpf_mem_alloc "
+       "instead of after a grace period)"},
+      {"v6.4", {"2.6"}, ""},
+      {"v6.7", {"2.7", "2.8"}, ""},
+      {"v6.8", {"2.9"}, ""},
+      {"v6.10", {"2.11", "2.12"}, "2.10 (the bpf_wq / bpf_async refactor; no timer change)"},
+      {"v6.14",
+       {},
+       "2.14 (hash delete frees the element after the bucket unlock, v6.13), 2.15 (PREEMPT_RT "
+       "only)"},
+  };
+  return versions;
 }
 
 const KernelProfile& default_profile() {
@@ -25,59 +73,111 @@ const KernelProfile& default_profile() {
   return seed;
 }
 
+namespace {
+
+std::size_t change_index(const std::string& id) {
+  const auto& changes = profile_changes();
+  std::size_t i = 0;
+  while (i < changes.size() && changes[i].id != id)
+    ++i;
+  return i;
+}
+
+// The changes each version holds (cumulative), as flags over profile_changes().
+std::vector<std::vector<bool>> version_sets() {
+  std::vector<std::vector<bool>> sets;
+  std::vector<bool> on(profile_changes().size(), false);
+  for (const KernelVersion& v : kernel_versions()) {
+    for (const std::string& id : v.adds)
+      on[change_index(id)] = true;
+    sets.push_back(on);
+  }
+  return sets;
+}
+
+bool subset(const std::vector<bool>& a, const std::vector<bool>& b) {
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i] && !b[i]) return false;
+  return true;
+}
+
+}  // namespace
+
 std::optional<KernelProfile> profile_by_name(const std::string& name, std::string* error) {
   const auto fail = [&](std::string why) -> std::optional<KernelProfile> {
     if (error) *error = std::move(why);
     return std::nullopt;
   };
+  const auto& versions = kernel_versions();
+  const auto& changes = profile_changes();
+  const auto sets = version_sets();
   const auto plus = name.find('+');
-  const std::string base = name.substr(0, plus);
-  if (base != "v5.15" && base != "seed")
-    return fail("unknown kernel profile '" + base + "' (the seed is v5.15)");
-  const auto& fixes = profile_fixes();
-  std::vector<bool> on(fixes.size(), false);
+  std::string base = name.substr(0, plus);
+  if (base == "seed") base = "v5.15";
+  std::size_t bv = 0;
+  while (bv < versions.size() && versions[bv].name != base)
+    ++bv;
+  if (bv == versions.size()) {
+    std::string known;
+    for (const auto& v : versions)
+      known += (known.empty() ? "" : ", ") + v.name;
+    return fail("unknown kernel profile '" + base + "' (versions: " + known +
+                "; the seed is v5.15)");
+  }
+  std::vector<bool> on = sets[bv];
   std::size_t pos = plus;
   while (pos != std::string::npos) {
     const auto next = name.find('+', pos + 1);
     const std::string id = name.substr(pos + 1, next == std::string::npos ? next : next - pos - 1);
-    std::size_t i = 0;
-    while (i < fixes.size() && fixes[i].id != id)
-      ++i;
-    if (i == fixes.size()) {
+    const std::size_t i = change_index(id);
+    if (i == changes.size()) {
       std::string known;
-      for (const auto& f : fixes)
+      for (const auto& f : changes)
         known += (known.empty() ? "" : ", ") + f.id;
       return fail("unknown fix '" + id + "' in profile '" + name + "' (known: " + known + ")");
     }
-    on[i] = true;  // a fix named twice is the same switch
+    on[i] = true;  // a change named twice, or already in the version, is the same switch
     pos = next;
   }
-  // The canonical name lists the fixes once each, in the order of profile_fixes().
+  // The latest version whose changes the profile holds; the named one if several hold the same.
+  std::size_t fit = 0;
+  for (std::size_t v = 0; v < versions.size(); ++v)
+    if (subset(sets[v], on)) fit = v;
+  std::size_t chosen = fit;
+  if (sets[bv] == sets[fit]) {
+    chosen = bv;
+  } else {
+    while (chosen > 0 && sets[chosen - 1] == sets[fit])
+      --chosen;
+  }
   KernelProfile p;
-  p.name = "v5.15";
-  for (std::size_t i = 0; i < fixes.size(); ++i) {
+  p.version = versions[chosen].name;
+  p.name = p.version;
+  for (std::size_t i = 0; i < changes.size(); ++i) {
     if (!on[i]) continue;
-    for (const std::string& dep : fixes[i].requires_fixes) {
-      std::size_t d = 0;
-      while (d < fixes.size() && fixes[d].id != dep)
-        ++d;
-      if (d == fixes.size() || !on[d])
-        return fail("fix " + fixes[i].id + " needs fix " + dep + " (it landed on top of it): " +
-                    "name both, e.g. 'v5.15+" + dep + "+" + fixes[i].id + "'");
+    for (const std::string& dep : changes[i].requires_fixes) {
+      const std::size_t d = change_index(dep);
+      if (d == changes.size() || !on[d])
+        return fail("fix " + changes[i].id + " needs fix " + dep +
+                    " (it landed on top of it): name both, e.g. '" + versions[bv].name + "+" + dep +
+                    "+" + changes[i].id + "'");
     }
-    p.*(fixes[i].flag) = true;
-    p.name += "+" + fixes[i].id;
+    p.*(changes[i].flag) = true;
+    if (!sets[chosen][i]) p.name += "+" + changes[i].id;
   }
   return p;
 }
 
 std::vector<std::string> profile_names() {
-  std::vector<std::string> names{"v5.15"};
-  for (const auto& f : profile_fixes()) {
+  std::vector<std::string> names;
+  for (const KernelVersion& v : kernel_versions())
+    names.push_back(v.name);
+  for (const auto& f : profile_changes()) {
     std::string n = "v5.15";
     for (const std::string& dep : f.requires_fixes)
       n += "+" + dep;
-    names.push_back(n + "+" + f.id);
+    const std::string canonical = profile_by_name(n + "+" + f.id)->name;
+    if (std::find(names.begin(), names.end(), canonical) == names.end()) names.push_back(canonical);
   }
   return names;
 }

@@ -1,10 +1,17 @@
-// Kernel profiles: which version's timer semantics the model follows. The seed, "v5.15" (the
-// commit series "bpf: Introduce bpf timers."), is the default. Each later fix of
-// ../shared/reference/bpf-timer.md section 2 is one switch here, honoured at the place in the
-// model that the fix changed, so a later profile is the seed plus switches, never a copy of the
-// model. A profile name is the seed followed by the fixes switched on, by their reference section:
-// "v5.15+2.2+2.8+2.9". Switches exist only together with the model code that honours them and
-// tests that show the race they close.
+// Kernel profiles: which kernel's timer semantics the model follows. A profile is a kernel
+// version (an era) plus, optionally, single changes on top of it. Each change is one switch here,
+// honoured at the place in the model that the kernel changed, so a later era is the seed plus
+// switches, never a copy of the model:
+//   - the seed, "v5.15" (the commit series "bpf: Introduce bpf timers."), is the default;
+//   - each version (kernel_versions()) is the seed plus every change of
+//     ../shared/reference/bpf-timer.md sections 0.2 and 2 up to it that the model implements;
+//   - "v5.15+2.9", "v6.1+2.9": a version plus single changes (a backport, or a fix tried alone),
+//     by their reference section (or name, for a change without one).
+// The canonical name of a profile: the latest version whose changes the profile holds (the one
+// named when several versions hold the same changes), then "+<id>" for each further change in
+// the order of profile_changes(). So "v5.15+2.1" is "v5.16", "v6.8+2.9" is "v6.8" and
+// "v5.15+2.9+2.8" is "v5.15+2.8+2.9". Switches exist only together with the model code that
+// honours them and tests that show what they change.
 #pragma once
 
 #include <optional>
@@ -16,10 +23,25 @@
 namespace bpftsim::model {
 
 struct KernelProfile {
-  std::string name = "v5.15";
+  std::string name = "v5.15";     // canonical (see above)
+  std::string version = "v5.15";  // the era it is built on
+  // 2.1 "bpf: Forbid bpf_ktime_get_coarse_ns and bpf_timer_* in tracing progs" (v5.16): the
+  // verifier refuses kprobe, tracepoint, perf_event and raw_tracepoint programs that use a map
+  // holding a bpf_timer (honoured by the verifier, model/verifier.*).
+  bool tracing_progs_no_timer = false;
   // 2.2 "bpf: Fix crash due to incorrect copy_map_value" (v5.17): a value with both a
   // bpf_spin_lock and a bpf_timer has both skipped by copies (the seed skipped only the lock).
   bool copy_skips_lock_and_timer = false;
+  // "bpf: Add bpf_loop helper" (v5.17): the helper exists; before it, a program calling it is
+  // refused at load ("unknown func bpf_loop#181"; helpers::helper_in_profile).
+  bool has_bpf_loop = false;
+  // 2.6 "bpf: Add support for absolute value BPF timers" (v6.4): bpf_timer_start takes
+  // BPF_F_TIMER_ABS (bit 0), the expiry an absolute time on the timer's clock; before it any
+  // flag is -EINVAL.
+  bool timer_start_abs = false;
+  // 2.7 "bpf: Add ability to pin bpf timer to calling CPU" (v6.7): bpf_timer_start takes
+  // BPF_F_TIMER_CPU_PIN (bit 1), the timer armed on the calling CPU's base.
+  bool timer_start_cpu_pin = false;
   // 2.8 "bpf: Check map->usercnt after timer->timer is assigned" (v6.7): init publishes the
   // pointer, then reads usercnt; 0 -> unpublish, free, -EPERM.
   bool init_checks_usercnt_after_publish = false;
@@ -32,26 +54,42 @@ struct KernelProfile {
   // it gets -EDEADLK instead of spinning forever.
   bool cancelling_counters = false;
   // 2.12 "bpf: Defer work in bpf_timer_cancel_and_free" (v6.10, CVE-2024-41045): from inside any
-  // timer callback, cancel_and_free defers the cancel and the free to a worker; inline or
-  // deferred, the free is a kfree_rcu, as in the kernel where 2.12 landed on top of 2.9.
+  // timer callback, cancel_and_free defers the cancel and the free to a worker on an unbound
+  // workqueue (any CPU); inline or deferred, the free is a kfree_rcu, as in the kernel where
+  // 2.12 landed on top of 2.9.
   bool defer_free_in_callback = false;
 };
 
+// One change a profile can hold: a fix of reference section 2 (it closes races: scenarios name
+// it in "closed_by") or a feature (a flag, a helper).
 struct ProfileFix {
-  std::string id;     // reference section, e.g. "2.8"
-  std::string title;  // the commit title
+  std::string id;     // reference section, e.g. "2.8" ("bpf_loop" for the helper)
+  std::string title;  // the commit title and its kernel version
   bool KernelProfile::*flag;
-  std::vector<std::string> requires_fixes = {};  // fixes it was written on top of
+  std::vector<std::string> requires_fixes = {};  // changes it was written on top of
+  bool feature = false;                          // a feature, not a fix
 };
+// Every change, in the order the kernel got them (the order of a canonical name).
+const std::vector<ProfileFix>& profile_changes();
+// The fixes only (what "closed_by" may name).
 const std::vector<ProfileFix>& profile_fixes();
 
+// A kernel version: the changes it adds to the previous one, and what of it the model leaves out.
+struct KernelVersion {
+  std::string name;               // "v6.8"
+  std::vector<std::string> adds;  // change ids
+  std::string not_modelled;       // changes of that version the model does not implement
+};
+const std::vector<KernelVersion>& kernel_versions();
+
 const KernelProfile& default_profile();
-// "v5.15" or "seed", optionally followed by "+<fix id>" for each switched-on fix, in any order;
-// a fix named twice counts once. The profile's name is canonical: "v5.15" and its fixes in the
-// order of profile_fixes(). A fix whose prerequisites (requires_fixes) are not named is refused.
+// A version ("v5.15", also "seed", ..., "v6.14"), optionally followed by "+<change id>" for each
+// further change, in any order; a change named twice, or already in the version, counts once.
+// A change whose prerequisites (requires_fixes) the profile lacks is refused.
 std::optional<KernelProfile> profile_by_name(const std::string& name, std::string* error = nullptr);
-std::vector<std::string>
-profile_names();  // the seed and each fix on top of it (with its prerequisites)
+// Every version, then the seed with each single change (and its prerequisites), canonical names
+// ("v5.15+2.1" is "v5.16", so it is not repeated).
+std::vector<std::string> profile_names();
 
 // Virtual costs of kernel steps, in ns. A scenario may override any of them.
 struct CostModel {

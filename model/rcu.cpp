@@ -25,7 +25,8 @@ void Rcu::read_unlock(const sim::Context& ctx) {
 
 void Rcu::call_rcu(const sim::Context& ctx, std::string what, Callback cb) {
   k_.sim.emit(&ctx, "call_rcu", {{"what", what}});
-  Pending p{ctx.cpu(), std::move(what), std::move(cb)};
+  Pending p{ctx.cpu(), std::move(what), std::move(cb), ++queued_};
+  outstanding_.insert(p.seq);
   if (gp_active_) {
     next_.push_back(std::move(p));
   } else {
@@ -87,7 +88,21 @@ sim::Co<void> Rcu::softirq(sim::Context& ctx) {
     --ready_total_;
     ctx.trace("rcu_invoke_callback", {{"what", p.what}});
     co_await p.cb(ctx);
+    outstanding_.erase(p.seq);
+    barrier_waiters_.wake_all();
   }
+}
+
+sim::Co<void> Rcu::barrier(sim::Context& ctx) {
+  const std::uint64_t upto = queued_;
+  if (outstanding_.empty() || *outstanding_.begin() > upto) co_return;
+  ctx.trace("rcu_barrier", {{"pending", outstanding_.size()}});
+  while (!outstanding_.empty() && *outstanding_.begin() <= upto) {
+    co_await ctx.block(barrier_waiters_,
+                       sim::WaitFor{"rcu_barrier", "rcu_callbacks", upto, nullptr});
+    co_await ctx.step(k_.cost.spin_ns);
+  }
+  ctx.trace("rcu_barrier_done", {});
 }
 
 }  // namespace bpftsim::model

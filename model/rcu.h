@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ class Rcu {
 
   // Queues `cb` to run after a grace period (call_rcu / kfree_rcu).
   void call_rcu(const sim::Context& ctx, std::string what, Callback cb);
+  // rcu_barrier: waits (spinning in the model) until every callback queued before the call has
+  // run to its end. Returns at once when none is pending, as the kernel's does when no CPU has
+  // callbacks queued.
+  sim::Co<void> barrier(sim::Context& ctx);
 
   std::uint64_t completed() const { return completed_; }
   bool idle() const { return !gp_active_ && next_.empty(); }
@@ -45,6 +50,7 @@ class Rcu {
     int cpu;
     std::string what;
     Callback cb;
+    std::uint64_t seq = 0;  // order of call_rcu (rcu_barrier waits for those before it)
   };
   void start_gp();
   void maybe_complete();
@@ -62,6 +68,9 @@ class Rcu {
   std::vector<Pending> next_;               // queued during it: wait for the following one
   std::vector<std::deque<Pending>> ready_;  // per CPU, run by RCU_SOFTIRQ
   std::size_t ready_total_ = 0;
+  std::uint64_t queued_ = 0;             // call_rcu calls so far
+  std::set<std::uint64_t> outstanding_;  // seqs of callbacks not yet run to their end
+  sim::WaitQueue barrier_waiters_;
 };
 
 }  // namespace bpftsim::model

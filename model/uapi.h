@@ -28,6 +28,11 @@ inline constexpr std::uint64_t kBpfNoexist = BPF_NOEXIST;
 inline constexpr std::uint64_t kBpfExist = BPF_EXIST;
 inline constexpr std::uint64_t kBpfFLock = BPF_F_LOCK;
 
+// bpf_timer_start flags: BPF_F_TIMER_ABS (v6.4) and BPF_F_TIMER_CPU_PIN (v6.7), newer than the
+// installed headers, so their values (bits 0 and 1 of the uapi enum) are written here.
+inline constexpr std::uint64_t kBpfFTimerAbs = 1ULL << 0;
+inline constexpr std::uint64_t kBpfFTimerCpuPin = 1ULL << 1;
+
 // enum bpf_func_id: the helpers the model implements (model/helpers.cpp's table).
 enum HelperId : std::int32_t {
   kHelperMapLookupElem = BPF_FUNC_map_lookup_elem,

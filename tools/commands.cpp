@@ -7,10 +7,16 @@
 namespace bpftsim::tools {
 
 std::string profile_help() {
-  std::string s =
-      "kernel profile (overrides the scenario's): v5.15 (the seed, also 'seed'), plus any fixes "
-      "joined with '+', e.g. v5.15+2.9+2.12 (a fix needs the ones it was written on); fixes:";
-  for (const model::ProfileFix& f : model::profile_fixes()) {
+  std::string versions;
+  for (const model::KernelVersion& v : model::kernel_versions())
+    versions += (versions.empty() ? "" : " ") + v.name;
+  std::string s = fmt::format(
+      "kernel profile (overrides the scenario's): a kernel version ({}; v5.15 is the seed, also "
+      "'seed'), plus any single changes joined with '+', e.g. v5.15+2.9+2.12 or v6.1+2.9 (a "
+      "change needs the ones it was written on); `bpftsim profiles` lists what each version "
+      "holds; changes:",
+      versions);
+  for (const model::ProfileFix& f : model::profile_changes()) {
     s += fmt::format("\n  +{}  {}", f.id, f.title);
     if (!f.requires_fixes.empty())
       s += fmt::format(" (needs +{})", fmt::join(f.requires_fixes, " +"));

@@ -16,12 +16,41 @@ TEST_CASE("run --help and check --help list every fix and how fixes combine", "[
     INFO(help.out);
     CHECK(help.code == 0);
     CHECK_THAT(help.out, Catch::Contains("joined with '+', e.g. v5.15+2.9+2.12"));
-    for (const auto& f : bpftsim::model::profile_fixes()) {
+    for (const auto& v : bpftsim::model::kernel_versions())
+      CHECK_THAT(help.out, Catch::Contains(v.name));
+    for (const auto& f : bpftsim::model::profile_changes()) {
       CHECK_THAT(help.out, Catch::Contains("+" + f.id + "  " + f.title));
       for (const auto& r : f.requires_fixes)
         CHECK_THAT(help.out, Catch::Contains("(needs +" + r + ")"));
     }
   }
+}
+
+TEST_CASE("profiles lists every version with what it changes, and every single change", "[cli]") {
+  TempDir dir;
+  const Cmd c = run_tool("profiles", dir.path);
+  INFO(c.out);
+  CHECK(c.code == 0);
+  std::size_t at = 0;
+  for (const auto& v : bpftsim::model::kernel_versions()) {
+    // In order, each on its own line, followed by the changes it adds.
+    const auto line = c.out.find("\n" + v.name + "\n", at == 0 ? 0 : at - 1);
+    REQUIRE(line != std::string::npos);
+    at = line + 1;
+    for (const auto& id : v.adds) {
+      const auto* f = &bpftsim::model::profile_changes().front();
+      for (const auto& g : bpftsim::model::profile_changes())
+        if (g.id == id) f = &g;
+      const auto row = c.out.find("+" + id, at);
+      REQUIRE(row != std::string::npos);
+      CHECK(c.out.find(f->title, row) != std::string::npos);
+    }
+  }
+  CHECK_THAT(c.out, Catch::Contains("v5.15+2.1 is v5.16"));
+  CHECK_THAT(c.out, Catch::Contains("not modelled: 2.4"));
+  for (const auto& f : bpftsim::model::profile_changes())
+    CHECK_THAT(c.out, Catch::Contains("+" + f.id));
+  CHECK_THAT(c.out, Catch::Contains("(needs +2.9)"));
 }
 
 TEST_CASE("inspect lists the global variables with their sections and initial values", "[cli]") {

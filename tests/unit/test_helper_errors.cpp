@@ -241,3 +241,27 @@ TEST_CASE("map creation with a timer and BPF_F_RDONLY_PROG returns -EACCES", "[e
   CHECK(k.create_map(nullptr, d, &err) != nullptr);
   CHECK(err == 0);
 }
+
+// map_check_btf (kernel/bpf/syscall.c): for a value holding a bpf_timer, BPF_F_RDONLY_PROG is
+// checked (-EACCES) before the map type (-EOPNOTSUPP). Divergence 5 of issue 11.
+TEST_CASE("map_check_btf order: BPF_F_RDONLY_PROG (-EACCES) before the map type (-EOPNOTSUPP)",
+          "[errors]") {
+  sim::Simulator s(sim::SimConfig{});
+  model::Kernel k(s);
+  model::MapDef d;
+  d.name = "rdonly_of_maps";
+  d.type = model::kBpfMapTypeArrayOfMaps;  // cannot hold a timer
+  d.key_size = 4;
+  d.value_size = 16;
+  d.max_entries = 1;
+  d.map_flags = model::kBpfFRdonlyProg;
+  d.timer_off = 0;
+  int err = 0;
+  CHECK(k.create_map(nullptr, d, &err) == nullptr);
+  CHECK(err == -model::kEACCES);
+  d.map_flags = 0;
+  CHECK(k.create_map(nullptr, d, &err) == nullptr);
+  CHECK(err == -model::kEOPNOTSUPP);
+  CHECK(k.maps().empty());
+  CHECK(k.slab.live_count() == 0);
+}

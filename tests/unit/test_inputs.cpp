@@ -530,7 +530,7 @@ TEST_CASE("errors that say why: subcommands, run-file JSON, duplicate keys, unus
   TempDir dir;
   expect_cmd(run_tool("frobnicate x", dir.path), 2,
              {"bpftsim: unknown subcommand 'frobnicate' (subcommands: ", "check, ",
-              "inspect, plugin, replay, run"});
+              "inspect, plugin, profiles, replay, run"});
   // A failing run, and its run file.
   dir.file("fail.json", scenario("",
                                  "  {\"at_ns\": 0, \"action\": \"run\", \"prog\": "

@@ -1,7 +1,12 @@
-// Kernel profiles: the seed plus later fixes as switches, named canonically. What each fix closes
-// is stated by the scenarios (races/*.json "closed_by", fixes/*.json) and checked by
-// tests/unit/test_catalogue.cpp.
+// Kernel profiles: kernel versions (eras) and single changes on top of them, named canonically.
+// What each fix closes is stated by the scenarios (races/*.json "closed_by", fixes/*.json) and
+// checked by tests/unit/test_catalogue.cpp.
 #include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "model/profile.h"
 
@@ -15,14 +20,18 @@ TEST_CASE("profile names: the seed plus fixes by reference section", "[profile]"
   CHECK(!p->copy_skips_lock_and_timer);
   CHECK(p->init_checks_usercnt_after_publish);
   CHECK(p->cancel_and_free_kfree_rcu);
+  CHECK(p->version == "v5.15");
   std::string err;
   CHECK(!model::profile_by_name("v5.15+9.9", &err));
   CHECK(err.find("unknown fix '9.9'") != std::string::npos);
-  CHECK(!model::profile_by_name("v6.1", &err));
-  CHECK(err.find("unknown kernel profile") != std::string::npos);
-  CHECK(model::profile_names().size() == 1 + model::profile_fixes().size());
-  for (const auto& n : model::profile_names())
-    CHECK(model::profile_by_name(n));
+  CHECK(!model::profile_by_name("v6.2", &err));
+  CHECK(err.find("unknown kernel profile 'v6.2'") != std::string::npos);
+  CHECK(err.find("v6.14") != std::string::npos);
+  for (const auto& n : model::profile_names()) {
+    INFO(n);
+    REQUIRE(model::profile_by_name(n));
+    CHECK(model::profile_by_name(n)->name == n);  // listed names are canonical
+  }
 }
 
 TEST_CASE("profile names are canonical: fixes sorted, named once, prerequisites required",
@@ -34,9 +43,98 @@ TEST_CASE("profile names are canonical: fixes sorted, named once, prerequisites 
   std::string err;
   CHECK(!model::profile_by_name("v5.15+2.12", &err));
   CHECK(err == "fix 2.12 needs fix 2.9 (it landed on top of it): name both, e.g. 'v5.15+2.9+2.12'");
+  CHECK(!model::profile_by_name("v6.7+2.12", &err));
+  CHECK(err == "fix 2.12 needs fix 2.9 (it landed on top of it): name both, e.g. 'v6.7+2.9+2.12'");
+  CHECK(model::profile_by_name("v6.8+2.12")->name == "v6.8+2.12");  // v6.8 holds 2.9
   auto q = model::profile_by_name("v5.15+2.12+2.9");
   REQUIRE(q);
   CHECK(q->name == "v5.15+2.9+2.12");
   CHECK(q->defer_free_in_callback);
   CHECK(q->cancel_and_free_kfree_rcu);
+}
+
+// Each version is the seed plus the changes of reference sections 0.2 and 2 up to it.
+TEST_CASE("kernel versions hold the changes of every version up to them", "[profile]") {
+  using P = model::KernelProfile;
+  struct Row {
+    const char* name;
+    std::vector<bool P::*> on;
+  };
+  const std::vector<bool P::*> all = {&P::tracing_progs_no_timer,
+                                      &P::copy_skips_lock_and_timer,
+                                      &P::has_bpf_loop,
+                                      &P::timer_start_abs,
+                                      &P::timer_start_cpu_pin,
+                                      &P::init_checks_usercnt_after_publish,
+                                      &P::cancel_and_free_kfree_rcu,
+                                      &P::cancelling_counters,
+                                      &P::defer_free_in_callback};
+  const std::vector<Row> rows = {
+      {"v5.15", {}},
+      {"v5.16", {all[0]}},
+      {"v5.17", {all[0], all[1], all[2]}},
+      {"v6.1", {all[0], all[1], all[2]}},
+      {"v6.4", {all[0], all[1], all[2], all[3]}},
+      {"v6.7", {all[0], all[1], all[2], all[3], all[4], all[5]}},
+      {"v6.8", {all[0], all[1], all[2], all[3], all[4], all[5], all[6]}},
+      {"v6.10", all},
+      {"v6.14", all},
+  };
+  REQUIRE(rows.size() == model::kernel_versions().size());
+  for (const Row& r : rows) {
+    INFO(r.name);
+    auto p = model::profile_by_name(r.name);
+    REQUIRE(p);
+    CHECK(p->name == r.name);
+    CHECK(p->version == r.name);
+    for (auto f : all) {
+      const bool want = std::find(r.on.begin(), r.on.end(), f) != r.on.end();
+      CHECK((*p).*f == want);
+    }
+  }
+}
+
+TEST_CASE("a version plus single changes: canonical as the version when it holds the same",
+          "[profile]") {
+  // The spelling of a version's change set prints as the version.
+  CHECK(model::profile_by_name("v5.15+2.1")->name == "v5.16");
+  CHECK(model::profile_by_name("v5.16+bpf_loop+2.2")->name == "v5.17");
+  CHECK(model::profile_by_name("v5.15+2.1+2.2+bpf_loop+2.6")->name == "v6.4");
+  CHECK(model::profile_by_name("v6.8+2.9")->name == "v6.8");
+  CHECK(model::profile_by_name("v6.10+2.12+2.11")->name == "v6.10");
+  // Versions that hold the same changes keep the name the user gave.
+  CHECK(model::profile_by_name("v6.1")->name == "v6.1");
+  CHECK(model::profile_by_name("v5.17")->name == "v5.17");
+  CHECK(model::profile_by_name("v6.14")->name == "v6.14");
+  // A fix on top of an era (a backport): the era's name, then the fix.
+  auto p = model::profile_by_name("v6.1+2.9");
+  REQUIRE(p);
+  CHECK(p->name == "v6.1+2.9");
+  CHECK(p->version == "v6.1");
+  CHECK(p->cancel_and_free_kfree_rcu);
+  CHECK(!p->init_checks_usercnt_after_publish);
+  CHECK(p->has_bpf_loop);
+  CHECK(model::profile_by_name("v5.15+2.1+2.9")->name == "v5.16+2.9");
+  CHECK(model::profile_by_name("v6.4+2.11")->name == "v6.4+2.11");
+  // The existing single-fix spellings stay canonical (scenarios and run files use them).
+  for (const char* n : {"v5.15+2.2", "v5.15+2.8", "v5.15+2.9", "v5.15+2.11", "v5.15+2.9+2.12",
+                        "v5.15+2.2+2.8+2.9+2.11+2.12"})
+    CHECK(model::profile_by_name(n)->name == n);
+  const std::vector<std::string> listed = model::profile_names();
+  const std::set<std::string> names(listed.begin(), listed.end());
+  CHECK(names.count("v6.10"));
+  CHECK(names.count("v5.15+2.9+2.12"));
+  CHECK(names.count("v5.15+2.6"));
+  CHECK(!names.count("v5.15+2.1"));  // that is v5.16
+}
+
+TEST_CASE("profile_fixes are the changes that are not features", "[profile]") {
+  std::vector<std::string> fixes;
+  for (const auto& f : model::profile_fixes())
+    fixes.push_back(f.id);
+  CHECK(fixes == std::vector<std::string>{"2.1", "2.2", "2.8", "2.9", "2.11", "2.12"});
+  std::size_t features = 0;
+  for (const auto& c : model::profile_changes())
+    features += c.feature ? 1 : 0;
+  CHECK(features == 3);  // bpf_loop, 2.6, 2.7
 }

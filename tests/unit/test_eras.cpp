@@ -1,0 +1,100 @@
+// Kernel eras: what the era features of the profiles change (reference 2.6, 2.7 and bpf_loop),
+// through the scenarios that state them (scenarios/errors/start-*-v6.*.json,
+// load-bpf-loop-v5.17.json) run by the bpftsim binary under their own profile and under the era
+// before, where they must fail.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "model/helpers.h"
+#include "model/profile.h"
+#include "model/uapi.h"
+#include "tests/unit/tool_harness.h"
+
+using namespace bpftsim;
+using namespace bpftsim::testing;
+
+namespace {
+std::string scenario(const std::string& name) {
+  return std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/errors/" + name;
+}
+}  // namespace
+
+TEST_CASE("bpf_loop is a helper from v5.17 on (helper_in_profile)", "[eras]") {
+  CHECK(!model::helpers::helper_in_profile(model::kHelperLoop, *model::profile_by_name("v5.15")));
+  CHECK(!model::helpers::helper_in_profile(model::kHelperLoop, *model::profile_by_name("v5.16")));
+  CHECK(model::helpers::helper_in_profile(model::kHelperLoop, *model::profile_by_name("v5.17")));
+  CHECK(model::helpers::helper_in_profile(model::kHelperLoop,
+                                          *model::profile_by_name("v5.15+bpf_loop")));
+  for (const char* p : {"v5.15", "v6.14"})
+    CHECK(model::helpers::helper_in_profile(model::kHelperTimerStart, *model::profile_by_name(p)));
+  CHECK(!model::helpers::helper_in_profile(14, *model::profile_by_name("v6.14")));  // not modelled
+}
+
+TEST_CASE("a program calling bpf_loop does not load before v5.17: unknown func bpf_loop#181",
+          "[eras]") {
+  TempDir dir;
+  const std::string file = scenario("load-bpf-loop-v5.17.json");
+  const Cmd ok = run_tool("run " + file, dir.path);
+  INFO(ok.out);
+  CHECK(ok.code == 0);
+  for (const char* old : {"v5.15", "v5.16", "v5.15+2.2"}) {
+    const Cmd c = run_tool("run " + file + " --profile " + old, dir.path);
+    INFO(old << "\n" << c.out);
+    CHECK(c.code == 2);
+    CHECK_THAT(c.out, Catch::Contains("section 'syscall': program 'run_loop': unknown func "
+                                      "bpf_loop#181 (kernel " +
+                                      std::string(old) + " does not have it)"));
+    CHECK_THAT(c.out, Catch::Contains("/objects/0/path"));
+  }
+  CHECK(run_tool("run " + file + " --profile v5.15+bpf_loop", dir.path).code == 0);
+}
+
+// bpf_timer_start's flags check (kernel/bpf/helpers.c): -EINVAL for any flag before v6.4, for
+// anything but BPF_F_TIMER_ABS in v6.4-v6.6, for anything but ABS|CPU_PIN from v6.7.
+TEST_CASE("bpf_timer_start flags per era: ABS from v6.4, CPU_PIN from v6.7", "[eras]") {
+  TempDir dir;
+  struct Row {
+    const char* file;
+    const char* profile;
+    int code;
+    const char* says;  // what a failing run prints
+  };
+  for (const Row& r :
+       {Row{"start-flags-v6.4-abs.json", "v6.4", 0, ""},
+        Row{"start-flags-v6.4-abs.json", "v6.1", 1, "returned -22 (-EINVAL), expected 0"},
+        Row{"start-flags-v6.4-abs.json", "v5.15+2.6", 0, ""},
+        Row{"start-flags-v6.7-cpu-pin.json", "v6.7", 0, ""},
+        Row{"start-flags-v6.7-cpu-pin.json", "v6.14", 0, ""},
+        Row{"start-flags-v6.7-cpu-pin.json", "v6.4", 1, "returned -22 (-EINVAL), expected 0"},
+        Row{"start-abs-negative-v6.4.json", "v6.1", 1, "returned -22 (-EINVAL), expected 0"},
+        Row{"start-einval-flags.json", "v6.1", 0, ""},
+        Row{"start-einval-flags.json", "v6.4", 1, "returned 0, expected -22"}}) {
+    const Cmd c =
+        run_tool(std::string("run ") + scenario(r.file) + " --profile " + r.profile, dir.path);
+    INFO(r.file << " on " << r.profile << "\n" << c.out);
+    CHECK(c.code == r.code);
+    if (r.code == 1) CHECK_THAT(c.out, Catch::Contains(r.says));
+  }
+}
+
+// Our mirrors of the kernel's selftests of each era (scenarios/conformance/), run on the era
+// before the one they were written for: each fails there, for the reason the era fixed.
+TEST_CASE("timer.c of v6.8 and timer_lockup of v6.10 need their eras", "[eras]") {
+  TempDir dir;
+  const std::string conf = std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/conformance/";
+  // timer.c v6.8 on v6.4: no BPF_F_TIMER_CPU_PIN, so test4/test5's timers never run.
+  const Cmd timer = run_tool("run " + conf + "timer_v6_8.json --profile v6.4", dir.path);
+  INFO(timer.out);
+  CHECK(timer.code == 1);
+  CHECK_THAT(timer.out, Catch::Contains("t.pinned_callback_check is 0 at t=70000, expected 2"));
+  CHECK(run_tool("run " + conf + "timer_v6_8.json", dir.path).code == 0);
+  // timer_lockup on v6.8 (no 2.11): the callbacks spin in hrtimer_cancel for each other.
+  const Cmd lockup = run_tool("run " + conf + "timer_lockup_v6_10.json --profile v6.8", dir.path);
+  INFO(lockup.out);
+  CHECK(lockup.code == 1);
+  CHECK_THAT(lockup.out, Catch::Contains("status=stopped"));
+  CHECK_THAT(lockup.out, Catch::Contains("deadlock"));
+  CHECK(run_tool("run " + conf + "timer_lockup_v6_8.json", dir.path).code == 0);
+  CHECK(run_tool("run " + conf + "timer_lockup_v6_10.json", dir.path).code == 0);
+}
