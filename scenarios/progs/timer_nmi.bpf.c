@@ -1,6 +1,8 @@
 // timer_nmi: the four bpf_timer helpers called in NMI return -EOPNOTSUPP on v5.15 (reference 1.4
 // step 1 of each helper, 4.13 and 4.17: the NMI check comes before any other). Each nmi_* program
-// runs with "context": "nmi" (a perf_event program fires in NMI) and records what its helper
+// runs with "context": "nmi" (an fentry program of a function called in NMI; a perf_event
+// program would do on v5.15, but from v5.16 tracing program types may not use timer maps,
+// reference 2.1, while BPF_PROG_TYPE_TRACING still may) and records what its helper
 // returned in `nmi_ret`; the other programs run as tasks around it, to show that the NMI call
 // changed nothing. Globals follow race_common.h (results start at 99). Scenarios:
 // scenarios/errors/err-*-eopnotsupp-nmi.json.
@@ -68,7 +70,7 @@ int start_10us(void *ctx)
 
 /* ---- NMI: each -> -EOPNOTSUPP ------------------------------------------------------------- */
 
-SEC("perf_event")
+SEC("fentry/bpf_fentry_test1")
 int nmi_init(void *ctx)
 {
   struct elem *val = slot0();
@@ -79,7 +81,7 @@ int nmi_init(void *ctx)
   return 0;
 }
 
-SEC("perf_event")
+SEC("fentry/bpf_fentry_test1")
 int nmi_set_callback(void *ctx)
 {
   struct elem *val = slot0();
@@ -90,7 +92,7 @@ int nmi_set_callback(void *ctx)
   return 0;
 }
 
-SEC("perf_event")
+SEC("fentry/bpf_fentry_test1")
 int nmi_start(void *ctx)
 {
   struct elem *val = slot0();
@@ -101,7 +103,7 @@ int nmi_start(void *ctx)
   return 0;
 }
 
-SEC("perf_event")
+SEC("fentry/bpf_fentry_test1")
 int nmi_cancel(void *ctx)
 {
   struct elem *val = slot0();
@@ -115,7 +117,7 @@ int nmi_cancel(void *ctx)
 /* In NMI the -EOPNOTSUPP check comes before every other: arguments that a task would get -EINVAL
  * for change nothing. ctx[0] picks the call: 0 init with flags 16 (>= MAX_CLOCKS), 1 start with
  * flags 1, 2 cancel (of the timer, which no task initialised). Returns the helper's result. */
-SEC("perf_event")
+SEC("fentry/bpf_fentry_test1")
 long nmi_bad_args(__u64 *ctx)
 {
   struct elem *val = slot0();
