@@ -175,6 +175,9 @@ struct Expectations {
   std::vector<OrderExpect> order;
   AliveExpect alive;
   sim::RunStatus status = sim::RunStatus::kQuiescent;
+  // expect.load_error: loading the objects must fail with a message containing this; nothing
+  // runs then (the other expectations are refused as bad input).
+  std::optional<std::string> load_error;
 };
 
 }  // namespace bpftsim::tools

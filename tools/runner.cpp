@@ -619,13 +619,41 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   in->k.max_insns = opts.max_insns.value_or(kDefaultMaxInsns);
   in->k.insn_limit_hint = "; raise it with --max-insns N";
 
+  // The result of a run that ends after loading (expect.load_error): nothing more happens.
+  auto load_result = [&](const std::optional<std::string>& failure) {
+    const std::string& want = *sc.expect.load_error;
+    if (!failure) {
+      in->fail(-1, fmt::format("/expect/load_error: expected the objects to fail to load with "
+                               "'{}'; they loaded",
+                               want));
+    } else if (failure->find(want) == std::string::npos) {
+      in->fail(-1, fmt::format("/expect/load_error: the objects failed to load with a message "
+                               "that does not contain '{}': {}",
+                               want, *failure));
+    }
+    RunResult r;
+    r.name = sc.name;
+    r.seed = cfg.seed;
+    r.profile = profile->name;
+    r.window_ns = opts.window_ns;
+    r.failures = in->failures;
+    for (int c = 0; c < sc.cpus; ++c)
+      r.cpus.insert(c);
+    r.digest = in->sim.trace().digest();
+    r.instance = std::move(in);
+    return r;
+  };
+  if (sc.load_failure) return load_result(sc.load_failure);
+
   model::Process& loader = in->process("loader");
   for (std::size_t o = 0; o < sc.objects.size(); ++o) {
     const ScenarioObject& so = sc.objects[o];
     auto loaded = model::bpf_object_load(in->k, loader, so.spec);
-    if (auto* e = std::get_if<model::LoadError>(&loaded))
+    if (auto* e = std::get_if<model::LoadError>(&loaded)) {
+      if (sc.expect.load_error) return load_result(e->message);
       return InputError{sc.file, fmt::format("/objects/{}/path", o), so.line, so.column,
                         "cannot load object: " + e->message};
+    }
     auto obj = std::move(std::get<std::unique_ptr<model::BpfObject>>(loaded));
     for (const auto& ms : so.spec.maps)
       in->add_fd(loader, FdKind::kMap, so.name + "." + ms.name, obj->map_fd(ms.name));
@@ -633,6 +661,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
       in->add_fd(loader, FdKind::kProg, so.name + "." + ps.name, obj->prog_fd(ps.name));
     in->objects.push_back(std::move(obj));
   }
+  if (sc.expect.load_error) return load_result(std::nullopt);
 
   // Faults apply to the timeline: armed once the objects are loaded.
   for (const Scenario::Fault& f : sc.faults) {

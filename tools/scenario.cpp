@@ -118,6 +118,7 @@ class Parser {
       : file_(std::move(file)), doc_(doc), text_(text), pos_(pos) {}
 
   Scenario parse() {
+    expect_load_error_ = doc_.contains("expect") && doc_["expect"].contains("load_error");
     Scenario sc;
     sc.file = file_;
     sc.name = doc_["name"].get<std::string>();
@@ -152,8 +153,23 @@ class Parser {
         sc.faults.push_back(Scenario::Fault{*s, f.contains("count") ? f["count"].get<int>() : 1});
       }
     scenario_ = &sc;
-    parse_timeline(sc);
-    if (doc_.contains("expect")) parse_expect(sc, doc_["expect"]);
+    if (expect_load_error_) {
+      const Json& ex = doc_["expect"];
+      sc.expect.load_error = ex["load_error"].get<std::string>();
+      for (const auto& [key, v] : ex.items())
+        if (key != "load_error" && key != "comment")
+          bad(child("/expect", key),
+              "with load_error nothing runs after the objects fail to load: expect only "
+              "load_error (and a comment)");
+    }
+    // When an object failed to load as expected, its names cannot be resolved: the timeline,
+    // which never runs, is left unchecked.
+    if (doc_["timeline"].empty() && !expect_load_error_)
+      bad("/timeline",
+          "expected at least 1 action (only a scenario expecting a load error, which runs "
+          "nothing, may have an empty timeline)");
+    if (!sc.load_failure) parse_timeline(sc);
+    if (doc_.contains("expect") && !expect_load_error_) parse_expect(sc, doc_["expect"]);
     parse_closed_by(sc);
     return sc;
   }
@@ -197,12 +213,26 @@ class Parser {
         for (const auto& f : o["cflags"])
           copts.extra_flags.push_back(f.get<std::string>());
       }
+      // A source that does not compile is bad input even when a load error is expected: the
+      // expectation is about what the loader refuses, not about clang.
+      if (source && expect_load_error_)
+        if (auto c = model::compile_bpf_source(obj.resolved_path, copts);
+            std::holds_alternative<model::BpfCompileError>(c))
+          bad(child(ptr, "path"),
+              fmt::format("cannot load object: {}", std::get<model::BpfCompileError>(c).message));
       auto loaded = model::load_bpf_input(obj.resolved_path, copts);
-      if (auto* e = std::get_if<model::LoadError>(&loaded))
-        bad(child(ptr, "path"), fmt::format("cannot load object: {}", e->message));
-      obj.spec = std::move(std::get<model::ObjectSpec>(loaded));
-      if (auto e = model::bpf_object_check(obj.spec))
-        bad(child(ptr, "path"), fmt::format("cannot load object: {}", e->message));
+      std::optional<model::LoadError> failed;
+      if (auto* e = std::get_if<model::LoadError>(&loaded)) {
+        failed = *e;
+      } else {
+        obj.spec = std::move(std::get<model::ObjectSpec>(loaded));
+        failed = model::bpf_object_check(obj.spec);
+      }
+      if (failed && expect_load_error_) {
+        sc.load_failure = failed->message;
+        return;  // the objects after it are not loaded either
+      }
+      if (failed) bad(child(ptr, "path"), fmt::format("cannot load object: {}", failed->message));
       sc.objects.push_back(std::move(obj));
     }
   }
@@ -809,6 +839,7 @@ class Parser {
   const std::string& text_;
   const JsonPositions& pos_;
   Scenario* scenario_ = nullptr;
+  bool expect_load_error_ = false;  // expect.load_error is given
 };
 
 InputError located(const std::string& file, const std::string& text, std::string pointer,

@@ -143,6 +143,10 @@ struct Scenario {
   std::vector<Fault> faults;
   std::vector<Action> timeline;
   Expectations expect;
+  // With expect.load_error: the message of an object that failed to open or check when the
+  // scenario was read (its name resolution and the timeline are then skipped); the runner judges
+  // it, or loads the objects and judges their failure.
+  std::optional<std::string> load_failure;
   // Races only: the fixes (model::profile_fixes() ids) that close this race; the suite runs the
   // scenario under each fix and requires it to fail exactly under these.
   std::vector<std::string> closed_by;

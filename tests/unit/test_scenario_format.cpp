@@ -1,0 +1,109 @@
+// The scenario format's expectations of issue 10, through the built bpftsim binary:
+// expect.load_error (objects that must fail to load), expect.any_of (alternatives), ranges and
+// BTF fields of map values, maps at a time (at[].maps, maps_at), globals of any size and dotted
+// global names, and every input error of a scenario reported at once.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "tests/unit/tool_harness.h"
+
+using namespace bpftsim::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string prebuilt(const std::string& stem) {
+  return std::string(BPFTSIM_PROGS_DIR) + "/" + stem + ".bpf.o";
+}
+
+std::string values_source() {
+  return std::string(BPFTSIM_SOURCE_DIR) + "/tests/data/fmt_values.bpf.c";
+}
+
+// A one-CPU scenario of object `t` at `object` with `timeline` (actions, comma-separated) and
+// `expect` (a JSON object).
+std::string scenario(const std::string& name, const std::string& object,
+                     const std::string& timeline, const std::string& expect,
+                     const std::string& object_extra = "") {
+  return R"({"name": ")" + name + R"(", "description": "d", "cpus": 1,
+ "objects": [{"name": "t", "path": ")" +
+         object + "\"" + object_extra + R"(}],
+ "timeline": [)" +
+         timeline + R"(],
+ "expect": )" +
+         expect + "\n}\n";
+}
+
+}  // namespace
+
+TEST_CASE("load_error: a load that must fail, judged by its message", "[format]") {
+  TempDir dir;
+  const std::string unknown = prebuilt("vm_unknown_helper");
+  dir.file("ok.json", scenario("le-ok", unknown, "",
+                               R"({"load_error": "calls bpf_get_current_pid_tgid",
+                                   "comment": "the model has no such helper"})"));
+  const Cmd ok = run_tool("run ok.json --run-dir runs", dir.path);
+  INFO(ok.out);
+  CHECK(ok.code == 0);
+
+  // The message does not contain the string: a failed run that prints the real message.
+  dir.file("other.json", scenario("le-other", unknown, "", R"({"load_error": "rule stack_oob"})"));
+  const Cmd other = run_tool("run other.json --run-dir runs", dir.path);
+  INFO(other.out);
+  CHECK(other.code == 1);
+  CHECK_THAT(other.out, Catch::Contains("/expect/load_error: the objects failed to load with a "
+                                        "message that does not contain 'rule stack_oob'"));
+  CHECK_THAT(other.out, Catch::Contains("calls bpf_get_current_pid_tgid (helper 14)"));
+
+  // Objects that load fail the run.
+  dir.file("loads.json",
+           scenario("le-loads", prebuilt("timer_seed"), "", R"({"load_error": "anything"})"));
+  const Cmd loads = run_tool("run loads.json --run-dir runs", dir.path);
+  INFO(loads.out);
+  CHECK(loads.code == 1);
+  CHECK_THAT(loads.out, Catch::Contains("expected the objects to fail to load with 'anything'; "
+                                        "they loaded"));
+
+  // Without load_error the same object is bad input, as before.
+  dir.file("bad.json", scenario("le-bad", unknown, "", "{}"));
+  const Cmd bad = run_tool("run bad.json", dir.path);
+  INFO(bad.out);
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.out, Catch::Contains("bad.json:2:"));
+  CHECK_THAT(bad.out, Catch::Contains("at /objects/0/path: cannot load object:"));
+
+  // Only a scenario expecting a load error may have an empty timeline.
+  dir.file("empty.json", scenario("le-empty", prebuilt("timer_seed"), "", "{}"));
+  const Cmd empty = run_tool("run empty.json", dir.path);
+  INFO(empty.out);
+  CHECK(empty.code == 2);
+  CHECK_THAT(empty.out, Catch::Contains("at /timeline: expected at least 1 action"));
+
+  // Other expectations beside load_error are bad input: nothing runs to check them.
+  dir.file("more.json",
+           scenario("le-more", unknown, "", R"({"load_error": "x", "globals": {"t.a": 1}})"));
+  const Cmd more = run_tool("run more.json", dir.path);
+  INFO(more.out);
+  CHECK(more.code == 2);
+  CHECK_THAT(more.out, Catch::Contains("at /expect/globals: with load_error nothing runs"));
+
+  // An object compiled without BTF (-g0 after the default -g): the loader's refusal is expected.
+  dir.file("nobtf.json", scenario("le-nobtf", values_source(), "", R"({"load_error": "BTF"})",
+                                  R"(, "cflags": ["-g0"])"));
+  const Cmd nobtf = run_tool("run nobtf.json --run-dir runs", dir.path);
+  INFO(nobtf.out);
+  CHECK(nobtf.code == 0);
+
+  // check treats them as any scenario: PASS rows for the passing ones, FAIL for the others.
+  fs::create_directory(dir.path / "suite");
+  fs::copy_file(dir.path / "ok.json", dir.path / "suite" / "ok.json");
+  fs::copy_file(dir.path / "nobtf.json", dir.path / "suite" / "nobtf.json");
+  const Cmd check = run_tool("check suite --run-dir runs", dir.path);
+  INFO(check.out);
+  CHECK(check.code == 0);
+  CHECK_THAT(check.out, Catch::Contains("le-ok"));
+  CHECK_THAT(check.out, Catch::Contains("PASS"));
+  CHECK_THAT(check.out, !Catch::Contains("FAIL"));
+}
