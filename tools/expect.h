@@ -164,7 +164,9 @@ struct AtExpect {
   std::string pointer;
 };
 
+// The top-level `expect`, or one alternative of its `any_of` (pointer "/expect/any_of/<i>").
 struct Expectations {
+  std::string pointer = "/expect";
   std::vector<GlobalExpect> globals;
   std::vector<AtExpect> at;  // "at", and the older "globals_at"
   std::vector<MapExpect> maps;
@@ -178,6 +180,15 @@ struct Expectations {
   // expect.load_error: loading the objects must fail with a message containing this; nothing
   // runs then (the other expectations are refused as bad input).
   std::optional<std::string> load_error;
+  // Whether `findings` or `finding_match` is given (else the default "no findings" may apply),
+  // and whether `status` is (else the default "quiescent" may apply): see any_of.
+  bool findings_given = false;
+  bool status_given = false;
+  // expect.any_of (top level only): at least one alternative must hold entirely. A default
+  // ("no findings", status "quiescent") applies to an alternative when neither the top level nor
+  // that alternative names findings (status); the top level applies it itself only when it has
+  // no alternatives.
+  std::vector<Expectations> any_of;
 };
 
 }  // namespace bpftsim::tools

@@ -37,6 +37,9 @@ struct RunInstance {
   std::map<std::pair<int, std::string>, std::vector<int>> fds;
   std::vector<Link> links;  // attach order
   std::vector<std::string> failures;
+  // Where fail() writes: `failures`, or the failures of one alternative of expect.any_of.
+  std::vector<std::string>* sink = &failures;
+  std::vector<std::vector<std::string>> alt_failures;  // per expect.any_of alternative
   std::set<int> cpus;
 
   model::Process& process(const std::string& name) {
@@ -85,15 +88,21 @@ struct RunInstance {
 
   void fail(int cpu, std::string line) {
     if (cpu >= 0) cpus.insert(cpu);
-    failures.push_back(std::move(line));
+    sink->push_back(std::move(line));
   }
 
   sim::Co<void> exec(sim::Context& c, std::size_t i);
   sim::Co<std::int64_t> run_fentry(sim::Context& c);
   void check_globals(const std::vector<GlobalExpect>& globals, const std::string& when);
   void check_at(const AtExpect& at);
-  std::vector<bool> at_checked;  // per expect.at entry: its observer ran
-  void watch_events(const Expectations& ex);
+  // Per group (0: the top level, 1 + i: alternative i of any_of), per expect.at entry: its
+  // observer ran.
+  std::vector<std::vector<bool>> at_checked;
+  // The groups: the top level, then each alternative.
+  std::vector<const Expectations*> groups;
+  std::vector<std::size_t> order_offset;   // per group: its first entry in `orders`
+  std::vector<const OrderExpect*> orders;  // expect.order of every group
+  void watch_events();
   std::function<void(const sim::TraceRecord&)> on_record;  // expect.events/order, when asked
 
   // RunOptions::watches, resolved.
@@ -300,7 +309,9 @@ void RunInstance::check_globals(const std::vector<GlobalExpect>& globals, const 
 
 namespace {
 
-void judge_findings(RunInstance& in, const Expectations& ex) {
+// `ex`'s findings; `apply_default`: when `ex` names no findings, none may happen ("no findings").
+void judge_findings(RunInstance& in, const Expectations& ex, bool apply_default) {
+  if (!ex.findings_given && !apply_default) return;
   std::map<sim::FindingKind, std::uint64_t> counts;
   for (const auto& f : in.sim.findings())
     ++counts[f.kind];
@@ -310,8 +321,8 @@ void judge_findings(RunInstance& in, const Expectations& ex) {
     const char* name = sim::finding_kind_name(c.kind);
     const std::uint64_t n = counts.count(c.kind) ? counts[c.kind] : 0;
     if (!c.count.holds(n))
-      in.fail(-1, fmt::format("/expect/findings/{}: {} {} finding(s), expected {}", name, n, name,
-                              c.count.text()));
+      in.fail(-1, fmt::format("{}/findings/{}: {} {} finding(s), expected {}", ex.pointer, name, n,
+                              name, c.count.text()));
   }
   for (const FindingMatch& m : ex.finding_match) {
     named.insert(m.kind);
@@ -321,9 +332,9 @@ void judge_findings(RunInstance& in, const Expectations& ex) {
     in.fail(-1, fmt::format("{}: no finding matches {}", m.pointer, m.text()));
     for (const auto& f : fs)
       if (f.kind == m.kind)
-        in.failures.push_back(fmt::format("    {} site={} object={}: {}",
-                                          sim::finding_kind_name(f.kind), f.site, f.object,
-                                          f.message));
+        in.sink->push_back(fmt::format("    {} site={} object={}: {}",
+                                       sim::finding_kind_name(f.kind), f.site, f.object,
+                                       f.message));
   }
   for (const auto& f : in.sim.findings()) {
     const bool divergence = f.kind == sim::FindingKind::kReplayDivergence;
@@ -333,11 +344,11 @@ void judge_findings(RunInstance& in, const Expectations& ex) {
     in.fail(f.cpu, fmt::format("unexpected finding: {} at t={} ns on cpu {}: {}",
                                sim::finding_kind_name(f.kind), f.t_ns, f.cpu, f.message));
     for (const auto& d : f.details)
-      in.failures.push_back("    " + d);
+      in.sink->push_back("    " + d);
   }
 }
 
-void judge_events(RunInstance& in, const Expectations& ex) {
+void judge_events(RunInstance& in, const Expectations& ex, std::size_t order_offset) {
   for (const EventCount& e : ex.events) {
     const std::uint64_t n = in.watch.counts[e.event];
     if (!e.count.holds(n))
@@ -346,8 +357,8 @@ void judge_events(RunInstance& in, const Expectations& ex) {
   }
   for (std::size_t i = 0; i < ex.order.size(); ++i) {
     const OrderExpect& o = ex.order[i];
-    const auto& first = in.watch.at[2 * i];
-    const auto& then = in.watch.at[2 * i + 1];
+    const auto& first = in.watch.at[2 * (order_offset + i)];
+    const auto& then = in.watch.at[2 * (order_offset + i) + 1];
     if (!first) {
       in.fail(-1, fmt::format("{}/first: {} never happened", o.pointer, o.first.text));
     } else if (!then) {
@@ -454,12 +465,13 @@ void RunInstance::check_at(const AtExpect& at) {
 
 // Follows the trace for expect.events and expect.order: counts records by name and notes the
 // record index of the nth occurrence of each order reference.
-void RunInstance::watch_events(const Expectations& ex) {
-  for (const EventCount& e : ex.events)
-    watch.counts[e.event] = 0;
-  watch.seen.assign(2 * ex.order.size(), 0);
-  watch.at.assign(2 * ex.order.size(), std::nullopt);
-  on_record = [this, &ex](const sim::TraceRecord& r) {
+void RunInstance::watch_events() {
+  for (const Expectations* ex : groups)
+    for (const EventCount& e : ex->events)
+      watch.counts[e.event] = 0;
+  watch.seen.assign(2 * orders.size(), 0);
+  watch.at.assign(2 * orders.size(), std::nullopt);
+  on_record = [this](const sim::TraceRecord& r) {
     Watch& w = watch;
     const std::uint64_t index = w.index++;
     if (auto it = w.counts.find(r.event); it != w.counts.end()) ++it->second;
@@ -472,7 +484,7 @@ void RunInstance::watch_events(const Expectations& ex) {
       w.cbs[r.ctx].pop_back();
     }
     for (std::size_t i = 0; i < w.at.size(); ++i) {
-      const EventRef& ref = i % 2 == 0 ? ex.order[i / 2].first : ex.order[i / 2].then;
+      const EventRef& ref = i % 2 == 0 ? orders[i / 2]->first : orders[i / 2]->then;
       if (w.at[i]) continue;
       const std::int64_t prog_id = ref.prog ? static_cast<std::int64_t>(prog(*ref.prog)->id) : -1;
       const bool prog_ok = prog_id < 0 || r.int_field("prog", -1) == prog_id;
@@ -694,13 +706,27 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
       }
     });
   }
-  in->at_checked.assign(sc.expect.at.size(), false);
-  for (std::size_t g = 0; g < sc.expect.at.size(); ++g)
-    in->sim.observe_at(sc.expect.at[g].at_ns, [raw, g](sim::Simulator&) {
-      raw->check_at(raw->sc->expect.at[g]);
-      raw->at_checked[g] = true;
-    });
-  if (!sc.expect.events.empty() || !sc.expect.order.empty()) in->watch_events(sc.expect);
+  in->groups.push_back(&sc.expect);
+  for (const Expectations& alt : sc.expect.any_of)
+    in->groups.push_back(&alt);
+  in->alt_failures.resize(sc.expect.any_of.size());
+  bool watch_trace = false;
+  for (std::size_t g = 0; g < in->groups.size(); ++g) {
+    const Expectations& ex = *in->groups[g];
+    in->order_offset.push_back(in->orders.size());
+    for (const OrderExpect& o : ex.order)
+      in->orders.push_back(&o);
+    watch_trace = watch_trace || !ex.events.empty() || !ex.order.empty();
+    in->at_checked.emplace_back(ex.at.size(), false);
+    for (std::size_t a = 0; a < ex.at.size(); ++a)
+      in->sim.observe_at(ex.at[a].at_ns, [raw, g, a](sim::Simulator&) {
+        raw->sink = g == 0 ? &raw->failures : &raw->alt_failures[g - 1];
+        raw->check_at(raw->groups[g]->at[a]);
+        raw->sink = &raw->failures;
+        raw->at_checked[g][a] = true;
+      });
+  }
+  if (watch_trace) in->watch_events();
   for (const std::string& what : opts.watches) {
     RunInstance::Watched w;
     w.what = what;
@@ -776,20 +802,44 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   }
 
   const Expectations& ex = sc.expect;
-  if (status != ex.status)
-    in->fail(-1, fmt::format("/expect/status: the run ended {}, expected {}",
-                             sim::run_status_name(status), sim::run_status_name(ex.status)));
-  judge_findings(*in, ex);
-  judge_events(*in, ex);
+  // One group of expectations (the top level, or an alternative of any_of with `top` the top
+  // level) into in->sink.
+  auto judge = [&](const Expectations& e, std::size_t g, const Expectations* top) {
+    const bool defaults = top == nullptr ? e.any_of.empty() : true;
+    if (e.status_given || (defaults && !(top != nullptr && top->status_given))) {
+      if (status != e.status)
+        in->fail(-1, fmt::format("{}/status: the run ended {}, expected {}", e.pointer,
+                                 sim::run_status_name(status), sim::run_status_name(e.status)));
+    }
+    judge_findings(*in, e, defaults && !(top != nullptr && top->findings_given));
+    judge_events(*in, e, in->order_offset[g]);
+    in->check_globals(e.globals, "at the end");
+    judge_maps(*in, e);
+    judge_alive(*in, e.alive, e.pointer + "/alive", "at the end");
+    for (std::size_t a = 0; a < e.at.size(); ++a)
+      if (!in->at_checked[g][a])
+        in->fail(-1, fmt::format("{}: not checked, the run ended ({}) at t={}", e.at[a].pointer,
+                                 sim::run_status_name(status), in->sim.now()));
+  };
+  judge(ex, 0, nullptr);
+  for (std::size_t i = 0; i < ex.any_of.size(); ++i) {
+    in->sink = &in->alt_failures[i];
+    judge(ex.any_of[i], i + 1, &ex);
+  }
+  in->sink = &in->failures;
   in->sim.trace().set_observer(nullptr);  // it reads `ex`, which outlives only this call
   in->sim.set_step_hook(nullptr);
-  in->check_globals(ex.globals, "at the end");
-  judge_maps(*in, ex);
-  judge_alive(*in, ex.alive, "/expect/alive", "at the end");
-  for (std::size_t g = 0; g < ex.at.size(); ++g)
-    if (!in->at_checked[g])
-      in->fail(-1, fmt::format("{}: not checked, the run ended ({}) at t={}", ex.at[g].pointer,
-                               sim::run_status_name(status), in->sim.now()));
+  if (!ex.any_of.empty() &&
+      std::none_of(in->alt_failures.begin(), in->alt_failures.end(),
+                   [](const std::vector<std::string>& f) { return f.empty(); })) {
+    in->fail(-1,
+             fmt::format("/expect/any_of: none of the {} alternative(s) holds", ex.any_of.size()));
+    for (std::size_t i = 0; i < ex.any_of.size(); ++i) {
+      in->failures.push_back(fmt::format("  alternative {} ({}):", i, ex.any_of[i].pointer));
+      for (const std::string& f : in->alt_failures[i])
+        in->failures.push_back("    " + f);
+    }
+  }
 
   RunResult r;
   r.name = sc.name;

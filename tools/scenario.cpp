@@ -169,7 +169,8 @@ class Parser {
           "expected at least 1 action (only a scenario expecting a load error, which runs "
           "nothing, may have an empty timeline)");
     if (!sc.load_failure) parse_timeline(sc);
-    if (doc_.contains("expect") && !expect_load_error_) parse_expect(sc, doc_["expect"]);
+    if (doc_.contains("expect") && !expect_load_error_)
+      parse_expect(doc_["expect"], "/expect", sc.expect);
     parse_closed_by(sc);
     return sc;
   }
@@ -753,16 +754,17 @@ class Parser {
     return e;
   }
 
-  void parse_expect(Scenario& sc, const Json& ex) {
-    Expectations& e = sc.expect;
-    if (ex.contains("globals")) e.globals = parse_globals(ex["globals"], "/expect/globals");
+  // The top-level expect (`base` "/expect") or one alternative of its any_of.
+  void parse_expect(const Json& ex, const std::string& base, Expectations& e) {
+    e.pointer = base;
+    if (ex.contains("globals")) e.globals = parse_globals(ex["globals"], child(base, "globals"));
     for (const char* field : {"globals_at", "at"})
       if (ex.contains(field))
         for (std::size_t i = 0; i < ex[field].size(); ++i)
-          e.at.push_back(parse_at(ex[field][i], child(child("/expect", field), i)));
+          e.at.push_back(parse_at(ex[field][i], child(child(base, field), i)));
     if (ex.contains("maps"))
       for (std::size_t i = 0; i < ex["maps"].size(); ++i) {
-        const std::string ptr = child("/expect/maps", i);
+        const std::string ptr = child(child(base, "maps"), i);
         const Json& m = ex["maps"][i];
         MapExpect me;
         me.pointer = ptr;
@@ -781,6 +783,7 @@ class Parser {
         }
         e.maps.push_back(std::move(me));
       }
+    e.findings_given = ex.contains("findings") || ex.contains("finding_match");
     if (ex.contains("findings"))
       for (const auto& [kind, v] : ex["findings"].items()) {
         if (kind == "allow_other_findings") {
@@ -788,26 +791,27 @@ class Parser {
           continue;
         }
         if (kind == "comment") continue;
-        const std::string ptr = child("/expect/findings", kind);
+        const std::string ptr = child(child(base, "findings"), kind);
         e.findings.push_back(FindingCount{finding_kind(kind, ptr), parse_count(v, ptr)});
       }
     if (ex.contains("finding_match"))
       for (std::size_t i = 0; i < ex["finding_match"].size(); ++i)
         e.finding_match.push_back(
-            parse_finding_match(ex["finding_match"][i], child("/expect/finding_match", i)));
+            parse_finding_match(ex["finding_match"][i], child(child(base, "finding_match"), i)));
     if (ex.contains("events"))
       for (const auto& [event, v] : ex["events"].items()) {
-        const std::string ptr = child("/expect/events", event);
+        const std::string ptr = child(child(base, "events"), event);
         e.events.push_back(EventCount{event, parse_count(v, ptr), ptr});
       }
     if (ex.contains("order"))
       for (std::size_t i = 0; i < ex["order"].size(); ++i) {
-        const std::string ptr = child("/expect/order", i);
+        const std::string ptr = child(child(base, "order"), i);
         const Json& o = ex["order"][i];
         e.order.push_back(OrderExpect{parse_event_ref(o["first"], child(ptr, "first")),
                                       parse_event_ref(o["then"], child(ptr, "then")), ptr});
       }
-    if (ex.contains("alive")) e.alive = parse_alive(ex["alive"], "/expect/alive");
+    if (ex.contains("alive")) e.alive = parse_alive(ex["alive"], child(base, "alive"));
+    e.status_given = ex.contains("status");
     if (ex.contains("status")) {
       const std::string s = ex["status"].get<std::string>();
       if (s == "stopped") {
@@ -818,6 +822,12 @@ class Parser {
         e.status = sim::RunStatus::kQuiescent;
       }
     }
+    if (ex.contains("any_of"))
+      for (std::size_t i = 0; i < ex["any_of"].size(); ++i) {
+        Expectations alt;
+        parse_expect(ex["any_of"][i], child(child(base, "any_of"), i), alt);
+        e.any_of.push_back(std::move(alt));
+      }
   }
 
   void parse_closed_by(Scenario& sc) {

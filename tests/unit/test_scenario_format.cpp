@@ -107,3 +107,84 @@ TEST_CASE("load_error: a load that must fail, judged by its message", "[format]"
   CHECK_THAT(check.out, Catch::Contains("PASS"));
   CHECK_THAT(check.out, !Catch::Contains("FAIL"));
 }
+
+TEST_CASE("any_of: at least one alternative must hold, besides the top level", "[format]") {
+  TempDir dir;
+  const std::string nmi = prebuilt("timer_nmi");
+  const std::string in_nmi = R"({"at_ns": 0, "action": "run", "prog": "t.nmi_init",
+                                 "context": "nmi"})";
+  // nmi_init in NMI: the helper refuses, nmi_ret is -95 (-EOPNOTSUPP).
+  dir.file("pass.json", scenario("any-pass", nmi, in_nmi, R"({"globals": {"t.callbacks": 0},
+    "any_of": [{"globals": {"t.nmi_ret": 0}}, {"globals": {"t.nmi_ret": -95}}]})"));
+  const Cmd pass = run_tool("run pass.json --run-dir runs", dir.path);
+  INFO(pass.out);
+  CHECK(pass.code == 0);
+
+  // No alternative holds: each one's failures under its pointer.
+  dir.file("none.json", scenario("any-none", nmi, in_nmi,
+                                 R"({"any_of": [{"globals": {"t.nmi_ret": 0}},
+                                                {"status": "stopped"}]})"));
+  const Cmd none = run_tool("run none.json --run-dir runs", dir.path);
+  INFO(none.out);
+  CHECK(none.code == 1);
+  CHECK_THAT(none.out, Catch::Contains("/expect/any_of: none of the 2 alternative(s) holds"));
+  CHECK_THAT(none.out, Catch::Contains("alternative 0 (/expect/any_of/0):"));
+  CHECK_THAT(none.out, Catch::Contains("/expect/any_of/0/globals/t.nmi_ret: t.nmi_ret is -95 at "
+                                       "the end, expected 0"));
+  CHECK_THAT(none.out, Catch::Contains("/expect/any_of/1/status: the run ended quiescent, "
+                                       "expected stopped"));
+
+  // An alternative holds but the top level does not: the run fails on the top level alone.
+  dir.file("top.json", scenario("any-top", nmi, in_nmi, R"({"globals": {"t.nmi_ret": 0},
+    "any_of": [{"globals": {"t.nmi_ret": -95}}]})"));
+  const Cmd top = run_tool("run top.json --run-dir runs", dir.path);
+  INFO(top.out);
+  CHECK(top.code == 1);
+  CHECK_THAT(top.out, Catch::Contains("/expect/globals/t.nmi_ret: t.nmi_ret is -95"));
+  CHECK_THAT(top.out, !Catch::Contains("/expect/any_of"));
+
+  // Findings: the ABBA deadlock of reference 4.12 (one deadlock, the run stopped).
+  const std::string abba = prebuilt("race_map_update");
+  const std::string abba_timeline =
+      R"({"at_ns": 0, "cpu": 0, "action": "run", "prog": "t.arm_abba"},
+         {"at_ns": 2000, "cpu": 1, "action": "map_update", "map": "t.one_bucket", "key": 1,
+          "value": "0x00000000000000000000000000000000"})";
+  auto abba_scenario = [&](const std::string& name, const std::string& expect) {
+    std::string text = scenario(name, abba, abba_timeline, expect);
+    text.replace(text.find("\"cpus\": 1"), 9, "\"cpus\": 2");
+    return dir.file(name + ".json", text);
+  };
+  // An alternative that names the finding holds; the other (default: no findings) does not.
+  abba_scenario("abba-alt", R"({"globals": {"t.callbacks": 1},
+    "any_of": [{"status": "quiescent"}, {"findings": {"deadlock": 1}, "status": "stopped"}]})");
+  const Cmd alt = run_tool("run abba-alt.json --run-dir runs", dir.path);
+  INFO(alt.out);
+  CHECK(alt.code == 0);
+  // Neither the top level nor the alternative names findings: "no findings" applies inside it.
+  abba_scenario("abba-default", R"({"any_of": [{"status": "stopped"}]})");
+  const Cmd dflt = run_tool("run abba-default.json --run-dir runs", dir.path);
+  INFO(dflt.out);
+  CHECK(dflt.code == 1);
+  CHECK_THAT(dflt.out, Catch::Contains("/expect/any_of: none of the 1 alternative(s) holds"));
+  CHECK_THAT(dflt.out, Catch::Contains("    unexpected finding: deadlock"));
+  // The top level names the finding: its rule judges it, the alternative only its status.
+  abba_scenario("abba-top", R"({"findings": {"deadlock": 1},
+    "any_of": [{"status": "quiescent"}, {"status": "stopped"}]})");
+  const Cmd tops = run_tool("run abba-top.json --run-dir runs", dir.path);
+  INFO(tops.out);
+  CHECK(tops.code == 0);
+
+  // An alternative's names resolve like the top level's; any_of is not nested.
+  dir.file("bad.json",
+           scenario("any-bad", nmi, in_nmi, R"({"any_of": [{"globals": {"t.nmi_rte": 0}}]})"));
+  const Cmd bad = run_tool("run bad.json", dir.path);
+  INFO(bad.out);
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.out, Catch::Contains("at /expect/any_of/0/globals/t.nmi_rte: unknown global"));
+  dir.file("nested.json", scenario("any-nested", nmi, in_nmi,
+                                   R"({"any_of": [{"any_of": [{"status": "stopped"}]}]})"));
+  const Cmd nested = run_tool("run nested.json", dir.path);
+  INFO(nested.out);
+  CHECK(nested.code == 2);
+  CHECK_THAT(nested.out, Catch::Contains("at /expect/any_of/0/any_of: unknown key 'any_of'"));
+}
