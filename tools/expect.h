@@ -65,10 +65,42 @@ struct GlobalExpect {
   std::string show(std::uint64_t raw) const { return show_value(raw, global.size, global.sign); }
 };
 
+// A member of a map value's or a global's BTF struct, expected as an integer (model::BtfField).
+struct FieldExpect {
+  std::string path;  // "in.x"
+  std::uint32_t offset = 0;
+  std::uint32_t size = 0;
+  model::GlobalVar::Sign sign = model::GlobalVar::Sign::kUnknown;
+  ValueExpect want;
+  std::string pointer;
+};
+
+// What a value (a map element's, a lookup's, a global's) must be: exactly these bytes, an integer
+// comparison (values of at most 8 bytes, little-endian), or values of its BTF struct's members.
+struct ValueMatch {
+  std::optional<std::vector<std::uint8_t>> bytes;
+  std::optional<ValueExpect> want;
+  std::uint32_t size = 0;  // of the value
+  model::GlobalVar::Sign sign = model::GlobalVar::Sign::kUnknown;
+  std::vector<FieldExpect> fields;
+
+  struct Mismatch {
+    std::string pointer;  // the expectation's (a field's), or "" for the value's own
+    std::string field;    // ".in.x", or ""
+    std::string have;     // the value (or member) as read
+    std::string want;     // as expected
+  };
+  // Where `value` (`size` bytes) differs from what is expected.
+  std::vector<Mismatch> mismatches(const std::vector<std::uint8_t>& value) const;
+};
+
+// "0x2a000000"
+std::string hex_bytes(const std::vector<std::uint8_t>& bytes);
+
 struct MapExpect {
   NameRef map;
   std::vector<std::uint8_t> key;
-  std::optional<std::vector<std::uint8_t>> value;
+  std::optional<ValueMatch> value;
   bool present = true;
   std::string pointer;
 };

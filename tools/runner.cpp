@@ -214,9 +214,13 @@ sim::Co<void> RunInstance::exec(sim::Context& c, std::size_t i) {
       std::vector<std::uint8_t> value;
       ret = co_await k.sys.map_lookup_elem(c, p, fd, a.key, &value);
       if (ret == 0) looked_up = value;
-      if (ret == 0 && a.expect_value && value != *a.expect_value)
-        fail(a.cpu, fmt::format("{} t={} cpu {}: {} read {}, expected {}", a.pointer, a.at_ns,
-                                a.cpu, a.describe(), hex(value), hex(*a.expect_value)));
+      if (ret == 0 && a.expect_value)
+        for (const ValueMatch::Mismatch& m : a.expect_value->mismatches(value))
+          fail(a.cpu,
+               fmt::format("{} t={} cpu {}: {} read {}{}, expected {}",
+                           m.pointer.empty() ? a.pointer : m.pointer, a.at_ns, a.cpu, a.describe(),
+                           m.field.empty() ? "" : "member " + m.field.substr(1) + " ", m.have,
+                           m.want));
       if (ret != 0 && a.expect_value && !a.expect_ret && !a.expect_ret_match)
         fail(a.cpu, fmt::format("{} t={} cpu {}: {} returned {}, expected a value", a.pointer,
                                 a.at_ns, a.cpu, a.describe(), ret_text(ret)));
@@ -413,14 +417,16 @@ void judge_alive(RunInstance& in, const AliveExpect& a, const std::string& ptr,
   }
 }
 
-void judge_maps(RunInstance& in, const Expectations& ex) {
-  for (const MapExpect& m : ex.maps) {
+// `maps` against the map elements now; `when` says when ("", " at t=5000").
+void judge_maps(RunInstance& in, const std::vector<MapExpect>& maps, const std::string& when) {
+  for (const MapExpect& m : maps) {
     const model::BpfMap* map = in.map(m.map);
     std::vector<std::uint8_t> value;
     const bool present = !map->freed && map->peek_elem(m.key.data(), &value);
     if (present != m.present) {
-      in.fail(-1, fmt::format("{}: {}[{}] is {}, expected {}", m.pointer, m.map.text, hex(m.key),
-                              present ? "present" : "absent", m.present ? "present" : "absent"));
+      in.fail(-1,
+              fmt::format("{}: {}[{}] is {}{}, expected {}", m.pointer, m.map.text, hex(m.key),
+                          present ? "present" : "absent", when, m.present ? "present" : "absent"));
       continue;
     }
     if (!present || !m.value) continue;
@@ -429,9 +435,10 @@ void judge_maps(RunInstance& in, const Expectations& ex) {
       std::fill_n(value.begin() + map->def.timer_off, 16, std::uint8_t{0});
     if (map->def.spin_lock_off >= 0)
       std::fill_n(value.begin() + map->def.spin_lock_off, 4, std::uint8_t{0});
-    if (value != *m.value)
-      in.fail(-1, fmt::format("{}: {}[{}] is {}, expected {}", m.pointer, m.map.text, hex(m.key),
-                              hex(value), hex(*m.value)));
+    for (const ValueMatch::Mismatch& mm : m.value->mismatches(value))
+      in.fail(-1, fmt::format("{}: {}[{}]{} is {}{}, expected {}",
+                              mm.pointer.empty() ? m.pointer + "/value" : mm.pointer, m.map.text,
+                              hex(m.key), mm.field, mm.have, when, mm.want));
   }
 }
 
@@ -814,7 +821,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
     judge_findings(*in, e, defaults && !(top != nullptr && top->findings_given));
     judge_events(*in, e, in->order_offset[g]);
     in->check_globals(e.globals, "at the end");
-    judge_maps(*in, e);
+    judge_maps(*in, e.maps, "");
     judge_alive(*in, e.alive, e.pointer + "/alive", "at the end");
     for (std::size_t a = 0; a < e.at.size(); ++a)
       if (!in->at_checked[g][a])

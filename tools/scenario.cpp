@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -470,8 +471,9 @@ class Parser {
                 fmt::format("'{}' is a map-in-map: its lookup yields a map id, which cannot be "
                             "expected",
                             a.target->text));
-          a.expect_value = to_bytes(j["expect_value"], m.value_size, child(ptr, "expect_value"),
-                                    "value of " + a.target->text);
+          a.expect_value =
+              parse_value_match(j["expect_value"], child(ptr, "expect_value"), m.value_size,
+                                m.value_sign, m.value_fields, "value of " + a.target->text);
         }
         break;
       }
@@ -587,6 +589,80 @@ class Parser {
                          "value",
                          what, size, e.written));
     return e;
+  }
+
+  // A value of `size` bytes whose BTF type has signedness `sign` and members `fields`: bytes (an
+  // integer, "0x..." or a byte array), a comparison or set (values of at most 8 bytes), or
+  // {"fields": {...}} naming members of its struct. `what` names it in messages.
+  ValueMatch parse_value_match(const Json& v, const std::string& ptr, std::uint32_t size,
+                               model::GlobalVar::Sign sign,
+                               const std::vector<model::BtfField>& fields,
+                               const std::string& what) {
+    ValueMatch m;
+    m.size = size;
+    m.sign = sign;
+    if (v.is_object() && v.contains("fields")) {
+      const std::string fptr = child(ptr, "fields");
+      std::vector<std::string> names;
+      for (const model::BtfField& f : fields)
+        names.push_back(f.path);
+      if (fields.empty())
+        bad(fptr,
+            fmt::format("the {} has no BTF struct or union type: there are no members to name",
+                        what));
+      for (const auto& [name, fv] : v["fields"].items()) {
+        const std::string p = child(fptr, name);
+        const auto it = std::find_if(fields.begin(), fields.end(),
+                                     [&](const model::BtfField& f) { return f.path == name; });
+        if (it == fields.end())
+          bad(p, fmt::format("the {} has no member '{}' (members: {})", what, name,
+                             names_list(names)));
+        const std::string member = fmt::format("member '{}' of the {}", name, what);
+        switch (it->kind) {
+          case model::BtfField::Kind::kTimer:
+          case model::BtfField::Kind::kSpinLock:
+            bad(p, fmt::format(
+                       "{} is a struct {}: it reads as zero and cannot be expected", member,
+                       it->kind == model::BtfField::Kind::kTimer ? "bpf_timer" : "bpf_spin_lock"));
+          case model::BtfField::Kind::kStruct: {
+            std::vector<std::string> inner;
+            for (const model::BtfField& f : fields)
+              if (f.path.rfind(name + ".", 0) == 0) inner.push_back(f.path);
+            bad(p, fmt::format("{} is a struct or union: name its members ({})", member,
+                               names_list(inner)));
+          }
+          case model::BtfField::Kind::kOther:
+            bad(p, fmt::format("{} is no integer (an array or a bitfield): it cannot be expected",
+                               member));
+          case model::BtfField::Kind::kInt:
+            break;
+        }
+        if (it->size == 0 || it->size > 8)
+          bad(p, fmt::format("{} is {} bytes; only integers of 1 to 8 bytes can be expected",
+                             member, it->size));
+        FieldExpect fe;
+        fe.path = it->path;
+        fe.offset = it->offset;
+        fe.size = it->size;
+        fe.sign = it->sign;
+        fe.pointer = p;
+        fe.want = parse_value(fv, p, fe.size, fe.sign, member);
+        m.fields.push_back(std::move(fe));
+      }
+      return m;
+    }
+    const bool hex = v.is_string() && (v.get_ref<const std::string&>().rfind("0x", 0) == 0 ||
+                                       v.get_ref<const std::string&>().rfind("hex:", 0) == 0);
+    if (v.is_object() || (v.is_string() && !hex)) {
+      if (size == 0 || size > 8)
+        bad(ptr, fmt::format("the {} is {} bytes: a comparison needs a value of at most 8 bytes; "
+                             "give all its bytes, or compare its members ({{\"fields\": ...}})",
+                             what, size));
+      m.want = parse_value(v, ptr, size, sign, "the " + what);
+      return m;
+    }
+    m.bytes = to_bytes(v, size, ptr, what);
+    return m;
   }
 
   std::vector<GlobalExpect> parse_globals(const Json& g, const std::string& ptr) {
@@ -779,7 +855,8 @@ class Parser {
           if (!me.present)
             bad(child(ptr, "value"), "a value is expected of an element that must be absent");
           me.value =
-              to_bytes(m["value"], spec.value_size, child(ptr, "value"), "value of " + me.map.text);
+              parse_value_match(m["value"], child(ptr, "value"), spec.value_size, spec.value_sign,
+                                spec.value_fields, "value of " + me.map.text);
         }
         e.maps.push_back(std::move(me));
       }

@@ -82,15 +82,15 @@ struct Action {
   // `target_kind` says which fd table of the process it names (close/pin: map, prog or link).
   std::optional<NameRef> target;
   FdKind target_kind = FdKind::kMap;
-  std::array<std::uint64_t, 5> args{};                    // run
-  RunContext context = RunContext::kTask;                 // run
-  int fentry = 0;                                         // run_fentry: 1..8
-  std::vector<std::uint8_t> key;                          // map_*
-  std::vector<std::uint8_t> value;                        // map_update (bytes)
-  std::optional<NameRef> value_map;                       // map_update of a map-in-map: fd of it
-  std::uint64_t flags = 0;                                // map_update
-  std::optional<std::vector<std::uint8_t>> expect_value;  // map_lookup
-  std::string path;                                       // pin, unpin, obj_get
+  std::array<std::uint64_t, 5> args{};     // run
+  RunContext context = RunContext::kTask;  // run
+  int fentry = 0;                          // run_fentry: 1..8
+  std::vector<std::uint8_t> key;           // map_*
+  std::vector<std::uint8_t> value;         // map_update (bytes)
+  std::optional<NameRef> value_map;        // map_update of a map-in-map: fd of it
+  std::uint64_t flags = 0;                 // map_update
+  std::optional<ValueMatch> expect_value;  // map_lookup
+  std::string path;                        // pin, unpin, obj_get
   std::optional<std::int64_t> expect_ret;
   // expect_ret written as "!=N", ">=N", "<=N" or {"in": [N, ...]} (e.g. {"in": [0, -35]}).
   std::optional<ValueExpect> expect_ret_match;

@@ -188,3 +188,82 @@ TEST_CASE("any_of: at least one alternative must hold, besides the top level", "
   CHECK(nested.code == 2);
   CHECK_THAT(nested.out, Catch::Contains("at /expect/any_of/0/any_of: unknown key 'any_of'"));
 }
+
+namespace {
+
+// Two runs of fmt_values' bump: vals[0] = {cnt 2, state 2, in {x 7, y -2}}, small[1] = -6,
+// stats = {cnt 2, last -6, in {7, -2}}, tag "zbcdefghijk".
+std::string bump_twice(const std::string& extra = "") {
+  return R"({"at_ns": 0, "action": "run", "prog": "t.bump"},
+    {"at_ns": 1000, "action": "run", "prog": "t.bump"})" +
+         extra;
+}
+
+}  // namespace
+
+TEST_CASE("map values: comparisons, sets and BTF struct members", "[format]") {
+  TempDir dir;
+  const std::string src = values_source();
+  dir.file("pass.json",
+           scenario("mv-pass", src,
+                    bump_twice(R"(, {"at_ns": 2000, "action": "map_lookup", "map": "t.vals",
+                      "key": 0, "expect_value": {"fields": {"cnt": 2, "in.y": "<=-1"}}},
+                    {"at_ns": 2000, "action": "map_lookup", "map": "t.small", "key": 1,
+                      "expect_value": {"in": [-6, -3]}})"),
+                    R"({"maps": [
+      {"map": "t.small", "key": 1, "value": "<=-6"},
+      {"map": "t.small", "key": 1, "value": "!=0"},
+      {"map": "t.vals", "key": 0,
+       "value": {"fields": {"cnt": ">=2", "state": {"in": [1, 2]}, "in.x": 7, "in.y": -2}}},
+      {"map": "t.vals", "key": 1, "value": {"fields": {"cnt": 0, "in.y": 0}}}]})"));
+  const Cmd pass = run_tool("run pass.json --run-dir runs", dir.path);
+  INFO(pass.out);
+  CHECK(pass.code == 0);
+
+  dir.file("fail.json",
+           scenario("mv-fail", src,
+                    bump_twice(R"(, {"at_ns": 2000, "action": "map_lookup", "map": "t.small",
+                      "key": 1, "expect_value": ">=0"})"),
+                    R"({"maps": [
+      {"map": "t.small", "key": 1, "value": {"in": [-3, 0]}},
+      {"map": "t.vals", "key": 0, "value": {"fields": {"cnt": ">=3", "in.y": ">=0", "in.x": 7}}}]})"));
+  const Cmd fail = run_tool("run fail.json --run-dir runs", dir.path);
+  INFO(fail.out);
+  CHECK(fail.code == 1);
+  CHECK_THAT(fail.out, Catch::Contains("/expect/maps/0/value: t.small[0x01000000] is -6, "
+                                       "expected in [-3,0]"));
+  CHECK_THAT(fail.out, Catch::Contains("/expect/maps/1/value/fields/cnt: "
+                                       "t.vals[0x00000000].cnt is 2, expected >=3"));
+  CHECK_THAT(fail.out, Catch::Contains("/expect/maps/1/value/fields/in.y: "
+                                       "t.vals[0x00000000].in.y is -2, expected >=0"));
+  CHECK_THAT(fail.out, !Catch::Contains("fields/in.x"));
+  CHECK_THAT(fail.out,
+             Catch::Contains("/timeline/2 t=2000 cpu 0: map_lookup t.small read -6, expected >=0"));
+
+  // Bad input: members that cannot be expected, unknown members, a comparison of 40 bytes.
+  struct Bad {
+    std::string value, pointer, message;
+  };
+  for (const Bad& b : {
+           Bad{R"({"fields": {"timer": 0}})", "/expect/maps/0/value/fields/timer",
+               "member 'timer' of the value of t.vals is a struct bpf_timer"},
+           Bad{R"({"fields": {"in": 0}})", "/expect/maps/0/value/fields/in",
+               "member 'in' of the value of t.vals is a struct or union: name its members (in.x, "
+               "in.y)"},
+           Bad{R"({"fields": {"in.z": 0}})", "/expect/maps/0/value/fields/in.z",
+               "the value of t.vals has no member 'in.z' (members: cnt, state, in, in.x, in.y, "
+               "timer)"},
+           Bad{R"(">=3")", "/expect/maps/0/value",
+               "the value of t.vals is 40 bytes: a comparison needs a value of at most 8 bytes"},
+           Bad{R"({"fields": {"cnt": "<=-1"}})", "/expect/maps/0/value/fields/cnt",
+               "member 'cnt' of the value of t.vals is unsigned (BTF)"},
+       }) {
+    dir.file("bad.json",
+             scenario("mv-bad", src, bump_twice(),
+                      R"({"maps": [{"map": "t.vals", "key": 0, "value": )" + b.value + "}]}"));
+    const Cmd bad = run_tool("run bad.json", dir.path);
+    INFO(b.value << "\n" << bad.out);
+    CHECK(bad.code == 2);
+    CHECK_THAT(bad.out, Catch::Contains("at " + b.pointer + ": " + b.message));
+  }
+}
