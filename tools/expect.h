@@ -191,6 +191,7 @@ struct AtExpect {
   sim::TimeNs at_ns = 0;
   std::vector<GlobalExpect> globals;
   std::optional<AliveExpect> alive;
+  std::vector<MapExpect> maps;  // map elements then, as expect.maps
   std::vector<RefcntExpect> refcnts;
   bool invariants = false;
   std::string pointer;
@@ -200,7 +201,7 @@ struct AtExpect {
 struct Expectations {
   std::string pointer = "/expect";
   std::vector<GlobalExpect> globals;
-  std::vector<AtExpect> at;  // "at", and the older "globals_at"
+  std::vector<AtExpect> at;  // "at", and the spellings "globals_at" and "maps_at"
   std::vector<MapExpect> maps;
   std::vector<FindingCount> findings;
   bool allow_other_findings = false;

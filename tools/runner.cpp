@@ -453,6 +453,7 @@ void RunInstance::check_at(const AtExpect& at) {
   const std::string when = fmt::format("at t={}", at.at_ns);
   check_globals(at.globals, when);
   if (at.alive) judge_alive(*this, *at.alive, at.pointer + "/alive", when);
+  judge_maps(*this, at.maps, " " + when);
   for (const RefcntExpect& r : at.refcnts) {
     std::int64_t have = 0;
     if (r.is_prog) {

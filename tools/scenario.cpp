@@ -741,6 +741,7 @@ class Parser {
     at.at_ns = as_i64(g["at_ns"], child(ptr, "at_ns"));
     if (g.contains("globals")) at.globals = parse_globals(g["globals"], child(ptr, "globals"));
     if (g.contains("alive")) at.alive = parse_alive(g["alive"], child(ptr, "alive"));
+    if (g.contains("maps")) at.maps = parse_maps(g["maps"], child(ptr, "maps"));
     for (const char* field : {"refcnt", "usercnt"}) {
       if (!g.contains(field)) continue;
       for (const auto& [name, v] : g[field].items()) {
@@ -830,36 +831,41 @@ class Parser {
     return e;
   }
 
+  // expect.maps, or the maps of an expect.at entry.
+  std::vector<MapExpect> parse_maps(const Json& list, const std::string& base) {
+    std::vector<MapExpect> out;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string ptr = child(base, i);
+      const Json& m = list[i];
+      MapExpect me;
+      me.pointer = ptr;
+      me.map = live_map_ref(m["map"], child(ptr, "map"), "has no elements");
+      const model::MapSpec& spec = map_spec(me.map);
+      me.key = to_bytes(m["key"], spec.key_size, child(ptr, "key"), "key of " + me.map.text);
+      if (m.contains("present")) me.present = m["present"].get<bool>();
+      if (m.contains("value")) {
+        if (is_map_in_map(spec))
+          bad(child(ptr, "value"),
+              fmt::format("'{}' is a map-in-map: expect only 'present'", me.map.text));
+        if (!me.present)
+          bad(child(ptr, "value"), "a value is expected of an element that must be absent");
+        me.value = parse_value_match(m["value"], child(ptr, "value"), spec.value_size,
+                                     spec.value_sign, spec.value_fields, "value of " + me.map.text);
+      }
+      out.push_back(std::move(me));
+    }
+    return out;
+  }
+
   // The top-level expect (`base` "/expect") or one alternative of its any_of.
   void parse_expect(const Json& ex, const std::string& base, Expectations& e) {
     e.pointer = base;
     if (ex.contains("globals")) e.globals = parse_globals(ex["globals"], child(base, "globals"));
-    for (const char* field : {"globals_at", "at"})
+    for (const char* field : {"globals_at", "at", "maps_at"})
       if (ex.contains(field))
         for (std::size_t i = 0; i < ex[field].size(); ++i)
           e.at.push_back(parse_at(ex[field][i], child(child(base, field), i)));
-    if (ex.contains("maps"))
-      for (std::size_t i = 0; i < ex["maps"].size(); ++i) {
-        const std::string ptr = child(child(base, "maps"), i);
-        const Json& m = ex["maps"][i];
-        MapExpect me;
-        me.pointer = ptr;
-        me.map = live_map_ref(m["map"], child(ptr, "map"), "has no elements");
-        const model::MapSpec& spec = map_spec(me.map);
-        me.key = to_bytes(m["key"], spec.key_size, child(ptr, "key"), "key of " + me.map.text);
-        if (m.contains("present")) me.present = m["present"].get<bool>();
-        if (m.contains("value")) {
-          if (is_map_in_map(spec))
-            bad(child(ptr, "value"),
-                fmt::format("'{}' is a map-in-map: expect only 'present'", me.map.text));
-          if (!me.present)
-            bad(child(ptr, "value"), "a value is expected of an element that must be absent");
-          me.value =
-              parse_value_match(m["value"], child(ptr, "value"), spec.value_size, spec.value_sign,
-                                spec.value_fields, "value of " + me.map.text);
-        }
-        e.maps.push_back(std::move(me));
-      }
+    if (ex.contains("maps")) e.maps = parse_maps(ex["maps"], child(base, "maps"));
     e.findings_given = ex.contains("findings") || ex.contains("finding_match");
     if (ex.contains("findings"))
       for (const auto& [kind, v] : ex["findings"].items()) {

@@ -267,3 +267,37 @@ TEST_CASE("map values: comparisons, sets and BTF struct members", "[format]") {
     CHECK_THAT(bad.out, Catch::Contains("at " + b.pointer + ": " + b.message));
   }
 }
+
+TEST_CASE("maps at a time: at[].maps and maps_at", "[format]") {
+  TempDir dir;
+  const std::string src = values_source();
+  // After the first bump (t=0) and before the second (t=1000): cnt 1, small[1] = -3.
+  dir.file("pass.json", scenario("ma-pass", src, bump_twice(), R"({
+    "at": [{"at_ns": 500, "maps": [{"map": "t.vals", "key": 0, "value": {"fields": {"cnt": 1}}},
+                                   {"map": "t.small", "key": 1, "value": -3}]}],
+    "maps_at": [{"at_ns": 500, "maps": [{"map": "t.small", "key": 2, "present": false}]},
+                {"at_ns": 5000, "maps": [{"map": "t.small", "key": 1, "value": "<=-6"}]}],
+    "maps": [{"map": "t.small", "key": 1, "value": -6}]})"));
+  const Cmd pass = run_tool("run pass.json --run-dir runs", dir.path);
+  INFO(pass.out);
+  CHECK(pass.code == 0);
+
+  dir.file("fail.json", scenario("ma-fail", src, bump_twice(), R"({
+    "at": [{"at_ns": 500, "maps": [{"map": "t.vals", "key": 0, "value": {"fields": {"cnt": 2}}}]}],
+    "maps_at": [{"at_ns": 0, "maps": [{"map": "t.small", "key": 1}]}]})"));
+  const Cmd fail = run_tool("run fail.json --run-dir runs", dir.path);
+  INFO(fail.out);
+  CHECK(fail.code == 1);
+  CHECK_THAT(fail.out, Catch::Contains("/expect/at/0/maps/0/value/fields/cnt: "
+                                       "t.vals[0x00000000].cnt is 1 at t=500, expected 2"));
+  // At t=0 only the events due then have run: the first bump's task has not finished.
+  CHECK_THAT(fail.out, Catch::Contains("/expect/maps_at/0/maps/0: t.small[0x01000000] is absent "
+                                       "at t=0, expected present"));
+
+  dir.file("bad.json", scenario("ma-bad", src, bump_twice(), R"({
+    "maps_at": [{"at_ns": 500, "maps": [{"map": "t.nope", "key": 0}]}]})"));
+  const Cmd bad = run_tool("run bad.json", dir.path);
+  INFO(bad.out);
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.out, Catch::Contains("at /expect/maps_at/0/maps/0/map: unknown map 't.nope'"));
+}
