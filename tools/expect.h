@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,13 +29,16 @@ struct NameRef {
   bool inner_template = false;
 };
 
-// A global variable: <object>.<var>, with its section and place from BTF.
+// A global variable: <object>.<var>, with its section and place from BTF; or a member of a struct
+// variable, <object>.<var>.<member path> (`offset`, `size` and `sign` then the member's).
 struct GlobalRef {
   std::string text;
   std::uint32_t object = 0;
   std::string var;
   std::uint32_t size = 0;
   model::GlobalVar::Sign sign = model::GlobalVar::Sign::kUnknown;  // of its BTF type
+  std::uint32_t offset = 0;    // of the member in the variable (0: the variable itself)
+  std::uint32_t var_size = 0;  // of the variable
 };
 
 // A value expected of an integer: N (equality), ">=N", "<=N", "!=N", or {"in": [N, ...]}.
@@ -57,9 +61,13 @@ struct ValueExpect {
 // is unknown and they differ ("4294967261 (as signed: -35)").
 std::string show_value(std::uint64_t raw, std::uint32_t size, model::GlobalVar::Sign sign);
 
+struct ValueMatch;
+
 struct GlobalExpect {
   GlobalRef global;
   ValueExpect want;
+  // Instead of `want`: every byte of the variable, or members of its struct (any size).
+  std::shared_ptr<const ValueMatch> match;
   std::string pointer;
   bool holds(std::uint64_t raw) const { return want.holds(raw, global.size, global.sign); }
   std::string show(std::uint64_t raw) const { return show_value(raw, global.size, global.sign); }

@@ -109,7 +109,9 @@ struct RunInstance {
   struct Watched {
     std::string what;
     std::uint32_t object = 0;
-    std::string global;            // a global variable, or
+    std::string global;  // a global variable (or a member of it: offset, size), or
+    std::uint32_t offset = 0;
+    std::uint32_t size = 0;        // 0: the whole variable
     model::BpfMap* map = nullptr;  // a map element
     std::vector<std::uint8_t> key;
     bool is_signed = false;
@@ -301,10 +303,19 @@ void RunInstance::check_globals(const std::vector<GlobalExpect>& globals, const 
   for (const GlobalExpect& g : globals) {
     std::uint32_t size = 0;
     const std::uint8_t* p = objects[g.global.object]->global_var(g.global.var, &size);
-    SIM_ASSERT(p != nullptr && size == g.global.size, "global {} resolved at load", g.global.text);
+    SIM_ASSERT(p != nullptr && size == g.global.var_size && g.global.offset + g.global.size <= size,
+               "global {} resolved at load", g.global.text);
+    if (g.match) {
+      for (const ValueMatch::Mismatch& m :
+           g.match->mismatches(std::vector<std::uint8_t>(p, p + size)))
+        fail(-1, fmt::format("{}: {}{} is {} {}, expected {}",
+                             m.pointer.empty() ? g.pointer : m.pointer, g.global.text, m.field,
+                             m.have, when, m.want));
+      continue;
+    }
     std::uint64_t v = 0;
-    for (std::uint32_t b = 0; b < size; ++b)
-      v |= std::uint64_t{p[b]} << (8 * b);
+    for (std::uint32_t b = 0; b < g.global.size; ++b)
+      v |= std::uint64_t{p[g.global.offset + b]} << (8 * b);
     if (g.holds(v)) continue;
     fail(-1, fmt::format("{}: {} is {} {}, expected {}", g.pointer, g.global.text, g.show(v), when,
                          g.want.text()));
@@ -533,6 +544,10 @@ std::string RunInstance::watch_value(const Watched& w) const {
     std::uint32_t size = 0;
     const std::uint8_t* p = objects[w.object]->global_var(w.global, &size);
     if (p == nullptr) return "absent";
+    if (w.size != 0) {
+      p += w.offset;
+      size = w.size;
+    }
     bytes.assign(p, p + size);
   } else if (w.map->freed || !w.map->peek_elem(w.key.data(), &bytes)) {
     return "absent";
@@ -751,6 +766,24 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
         found = in->objects[o]->global_var(w.global, &size) != nullptr;
         if (const model::GlobalVar* v = sc.objects[o].spec.find_global(w.global))
           w.is_signed = v->sign == model::GlobalVar::Sign::kSigned;
+        // <object>.<var>.<member>: an integer member of a struct variable.
+        const auto mdot = w.global.find('.');
+        if (!found && mdot != std::string::npos) {
+          const std::string var = w.global.substr(0, mdot);
+          const std::string member = w.global.substr(mdot + 1);
+          const model::GlobalVar* v = sc.objects[o].spec.find_global(var);
+          for (std::size_t f = 0; v != nullptr && f < v->fields.size() && !found; ++f) {
+            const model::BtfField& field = v->fields[f];
+            if (field.path != member || field.kind != model::BtfField::Kind::kInt ||
+                field.size == 0 || field.size > 8)
+              continue;
+            w.global = var;
+            w.offset = field.offset;
+            w.size = field.size;
+            w.is_signed = field.sign == model::GlobalVar::Sign::kSigned;
+            found = true;
+          }
+        }
       } else if (what.back() == ']' && open > dot) {
         const std::string map_name = what.substr(dot + 1, open - dot - 1);
         const std::string key = what.substr(open + 1, what.size() - open - 2);
@@ -776,7 +809,8 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
     }
     if (!found)
       return InputError{sc.file, "", 0, 0,
-                        fmt::format("--watch {}: expected <object>.<global> or "
+                        fmt::format("--watch {}: expected <object>.<global>, "
+                                    "<object>.<global>.<member> or "
                                     "<object>.<map>[<key>] of this scenario (a key is an integer "
                                     "that fits the key size, or 0x and exactly the key's bytes)",
                                     what)};

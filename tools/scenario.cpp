@@ -332,25 +332,47 @@ class Parser {
                          scenario_->objects[r.object].name, names_list(names)));
   }
 
-  GlobalRef global_ref(const std::string& text, const std::string& ptr) {
+  // <object>.<var>, or <object>.<var>.<member path> of a struct variable. A variable of any size
+  // resolves (`any_size`); else only integers of 1..8 bytes.
+  GlobalRef global_ref(const std::string& text, const std::string& ptr, bool any_size) {
     GlobalRef g{text, 0, "", 0};
-    g.object = object_of(text, ptr, &g.var);
+    std::string rest;
+    g.object = object_of(text, ptr, &rest);
     const model::ObjectSpec& spec = scenario_->objects[g.object].spec;
-    if (const model::GlobalVar* v = spec.find_global(g.var)) {
-      g.size = v->size;
-      g.sign = v->sign;
-      if (g.size == 0 || g.size > 8)
-        bad(ptr, fmt::format("global '{}' is {} bytes; only integers of 1 to 8 bytes can be "
-                             "expected",
-                             text, g.size));
+    g.var = rest;
+    const model::GlobalVar* v = spec.find_global(rest);
+    std::string member;
+    if (v == nullptr && rest.find('.') != std::string::npos) {
+      g.var = rest.substr(0, rest.find('.'));
+      member = rest.substr(rest.find('.') + 1);
+      v = spec.find_global(g.var);
+    }
+    if (v == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& m : spec.maps)
+        for (const auto& var : m.vars)
+          names.push_back(var.name);
+      bad(ptr, fmt::format("unknown global variable '{}' (object '{}' has: {})", text,
+                           scenario_->objects[g.object].name, names_list(names)));
+    }
+    g.size = v->size;
+    g.sign = v->sign;
+    g.var_size = v->size;
+    if (!member.empty()) {
+      const FieldExpect f =
+          member_of(v->fields, member, ptr,
+                    fmt::format("global '{}.{}'", scenario_->objects[g.object].name, g.var));
+      g.offset = f.offset;
+      g.size = f.size;
+      g.sign = f.sign;
       return g;
     }
-    std::vector<std::string> names;
-    for (const auto& m : spec.maps)
-      for (const auto& v : m.vars)
-        names.push_back(v.name);
-    bad(ptr, fmt::format("unknown global variable '{}' (object '{}' has: {})", text,
-                         scenario_->objects[g.object].name, names_list(names)));
+    if (!any_size && (g.size == 0 || g.size > 8))
+      bad(ptr, fmt::format("global '{}' is {} bytes; only integers of 1 to 8 bytes can be "
+                           "compared: give all its bytes (\"0x...\" or a byte array) or its "
+                           "members ({{\"fields\": {{...}}}})",
+                           text, g.size));
+    return g;
   }
 
   // The map's spec (an inner template's: the template's own key/value sizes).
@@ -591,6 +613,51 @@ class Parser {
     return e;
   }
 
+  // Member `name` (a dotted path) of a value whose BTF struct has `fields`, as an integer to
+  // expect; `what` names the value ("the value of t.vals", "global 't.stats'").
+  FieldExpect member_of(const std::vector<model::BtfField>& fields, const std::string& name,
+                        const std::string& p, const std::string& what) {
+    std::vector<std::string> names;
+    for (const model::BtfField& f : fields)
+      names.push_back(f.path);
+    if (fields.empty())
+      bad(p, fmt::format("{} has no BTF struct or union type: there are no members to name", what));
+    const auto it = std::find_if(fields.begin(), fields.end(),
+                                 [&](const model::BtfField& f) { return f.path == name; });
+    if (it == fields.end())
+      bad(p, fmt::format("{} has no member '{}' (members: {})", what, name, names_list(names)));
+    const std::string member = fmt::format("member '{}' of {}", name, what);
+    switch (it->kind) {
+      case model::BtfField::Kind::kTimer:
+      case model::BtfField::Kind::kSpinLock:
+        bad(p,
+            fmt::format("{} is a struct {}: it reads as zero and cannot be expected", member,
+                        it->kind == model::BtfField::Kind::kTimer ? "bpf_timer" : "bpf_spin_lock"));
+      case model::BtfField::Kind::kStruct: {
+        std::vector<std::string> inner;
+        for (const model::BtfField& f : fields)
+          if (f.path.rfind(name + ".", 0) == 0) inner.push_back(f.path);
+        bad(p, fmt::format("{} is a struct or union: name its members ({})", member,
+                           names_list(inner)));
+      }
+      case model::BtfField::Kind::kOther:
+        bad(p, fmt::format("{} is no integer (an array or a bitfield): it cannot be expected",
+                           member));
+      case model::BtfField::Kind::kInt:
+        break;
+    }
+    if (it->size == 0 || it->size > 8)
+      bad(p, fmt::format("{} is {} bytes; only integers of 1 to 8 bytes can be expected", member,
+                         it->size));
+    FieldExpect fe;
+    fe.path = it->path;
+    fe.offset = it->offset;
+    fe.size = it->size;
+    fe.sign = it->sign;
+    fe.pointer = p;
+    return fe;
+  }
+
   // A value of `size` bytes whose BTF type has signedness `sign` and members `fields`: bytes (an
   // integer, "0x..." or a byte array), a comparison or set (values of at most 8 bytes), or
   // {"fields": {...}} naming members of its struct. `what` names it in messages.
@@ -603,50 +670,15 @@ class Parser {
     m.sign = sign;
     if (v.is_object() && v.contains("fields")) {
       const std::string fptr = child(ptr, "fields");
-      std::vector<std::string> names;
-      for (const model::BtfField& f : fields)
-        names.push_back(f.path);
       if (fields.empty())
         bad(fptr,
             fmt::format("the {} has no BTF struct or union type: there are no members to name",
                         what));
       for (const auto& [name, fv] : v["fields"].items()) {
         const std::string p = child(fptr, name);
-        const auto it = std::find_if(fields.begin(), fields.end(),
-                                     [&](const model::BtfField& f) { return f.path == name; });
-        if (it == fields.end())
-          bad(p, fmt::format("the {} has no member '{}' (members: {})", what, name,
-                             names_list(names)));
-        const std::string member = fmt::format("member '{}' of the {}", name, what);
-        switch (it->kind) {
-          case model::BtfField::Kind::kTimer:
-          case model::BtfField::Kind::kSpinLock:
-            bad(p, fmt::format(
-                       "{} is a struct {}: it reads as zero and cannot be expected", member,
-                       it->kind == model::BtfField::Kind::kTimer ? "bpf_timer" : "bpf_spin_lock"));
-          case model::BtfField::Kind::kStruct: {
-            std::vector<std::string> inner;
-            for (const model::BtfField& f : fields)
-              if (f.path.rfind(name + ".", 0) == 0) inner.push_back(f.path);
-            bad(p, fmt::format("{} is a struct or union: name its members ({})", member,
-                               names_list(inner)));
-          }
-          case model::BtfField::Kind::kOther:
-            bad(p, fmt::format("{} is no integer (an array or a bitfield): it cannot be expected",
-                               member));
-          case model::BtfField::Kind::kInt:
-            break;
-        }
-        if (it->size == 0 || it->size > 8)
-          bad(p, fmt::format("{} is {} bytes; only integers of 1 to 8 bytes can be expected",
-                             member, it->size));
-        FieldExpect fe;
-        fe.path = it->path;
-        fe.offset = it->offset;
-        fe.size = it->size;
-        fe.sign = it->sign;
-        fe.pointer = p;
-        fe.want = parse_value(fv, p, fe.size, fe.sign, member);
+        FieldExpect fe = member_of(fields, name, p, "the " + what);
+        fe.want =
+            parse_value(fv, p, fe.size, fe.sign, fmt::format("member '{}' of the {}", name, what));
         m.fields.push_back(std::move(fe));
       }
       return m;
@@ -672,9 +704,23 @@ class Parser {
       if (name.find('.') == std::string::npos)
         bad(p, fmt::format("expected <object>.<variable>, got '{}'", name));
       GlobalExpect e;
-      e.global = global_ref(name, p);
       e.pointer = p;
-      if (v.is_string() && v.get<std::string>() == "unset") {
+      // Bytes ("0x...", a byte array) or {"fields": ...}: a variable of any size.
+      const bool whole = (v.is_object() && v.contains("fields")) || v.is_array() ||
+                         (v.is_string() && (v.get_ref<const std::string&>().rfind("0x", 0) == 0 ||
+                                            v.get_ref<const std::string&>().rfind("hex:", 0) == 0));
+      e.global = global_ref(name, p, whole);
+      if (whole) {
+        if (e.global.size != e.global.var_size)
+          bad(p, fmt::format("'{}' is a member: expect it as an integer, or give its variable's "
+                             "bytes or fields",
+                             name));
+        std::uint32_t idx = 0;
+        const model::GlobalVar* var =
+            scenario_->objects[e.global.object].spec.find_global(e.global.var, &idx);
+        e.match = std::make_shared<const ValueMatch>(parse_value_match(
+            v, p, var->size, var->sign, var->fields, fmt::format("global '{}'", name)));
+      } else if (v.is_string() && v.get<std::string>() == "unset") {
         e.want.value = initial_value(e.global);
         e.want.written =
             fmt::format("unset ({})", show_value(e.want.value, e.global.size, e.global.sign));
@@ -693,8 +739,9 @@ class Parser {
     const model::GlobalVar* var = spec.find_global(g.var, &map_idx);
     const std::vector<std::uint8_t>& data = spec.maps[map_idx].initial_data;
     std::uint64_t v = 0;
-    for (std::uint32_t b = 0; b < g.size && var->offset + b < data.size(); ++b)
-      v |= std::uint64_t{data[var->offset + b]} << (8 * b);
+    const std::uint32_t at = var->offset + g.offset;
+    for (std::uint32_t b = 0; b < g.size && at + b < data.size(); ++b)
+      v |= std::uint64_t{data[at + b]} << (8 * b);
     return v;
   }
 

@@ -301,3 +301,74 @@ TEST_CASE("maps at a time: at[].maps and maps_at", "[format]") {
   CHECK(bad.code == 2);
   CHECK_THAT(bad.out, Catch::Contains("at /expect/maps_at/0/maps/0/map: unknown map 't.nope'"));
 }
+
+TEST_CASE("globals of any size: bytes, fields and dotted member names", "[format]") {
+  TempDir dir;
+  const std::string src = values_source();
+  // stats (24 bytes) = {cnt 2, last -6, in {7, -2}}; tag (12 bytes) = "zbcdefghijk".
+  dir.file("pass.json", scenario("gl-pass", src, bump_twice(), R"({
+    "globals": {"t.stats.cnt": 2, "t.stats.last": "<=-6", "t.stats.in.y": {"in": [-2, -1]},
+                "t.tag": "0x7a62636465666768696a6b00",
+                "t.stats": {"fields": {"cnt": ">=2", "in.x": 7}}, "t.plain": [5, 0, 0, 0]},
+    "at": [{"at_ns": 0, "globals": {"t.stats.cnt": "unset",
+                                    "t.tag": [97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 0]}},
+           {"at_ns": 500, "globals": {"t.stats.last": -3}}]})"));
+  const Cmd pass = run_tool("run pass.json --run-dir runs", dir.path);
+  INFO(pass.out);
+  CHECK(pass.code == 0);
+
+  dir.file("fail.json", scenario("gl-fail", src, bump_twice(), R"({
+    "globals": {"t.stats.cnt": ">=3", "t.stats": {"fields": {"in.y": 0}},
+                "t.tag": "0x000000000000000000000000"},
+    "at": [{"at_ns": 500, "globals": {"t.stats.in.x": 0}}]})"));
+  const Cmd fail = run_tool("run fail.json --run-dir runs", dir.path);
+  INFO(fail.out);
+  CHECK(fail.code == 1);
+  CHECK_THAT(fail.out, Catch::Contains("/expect/globals/t.stats.cnt: t.stats.cnt is 2 at the end, "
+                                       "expected >=3"));
+  CHECK_THAT(fail.out, Catch::Contains("/expect/globals/t.stats/fields/in.y: t.stats.in.y is -2 "
+                                       "at the end, expected 0"));
+  CHECK_THAT(fail.out, Catch::Contains("/expect/globals/t.tag: t.tag is 0x7a62636465666768696a6b00 "
+                                       "at the end, expected 0x000000000000000000000000"));
+  CHECK_THAT(fail.out, Catch::Contains("/expect/at/0/globals/t.stats.in.x: t.stats.in.x is 7 at "
+                                       "t=500, expected 0"));
+
+  struct Bad {
+    std::string globals, pointer, message;
+  };
+  for (const Bad& b : {
+           Bad{R"("t.stats": ">=1")", "/expect/globals/t.stats",
+               "global 't.stats' is 24 bytes; only integers of 1 to 8 bytes can be compared"},
+           Bad{R"("t.stats.nope": 1)", "/expect/globals/t.stats.nope",
+               "global 't.stats' has no member 'nope' (members: cnt, last, in, in.x, in.y)"},
+           Bad{R"("t.stats.in": 1)", "/expect/globals/t.stats.in",
+               "member 'in' of global 't.stats' is a struct or union: name its members (in.x, "
+               "in.y)"},
+           Bad{R"("t.tag": "0x00")", "/expect/globals/t.tag", "expected 12 byte(s)"},
+           Bad{R"("t.plain": {"fields": {"x": 1}})", "/expect/globals/t.plain/fields",
+               "the global 't.plain' has no BTF struct or union type"},
+       }) {
+    dir.file("bad.json",
+             scenario("gl-bad", src, bump_twice(), "{\"globals\": {" + b.globals + "}}"));
+    const Cmd bad = run_tool("run bad.json", dir.path);
+    INFO(b.globals << "\n" << bad.out);
+    CHECK(bad.code == 2);
+    CHECK_THAT(bad.out, Catch::Contains("at " + b.pointer + ": " + b.message));
+  }
+
+  // The .bss section as a map still reads the whole struct (its only variable).
+  dir.file("bss.json", scenario("gl-bss", src, bump_twice(), R"({
+    "maps": [{"map": "t..bss", "key": 0, "value": "0x0200000000000000faffffff07000000feff000000000000"}]})"));
+  const Cmd bss = run_tool("run bss.json --run-dir runs", dir.path);
+  INFO(bss.out);
+  CHECK(bss.code == 0);
+
+  // bpftsim timers --watch follows a member of a struct global.
+  const Cmd watch = run_tool("timers pass.json --watch t.stats.last", dir.path);
+  INFO(watch.out);
+  CHECK(watch.code == 0);
+  CHECK_THAT(watch.out, Catch::Contains("watch t.stats.last"));
+  CHECK_THAT(watch.out,
+             Catch::Matches("[\\s\\S]*\\n +0 +- +- +0\\n +[0-9]+ +0 +[0-9]+ +-3\\n +[0-9]+ "
+                            "+0 +[0-9]+ +-6\\n[\\s\\S]*"));
+}
