@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -26,11 +27,19 @@ namespace {
 
 using Json = nlohmann::json;
 
-// Thrown inside this file only, caught by parse_scenario.
+// Thrown inside this file only, caught by the Parser's guards (which collect them) and by
+// parse_scenario.
 struct Bad {
   std::string pointer;
   std::string message;
 };
+// Every error the meaning checks found (thrown at the end of Parser::parse).
+struct Errors {
+  std::vector<Bad> all;
+};
+// An error that follows from one already reported (a name of an object that failed to load):
+// dropped by the guard.
+struct Suppressed {};
 
 [[noreturn]] void bad(std::string pointer, std::string message) {
   throw Bad{std::move(pointer), std::move(message)};
@@ -124,12 +133,13 @@ class Parser {
     sc.file = file_;
     sc.name = doc_["name"].get<std::string>();
     sc.description = doc_["description"].get<std::string>();
-    if (doc_.contains("profile")) {
-      sc.profile = doc_["profile"].get<std::string>();
-      if (!model::profile_by_name(sc.profile))
-        bad("/profile", fmt::format("unknown kernel profile '{}' (known: {})", sc.profile,
-                                    names_list(model::profile_names())));
-    }
+    if (doc_.contains("profile"))
+      guard([&] {
+        sc.profile = doc_["profile"].get<std::string>();
+        if (!model::profile_by_name(sc.profile))
+          bad("/profile", fmt::format("unknown kernel profile '{}' (known: {})", sc.profile,
+                                      names_list(model::profile_names())));
+      });
     sc.cpus = doc_["cpus"].get<int>();
     if (doc_.contains("seed")) sc.seed = as_u64(doc_["seed"], "/seed");
     parse_objects(sc);
@@ -145,34 +155,40 @@ class Parser {
       if (l.contains("max_steps")) sc.max_steps = as_u64(l["max_steps"], "/limits/max_steps");
     }
     if (doc_.contains("faults"))
-      for (std::size_t i = 0; i < doc_["faults"].size(); ++i) {
-        const Json& f = doc_["faults"][i];
-        const std::string site = f["site"].get<std::string>();
-        const auto s = model::fault_site_by_name(site);
-        if (!s)
-          bad(child(child("/faults", i), "site"), fmt::format("unknown fault site '{}'", site));
-        sc.faults.push_back(Scenario::Fault{*s, f.contains("count") ? f["count"].get<int>() : 1});
-      }
+      for (std::size_t i = 0; i < doc_["faults"].size(); ++i)
+        guard([&] {
+          const Json& f = doc_["faults"][i];
+          const std::string site = f["site"].get<std::string>();
+          const auto s = model::fault_site_by_name(site);
+          if (!s)
+            bad(child(child("/faults", i), "site"), fmt::format("unknown fault site '{}'", site));
+          sc.faults.push_back(Scenario::Fault{*s, f.contains("count") ? f["count"].get<int>() : 1});
+        });
     scenario_ = &sc;
     if (expect_load_error_) {
       const Json& ex = doc_["expect"];
       sc.expect.load_error = ex["load_error"].get<std::string>();
       for (const auto& [key, v] : ex.items())
         if (key != "load_error" && key != "comment")
-          bad(child("/expect", key),
-              "with load_error nothing runs after the objects fail to load: expect only "
-              "load_error (and a comment)");
+          guard([&] {
+            bad(child("/expect", key),
+                "with load_error nothing runs after the objects fail to load: expect only "
+                "load_error (and a comment)");
+          });
     }
     // When an object failed to load as expected, its names cannot be resolved: the timeline,
     // which never runs, is left unchecked.
     if (doc_["timeline"].empty() && !expect_load_error_)
-      bad("/timeline",
-          "expected at least 1 action (only a scenario expecting a load error, which runs "
-          "nothing, may have an empty timeline)");
+      guard([&] {
+        bad("/timeline",
+            "expected at least 1 action (only a scenario expecting a load error, which runs "
+            "nothing, may have an empty timeline)");
+      });
     if (!sc.load_failure) parse_timeline(sc);
     if (doc_.contains("expect") && !expect_load_error_)
       parse_expect(doc_["expect"], "/expect", sc.expect);
     parse_closed_by(sc);
+    if (!errors_.empty()) throw Errors{errors_};
     return sc;
   }
 
@@ -180,13 +196,22 @@ class Parser {
   void parse_objects(Scenario& sc) {
     const auto dir = std::filesystem::path(file_).parent_path();
     std::set<std::string> names;
-    for (std::size_t i = 0; i < doc_["objects"].size(); ++i) {
+    for (std::size_t i = 0; i < doc_["objects"].size() && !sc.load_failure; ++i)
+      guard([&] { parse_object(sc, i, dir, names); });
+  }
+
+  // Object `i`; one that fails to load is noted in failed_objects_, so that names of it are not
+  // reported again.
+  void parse_object(Scenario& sc, std::size_t i, const std::filesystem::path& dir,
+                    std::set<std::string>& names) {
+    {
       const Json& o = doc_["objects"][i];
       const std::string ptr = child("/objects", i);
       ScenarioObject obj;
       obj.name = o["name"].get<std::string>();
       if (!names.insert(obj.name).second)
         bad(child(ptr, "name"), fmt::format("object name '{}' is used twice", obj.name));
+      failed_objects_.insert(obj.name);
       obj.path = o["path"].get<std::string>();
       const TextPos at = text_pos(text_, pos_.offset(child(ptr, "path")));
       obj.line = at.line;
@@ -235,6 +260,7 @@ class Parser {
         return;  // the objects after it are not loaded either
       }
       if (failed) bad(child(ptr, "path"), fmt::format("cannot load object: {}", failed->message));
+      failed_objects_.erase(obj.name);
       sc.objects.push_back(std::move(obj));
     }
   }
@@ -265,6 +291,7 @@ class Parser {
     const auto dot = text.find('.');
     const std::string obj = text.substr(0, dot);
     *rest = text.substr(dot + 1);
+    if (failed_objects_.count(obj) != 0) throw Suppressed{};
     std::vector<std::string> names;
     for (std::uint32_t i = 0; i < scenario_->objects.size(); ++i) {
       if (scenario_->objects[i].name == obj) return i;
@@ -388,7 +415,13 @@ class Parser {
   void parse_timeline(Scenario& sc) {
     const Json& tl = doc_["timeline"];
     sim::TimeNs prev = 0;
-    for (std::size_t i = 0; i < tl.size(); ++i) {
+    for (std::size_t i = 0; i < tl.size(); ++i)
+      guard([&] { parse_timeline_entry(sc, i, prev); });
+  }
+
+  void parse_timeline_entry(Scenario& sc, std::size_t i, sim::TimeNs& prev) {
+    const Json& tl = doc_["timeline"];
+    {
       const Json& j = tl[i];
       const std::string ptr = child("/timeline", i);
       Action a;
@@ -411,18 +444,25 @@ class Parser {
       } else {
         a.at_ns = as_i64(at, child(ptr, "at_ns"));
       }
-      if (a.at_ns < prev)
-        bad(child(ptr, "at_ns"),
-            fmt::format("time goes backwards: at_ns {} is before the previous action's {} "
-                        "(the timeline must be in non-decreasing at_ns; a range counts by its "
-                        "min)",
-                        a.at_ns, prev));
+      // Against the previous action even when that one was out of order: one misplaced action is
+      // one error. Neither error stops the rest of the action's checks.
+      const sim::TimeNs before = prev;
       prev = a.at_ns;
+      if (a.at_ns < before)
+        guard([&] {
+          bad(child(ptr, "at_ns"),
+              fmt::format("time goes backwards: at_ns {} is before the previous action's {} "
+                          "(the timeline must be in non-decreasing at_ns; a range counts by its "
+                          "min)",
+                          a.at_ns, before));
+        });
       if (j.contains("cpu")) {
         a.cpu = j["cpu"].get<int>();
         if (a.cpu >= sc.cpus)
-          bad(child(ptr, "cpu"),
-              fmt::format("cpu {} does not exist: the scenario has {} CPU(s)", a.cpu, sc.cpus));
+          guard([&] {
+            bad(child(ptr, "cpu"),
+                fmt::format("cpu {} does not exist: the scenario has {} CPU(s)", a.cpu, sc.cpus));
+          });
       }
       if (j.contains("process")) a.process = j["process"].get<std::string>();
       if (j.contains("expect_ret")) {
@@ -699,35 +739,40 @@ class Parser {
 
   std::vector<GlobalExpect> parse_globals(const Json& g, const std::string& ptr) {
     std::vector<GlobalExpect> out;
-    for (const auto& [name, v] : g.items()) {
-      const std::string p = child(ptr, name);
-      if (name.find('.') == std::string::npos)
-        bad(p, fmt::format("expected <object>.<variable>, got '{}'", name));
-      GlobalExpect e;
-      e.pointer = p;
-      // Bytes ("0x...", a byte array) or {"fields": ...}: a variable of any size.
-      const bool whole = (v.is_object() && v.contains("fields")) || v.is_array() ||
-                         (v.is_string() && (v.get_ref<const std::string&>().rfind("0x", 0) == 0 ||
-                                            v.get_ref<const std::string&>().rfind("hex:", 0) == 0));
-      e.global = global_ref(name, p, whole);
-      if (whole) {
-        if (e.global.size != e.global.var_size)
-          bad(p, fmt::format("'{}' is a member: expect it as an integer, or give its variable's "
-                             "bytes or fields",
-                             name));
-        std::uint32_t idx = 0;
-        const model::GlobalVar* var =
-            scenario_->objects[e.global.object].spec.find_global(e.global.var, &idx);
-        e.match = std::make_shared<const ValueMatch>(parse_value_match(
-            v, p, var->size, var->sign, var->fields, fmt::format("global '{}'", name)));
-      } else if (v.is_string() && v.get<std::string>() == "unset") {
-        e.want.value = initial_value(e.global);
-        e.want.written =
-            fmt::format("unset ({})", show_value(e.want.value, e.global.size, e.global.sign));
-      } else {
-        e.want = parse_value(v, p, e.global.size, e.global.sign, "'" + name + "'");
-      }
-      out.push_back(std::move(e));
+    for (auto it_ = g.begin(); it_ != g.end(); ++it_) {
+      const std::string name = it_.key();
+      const Json& v = it_.value();
+      guard([&] {
+        const std::string p = child(ptr, name);
+        if (name.find('.') == std::string::npos)
+          bad(p, fmt::format("expected <object>.<variable>, got '{}'", name));
+        GlobalExpect e;
+        e.pointer = p;
+        // Bytes ("0x...", a byte array) or {"fields": ...}: a variable of any size.
+        const bool whole =
+            (v.is_object() && v.contains("fields")) || v.is_array() ||
+            (v.is_string() && (v.get_ref<const std::string&>().rfind("0x", 0) == 0 ||
+                               v.get_ref<const std::string&>().rfind("hex:", 0) == 0));
+        e.global = global_ref(name, p, whole);
+        if (whole) {
+          if (e.global.size != e.global.var_size)
+            bad(p, fmt::format("'{}' is a member: expect it as an integer, or give its variable's "
+                               "bytes or fields",
+                               name));
+          std::uint32_t idx = 0;
+          const model::GlobalVar* var =
+              scenario_->objects[e.global.object].spec.find_global(e.global.var, &idx);
+          e.match = std::make_shared<const ValueMatch>(parse_value_match(
+              v, p, var->size, var->sign, var->fields, fmt::format("global '{}'", name)));
+        } else if (v.is_string() && v.get<std::string>() == "unset") {
+          e.want.value = initial_value(e.global);
+          e.want.written =
+              fmt::format("unset ({})", show_value(e.want.value, e.global.size, e.global.sign));
+        } else {
+          e.want = parse_value(v, p, e.global.size, e.global.sign, "'" + name + "'");
+        }
+        out.push_back(std::move(e));
+      });
     }
     return out;
   }
@@ -771,13 +816,16 @@ class Parser {
     if (a.contains("maps")) {
       out.maps.emplace();
       for (std::size_t i = 0; i < a["maps"].size(); ++i)
-        out.maps->push_back(
-            live_map_ref(a["maps"][i], child(child(ptr, "maps"), i), "is never alive"));
+        guard([&] {
+          out.maps->push_back(
+              live_map_ref(a["maps"][i], child(child(ptr, "maps"), i), "is never alive"));
+        });
     }
     if (a.contains("progs")) {
       out.progs.emplace();
       for (std::size_t i = 0; i < a["progs"].size(); ++i)
-        out.progs->push_back(prog_ref(a["progs"][i], child(child(ptr, "progs"), i)));
+        guard(
+            [&] { out.progs->push_back(prog_ref(a["progs"][i], child(child(ptr, "progs"), i))); });
     }
     return out;
   }
@@ -791,23 +839,27 @@ class Parser {
     if (g.contains("maps")) at.maps = parse_maps(g["maps"], child(ptr, "maps"));
     for (const char* field : {"refcnt", "usercnt"}) {
       if (!g.contains(field)) continue;
-      for (const auto& [name, v] : g[field].items()) {
-        const std::string p = child(child(ptr, field), name);
-        RefcntExpect r;
-        r.pointer = p;
-        r.user = std::string(field) == "usercnt";
-        std::string rest;
-        const std::uint32_t obj = object_of(name, p, &rest);
-        const model::ObjectSpec& spec = scenario_->objects[obj].spec;
-        if (!r.user && spec.find_prog(rest)) {
-          r.target = prog_ref(Json(name), p);
-          r.is_prog = true;
-        } else {
-          r.target = map_ref(Json(name), p);
-        }
-        r.want = parse_value(v, p, 8, model::GlobalVar::Sign::kSigned,
-                             fmt::format("the {} of '{}'", field, name));
-        at.refcnts.push_back(std::move(r));
+      for (auto it_ = g[field].begin(); it_ != g[field].end(); ++it_) {
+        const std::string name = it_.key();
+        const Json& v = it_.value();
+        guard([&] {
+          const std::string p = child(child(ptr, field), name);
+          RefcntExpect r;
+          r.pointer = p;
+          r.user = std::string(field) == "usercnt";
+          std::string rest;
+          const std::uint32_t obj = object_of(name, p, &rest);
+          const model::ObjectSpec& spec = scenario_->objects[obj].spec;
+          if (!r.user && spec.find_prog(rest)) {
+            r.target = prog_ref(Json(name), p);
+            r.is_prog = true;
+          } else {
+            r.target = map_ref(Json(name), p);
+          }
+          r.want = parse_value(v, p, 8, model::GlobalVar::Sign::kSigned,
+                               fmt::format("the {} of '{}'", field, name));
+          at.refcnts.push_back(std::move(r));
+        });
       }
     }
     if (g.contains("invariants")) at.invariants = g["invariants"].get<bool>();
@@ -851,9 +903,8 @@ class Parser {
       e.kind = std::string(k) == "action_start" ? EventRef::Kind::kActionStart
                                                 : EventRef::Kind::kActionDone;
       e.action = static_cast<std::size_t>(as_u64(r[k], child(ptr, k)));
-      if (e.action >= scenario_->timeline.size())
-        bad(child(ptr, k),
-            fmt::format("the timeline has {} action(s)", scenario_->timeline.size()));
+      if (e.action >= doc_["timeline"].size())
+        bad(child(ptr, k), fmt::format("the timeline has {} action(s)", doc_["timeline"].size()));
       return e;
     }
     for (const char* k : {"callback_entry", "callback_exit"}) {
@@ -882,24 +933,27 @@ class Parser {
   std::vector<MapExpect> parse_maps(const Json& list, const std::string& base) {
     std::vector<MapExpect> out;
     for (std::size_t i = 0; i < list.size(); ++i) {
-      const std::string ptr = child(base, i);
-      const Json& m = list[i];
-      MapExpect me;
-      me.pointer = ptr;
-      me.map = live_map_ref(m["map"], child(ptr, "map"), "has no elements");
-      const model::MapSpec& spec = map_spec(me.map);
-      me.key = to_bytes(m["key"], spec.key_size, child(ptr, "key"), "key of " + me.map.text);
-      if (m.contains("present")) me.present = m["present"].get<bool>();
-      if (m.contains("value")) {
-        if (is_map_in_map(spec))
-          bad(child(ptr, "value"),
-              fmt::format("'{}' is a map-in-map: expect only 'present'", me.map.text));
-        if (!me.present)
-          bad(child(ptr, "value"), "a value is expected of an element that must be absent");
-        me.value = parse_value_match(m["value"], child(ptr, "value"), spec.value_size,
-                                     spec.value_sign, spec.value_fields, "value of " + me.map.text);
-      }
-      out.push_back(std::move(me));
+      guard([&] {
+        const std::string ptr = child(base, i);
+        const Json& m = list[i];
+        MapExpect me;
+        me.pointer = ptr;
+        me.map = live_map_ref(m["map"], child(ptr, "map"), "has no elements");
+        const model::MapSpec& spec = map_spec(me.map);
+        me.key = to_bytes(m["key"], spec.key_size, child(ptr, "key"), "key of " + me.map.text);
+        if (m.contains("present")) me.present = m["present"].get<bool>();
+        if (m.contains("value")) {
+          if (is_map_in_map(spec))
+            bad(child(ptr, "value"),
+                fmt::format("'{}' is a map-in-map: expect only 'present'", me.map.text));
+          if (!me.present)
+            bad(child(ptr, "value"), "a value is expected of an element that must be absent");
+          me.value =
+              parse_value_match(m["value"], child(ptr, "value"), spec.value_size, spec.value_sign,
+                                spec.value_fields, "value of " + me.map.text);
+        }
+        out.push_back(std::move(me));
+      });
     }
     return out;
   }
@@ -911,34 +965,46 @@ class Parser {
     for (const char* field : {"globals_at", "at", "maps_at"})
       if (ex.contains(field))
         for (std::size_t i = 0; i < ex[field].size(); ++i)
-          e.at.push_back(parse_at(ex[field][i], child(child(base, field), i)));
+          guard([&] { e.at.push_back(parse_at(ex[field][i], child(child(base, field), i))); });
     if (ex.contains("maps")) e.maps = parse_maps(ex["maps"], child(base, "maps"));
     e.findings_given = ex.contains("findings") || ex.contains("finding_match");
     if (ex.contains("findings"))
-      for (const auto& [kind, v] : ex["findings"].items()) {
-        if (kind == "allow_other_findings") {
-          e.allow_other_findings = v.get<bool>();
-          continue;
-        }
-        if (kind == "comment") continue;
-        const std::string ptr = child(child(base, "findings"), kind);
-        e.findings.push_back(FindingCount{finding_kind(kind, ptr), parse_count(v, ptr)});
+      for (auto it_ = ex["findings"].begin(); it_ != ex["findings"].end(); ++it_) {
+        const std::string kind = it_.key();
+        const Json& v = it_.value();
+        guard([&] {
+          if (kind == "allow_other_findings") {
+            e.allow_other_findings = v.get<bool>();
+            return;
+          }
+          if (kind == "comment") return;
+          const std::string ptr = child(child(base, "findings"), kind);
+          e.findings.push_back(FindingCount{finding_kind(kind, ptr), parse_count(v, ptr)});
+        });
       }
     if (ex.contains("finding_match"))
       for (std::size_t i = 0; i < ex["finding_match"].size(); ++i)
-        e.finding_match.push_back(
-            parse_finding_match(ex["finding_match"][i], child(child(base, "finding_match"), i)));
+        guard([&] {
+          e.finding_match.push_back(
+              parse_finding_match(ex["finding_match"][i], child(child(base, "finding_match"), i)));
+        });
     if (ex.contains("events"))
-      for (const auto& [event, v] : ex["events"].items()) {
-        const std::string ptr = child(child(base, "events"), event);
-        e.events.push_back(EventCount{event, parse_count(v, ptr), ptr});
+      for (auto it_ = ex["events"].begin(); it_ != ex["events"].end(); ++it_) {
+        const std::string event = it_.key();
+        const Json& v = it_.value();
+        guard([&] {
+          const std::string ptr = child(child(base, "events"), event);
+          e.events.push_back(EventCount{event, parse_count(v, ptr), ptr});
+        });
       }
     if (ex.contains("order"))
       for (std::size_t i = 0; i < ex["order"].size(); ++i) {
-        const std::string ptr = child(child(base, "order"), i);
-        const Json& o = ex["order"][i];
-        e.order.push_back(OrderExpect{parse_event_ref(o["first"], child(ptr, "first")),
-                                      parse_event_ref(o["then"], child(ptr, "then")), ptr});
+        guard([&] {
+          const std::string ptr = child(child(base, "order"), i);
+          const Json& o = ex["order"][i];
+          e.order.push_back(OrderExpect{parse_event_ref(o["first"], child(ptr, "first")),
+                                        parse_event_ref(o["then"], child(ptr, "then")), ptr});
+        });
       }
     if (ex.contains("alive")) e.alive = parse_alive(ex["alive"], child(base, "alive"));
     e.status_given = ex.contains("status");
@@ -963,14 +1029,16 @@ class Parser {
   void parse_closed_by(Scenario& sc) {
     if (!doc_.contains("closed_by")) return;
     for (std::size_t i = 0; i < doc_["closed_by"].size(); ++i) {
-      const std::string id = doc_["closed_by"][i].get<std::string>();
-      std::vector<std::string> known;
-      for (const auto& f : model::profile_fixes())
-        known.push_back(f.id);
-      if (std::find(known.begin(), known.end(), id) == known.end())
-        bad(child("/closed_by", i),
-            fmt::format("unknown fix '{}' (known: {})", id, names_list(known)));
-      sc.closed_by.push_back(id);
+      guard([&] {
+        const std::string id = doc_["closed_by"][i].get<std::string>();
+        std::vector<std::string> known;
+        for (const auto& f : model::profile_fixes())
+          known.push_back(f.id);
+        if (std::find(known.begin(), known.end(), id) == known.end())
+          bad(child("/closed_by", i),
+              fmt::format("unknown fix '{}' (known: {})", id, names_list(known)));
+        sc.closed_by.push_back(id);
+      });
     }
   }
 
@@ -979,13 +1047,59 @@ class Parser {
   const std::string& text_;
   const JsonPositions& pos_;
   Scenario* scenario_ = nullptr;
-  bool expect_load_error_ = false;  // expect.load_error is given
+  bool expect_load_error_ = false;        // expect.load_error is given
+  std::vector<Bad> errors_;               // every error found so far (guard)
+  std::set<std::string> failed_objects_;  // objects that failed to load: their names say nothing
+
+  // Runs one check; an error it throws is collected and checking goes on with the next one.
+  template <class F>
+  void guard(F&& check) {
+    try {
+      check();
+    } catch (const Bad& b) {
+      errors_.push_back(b);
+    } catch (const Suppressed&) {
+    }
+  }
 };
 
 InputError located(const std::string& file, const std::string& text, std::string pointer,
                    std::string message, const JsonPositions& pos) {
   const TextPos p = text_pos(text, pos.offset(pointer));
-  return InputError{file, std::move(pointer), p.line, p.column, std::move(message)};
+  return InputError{file, std::move(pointer), p.line, p.column, std::move(message), {}, false};
+}
+
+// Errors (pointer, message) as one InputError: in document order (by line and column, then as
+// found), at most kMaxInputErrors.
+InputError all_located(const std::string& file, const std::string& text,
+                       const std::vector<Bad>& errors, const JsonPositions& pos) {
+  std::vector<InputError> all;
+  for (const Bad& b : errors)
+    all.push_back(located(file, text, b.pointer, b.message, pos));
+  // A missing key of an object is placed at the object's start but reads best after the errors
+  // inside the object (the object ends later than they do).
+  using Place = std::tuple<int, int, int>;  // line, column, after the errors inside
+  std::vector<std::pair<Place, std::size_t>> order;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    Place at{all[i].line, all[i].column, 0};
+    if (all[i].message.rfind("missing required key", 0) == 0)
+      for (const InputError& inside : all)
+        if (&inside != &all[i] && inside.pointer.rfind(all[i].pointer + "/", 0) == 0)
+          at = std::max(at, Place{inside.line, inside.column, 1});
+    order.emplace_back(at, i);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<InputError> sorted;
+  for (const auto& [at, i] : order)
+    sorted.push_back(std::move(all[i]));
+  all = std::move(sorted);
+  const bool capped = all.size() > kMaxInputErrors;
+  if (capped) all.resize(kMaxInputErrors);
+  InputError first = std::move(all.front());
+  first.more.assign(std::make_move_iterator(all.begin() + 1), std::make_move_iterator(all.end()));
+  first.capped = capped;
+  return first;
 }
 
 }  // namespace
@@ -995,7 +1109,13 @@ std::string InputError::text() const {
   if (line > 0) s += fmt::format(":{}:{}", line, column);
   s += ": ";
   if (line > 0 || !pointer.empty()) s += fmt::format("at {}: ", pointer.empty() ? "/" : pointer);
-  return s + message;
+  s += message;
+  if (more.empty()) return s;
+  for (const InputError& e : more)
+    s += "\n" + e.text();
+  s += fmt::format("\n{} errors{}", more.size() + 1,
+                   capped ? fmt::format(" (stopped after {})", kMaxInputErrors) : "");
+  return s;
 }
 
 std::uint64_t fnv1a64(const std::string& bytes) {
@@ -1078,8 +1198,13 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
     const TextPos p = text_pos(text, e->offset);
     return InputError{file, e->pointer, p.line, p.column, e->message};
   }
-  if (auto v = scenario_schema().validate(doc))
-    return located(file, text, v->pointer, v->message, pos);
+  // Every schema error (the meaning checks need a document the schema admits).
+  if (auto vs = scenario_schema().validate_all(doc, kMaxInputErrors); !vs.empty()) {
+    std::vector<Bad> errors;
+    for (const SchemaViolation& v : vs)
+      errors.push_back(Bad{v.pointer, v.message});
+    return all_located(file, text, errors, pos);
+  }
   try {
     Scenario sc = Parser(file, doc, text, pos).parse();
     sc.hash = fnv1a64(text);
@@ -1098,6 +1223,8 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
     programs.str(doc["objects"].dump());  // names, paths and cflags
     sc.parts.programs = programs.value();
     return sc;
+  } catch (const Errors& e) {
+    return all_located(file, text, e.all, pos);
   } catch (const Bad& b) {
     return located(file, text, b.pointer, b.message, pos);
   } catch (const Json::exception& e) {

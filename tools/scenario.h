@@ -26,14 +26,23 @@ namespace bpftsim::tools {
 
 class JsonSchema;
 
+// At most this many input errors of one scenario are reported (scenario errors are collected:
+// the schema's, then, when the schema holds, the meaning checks').
+inline constexpr std::size_t kMaxInputErrors = 20;
+
 struct InputError {
   std::string file;
   std::string pointer;  // JSON pointer ("" = the whole document)
   int line = 0;         // 0: no position (e.g. the file cannot be read)
   int column = 0;
   std::string message;
+  // Further errors of the same input, in document order after this one; `capped`: more were
+  // found than kMaxInputErrors and checking stopped.
+  std::vector<InputError> more;
+  bool capped = false;
 
-  // "FILE:LINE:COL: at POINTER: MESSAGE" (parts without a value left out).
+  // "FILE:LINE:COL: at POINTER: MESSAGE" (parts without a value left out); with `more`, one such
+  // line per error, then "N errors" (and " (stopped after 20)").
   std::string text() const;
 };
 

@@ -6,6 +6,9 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "tests/unit/tool_harness.h"
 
@@ -371,4 +374,125 @@ TEST_CASE("globals of any size: bytes, fields and dotted member names", "[format
   CHECK_THAT(watch.out,
              Catch::Matches("[\\s\\S]*\\n +0 +- +- +0\\n +[0-9]+ +0 +[0-9]+ +-3\\n +[0-9]+ "
                             "+0 +[0-9]+ +-6\\n[\\s\\S]*"));
+}
+
+namespace {
+
+// The lines of `out` that contain `needle`, and whether they come in this order.
+bool in_order(const std::string& out, const std::vector<std::string>& needles) {
+  std::size_t at = 0;
+  for (const std::string& n : needles) {
+    const std::size_t found = out.find(n, at);
+    if (found == std::string::npos) return false;
+    at = found + n.size();
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("every input error at once, in document order, up to 20", "[format]") {
+  TempDir dir;
+  const std::string src = values_source();
+  // Meaning errors: an object that does not exist (names of it say nothing more), an unknown
+  // program, one action out of order (one error, not one per later action) on a CPU that does not
+  // exist, a value of the wrong size, unknown globals and members.
+  dir.file("meaning.json", R"({"name": "m", "description": "d", "cpus": 2,
+ "objects": [{"name": "t", "path": ")" +
+                               src + R"("},
+             {"name": "u", "path": "missing.bpf.c"}],
+ "timeline": [
+   {"at_ns": 100, "action": "run", "prog": "t.bmp"},
+   {"at_ns": 50, "action": "run", "prog": "t.bump", "cpu": 3},
+   {"at_ns": 60, "action": "run", "prog": "u.anything"},
+   {"at_ns": 70, "action": "map_lookup", "map": "u.m", "key": 0},
+   {"at_ns": 80, "action": "map_lookup", "map": "t.small", "key": 0, "expect_value": "0x00"}
+ ],
+ "expect": {"globals": {"t.nope": 1, "u.x": 2, "t.stats": ">=1"},
+            "maps": [{"map": "t.vals", "key": 0, "value": {"fields": {"zz": 1}}}]}}
+)");
+  const Cmd meaning = run_tool("run meaning.json", dir.path);
+  INFO(meaning.out);
+  CHECK(meaning.code == 2);
+  CHECK(
+      in_order(meaning.out,
+               {"meaning.json:3:28: at /objects/1/path: object file 'missing.bpf.c' does not exist",
+                "\nmeaning.json:5:", "at /timeline/0/prog: unknown program 't.bmp'",
+                "\nmeaning.json:6:5: at /timeline/1/at_ns: time goes backwards: at_ns 50",
+                "\nmeaning.json:6:", "at /timeline/1/cpu: cpu 3 does not exist",
+                "\nmeaning.json:9:", "at /timeline/4/expect_value: expected 4 byte(s)",
+                "\nmeaning.json:11:", "at /expect/globals/t.nope: unknown global variable",
+                "\nmeaning.json:11:", "at /expect/globals/t.stats: global 't.stats' is 24 bytes",
+                "\nmeaning.json:12:",
+                "at /expect/maps/0/value/fields/zz: the value of t.vals "
+                "has no member 'zz'",
+                "\n8 errors\n"}));
+  // Names of the object that failed to load are not reported again, nor later actions' times.
+  CHECK_THAT(meaning.out, !Catch::Contains("u.anything"));
+  CHECK_THAT(meaning.out, !Catch::Contains("u.m"));
+  CHECK_THAT(meaning.out, !Catch::Contains("u.x"));
+  CHECK_THAT(meaning.out, !Catch::Contains("/timeline/2/at_ns"));
+
+  // Schema errors: all of them (the meaning checks need a document the schema admits).
+  dir.file("schema.json", R"({"name": "s", "description": "d", "cpus": 2, "bogus": 1,
+ "objects": [{"name": "t", "path": "x.o", "extra": 1}],
+ "timeline": [
+   {"at_ns": -1, "action": "run", "prog": "t.bmp"},
+   {"at_ns": 50, "action": "rnu"},
+   {"at_ns": 60, "action": "run", "prog": "t.x", "cpu": 99}
+ ],
+ "expect": {"status": "done"}}
+)");
+  const Cmd schema = run_tool("run schema.json", dir.path);
+  INFO(schema.out);
+  CHECK(schema.code == 2);
+  CHECK(in_order(schema.out,
+                 {"schema.json:1:", "at /bogus: unknown key 'bogus'",
+                  "\nschema.json:2:", "at /objects/0/extra: unknown key 'extra'",
+                  "\nschema.json:4:", "at /timeline/0/at_ns: expected an integer",
+                  "\nschema.json:5:", "at /timeline/1/action: expected one of",
+                  "\nschema.json:6:", "at /timeline/2/cpu: expected an integer in [0, 63]",
+                  "\nschema.json:8:", "at /expect/status: expected one of", "\n6 errors\n"}));
+
+  // At most 20: 25 unknown programs (meaning), then 25 CPUs out of range (schema).
+  std::string meaning25, schema25;
+  for (int i = 0; i < 25; ++i) {
+    meaning25 += fmt::format("{}\n   {{\"at_ns\": {}, \"action\": \"run\", \"prog\": \"t.p{}\"}}",
+                             i ? "," : "", i, i);
+    schema25 += fmt::format(
+        "{}\n   {{\"at_ns\": {}, \"action\": \"run\", \"prog\": \"t.bump\", "
+        "\"cpu\": {}}}",
+        i ? "," : "", i, 100 + i);
+  }
+  dir.file("many.json", scenario("many", src, meaning25, "{}"));
+  const Cmd many = run_tool("run many.json", dir.path);
+  INFO(many.out);
+  CHECK(many.code == 2);
+  CHECK(in_order(many.out, {"at /timeline/0/prog: unknown program 't.p0'",
+                            "at /timeline/19/prog: unknown program 't.p19'",
+                            "\n20 errors (stopped after 20)\n"}));
+  CHECK_THAT(many.out, !Catch::Contains("/timeline/20/"));
+  dir.file("many_schema.json", scenario("many-schema", src, schema25, "{}"));
+  const Cmd many_schema = run_tool("run many_schema.json", dir.path);
+  INFO(many_schema.out);
+  CHECK(many_schema.code == 2);
+  CHECK(in_order(many_schema.out, {"at /timeline/0/cpu: expected an integer in [0, 63]",
+                                   "at /timeline/19/cpu:", "\n20 errors (stopped after 20)\n"}));
+  CHECK_THAT(many_schema.out, !Catch::Contains("/timeline/20/"));
+
+  // A syntax error stays one error: nothing can be checked after it.
+  dir.file("syntax.json", "{\"name\": \"x\",\n \"cpus\": 1,,\n}\n");
+  const Cmd syntax = run_tool("run syntax.json", dir.path);
+  INFO(syntax.out);
+  CHECK(syntax.code == 2);
+  CHECK_THAT(syntax.out, Catch::Contains("syntax.json:2:"));
+  CHECK_THAT(syntax.out, !Catch::Contains("errors"));
+
+  // check prints every error of the scenario in its ERROR row.
+  fs::create_directory(dir.path / "suite");
+  fs::copy_file(dir.path / "meaning.json", dir.path / "suite" / "meaning.json");
+  const Cmd check = run_tool("check suite", dir.path);
+  INFO(check.out);
+  CHECK(check.code == 2);
+  CHECK_THAT(check.out, Catch::Contains("8 errors"));
 }
