@@ -168,8 +168,8 @@ class Parser {
     if (expect_load_error_) {
       const Json& ex = doc_["expect"];
       sc.expect.load_error = ex["load_error"].get<std::string>();
-      for (const auto& [key, v] : ex.items())
-        if (key != "load_error" && key != "comment")
+      for (auto it = ex.begin(); it != ex.end(); ++it)
+        if (const std::string key = it.key(); key != "load_error" && key != "comment")
           guard([&] {
             bad(child("/expect", key),
                 "with load_error nothing runs after the objects fail to load: expect only "
