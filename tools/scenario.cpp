@@ -671,8 +671,11 @@ class Parser {
       case model::BtfField::Kind::kTimer:
       case model::BtfField::Kind::kSpinLock:
         bad(p,
-            fmt::format("{} is a struct {}: it reads as zero and cannot be expected", member,
-                        it->kind == model::BtfField::Kind::kTimer ? "bpf_timer" : "bpf_spin_lock"));
+            fmt::format("{} is a struct {}: it reads as zero and cannot be expected "
+                        "(members: {})",
+                        member,
+                        it->kind == model::BtfField::Kind::kTimer ? "bpf_timer" : "bpf_spin_lock",
+                        names_list(names)));
       case model::BtfField::Kind::kStruct: {
         std::vector<std::string> inner;
         for (const model::BtfField& f : fields)

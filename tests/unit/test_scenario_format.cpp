@@ -99,6 +99,23 @@ TEST_CASE("load_error: a load that must fail, judged by its message", "[format]"
   INFO(nobtf.out);
   CHECK(nobtf.code == 0);
 
+  // A kfunc call: the loader refuses the extern.
+  dir.file("kfunc.bpf.c", R"(#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char _license[] SEC("license") = "GPL";
+extern void bpf_rcu_read_lock(void) __ksym;
+SEC("syscall")
+int k(void* ctx) {
+  bpf_rcu_read_lock();
+  return 0;
+}
+)");
+  dir.file("kfunc.json", scenario("le-kfunc", "kfunc.bpf.c", "",
+                                  R"({"load_error": "extern 'bpf_rcu_read_lock'"})"));
+  const Cmd kfunc = run_tool("run kfunc.json --run-dir runs", dir.path);
+  INFO(kfunc.out);
+  CHECK(kfunc.code == 0);
+
   // check treats them as any scenario: PASS rows for the passing ones, FAIL for the others.
   fs::create_directory(dir.path / "suite");
   fs::copy_file(dir.path / "ok.json", dir.path / "suite" / "ok.json");
@@ -145,6 +162,25 @@ TEST_CASE("any_of: at least one alternative must hold, besides the top level", "
   CHECK(top.code == 1);
   CHECK_THAT(top.out, Catch::Contains("/expect/globals/t.nmi_ret: t.nmi_ret is -95"));
   CHECK_THAT(top.out, !Catch::Contains("/expect/any_of"));
+
+  // An alternative's `at` is an observer too, judged within the alternative.
+  dir.file("at.json",
+           scenario("any-at", nmi, in_nmi + R"(,
+    {"at_ns": 5000, "action": "wait"})",
+                    R"({"any_of": [{"at": [{"at_ns": 1000, "globals": {"t.nmi_ret": 0}}]},
+                                            {"at": [{"at_ns": 1000, "globals": {"t.nmi_ret": -95}}]}]})"));
+  const Cmd at = run_tool("run at.json --run-dir runs", dir.path);
+  INFO(at.out);
+  CHECK(at.code == 0);
+  dir.file("at_fail.json",
+           scenario("any-at-fail", nmi, in_nmi + R"(,
+    {"at_ns": 5000, "action": "wait"})",
+                    R"({"any_of": [{"at": [{"at_ns": 1000, "globals": {"t.nmi_ret": 0}}]}]})"));
+  const Cmd at_fail = run_tool("run at_fail.json --run-dir runs", dir.path);
+  INFO(at_fail.out);
+  CHECK(at_fail.code == 1);
+  CHECK_THAT(at_fail.out, Catch::Contains("      /expect/any_of/0/at/0/globals/t.nmi_ret: "
+                                          "t.nmi_ret is -95 at t=1000, expected 0"));
 
   // Findings: the ABBA deadlock of reference 4.12 (one deadlock, the run stopped).
   const std::string abba = prebuilt("race_map_update");
@@ -249,7 +285,8 @@ TEST_CASE("map values: comparisons, sets and BTF struct members", "[format]") {
   };
   for (const Bad& b : {
            Bad{R"({"fields": {"timer": 0}})", "/expect/maps/0/value/fields/timer",
-               "member 'timer' of the value of t.vals is a struct bpf_timer"},
+               "member 'timer' of the value of t.vals is a struct bpf_timer: it reads as zero and "
+               "cannot be expected (members: cnt, state, in, in.x, in.y, timer)"},
            Bad{R"({"fields": {"in": 0}})", "/expect/maps/0/value/fields/in",
                "member 'in' of the value of t.vals is a struct or union: name its members (in.x, "
                "in.y)"},
