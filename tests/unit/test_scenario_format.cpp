@@ -531,5 +531,6 @@ TEST_CASE("every input error at once, in document order, up to 20", "[format]") 
   const Cmd check = run_tool("check suite", dir.path);
   INFO(check.out);
   CHECK(check.code == 2);
-  CHECK_THAT(check.out, Catch::Contains("8 errors"));
+  CHECK_THAT(check.out, Catch::Contains("\n  suite/meaning.json:5:"));
+  CHECK_THAT(check.out, Catch::Contains("\n  8 errors\n"));
 }
