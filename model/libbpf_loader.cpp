@@ -493,6 +493,51 @@ std::string internal_map_section(const ElfImage& elf, const btf* btf, const bpf_
   return best;
 }
 
+GlobalVar::Sign btf_sign(const btf* btf, std::uint32_t id);
+
+// The members of struct/union `id` (through typedefs and qualifiers), flattened (BtfField).
+void btf_fields(const btf* btf, std::uint32_t id, const std::string& prefix, std::uint32_t base,
+                int depth, std::vector<BtfField>* out) {
+  const btf_type* t = skip_modifiers(btf, &id);
+  if (t == nullptr || !btf_is_composite(t) || depth > 16) return;
+  const btf_member* m = btf_members(t);
+  for (std::uint16_t i = 0; i < btf_vlen(t) && out->size() < kMaxBtfFields; ++i) {
+    const char* raw = btf__name_by_offset(btf, m[i].name_off);
+    const std::string name = raw != nullptr ? raw : "";
+    const std::uint32_t off = base + btf_member_bit_offset(t, i) / 8;
+    std::uint32_t mid = m[i].type;
+    const btf_type* mt = skip_modifiers(btf, &mid);
+    if (mt == nullptr) continue;
+    if (name.empty()) {  // an anonymous struct/union: its members are the parent's
+      btf_fields(btf, mid, prefix, off, depth + 1, out);
+      continue;
+    }
+    BtfField f;
+    f.path = prefix.empty() ? name : prefix + "." + name;
+    f.offset = off;
+    const long long size = btf__resolve_size(btf, mid);
+    f.size = size > 0 ? static_cast<std::uint32_t>(size) : 0;
+    const char* tname = btf__name_by_offset(btf, mt->name_off);
+    const std::string type_name = tname != nullptr ? tname : "";
+    if (btf_member_bitfield_size(t, i) != 0 || btf_member_bit_offset(t, i) % 8 != 0) {
+      f.kind = BtfField::Kind::kOther;
+    } else if (btf_is_struct(mt) && type_name == "bpf_timer") {
+      f.kind = BtfField::Kind::kTimer;
+    } else if (btf_is_struct(mt) && type_name == "bpf_spin_lock") {
+      f.kind = BtfField::Kind::kSpinLock;
+    } else if (btf_is_composite(mt)) {
+      f.kind = BtfField::Kind::kStruct;
+    } else if (btf_is_int(mt) || btf_is_enum(mt) || btf_is_enum64(mt) || btf_is_ptr(mt)) {
+      f.kind = BtfField::Kind::kInt;
+      f.sign = btf_sign(btf, m[i].type);
+    }
+    const bool nested = f.kind == BtfField::Kind::kStruct;
+    const std::string path = f.path;
+    out->push_back(std::move(f));
+    if (nested) btf_fields(btf, mid, path, off, depth + 1, out);
+  }
+}
+
 MapSpec describe_map(const btf* btf, bpf_map* map, const std::string& name) {
   MapSpec spec;
   spec.name = name;
@@ -507,6 +552,8 @@ MapSpec describe_map(const btf* btf, bpf_map* map, const std::string& name) {
     spec.value_type = btf_value_type_name(btf, value_id);
     spec.timer_off = find_unique_field(btf, value_id, "bpf_timer", what);
     spec.spin_lock_off = find_unique_field(btf, value_id, "bpf_spin_lock", what);
+    spec.value_sign = btf_sign(btf, value_id);
+    btf_fields(btf, value_id, "", 0, 0, &spec.value_fields);
   }
   if (bpf_map* inner = bpf_map__inner_map(map))
     spec.inner.push_back(describe_map(btf, inner, bpf_map__name(inner)));
@@ -539,7 +586,8 @@ std::vector<GlobalVar> datasec_vars(const btf* btf, std::uint32_t datasec_id) {
     if (var == nullptr || !btf_is_var(var)) continue;
     const char* name = btf__name_by_offset(btf, var->name_off);
     if (name == nullptr || *name == '\0') continue;
-    out.push_back(GlobalVar{name, vi[i].offset, vi[i].size, btf_sign(btf, var->type)});
+    out.push_back(GlobalVar{name, vi[i].offset, vi[i].size, btf_sign(btf, var->type), {}});
+    btf_fields(btf, var->type, "", 0, 0, &out.back().fields);
   }
   return out;
 }

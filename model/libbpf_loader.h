@@ -22,15 +22,32 @@ namespace bpftsim::model {
 
 enum class MapOrigin : std::uint8_t { kUser, kData, kBss, kRodata };
 
+// Signedness of a BTF type through typedefs and qualifiers: an INT's BTF_INT_SIGNED bit (kUnknown
+// for anything else: enums, pointers, arrays, structs).
+enum class BtfSign : std::uint8_t { kUnknown, kSigned, kUnsigned };
+
+// A member of the BTF struct or union of a map value or a global variable, by dotted path
+// ("in.x"; members of anonymous structs/unions by their own names, as C reaches them), in
+// declaration order, nested structs before their members. Bitfields and arrays are kOther.
+struct BtfField {
+  enum class Kind : std::uint8_t { kInt, kStruct, kTimer, kSpinLock, kOther };
+  std::string path;
+  std::uint32_t offset = 0;  // bytes from the start of the value/variable
+  std::uint32_t size = 0;
+  Kind kind = Kind::kOther;
+  BtfSign sign = BtfSign::kUnknown;  // kInt: the member type's (enums and pointers: kUnknown)
+};
+// At most this many members are described per type (deeper or further ones are left out).
+inline constexpr std::size_t kMaxBtfFields = 1024;
+
 // A global variable of a data section, from the section's BTF DATASEC (what a skeleton names).
 struct GlobalVar {
-  enum class Sign : std::uint8_t { kUnknown, kSigned, kUnsigned };
+  using Sign = BtfSign;
   std::string name;
   std::uint32_t offset = 0;  // in the section's value
   std::uint32_t size = 0;
-  // From the variable's BTF type through typedefs and qualifiers: an INT's BTF_INT_SIGNED bit
-  // (kUnknown for anything else: enums, pointers, arrays, structs).
-  Sign sign = Sign::kUnknown;
+  Sign sign = Sign::kUnknown;    // of its BTF type
+  std::vector<BtfField> fields;  // a struct or union variable's members
 };
 
 struct MapSpec {
@@ -44,6 +61,8 @@ struct MapSpec {
   std::int32_t timer_off = -1;      // offset of struct bpf_timer in the value, -1 if none
   std::int32_t spin_lock_off = -1;  // offset of struct bpf_spin_lock in the value, -1 if none
   std::string value_type;           // BTF name of the value type, "" if anonymous/none
+  BtfSign value_sign = BtfSign::kUnknown;  // an integer value type's signedness
+  std::vector<BtfField> value_fields;      // a struct or union value's members
   // Map-in-map: the inner map definition (from the BTF `values` member), if any. Its name is
   // libbpf's "<outer>.inner".
   std::vector<MapSpec> inner;  // 0 or 1 element

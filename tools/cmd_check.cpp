@@ -121,6 +121,13 @@ std::string vtime_text(sim::TimeNs t) {
   return fmt::format("{} ns", t);
 }
 
+// Every line of a (multi-line) error after the first indented as the first is.
+std::string indented(std::string text) {
+  for (std::size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at + 3))
+    text.insert(at + 1, "  ");
+  return text;
+}
+
 Row check_one(const std::string& file, const CheckArgs& args, Progress& progress,
               const std::string& label, std::map<std::string, std::string>& names) {
   const auto start = std::chrono::steady_clock::now();
@@ -132,7 +139,7 @@ Row check_one(const std::string& file, const CheckArgs& args, Progress& progress
   auto loaded = load_scenario(file);
   if (auto* e = std::get_if<InputError>(&loaded)) {
     progress.clear();
-    std::printf("ERROR %s\n  %s\n", file.c_str(), e->text().c_str());
+    std::printf("ERROR %s\n  %s\n", file.c_str(), indented(e->text()).c_str());
     return Row{file, "ERROR", "-", "-", wall(), kExitBadInput};
   }
   const Scenario& sc = std::get<Scenario>(loaded);
@@ -154,7 +161,7 @@ Row check_one(const std::string& file, const CheckArgs& args, Progress& progress
   auto ran = run_scenario(sc, opts);
   progress.clear();
   if (auto* e = std::get_if<InputError>(&ran)) {
-    std::printf("ERROR %s\n  %s\n", file.c_str(), e->text().c_str());
+    std::printf("ERROR %s\n  %s\n", file.c_str(), indented(e->text()).c_str());
     return Row{sc.name, "ERROR", "-", "-", wall(), kExitBadInput};
   }
   const RunResult& r = std::get<RunResult>(ran);

@@ -126,7 +126,8 @@ const Registrar kRegisterTimers{
           ->check(unsigned_in(0, kMaxU64));
       sub->add_option("--profile", args->profile, profile_help());
       sub->add_option("--watch", args->watches,
-                      "follow <object>.<global> or <object>.<map>[<key>] (repeatable)");
+                      "follow <object>.<global>, <object>.<global>.<member> (a member of a struct "
+                      "global) or <object>.<map>[<key>] (repeatable)");
       sub->add_option("--trace", args->trace,
                       "write the trace, with a `watch` record at each change, to FILE ('-': "
                       "stdout)");

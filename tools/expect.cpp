@@ -72,6 +72,43 @@ std::string show_value(std::uint64_t raw, std::uint32_t size, model::GlobalVar::
   return fmt::format("{} (as signed: {})", u, s);
 }
 
+std::string hex_bytes(const std::vector<std::uint8_t>& bytes) {
+  std::string s = "0x";
+  for (std::uint8_t b : bytes)
+    s += fmt::format("{:02x}", b);
+  return s;
+}
+
+namespace {
+
+std::uint64_t read_le(const std::vector<std::uint8_t>& v, std::uint32_t off, std::uint32_t size) {
+  std::uint64_t x = 0;
+  for (std::uint32_t b = 0; b < size && b < 8 && off + b < v.size(); ++b)
+    x |= std::uint64_t{v[off + b]} << (8 * b);
+  return x;
+}
+
+}  // namespace
+
+std::vector<ValueMatch::Mismatch> ValueMatch::mismatches(
+    const std::vector<std::uint8_t>& value) const {
+  std::vector<Mismatch> out;
+  if (bytes && value != *bytes)
+    out.push_back(Mismatch{"", "", hex_bytes(value), hex_bytes(*bytes)});
+  if (want) {
+    const std::uint64_t raw = read_le(value, 0, size);
+    if (!want->holds(raw, size, sign))
+      out.push_back(Mismatch{"", "", show_value(raw, size, sign), want->text()});
+  }
+  for (const FieldExpect& f : fields) {
+    const std::uint64_t raw = read_le(value, f.offset, f.size);
+    if (!f.want.holds(raw, f.size, f.sign))
+      out.push_back(
+          Mismatch{f.pointer, "." + f.path, show_value(raw, f.size, f.sign), f.want.text()});
+  }
+  return out;
+}
+
 std::string CountExpect::text() const {
   const char* prefix = op == Op::kGe ? ">=" : op == Op::kLe ? "<=" : "";
   return fmt::format("{}{}", prefix, n);

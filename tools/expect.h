@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,13 +29,16 @@ struct NameRef {
   bool inner_template = false;
 };
 
-// A global variable: <object>.<var>, with its section and place from BTF.
+// A global variable: <object>.<var>, with its section and place from BTF; or a member of a struct
+// variable, <object>.<var>.<member path> (`offset`, `size` and `sign` then the member's).
 struct GlobalRef {
   std::string text;
   std::uint32_t object = 0;
   std::string var;
   std::uint32_t size = 0;
   model::GlobalVar::Sign sign = model::GlobalVar::Sign::kUnknown;  // of its BTF type
+  std::uint32_t offset = 0;    // of the member in the variable (0: the variable itself)
+  std::uint32_t var_size = 0;  // of the variable
 };
 
 // A value expected of an integer: N (equality), ">=N", "<=N", "!=N", or {"in": [N, ...]}.
@@ -57,18 +61,54 @@ struct ValueExpect {
 // is unknown and they differ ("4294967261 (as signed: -35)").
 std::string show_value(std::uint64_t raw, std::uint32_t size, model::GlobalVar::Sign sign);
 
+struct ValueMatch;
+
 struct GlobalExpect {
   GlobalRef global;
   ValueExpect want;
+  // Instead of `want`: every byte of the variable, or members of its struct (any size).
+  std::shared_ptr<const ValueMatch> match;
   std::string pointer;
   bool holds(std::uint64_t raw) const { return want.holds(raw, global.size, global.sign); }
   std::string show(std::uint64_t raw) const { return show_value(raw, global.size, global.sign); }
 };
 
+// A member of a map value's or a global's BTF struct, expected as an integer (model::BtfField).
+struct FieldExpect {
+  std::string path;  // "in.x"
+  std::uint32_t offset = 0;
+  std::uint32_t size = 0;
+  model::GlobalVar::Sign sign = model::GlobalVar::Sign::kUnknown;
+  ValueExpect want;
+  std::string pointer;
+};
+
+// What a value (a map element's, a lookup's, a global's) must be: exactly these bytes, an integer
+// comparison (values of at most 8 bytes, little-endian), or values of its BTF struct's members.
+struct ValueMatch {
+  std::optional<std::vector<std::uint8_t>> bytes;
+  std::optional<ValueExpect> want;
+  std::uint32_t size = 0;  // of the value
+  model::GlobalVar::Sign sign = model::GlobalVar::Sign::kUnknown;
+  std::vector<FieldExpect> fields;
+
+  struct Mismatch {
+    std::string pointer;  // the expectation's (a field's), or "" for the value's own
+    std::string field;    // ".in.x", or ""
+    std::string have;     // the value (or member) as read
+    std::string want;     // as expected
+  };
+  // Where `value` (`size` bytes) differs from what is expected.
+  std::vector<Mismatch> mismatches(const std::vector<std::uint8_t>& value) const;
+};
+
+// "0x2a000000"
+std::string hex_bytes(const std::vector<std::uint8_t>& bytes);
+
 struct MapExpect {
   NameRef map;
   std::vector<std::uint8_t> key;
-  std::optional<std::vector<std::uint8_t>> value;
+  std::optional<ValueMatch> value;
   bool present = true;
   std::string pointer;
 };
@@ -159,14 +199,17 @@ struct AtExpect {
   sim::TimeNs at_ns = 0;
   std::vector<GlobalExpect> globals;
   std::optional<AliveExpect> alive;
+  std::vector<MapExpect> maps;  // map elements then, as expect.maps
   std::vector<RefcntExpect> refcnts;
   bool invariants = false;
   std::string pointer;
 };
 
+// The top-level `expect`, or one alternative of its `any_of` (pointer "/expect/any_of/<i>").
 struct Expectations {
+  std::string pointer = "/expect";
   std::vector<GlobalExpect> globals;
-  std::vector<AtExpect> at;  // "at", and the older "globals_at"
+  std::vector<AtExpect> at;  // "at", and the spellings "globals_at" and "maps_at"
   std::vector<MapExpect> maps;
   std::vector<FindingCount> findings;
   bool allow_other_findings = false;
@@ -175,6 +218,18 @@ struct Expectations {
   std::vector<OrderExpect> order;
   AliveExpect alive;
   sim::RunStatus status = sim::RunStatus::kQuiescent;
+  // expect.load_error: loading the objects must fail with a message containing this; nothing
+  // runs then (the other expectations are refused as bad input).
+  std::optional<std::string> load_error;
+  // Whether `findings` or `finding_match` is given (else the default "no findings" may apply),
+  // and whether `status` is (else the default "quiescent" may apply): see any_of.
+  bool findings_given = false;
+  bool status_given = false;
+  // expect.any_of (top level only): at least one alternative must hold entirely. A default
+  // ("no findings", status "quiescent") applies to an alternative when neither the top level nor
+  // that alternative names findings (status); the top level applies it itself only when it has
+  // no alternatives.
+  std::vector<Expectations> any_of;
 };
 
 }  // namespace bpftsim::tools

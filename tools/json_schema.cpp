@@ -545,6 +545,13 @@ std::optional<SchemaViolation> JsonSchema::validate(const Json& instance) const 
   return check(root_, instance, "", 0);
 }
 
+std::vector<SchemaViolation> JsonSchema::validate_all(const Json& instance, std::size_t max) const {
+  std::vector<SchemaViolation> all;
+  if (auto v = check(root_, instance, "", 0, &all, max)) all.push_back(std::move(*v));
+  if (all.size() > max + 1) all.resize(max + 1);
+  return all;
+}
+
 // What a schema accepts, in words ("an integer >= 0", "one of \"a\", \"b\"", its description).
 std::string JsonSchema::describe(const Json& schema_in) const {
   const Json& schema = resolve(schema_in);
@@ -631,7 +638,17 @@ std::optional<SchemaViolation> JsonSchema::check_alternatives(const Json& schema
 }
 
 std::optional<SchemaViolation> JsonSchema::check(const Json& schema_in, const Json& inst,
-                                                 const std::string& ptr, int depth) const {
+                                                 const std::string& ptr, int depth,
+                                                 std::vector<SchemaViolation>* all,
+                                                 std::size_t max) const {
+  // With `all`, the violations below this value (its elements and members) are appended there and
+  // checking goes on past them, up to `max`; this value's own first violation is returned.
+  auto below = [&](std::optional<SchemaViolation> v) -> std::optional<SchemaViolation> {
+    if (!v || all == nullptr) return v;
+    all->push_back(std::move(*v));
+    return std::nullopt;
+  };
+  auto enough = [&] { return all != nullptr && all->size() > max; };
   if (depth > 64) return SchemaViolation{ptr, "nested too deeply"};
   const Json& schema = resolve(schema_in);
   if (schema.is_boolean()) {
@@ -685,16 +702,18 @@ std::optional<SchemaViolation> JsonSchema::check(const Json& schema_in, const Js
       return SchemaViolation{ptr, fmt::format("expected at most {} element(s), got {}",
                                               schema["maxItems"].get<std::size_t>(), inst.size())};
     if (schema.contains("items"))
-      for (std::size_t i = 0; i < inst.size(); ++i)
-        if (auto v = check(schema["items"], inst[i], ptr + "/" + std::to_string(i), depth + 1))
+      for (std::size_t i = 0; i < inst.size() && !enough(); ++i)
+        if (auto v = below(check(schema["items"], inst[i], ptr + "/" + std::to_string(i), depth + 1,
+                                 all, max)))
           return v;
   }
   if (inst.is_object()) {
     const Json* props = schema.contains("properties") ? &schema["properties"] : nullptr;
     for (const auto& [k, v] : inst.items()) {
+      if (enough()) break;
       const std::string child = ptr + "/" + json_pointer_escape(k);
       if (props && props->contains(k)) {
-        if (auto e = check((*props)[k], v, child, depth + 1)) return e;
+        if (auto e = below(check((*props)[k], v, child, depth + 1, all, max))) return e;
         continue;
       }
       if (!schema.contains("additionalProperties")) continue;
@@ -704,17 +723,21 @@ std::optional<SchemaViolation> JsonSchema::check(const Json& schema_in, const Js
         if (props)
           for (const auto& [pk, pv] : props->items())
             known.push_back(pk);
-        return SchemaViolation{child, fmt::format("unknown key '{}' (expected one of: {})", k,
-                                                  fmt::join(known, ", "))};
+        if (auto e =
+                below(SchemaViolation{child, fmt::format("unknown key '{}' (expected one of: {})",
+                                                         k, fmt::join(known, ", "))}))
+          return e;
+        continue;
       }
-      if (auto e = check(extra, v, child, depth + 1)) return e;
+      if (auto e = below(check(extra, v, child, depth + 1, all, max))) return e;
     }
     // After the keys: a misspelt required key reads "unknown key 'timline'", not "missing".
     if (schema.contains("required"))
       for (const auto& r : schema["required"])
         if (!inst.contains(r.get<std::string>()))
-          return SchemaViolation{ptr,
-                                 fmt::format("missing required key '{}'", r.get<std::string>())};
+          if (auto e = below(SchemaViolation{
+                  ptr, fmt::format("missing required key '{}'", r.get<std::string>())}))
+            return e;
   }
   if (schema.contains("anyOf"))
     if (auto e = check_alternatives(schema, inst, ptr, depth, false)) return e;

@@ -12,9 +12,10 @@
 // double); minLength/maxLength count characters (UTF-8 code points).
 //
 // Errors: the first violation, depth first in document order, as (JSON pointer, what was
-// expected). For oneOf/anyOf whose alternatives are objects told apart by a property with `const`
-// (the scenario's "action"), the alternative that the instance names is the one reported against,
-// so a bad `prog` of a `run` action reads "expected ..." at .../prog, not "matches no alternative".
+// expected) (validate), or every violation up to a limit (validate_all). For oneOf/anyOf whose
+// alternatives are objects told apart by a property with `const` (the scenario's "action"), the
+// alternative that the instance names is the one reported against, so a bad `prog` of a `run`
+// action reads "expected ..." at .../prog, not "matches no alternative".
 #pragma once
 
 #include <cstddef>
@@ -22,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -105,11 +107,18 @@ class JsonSchema {
   ~JsonSchema();
 
   std::optional<SchemaViolation> validate(const nlohmann::json& instance) const;
+  // Every violation, up to `max` + 1 (more than `max` returned: checking stopped there): each
+  // element and member is checked on its own, so one bad action does not hide the next; a value's
+  // own violations (its type, its alternatives) count once. Returned in the order found (members
+  // in key order); callers sort them by place.
+  std::vector<SchemaViolation> validate_all(const nlohmann::json& instance, std::size_t max) const;
 
  private:
   const nlohmann::json& resolve(const nlohmann::json& schema) const;
   std::optional<SchemaViolation> check(const nlohmann::json& schema, const nlohmann::json& inst,
-                                       const std::string& ptr, int depth) const;
+                                       const std::string& ptr, int depth,
+                                       std::vector<SchemaViolation>* all = nullptr,
+                                       std::size_t max = 0) const;
   std::optional<SchemaViolation> check_alternatives(const nlohmann::json& schema,
                                                     const nlohmann::json& inst,
                                                     const std::string& ptr, int depth,

@@ -37,6 +37,9 @@ struct RunInstance {
   std::map<std::pair<int, std::string>, std::vector<int>> fds;
   std::vector<Link> links;  // attach order
   std::vector<std::string> failures;
+  // Where fail() writes: `failures`, or the failures of one alternative of expect.any_of.
+  std::vector<std::string>* sink = &failures;
+  std::vector<std::vector<std::string>> alt_failures;  // per expect.any_of alternative
   std::set<int> cpus;
 
   model::Process& process(const std::string& name) {
@@ -85,22 +88,30 @@ struct RunInstance {
 
   void fail(int cpu, std::string line) {
     if (cpu >= 0) cpus.insert(cpu);
-    failures.push_back(std::move(line));
+    sink->push_back(std::move(line));
   }
 
   sim::Co<void> exec(sim::Context& c, std::size_t i);
   sim::Co<std::int64_t> run_fentry(sim::Context& c);
   void check_globals(const std::vector<GlobalExpect>& globals, const std::string& when);
   void check_at(const AtExpect& at);
-  std::vector<bool> at_checked;  // per expect.at entry: its observer ran
-  void watch_events(const Expectations& ex);
+  // Per group (0: the top level, 1 + i: alternative i of any_of), per expect.at entry: its
+  // observer ran.
+  std::vector<std::vector<bool>> at_checked;
+  // The groups: the top level, then each alternative.
+  std::vector<const Expectations*> groups;
+  std::vector<std::size_t> order_offset;   // per group: its first entry in `orders`
+  std::vector<const OrderExpect*> orders;  // expect.order of every group
+  void watch_events();
   std::function<void(const sim::TraceRecord&)> on_record;  // expect.events/order, when asked
 
   // RunOptions::watches, resolved.
   struct Watched {
     std::string what;
     std::uint32_t object = 0;
-    std::string global;            // a global variable, or
+    std::string global;  // a global variable (or a member of it: offset, size), or
+    std::uint32_t offset = 0;
+    std::uint32_t size = 0;        // 0: the whole variable
     model::BpfMap* map = nullptr;  // a map element
     std::vector<std::uint8_t> key;
     bool is_signed = false;
@@ -205,9 +216,13 @@ sim::Co<void> RunInstance::exec(sim::Context& c, std::size_t i) {
       std::vector<std::uint8_t> value;
       ret = co_await k.sys.map_lookup_elem(c, p, fd, a.key, &value);
       if (ret == 0) looked_up = value;
-      if (ret == 0 && a.expect_value && value != *a.expect_value)
-        fail(a.cpu, fmt::format("{} t={} cpu {}: {} read {}, expected {}", a.pointer, a.at_ns,
-                                a.cpu, a.describe(), hex(value), hex(*a.expect_value)));
+      if (ret == 0 && a.expect_value)
+        for (const ValueMatch::Mismatch& m : a.expect_value->mismatches(value))
+          fail(a.cpu,
+               fmt::format("{} t={} cpu {}: {} read {}{}, expected {}",
+                           m.pointer.empty() ? a.pointer : m.pointer, a.at_ns, a.cpu, a.describe(),
+                           m.field.empty() ? "" : "member " + m.field.substr(1) + " ", m.have,
+                           m.want));
       if (ret != 0 && a.expect_value && !a.expect_ret && !a.expect_ret_match)
         fail(a.cpu, fmt::format("{} t={} cpu {}: {} returned {}, expected a value", a.pointer,
                                 a.at_ns, a.cpu, a.describe(), ret_text(ret)));
@@ -288,10 +303,19 @@ void RunInstance::check_globals(const std::vector<GlobalExpect>& globals, const 
   for (const GlobalExpect& g : globals) {
     std::uint32_t size = 0;
     const std::uint8_t* p = objects[g.global.object]->global_var(g.global.var, &size);
-    SIM_ASSERT(p != nullptr && size == g.global.size, "global {} resolved at load", g.global.text);
+    SIM_ASSERT(p != nullptr && size == g.global.var_size && g.global.offset + g.global.size <= size,
+               "global {} resolved at load", g.global.text);
+    if (g.match) {
+      for (const ValueMatch::Mismatch& m :
+           g.match->mismatches(std::vector<std::uint8_t>(p, p + size)))
+        fail(-1, fmt::format("{}: {}{} is {} {}, expected {}",
+                             m.pointer.empty() ? g.pointer : m.pointer, g.global.text, m.field,
+                             m.have, when, m.want));
+      continue;
+    }
     std::uint64_t v = 0;
-    for (std::uint32_t b = 0; b < size; ++b)
-      v |= std::uint64_t{p[b]} << (8 * b);
+    for (std::uint32_t b = 0; b < g.global.size; ++b)
+      v |= std::uint64_t{p[g.global.offset + b]} << (8 * b);
     if (g.holds(v)) continue;
     fail(-1, fmt::format("{}: {} is {} {}, expected {}", g.pointer, g.global.text, g.show(v), when,
                          g.want.text()));
@@ -300,7 +324,9 @@ void RunInstance::check_globals(const std::vector<GlobalExpect>& globals, const 
 
 namespace {
 
-void judge_findings(RunInstance& in, const Expectations& ex) {
+// `ex`'s findings; `apply_default`: when `ex` names no findings, none may happen ("no findings").
+void judge_findings(RunInstance& in, const Expectations& ex, bool apply_default) {
+  if (!ex.findings_given && !apply_default) return;
   std::map<sim::FindingKind, std::uint64_t> counts;
   for (const auto& f : in.sim.findings())
     ++counts[f.kind];
@@ -310,8 +336,8 @@ void judge_findings(RunInstance& in, const Expectations& ex) {
     const char* name = sim::finding_kind_name(c.kind);
     const std::uint64_t n = counts.count(c.kind) ? counts[c.kind] : 0;
     if (!c.count.holds(n))
-      in.fail(-1, fmt::format("/expect/findings/{}: {} {} finding(s), expected {}", name, n, name,
-                              c.count.text()));
+      in.fail(-1, fmt::format("{}/findings/{}: {} {} finding(s), expected {}", ex.pointer, name, n,
+                              name, c.count.text()));
   }
   for (const FindingMatch& m : ex.finding_match) {
     named.insert(m.kind);
@@ -321,9 +347,9 @@ void judge_findings(RunInstance& in, const Expectations& ex) {
     in.fail(-1, fmt::format("{}: no finding matches {}", m.pointer, m.text()));
     for (const auto& f : fs)
       if (f.kind == m.kind)
-        in.failures.push_back(fmt::format("    {} site={} object={}: {}",
-                                          sim::finding_kind_name(f.kind), f.site, f.object,
-                                          f.message));
+        in.sink->push_back(fmt::format("    {} site={} object={}: {}",
+                                       sim::finding_kind_name(f.kind), f.site, f.object,
+                                       f.message));
   }
   for (const auto& f : in.sim.findings()) {
     const bool divergence = f.kind == sim::FindingKind::kReplayDivergence;
@@ -333,11 +359,11 @@ void judge_findings(RunInstance& in, const Expectations& ex) {
     in.fail(f.cpu, fmt::format("unexpected finding: {} at t={} ns on cpu {}: {}",
                                sim::finding_kind_name(f.kind), f.t_ns, f.cpu, f.message));
     for (const auto& d : f.details)
-      in.failures.push_back("    " + d);
+      in.sink->push_back("    " + d);
   }
 }
 
-void judge_events(RunInstance& in, const Expectations& ex) {
+void judge_events(RunInstance& in, const Expectations& ex, std::size_t order_offset) {
   for (const EventCount& e : ex.events) {
     const std::uint64_t n = in.watch.counts[e.event];
     if (!e.count.holds(n))
@@ -346,8 +372,8 @@ void judge_events(RunInstance& in, const Expectations& ex) {
   }
   for (std::size_t i = 0; i < ex.order.size(); ++i) {
     const OrderExpect& o = ex.order[i];
-    const auto& first = in.watch.at[2 * i];
-    const auto& then = in.watch.at[2 * i + 1];
+    const auto& first = in.watch.at[2 * (order_offset + i)];
+    const auto& then = in.watch.at[2 * (order_offset + i) + 1];
     if (!first) {
       in.fail(-1, fmt::format("{}/first: {} never happened", o.pointer, o.first.text));
     } else if (!then) {
@@ -402,14 +428,16 @@ void judge_alive(RunInstance& in, const AliveExpect& a, const std::string& ptr,
   }
 }
 
-void judge_maps(RunInstance& in, const Expectations& ex) {
-  for (const MapExpect& m : ex.maps) {
+// `maps` against the map elements now; `when` says when ("", " at t=5000").
+void judge_maps(RunInstance& in, const std::vector<MapExpect>& maps, const std::string& when) {
+  for (const MapExpect& m : maps) {
     const model::BpfMap* map = in.map(m.map);
     std::vector<std::uint8_t> value;
     const bool present = !map->freed && map->peek_elem(m.key.data(), &value);
     if (present != m.present) {
-      in.fail(-1, fmt::format("{}: {}[{}] is {}, expected {}", m.pointer, m.map.text, hex(m.key),
-                              present ? "present" : "absent", m.present ? "present" : "absent"));
+      in.fail(-1,
+              fmt::format("{}: {}[{}] is {}{}, expected {}", m.pointer, m.map.text, hex(m.key),
+                          present ? "present" : "absent", when, m.present ? "present" : "absent"));
       continue;
     }
     if (!present || !m.value) continue;
@@ -418,9 +446,10 @@ void judge_maps(RunInstance& in, const Expectations& ex) {
       std::fill_n(value.begin() + map->def.timer_off, 16, std::uint8_t{0});
     if (map->def.spin_lock_off >= 0)
       std::fill_n(value.begin() + map->def.spin_lock_off, 4, std::uint8_t{0});
-    if (value != *m.value)
-      in.fail(-1, fmt::format("{}: {}[{}] is {}, expected {}", m.pointer, m.map.text, hex(m.key),
-                              hex(value), hex(*m.value)));
+    for (const ValueMatch::Mismatch& mm : m.value->mismatches(value))
+      in.fail(-1, fmt::format("{}: {}[{}]{} is {}{}, expected {}",
+                              mm.pointer.empty() ? m.pointer + "/value" : mm.pointer, m.map.text,
+                              hex(m.key), mm.field, mm.have, when, mm.want));
   }
 }
 
@@ -435,6 +464,7 @@ void RunInstance::check_at(const AtExpect& at) {
   const std::string when = fmt::format("at t={}", at.at_ns);
   check_globals(at.globals, when);
   if (at.alive) judge_alive(*this, *at.alive, at.pointer + "/alive", when);
+  judge_maps(*this, at.maps, " " + when);
   for (const RefcntExpect& r : at.refcnts) {
     std::int64_t have = 0;
     if (r.is_prog) {
@@ -454,12 +484,13 @@ void RunInstance::check_at(const AtExpect& at) {
 
 // Follows the trace for expect.events and expect.order: counts records by name and notes the
 // record index of the nth occurrence of each order reference.
-void RunInstance::watch_events(const Expectations& ex) {
-  for (const EventCount& e : ex.events)
-    watch.counts[e.event] = 0;
-  watch.seen.assign(2 * ex.order.size(), 0);
-  watch.at.assign(2 * ex.order.size(), std::nullopt);
-  on_record = [this, &ex](const sim::TraceRecord& r) {
+void RunInstance::watch_events() {
+  for (const Expectations* ex : groups)
+    for (const EventCount& e : ex->events)
+      watch.counts[e.event] = 0;
+  watch.seen.assign(2 * orders.size(), 0);
+  watch.at.assign(2 * orders.size(), std::nullopt);
+  on_record = [this](const sim::TraceRecord& r) {
     Watch& w = watch;
     const std::uint64_t index = w.index++;
     if (auto it = w.counts.find(r.event); it != w.counts.end()) ++it->second;
@@ -472,7 +503,7 @@ void RunInstance::watch_events(const Expectations& ex) {
       w.cbs[r.ctx].pop_back();
     }
     for (std::size_t i = 0; i < w.at.size(); ++i) {
-      const EventRef& ref = i % 2 == 0 ? ex.order[i / 2].first : ex.order[i / 2].then;
+      const EventRef& ref = i % 2 == 0 ? orders[i / 2]->first : orders[i / 2]->then;
       if (w.at[i]) continue;
       const std::int64_t prog_id = ref.prog ? static_cast<std::int64_t>(prog(*ref.prog)->id) : -1;
       const bool prog_ok = prog_id < 0 || r.int_field("prog", -1) == prog_id;
@@ -513,6 +544,10 @@ std::string RunInstance::watch_value(const Watched& w) const {
     std::uint32_t size = 0;
     const std::uint8_t* p = objects[w.object]->global_var(w.global, &size);
     if (p == nullptr) return "absent";
+    if (w.size != 0) {
+      p += w.offset;
+      size = w.size;
+    }
     bytes.assign(p, p + size);
   } else if (w.map->freed || !w.map->peek_elem(w.key.data(), &bytes)) {
     return "absent";
@@ -619,6 +654,32 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   in->k.max_insns = opts.max_insns.value_or(kDefaultMaxInsns);
   in->k.insn_limit_hint = "; raise it with --max-insns N";
 
+  // The result of a run that ends after loading (expect.load_error): nothing more happens.
+  auto load_result = [&](const std::optional<std::string>& failure) {
+    const std::string& want = *sc.expect.load_error;
+    if (!failure) {
+      in->fail(-1, fmt::format("/expect/load_error: expected the objects to fail to load with "
+                               "'{}'; they loaded",
+                               want));
+    } else if (failure->find(want) == std::string::npos) {
+      in->fail(-1, fmt::format("/expect/load_error: the objects failed to load with a message "
+                               "that does not contain '{}': {}",
+                               want, *failure));
+    }
+    RunResult r;
+    r.name = sc.name;
+    r.seed = cfg.seed;
+    r.profile = profile->name;
+    r.window_ns = opts.window_ns;
+    r.failures = in->failures;
+    for (int c = 0; c < sc.cpus; ++c)
+      r.cpus.insert(c);
+    r.digest = in->sim.trace().digest();
+    r.instance = std::move(in);
+    return r;
+  };
+  if (sc.load_failure) return load_result(sc.load_failure);
+
   model::Process& loader = in->process("loader");
   for (std::size_t o = 0; o < sc.objects.size(); ++o) {
     const ScenarioObject& so = sc.objects[o];
@@ -629,6 +690,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
       if (so.resolved_path != so.spec.path && msg.rfind(so.spec.path, 0) == 0)
         msg = fmt::format("{} (compiled to {}){}", so.resolved_path, so.spec.path,
                           msg.substr(so.spec.path.size()));
+      if (sc.expect.load_error) return load_result(msg);
       return InputError{sc.file, fmt::format("/objects/{}/path", o), so.line, so.column,
                         "cannot load object: " + msg};
     }
@@ -639,6 +701,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
       in->add_fd(loader, FdKind::kProg, so.name + "." + ps.name, obj->prog_fd(ps.name));
     in->objects.push_back(std::move(obj));
   }
+  if (sc.expect.load_error) return load_result(std::nullopt);
 
   // Faults apply to the timeline: armed once the objects are loaded.
   for (const Scenario::Fault& f : sc.faults) {
@@ -671,13 +734,27 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
       }
     });
   }
-  in->at_checked.assign(sc.expect.at.size(), false);
-  for (std::size_t g = 0; g < sc.expect.at.size(); ++g)
-    in->sim.observe_at(sc.expect.at[g].at_ns, [raw, g](sim::Simulator&) {
-      raw->check_at(raw->sc->expect.at[g]);
-      raw->at_checked[g] = true;
-    });
-  if (!sc.expect.events.empty() || !sc.expect.order.empty()) in->watch_events(sc.expect);
+  in->groups.push_back(&sc.expect);
+  for (const Expectations& alt : sc.expect.any_of)
+    in->groups.push_back(&alt);
+  in->alt_failures.resize(sc.expect.any_of.size());
+  bool watch_trace = false;
+  for (std::size_t g = 0; g < in->groups.size(); ++g) {
+    const Expectations& ex = *in->groups[g];
+    in->order_offset.push_back(in->orders.size());
+    for (const OrderExpect& o : ex.order)
+      in->orders.push_back(&o);
+    watch_trace = watch_trace || !ex.events.empty() || !ex.order.empty();
+    in->at_checked.emplace_back(ex.at.size(), false);
+    for (std::size_t a = 0; a < ex.at.size(); ++a)
+      in->sim.observe_at(ex.at[a].at_ns, [raw, g, a](sim::Simulator&) {
+        raw->sink = g == 0 ? &raw->failures : &raw->alt_failures[g - 1];
+        raw->check_at(raw->groups[g]->at[a]);
+        raw->sink = &raw->failures;
+        raw->at_checked[g][a] = true;
+      });
+  }
+  if (watch_trace) in->watch_events();
   for (const std::string& what : opts.watches) {
     RunInstance::Watched w;
     w.what = what;
@@ -694,6 +771,24 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
         found = in->objects[o]->global_var(w.global, &size) != nullptr;
         if (const model::GlobalVar* v = sc.objects[o].spec.find_global(w.global))
           w.is_signed = v->sign == model::GlobalVar::Sign::kSigned;
+        // <object>.<var>.<member>: an integer member of a struct variable.
+        const auto mdot = w.global.find('.');
+        if (!found && mdot != std::string::npos) {
+          const std::string var = w.global.substr(0, mdot);
+          const std::string member = w.global.substr(mdot + 1);
+          const model::GlobalVar* v = sc.objects[o].spec.find_global(var);
+          for (std::size_t f = 0; v != nullptr && f < v->fields.size() && !found; ++f) {
+            const model::BtfField& field = v->fields[f];
+            if (field.path != member || field.kind != model::BtfField::Kind::kInt ||
+                field.size == 0 || field.size > 8)
+              continue;
+            w.global = var;
+            w.offset = field.offset;
+            w.size = field.size;
+            w.is_signed = field.sign == model::GlobalVar::Sign::kSigned;
+            found = true;
+          }
+        }
       } else if (what.back() == ']' && open > dot) {
         const std::string map_name = what.substr(dot + 1, open - dot - 1);
         const std::string key = what.substr(open + 1, what.size() - open - 2);
@@ -719,7 +814,8 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
     }
     if (!found)
       return InputError{sc.file, "", 0, 0,
-                        fmt::format("--watch {}: expected <object>.<global> or "
+                        fmt::format("--watch {}: expected <object>.<global>, "
+                                    "<object>.<global>.<member> or "
                                     "<object>.<map>[<key>] of this scenario (a key is an integer "
                                     "that fits the key size, or 0x and exactly the key's bytes)",
                                     what)};
@@ -753,20 +849,44 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   }
 
   const Expectations& ex = sc.expect;
-  if (status != ex.status)
-    in->fail(-1, fmt::format("/expect/status: the run ended {}, expected {}",
-                             sim::run_status_name(status), sim::run_status_name(ex.status)));
-  judge_findings(*in, ex);
-  judge_events(*in, ex);
+  // One group of expectations (the top level, or an alternative of any_of with `top` the top
+  // level) into in->sink.
+  auto judge = [&](const Expectations& e, std::size_t g, const Expectations* top) {
+    const bool defaults = top == nullptr ? e.any_of.empty() : true;
+    if (e.status_given || (defaults && !(top != nullptr && top->status_given))) {
+      if (status != e.status)
+        in->fail(-1, fmt::format("{}/status: the run ended {}, expected {}", e.pointer,
+                                 sim::run_status_name(status), sim::run_status_name(e.status)));
+    }
+    judge_findings(*in, e, defaults && !(top != nullptr && top->findings_given));
+    judge_events(*in, e, in->order_offset[g]);
+    in->check_globals(e.globals, "at the end");
+    judge_maps(*in, e.maps, "");
+    judge_alive(*in, e.alive, e.pointer + "/alive", "at the end");
+    for (std::size_t a = 0; a < e.at.size(); ++a)
+      if (!in->at_checked[g][a])
+        in->fail(-1, fmt::format("{}: not checked, the run ended ({}) at t={}", e.at[a].pointer,
+                                 sim::run_status_name(status), in->sim.now()));
+  };
+  judge(ex, 0, nullptr);
+  for (std::size_t i = 0; i < ex.any_of.size(); ++i) {
+    in->sink = &in->alt_failures[i];
+    judge(ex.any_of[i], i + 1, &ex);
+  }
+  in->sink = &in->failures;
   in->sim.trace().set_observer(nullptr);  // it reads `ex`, which outlives only this call
   in->sim.set_step_hook(nullptr);
-  in->check_globals(ex.globals, "at the end");
-  judge_maps(*in, ex);
-  judge_alive(*in, ex.alive, "/expect/alive", "at the end");
-  for (std::size_t g = 0; g < ex.at.size(); ++g)
-    if (!in->at_checked[g])
-      in->fail(-1, fmt::format("{}: not checked, the run ended ({}) at t={}", ex.at[g].pointer,
-                               sim::run_status_name(status), in->sim.now()));
+  if (!ex.any_of.empty() &&
+      std::none_of(in->alt_failures.begin(), in->alt_failures.end(),
+                   [](const std::vector<std::string>& f) { return f.empty(); })) {
+    in->fail(-1,
+             fmt::format("/expect/any_of: none of the {} alternative(s) holds", ex.any_of.size()));
+    for (std::size_t i = 0; i < ex.any_of.size(); ++i) {
+      in->failures.push_back(fmt::format("  alternative {} ({}):", i, ex.any_of[i].pointer));
+      for (const std::string& f : in->alt_failures[i])
+        in->failures.push_back("    " + f);
+    }
+  }
 
   RunResult r;
   r.name = sc.name;

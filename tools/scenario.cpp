@@ -2,12 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -25,11 +27,19 @@ namespace {
 
 using Json = nlohmann::json;
 
-// Thrown inside this file only, caught by parse_scenario.
+// Thrown inside this file only, caught by the Parser's guards (which collect them) and by
+// parse_scenario.
 struct Bad {
   std::string pointer;
   std::string message;
 };
+// Every error the meaning checks found (thrown at the end of Parser::parse).
+struct Errors {
+  std::vector<Bad> all;
+};
+// An error that follows from one already reported (a name of an object that failed to load):
+// dropped by the guard.
+struct Suppressed {};
 
 [[noreturn]] void bad(std::string pointer, std::string message) {
   throw Bad{std::move(pointer), std::move(message)};
@@ -118,16 +128,18 @@ class Parser {
       : file_(std::move(file)), doc_(doc), text_(text), pos_(pos) {}
 
   Scenario parse() {
+    expect_load_error_ = doc_.contains("expect") && doc_["expect"].contains("load_error");
     Scenario sc;
     sc.file = file_;
     sc.name = doc_["name"].get<std::string>();
     sc.description = doc_["description"].get<std::string>();
-    if (doc_.contains("profile")) {
-      sc.profile = doc_["profile"].get<std::string>();
-      if (!model::profile_by_name(sc.profile))
-        bad("/profile", fmt::format("unknown kernel profile '{}' (known: {})", sc.profile,
-                                    names_list(model::profile_names())));
-    }
+    if (doc_.contains("profile"))
+      guard([&] {
+        sc.profile = doc_["profile"].get<std::string>();
+        if (!model::profile_by_name(sc.profile))
+          bad("/profile", fmt::format("unknown kernel profile '{}' (known: {})", sc.profile,
+                                      names_list(model::profile_names())));
+      });
     sc.cpus = doc_["cpus"].get<int>();
     if (doc_.contains("seed")) sc.seed = as_u64(doc_["seed"], "/seed");
     parse_objects(sc);
@@ -143,18 +155,40 @@ class Parser {
       if (l.contains("max_steps")) sc.max_steps = as_u64(l["max_steps"], "/limits/max_steps");
     }
     if (doc_.contains("faults"))
-      for (std::size_t i = 0; i < doc_["faults"].size(); ++i) {
-        const Json& f = doc_["faults"][i];
-        const std::string site = f["site"].get<std::string>();
-        const auto s = model::fault_site_by_name(site);
-        if (!s)
-          bad(child(child("/faults", i), "site"), fmt::format("unknown fault site '{}'", site));
-        sc.faults.push_back(Scenario::Fault{*s, f.contains("count") ? f["count"].get<int>() : 1});
-      }
+      for (std::size_t i = 0; i < doc_["faults"].size(); ++i)
+        guard([&] {
+          const Json& f = doc_["faults"][i];
+          const std::string site = f["site"].get<std::string>();
+          const auto s = model::fault_site_by_name(site);
+          if (!s)
+            bad(child(child("/faults", i), "site"), fmt::format("unknown fault site '{}'", site));
+          sc.faults.push_back(Scenario::Fault{*s, f.contains("count") ? f["count"].get<int>() : 1});
+        });
     scenario_ = &sc;
-    parse_timeline(sc);
-    if (doc_.contains("expect")) parse_expect(sc, doc_["expect"]);
+    if (expect_load_error_) {
+      const Json& ex = doc_["expect"];
+      sc.expect.load_error = ex["load_error"].get<std::string>();
+      for (auto it = ex.begin(); it != ex.end(); ++it)
+        if (const std::string key = it.key(); key != "load_error" && key != "comment")
+          guard([&] {
+            bad(child("/expect", key),
+                "with load_error nothing runs after the objects fail to load: expect only "
+                "load_error (and a comment)");
+          });
+    }
+    // When an object failed to load as expected, its names cannot be resolved: the timeline,
+    // which never runs, is left unchecked.
+    if (doc_["timeline"].empty() && !expect_load_error_)
+      guard([&] {
+        bad("/timeline",
+            "expected at least 1 action (only a scenario expecting a load error, which runs "
+            "nothing, may have an empty timeline)");
+      });
+    if (!sc.load_failure) parse_timeline(sc);
+    if (doc_.contains("expect") && !expect_load_error_)
+      parse_expect(doc_["expect"], "/expect", sc.expect);
     parse_closed_by(sc);
+    if (!errors_.empty()) throw Errors{errors_};
     return sc;
   }
 
@@ -162,13 +196,22 @@ class Parser {
   void parse_objects(Scenario& sc) {
     const auto dir = std::filesystem::path(file_).parent_path();
     std::set<std::string> names;
-    for (std::size_t i = 0; i < doc_["objects"].size(); ++i) {
+    for (std::size_t i = 0; i < doc_["objects"].size() && !sc.load_failure; ++i)
+      guard([&] { parse_object(sc, i, dir, names); });
+  }
+
+  // Object `i`; one that fails to load is noted in failed_objects_, so that names of it are not
+  // reported again.
+  void parse_object(Scenario& sc, std::size_t i, const std::filesystem::path& dir,
+                    std::set<std::string>& names) {
+    {
       const Json& o = doc_["objects"][i];
       const std::string ptr = child("/objects", i);
       ScenarioObject obj;
       obj.name = o["name"].get<std::string>();
       if (!names.insert(obj.name).second)
         bad(child(ptr, "name"), fmt::format("object name '{}' is used twice", obj.name));
+      failed_objects_.insert(obj.name);
       obj.path = o["path"].get<std::string>();
       const TextPos at = text_pos(text_, pos_.offset(child(ptr, "path")));
       obj.line = at.line;
@@ -197,12 +240,27 @@ class Parser {
         for (const auto& f : o["cflags"])
           copts.extra_flags.push_back(f.get<std::string>());
       }
+      // A source that does not compile is bad input even when a load error is expected: the
+      // expectation is about what the loader refuses, not about clang.
+      if (source && expect_load_error_)
+        if (auto c = model::compile_bpf_source(obj.resolved_path, copts);
+            std::holds_alternative<model::BpfCompileError>(c))
+          bad(child(ptr, "path"),
+              fmt::format("cannot load object: {}", std::get<model::BpfCompileError>(c).message));
       auto loaded = model::load_bpf_input(obj.resolved_path, copts);
-      if (auto* e = std::get_if<model::LoadError>(&loaded))
-        bad(child(ptr, "path"), fmt::format("cannot load object: {}", e->message));
-      obj.spec = std::move(std::get<model::ObjectSpec>(loaded));
-      if (auto e = model::bpf_object_check(obj.spec))
-        bad(child(ptr, "path"), fmt::format("cannot load object: {}", e->message));
+      std::optional<model::LoadError> failed;
+      if (auto* e = std::get_if<model::LoadError>(&loaded)) {
+        failed = *e;
+      } else {
+        obj.spec = std::move(std::get<model::ObjectSpec>(loaded));
+        failed = model::bpf_object_check(obj.spec);
+      }
+      if (failed && expect_load_error_) {
+        sc.load_failure = failed->message;
+        return;  // the objects after it are not loaded either
+      }
+      if (failed) bad(child(ptr, "path"), fmt::format("cannot load object: {}", failed->message));
+      failed_objects_.erase(obj.name);
       sc.objects.push_back(std::move(obj));
     }
   }
@@ -233,6 +291,7 @@ class Parser {
     const auto dot = text.find('.');
     const std::string obj = text.substr(0, dot);
     *rest = text.substr(dot + 1);
+    if (failed_objects_.count(obj) != 0) throw Suppressed{};
     std::vector<std::string> names;
     for (std::uint32_t i = 0; i < scenario_->objects.size(); ++i) {
       if (scenario_->objects[i].name == obj) return i;
@@ -300,25 +359,47 @@ class Parser {
                          scenario_->objects[r.object].name, names_list(names)));
   }
 
-  GlobalRef global_ref(const std::string& text, const std::string& ptr) {
+  // <object>.<var>, or <object>.<var>.<member path> of a struct variable. A variable of any size
+  // resolves (`any_size`); else only integers of 1..8 bytes.
+  GlobalRef global_ref(const std::string& text, const std::string& ptr, bool any_size) {
     GlobalRef g{text, 0, "", 0};
-    g.object = object_of(text, ptr, &g.var);
+    std::string rest;
+    g.object = object_of(text, ptr, &rest);
     const model::ObjectSpec& spec = scenario_->objects[g.object].spec;
-    if (const model::GlobalVar* v = spec.find_global(g.var)) {
-      g.size = v->size;
-      g.sign = v->sign;
-      if (g.size == 0 || g.size > 8)
-        bad(ptr, fmt::format("global '{}' is {} bytes; only integers of 1 to 8 bytes can be "
-                             "expected",
-                             text, g.size));
+    g.var = rest;
+    const model::GlobalVar* v = spec.find_global(rest);
+    std::string member;
+    if (v == nullptr && rest.find('.') != std::string::npos) {
+      g.var = rest.substr(0, rest.find('.'));
+      member = rest.substr(rest.find('.') + 1);
+      v = spec.find_global(g.var);
+    }
+    if (v == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& m : spec.maps)
+        for (const auto& var : m.vars)
+          names.push_back(var.name);
+      bad(ptr, fmt::format("unknown global variable '{}' (object '{}' has: {})", text,
+                           scenario_->objects[g.object].name, names_list(names)));
+    }
+    g.size = v->size;
+    g.sign = v->sign;
+    g.var_size = v->size;
+    if (!member.empty()) {
+      const FieldExpect f =
+          member_of(v->fields, member, ptr,
+                    fmt::format("global '{}.{}'", scenario_->objects[g.object].name, g.var));
+      g.offset = f.offset;
+      g.size = f.size;
+      g.sign = f.sign;
       return g;
     }
-    std::vector<std::string> names;
-    for (const auto& m : spec.maps)
-      for (const auto& v : m.vars)
-        names.push_back(v.name);
-    bad(ptr, fmt::format("unknown global variable '{}' (object '{}' has: {})", text,
-                         scenario_->objects[g.object].name, names_list(names)));
+    if (!any_size && (g.size == 0 || g.size > 8))
+      bad(ptr, fmt::format("global '{}' is {} bytes; only integers of 1 to 8 bytes can be "
+                           "compared: give all its bytes (\"0x...\" or a byte array) or its "
+                           "members ({{\"fields\": {{...}}}})",
+                           text, g.size));
+    return g;
   }
 
   // The map's spec (an inner template's: the template's own key/value sizes).
@@ -334,7 +415,13 @@ class Parser {
   void parse_timeline(Scenario& sc) {
     const Json& tl = doc_["timeline"];
     sim::TimeNs prev = 0;
-    for (std::size_t i = 0; i < tl.size(); ++i) {
+    for (std::size_t i = 0; i < tl.size(); ++i)
+      guard([&] { parse_timeline_entry(sc, i, prev); });
+  }
+
+  void parse_timeline_entry(Scenario& sc, std::size_t i, sim::TimeNs& prev) {
+    const Json& tl = doc_["timeline"];
+    {
       const Json& j = tl[i];
       const std::string ptr = child("/timeline", i);
       Action a;
@@ -357,18 +444,25 @@ class Parser {
       } else {
         a.at_ns = as_i64(at, child(ptr, "at_ns"));
       }
-      if (a.at_ns < prev)
-        bad(child(ptr, "at_ns"),
-            fmt::format("time goes backwards: at_ns {} is before the previous action's {} "
-                        "(the timeline must be in non-decreasing at_ns; a range counts by its "
-                        "min)",
-                        a.at_ns, prev));
+      // Against the previous action even when that one was out of order: one misplaced action is
+      // one error. Neither error stops the rest of the action's checks.
+      const sim::TimeNs before = prev;
       prev = a.at_ns;
+      if (a.at_ns < before)
+        guard([&] {
+          bad(child(ptr, "at_ns"),
+              fmt::format("time goes backwards: at_ns {} is before the previous action's {} "
+                          "(the timeline must be in non-decreasing at_ns; a range counts by its "
+                          "min)",
+                          a.at_ns, before));
+        });
       if (j.contains("cpu")) {
         a.cpu = j["cpu"].get<int>();
         if (a.cpu >= sc.cpus)
-          bad(child(ptr, "cpu"),
-              fmt::format("cpu {} does not exist: the scenario has {} CPU(s)", a.cpu, sc.cpus));
+          guard([&] {
+            bad(child(ptr, "cpu"),
+                fmt::format("cpu {} does not exist: the scenario has {} CPU(s)", a.cpu, sc.cpus));
+          });
       }
       if (j.contains("process")) a.process = j["process"].get<std::string>();
       if (j.contains("expect_ret")) {
@@ -439,8 +533,9 @@ class Parser {
                 fmt::format("'{}' is a map-in-map: its lookup yields a map id, which cannot be "
                             "expected",
                             a.target->text));
-          a.expect_value = to_bytes(j["expect_value"], m.value_size, child(ptr, "expect_value"),
-                                    "value of " + a.target->text);
+          a.expect_value =
+              parse_value_match(j["expect_value"], child(ptr, "expect_value"), m.value_size,
+                                m.value_sign, m.value_fields, "value of " + a.target->text);
         }
         break;
       }
@@ -558,23 +653,129 @@ class Parser {
     return e;
   }
 
+  // Member `name` (a dotted path) of a value whose BTF struct has `fields`, as an integer to
+  // expect; `what` names the value ("the value of t.vals", "global 't.stats'").
+  FieldExpect member_of(const std::vector<model::BtfField>& fields, const std::string& name,
+                        const std::string& p, const std::string& what) {
+    std::vector<std::string> names;
+    for (const model::BtfField& f : fields)
+      names.push_back(f.path);
+    if (fields.empty())
+      bad(p, fmt::format("{} has no BTF struct or union type: there are no members to name", what));
+    const auto it = std::find_if(fields.begin(), fields.end(),
+                                 [&](const model::BtfField& f) { return f.path == name; });
+    if (it == fields.end())
+      bad(p, fmt::format("{} has no member '{}' (members: {})", what, name, names_list(names)));
+    const std::string member = fmt::format("member '{}' of {}", name, what);
+    switch (it->kind) {
+      case model::BtfField::Kind::kTimer:
+      case model::BtfField::Kind::kSpinLock:
+        bad(p,
+            fmt::format("{} is a struct {}: it reads as zero and cannot be expected "
+                        "(members: {})",
+                        member,
+                        it->kind == model::BtfField::Kind::kTimer ? "bpf_timer" : "bpf_spin_lock",
+                        names_list(names)));
+      case model::BtfField::Kind::kStruct: {
+        std::vector<std::string> inner;
+        for (const model::BtfField& f : fields)
+          if (f.path.rfind(name + ".", 0) == 0) inner.push_back(f.path);
+        bad(p, fmt::format("{} is a struct or union: name its members ({})", member,
+                           names_list(inner)));
+      }
+      case model::BtfField::Kind::kOther:
+        bad(p, fmt::format("{} is no integer (an array or a bitfield): it cannot be expected",
+                           member));
+      case model::BtfField::Kind::kInt:
+        break;
+    }
+    if (it->size == 0 || it->size > 8)
+      bad(p, fmt::format("{} is {} bytes; only integers of 1 to 8 bytes can be expected", member,
+                         it->size));
+    FieldExpect fe;
+    fe.path = it->path;
+    fe.offset = it->offset;
+    fe.size = it->size;
+    fe.sign = it->sign;
+    fe.pointer = p;
+    return fe;
+  }
+
+  // A value of `size` bytes whose BTF type has signedness `sign` and members `fields`: bytes (an
+  // integer, "0x..." or a byte array), a comparison or set (values of at most 8 bytes), or
+  // {"fields": {...}} naming members of its struct. `what` names it in messages.
+  ValueMatch parse_value_match(const Json& v, const std::string& ptr, std::uint32_t size,
+                               model::GlobalVar::Sign sign,
+                               const std::vector<model::BtfField>& fields,
+                               const std::string& what) {
+    ValueMatch m;
+    m.size = size;
+    m.sign = sign;
+    if (v.is_object() && v.contains("fields")) {
+      const std::string fptr = child(ptr, "fields");
+      if (fields.empty())
+        bad(fptr,
+            fmt::format("the {} has no BTF struct or union type: there are no members to name",
+                        what));
+      for (const auto& [name, fv] : v["fields"].items()) {
+        const std::string p = child(fptr, name);
+        FieldExpect fe = member_of(fields, name, p, "the " + what);
+        fe.want =
+            parse_value(fv, p, fe.size, fe.sign, fmt::format("member '{}' of the {}", name, what));
+        m.fields.push_back(std::move(fe));
+      }
+      return m;
+    }
+    const bool hex = v.is_string() && (v.get_ref<const std::string&>().rfind("0x", 0) == 0 ||
+                                       v.get_ref<const std::string&>().rfind("hex:", 0) == 0);
+    if (v.is_object() || (v.is_string() && !hex)) {
+      if (size == 0 || size > 8)
+        bad(ptr, fmt::format("the {} is {} bytes: a comparison needs a value of at most 8 bytes; "
+                             "give all its bytes, or compare its members ({{\"fields\": ...}})",
+                             what, size));
+      m.want = parse_value(v, ptr, size, sign, "the " + what);
+      return m;
+    }
+    m.bytes = to_bytes(v, size, ptr, what);
+    return m;
+  }
+
   std::vector<GlobalExpect> parse_globals(const Json& g, const std::string& ptr) {
     std::vector<GlobalExpect> out;
-    for (const auto& [name, v] : g.items()) {
-      const std::string p = child(ptr, name);
-      if (name.find('.') == std::string::npos)
-        bad(p, fmt::format("expected <object>.<variable>, got '{}'", name));
-      GlobalExpect e;
-      e.global = global_ref(name, p);
-      e.pointer = p;
-      if (v.is_string() && v.get<std::string>() == "unset") {
-        e.want.value = initial_value(e.global);
-        e.want.written =
-            fmt::format("unset ({})", show_value(e.want.value, e.global.size, e.global.sign));
-      } else {
-        e.want = parse_value(v, p, e.global.size, e.global.sign, "'" + name + "'");
-      }
-      out.push_back(std::move(e));
+    for (auto it_ = g.begin(); it_ != g.end(); ++it_) {
+      const std::string name = it_.key();
+      const Json& v = it_.value();
+      guard([&] {
+        const std::string p = child(ptr, name);
+        if (name.find('.') == std::string::npos)
+          bad(p, fmt::format("expected <object>.<variable>, got '{}'", name));
+        GlobalExpect e;
+        e.pointer = p;
+        // Bytes ("0x...", a byte array) or {"fields": ...}: a variable of any size.
+        const bool whole =
+            (v.is_object() && v.contains("fields")) || v.is_array() ||
+            (v.is_string() && (v.get_ref<const std::string&>().rfind("0x", 0) == 0 ||
+                               v.get_ref<const std::string&>().rfind("hex:", 0) == 0));
+        e.global = global_ref(name, p, whole);
+        if (whole) {
+          if (e.global.size != e.global.var_size)
+            bad(p, fmt::format("'{}' is a member: expect it as an integer, or give its variable's "
+                               "bytes or fields",
+                               name));
+          std::uint32_t idx = 0;
+          const model::GlobalVar* var =
+              scenario_->objects[e.global.object].spec.find_global(e.global.var, &idx);
+          e.match = std::make_shared<const ValueMatch>(parse_value_match(
+              v, p, var->size, var->sign, var->fields, fmt::format("global '{}'", name)));
+        } else if (v.is_string() && v.get<std::string>() == "unset") {
+          e.want.value = initial_value(e.global);
+          e.want.written =
+              fmt::format("unset ({})", show_value(e.want.value, e.global.size, e.global.sign));
+        } else {
+          e.want = parse_value(v, p, e.global.size, e.global.sign, "'" + name + "'");
+        }
+        out.push_back(std::move(e));
+      });
     }
     return out;
   }
@@ -586,8 +787,9 @@ class Parser {
     const model::GlobalVar* var = spec.find_global(g.var, &map_idx);
     const std::vector<std::uint8_t>& data = spec.maps[map_idx].initial_data;
     std::uint64_t v = 0;
-    for (std::uint32_t b = 0; b < g.size && var->offset + b < data.size(); ++b)
-      v |= std::uint64_t{data[var->offset + b]} << (8 * b);
+    const std::uint32_t at = var->offset + g.offset;
+    for (std::uint32_t b = 0; b < g.size && at + b < data.size(); ++b)
+      v |= std::uint64_t{data[at + b]} << (8 * b);
     return v;
   }
 
@@ -617,13 +819,16 @@ class Parser {
     if (a.contains("maps")) {
       out.maps.emplace();
       for (std::size_t i = 0; i < a["maps"].size(); ++i)
-        out.maps->push_back(
-            live_map_ref(a["maps"][i], child(child(ptr, "maps"), i), "is never alive"));
+        guard([&] {
+          out.maps->push_back(
+              live_map_ref(a["maps"][i], child(child(ptr, "maps"), i), "is never alive"));
+        });
     }
     if (a.contains("progs")) {
       out.progs.emplace();
       for (std::size_t i = 0; i < a["progs"].size(); ++i)
-        out.progs->push_back(prog_ref(a["progs"][i], child(child(ptr, "progs"), i)));
+        guard(
+            [&] { out.progs->push_back(prog_ref(a["progs"][i], child(child(ptr, "progs"), i))); });
     }
     return out;
   }
@@ -634,25 +839,30 @@ class Parser {
     at.at_ns = as_i64(g["at_ns"], child(ptr, "at_ns"));
     if (g.contains("globals")) at.globals = parse_globals(g["globals"], child(ptr, "globals"));
     if (g.contains("alive")) at.alive = parse_alive(g["alive"], child(ptr, "alive"));
+    if (g.contains("maps")) at.maps = parse_maps(g["maps"], child(ptr, "maps"));
     for (const char* field : {"refcnt", "usercnt"}) {
       if (!g.contains(field)) continue;
-      for (const auto& [name, v] : g[field].items()) {
-        const std::string p = child(child(ptr, field), name);
-        RefcntExpect r;
-        r.pointer = p;
-        r.user = std::string(field) == "usercnt";
-        std::string rest;
-        const std::uint32_t obj = object_of(name, p, &rest);
-        const model::ObjectSpec& spec = scenario_->objects[obj].spec;
-        if (!r.user && spec.find_prog(rest)) {
-          r.target = prog_ref(Json(name), p);
-          r.is_prog = true;
-        } else {
-          r.target = map_ref(Json(name), p);
-        }
-        r.want = parse_value(v, p, 8, model::GlobalVar::Sign::kSigned,
-                             fmt::format("the {} of '{}'", field, name));
-        at.refcnts.push_back(std::move(r));
+      for (auto it_ = g[field].begin(); it_ != g[field].end(); ++it_) {
+        const std::string name = it_.key();
+        const Json& v = it_.value();
+        guard([&] {
+          const std::string p = child(child(ptr, field), name);
+          RefcntExpect r;
+          r.pointer = p;
+          r.user = std::string(field) == "usercnt";
+          std::string rest;
+          const std::uint32_t obj = object_of(name, p, &rest);
+          const model::ObjectSpec& spec = scenario_->objects[obj].spec;
+          if (!r.user && spec.find_prog(rest)) {
+            r.target = prog_ref(Json(name), p);
+            r.is_prog = true;
+          } else {
+            r.target = map_ref(Json(name), p);
+          }
+          r.want = parse_value(v, p, 8, model::GlobalVar::Sign::kSigned,
+                               fmt::format("the {} of '{}'", field, name));
+          at.refcnts.push_back(std::move(r));
+        });
       }
     }
     if (g.contains("invariants")) at.invariants = g["invariants"].get<bool>();
@@ -696,9 +906,8 @@ class Parser {
       e.kind = std::string(k) == "action_start" ? EventRef::Kind::kActionStart
                                                 : EventRef::Kind::kActionDone;
       e.action = static_cast<std::size_t>(as_u64(r[k], child(ptr, k)));
-      if (e.action >= scenario_->timeline.size())
-        bad(child(ptr, k),
-            fmt::format("the timeline has {} action(s)", scenario_->timeline.size()));
+      if (e.action >= doc_["timeline"].size())
+        bad(child(ptr, k), fmt::format("the timeline has {} action(s)", doc_["timeline"].size()));
       return e;
     }
     for (const char* k : {"callback_entry", "callback_exit"}) {
@@ -723,17 +932,13 @@ class Parser {
     return e;
   }
 
-  void parse_expect(Scenario& sc, const Json& ex) {
-    Expectations& e = sc.expect;
-    if (ex.contains("globals")) e.globals = parse_globals(ex["globals"], "/expect/globals");
-    for (const char* field : {"globals_at", "at"})
-      if (ex.contains(field))
-        for (std::size_t i = 0; i < ex[field].size(); ++i)
-          e.at.push_back(parse_at(ex[field][i], child(child("/expect", field), i)));
-    if (ex.contains("maps"))
-      for (std::size_t i = 0; i < ex["maps"].size(); ++i) {
-        const std::string ptr = child("/expect/maps", i);
-        const Json& m = ex["maps"][i];
+  // expect.maps, or the maps of an expect.at entry.
+  std::vector<MapExpect> parse_maps(const Json& list, const std::string& base) {
+    std::vector<MapExpect> out;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      guard([&] {
+        const std::string ptr = child(base, i);
+        const Json& m = list[i];
         MapExpect me;
         me.pointer = ptr;
         me.map = live_map_ref(m["map"], child(ptr, "map"), "has no elements");
@@ -747,37 +952,65 @@ class Parser {
           if (!me.present)
             bad(child(ptr, "value"), "a value is expected of an element that must be absent");
           me.value =
-              to_bytes(m["value"], spec.value_size, child(ptr, "value"), "value of " + me.map.text);
+              parse_value_match(m["value"], child(ptr, "value"), spec.value_size, spec.value_sign,
+                                spec.value_fields, "value of " + me.map.text);
         }
-        e.maps.push_back(std::move(me));
-      }
+        out.push_back(std::move(me));
+      });
+    }
+    return out;
+  }
+
+  // The top-level expect (`base` "/expect") or one alternative of its any_of.
+  void parse_expect(const Json& ex, const std::string& base, Expectations& e) {
+    e.pointer = base;
+    if (ex.contains("globals")) e.globals = parse_globals(ex["globals"], child(base, "globals"));
+    for (const char* field : {"globals_at", "at", "maps_at"})
+      if (ex.contains(field))
+        for (std::size_t i = 0; i < ex[field].size(); ++i)
+          guard([&] { e.at.push_back(parse_at(ex[field][i], child(child(base, field), i))); });
+    if (ex.contains("maps")) e.maps = parse_maps(ex["maps"], child(base, "maps"));
+    e.findings_given = ex.contains("findings") || ex.contains("finding_match");
     if (ex.contains("findings"))
-      for (const auto& [kind, v] : ex["findings"].items()) {
-        if (kind == "allow_other_findings") {
-          e.allow_other_findings = v.get<bool>();
-          continue;
-        }
-        if (kind == "comment") continue;
-        const std::string ptr = child("/expect/findings", kind);
-        e.findings.push_back(FindingCount{finding_kind(kind, ptr), parse_count(v, ptr)});
+      for (auto it_ = ex["findings"].begin(); it_ != ex["findings"].end(); ++it_) {
+        const std::string kind = it_.key();
+        const Json& v = it_.value();
+        guard([&] {
+          if (kind == "allow_other_findings") {
+            e.allow_other_findings = v.get<bool>();
+            return;
+          }
+          if (kind == "comment") return;
+          const std::string ptr = child(child(base, "findings"), kind);
+          e.findings.push_back(FindingCount{finding_kind(kind, ptr), parse_count(v, ptr)});
+        });
       }
     if (ex.contains("finding_match"))
       for (std::size_t i = 0; i < ex["finding_match"].size(); ++i)
-        e.finding_match.push_back(
-            parse_finding_match(ex["finding_match"][i], child("/expect/finding_match", i)));
+        guard([&] {
+          e.finding_match.push_back(
+              parse_finding_match(ex["finding_match"][i], child(child(base, "finding_match"), i)));
+        });
     if (ex.contains("events"))
-      for (const auto& [event, v] : ex["events"].items()) {
-        const std::string ptr = child("/expect/events", event);
-        e.events.push_back(EventCount{event, parse_count(v, ptr), ptr});
+      for (auto it_ = ex["events"].begin(); it_ != ex["events"].end(); ++it_) {
+        const std::string event = it_.key();
+        const Json& v = it_.value();
+        guard([&] {
+          const std::string ptr = child(child(base, "events"), event);
+          e.events.push_back(EventCount{event, parse_count(v, ptr), ptr});
+        });
       }
     if (ex.contains("order"))
       for (std::size_t i = 0; i < ex["order"].size(); ++i) {
-        const std::string ptr = child("/expect/order", i);
-        const Json& o = ex["order"][i];
-        e.order.push_back(OrderExpect{parse_event_ref(o["first"], child(ptr, "first")),
-                                      parse_event_ref(o["then"], child(ptr, "then")), ptr});
+        guard([&] {
+          const std::string ptr = child(child(base, "order"), i);
+          const Json& o = ex["order"][i];
+          e.order.push_back(OrderExpect{parse_event_ref(o["first"], child(ptr, "first")),
+                                        parse_event_ref(o["then"], child(ptr, "then")), ptr});
+        });
       }
-    if (ex.contains("alive")) e.alive = parse_alive(ex["alive"], "/expect/alive");
+    if (ex.contains("alive")) e.alive = parse_alive(ex["alive"], child(base, "alive"));
+    e.status_given = ex.contains("status");
     if (ex.contains("status")) {
       const std::string s = ex["status"].get<std::string>();
       if (s == "stopped") {
@@ -788,19 +1021,27 @@ class Parser {
         e.status = sim::RunStatus::kQuiescent;
       }
     }
+    if (ex.contains("any_of"))
+      for (std::size_t i = 0; i < ex["any_of"].size(); ++i) {
+        Expectations alt;
+        parse_expect(ex["any_of"][i], child(child(base, "any_of"), i), alt);
+        e.any_of.push_back(std::move(alt));
+      }
   }
 
   void parse_closed_by(Scenario& sc) {
     if (!doc_.contains("closed_by")) return;
     for (std::size_t i = 0; i < doc_["closed_by"].size(); ++i) {
-      const std::string id = doc_["closed_by"][i].get<std::string>();
-      std::vector<std::string> known;
-      for (const auto& f : model::profile_fixes())
-        known.push_back(f.id);
-      if (std::find(known.begin(), known.end(), id) == known.end())
-        bad(child("/closed_by", i),
-            fmt::format("unknown fix '{}' (known: {})", id, names_list(known)));
-      sc.closed_by.push_back(id);
+      guard([&] {
+        const std::string id = doc_["closed_by"][i].get<std::string>();
+        std::vector<std::string> known;
+        for (const auto& f : model::profile_fixes())
+          known.push_back(f.id);
+        if (std::find(known.begin(), known.end(), id) == known.end())
+          bad(child("/closed_by", i),
+              fmt::format("unknown fix '{}' (known: {})", id, names_list(known)));
+        sc.closed_by.push_back(id);
+      });
     }
   }
 
@@ -809,12 +1050,59 @@ class Parser {
   const std::string& text_;
   const JsonPositions& pos_;
   Scenario* scenario_ = nullptr;
+  bool expect_load_error_ = false;        // expect.load_error is given
+  std::vector<Bad> errors_;               // every error found so far (guard)
+  std::set<std::string> failed_objects_;  // objects that failed to load: their names say nothing
+
+  // Runs one check; an error it throws is collected and checking goes on with the next one.
+  template <class F>
+  void guard(F&& check) {
+    try {
+      check();
+    } catch (const Bad& b) {
+      errors_.push_back(b);
+    } catch (const Suppressed&) {
+    }
+  }
 };
 
 InputError located(const std::string& file, const std::string& text, std::string pointer,
                    std::string message, const JsonPositions& pos) {
   const TextPos p = text_pos(text, pos.offset(pointer));
-  return InputError{file, std::move(pointer), p.line, p.column, std::move(message)};
+  return InputError{file, std::move(pointer), p.line, p.column, std::move(message), {}, false};
+}
+
+// Errors (pointer, message) as one InputError: in document order (by line and column, then as
+// found), at most kMaxInputErrors.
+InputError all_located(const std::string& file, const std::string& text,
+                       const std::vector<Bad>& errors, const JsonPositions& pos) {
+  std::vector<InputError> all;
+  for (const Bad& b : errors)
+    all.push_back(located(file, text, b.pointer, b.message, pos));
+  // A missing key of an object is placed at the object's start but reads best after the errors
+  // inside the object (the object ends later than they do).
+  using Place = std::tuple<int, int, int>;  // line, column, after the errors inside
+  std::vector<std::pair<Place, std::size_t>> order;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    Place at{all[i].line, all[i].column, 0};
+    if (all[i].message.rfind("missing required key", 0) == 0)
+      for (const InputError& inside : all)
+        if (&inside != &all[i] && inside.pointer.rfind(all[i].pointer + "/", 0) == 0)
+          at = std::max(at, Place{inside.line, inside.column, 1});
+    order.emplace_back(at, i);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<InputError> sorted;
+  for (const auto& [at, i] : order)
+    sorted.push_back(std::move(all[i]));
+  all = std::move(sorted);
+  const bool capped = all.size() > kMaxInputErrors;
+  if (capped) all.resize(kMaxInputErrors);
+  InputError first = std::move(all.front());
+  first.more.assign(std::make_move_iterator(all.begin() + 1), std::make_move_iterator(all.end()));
+  first.capped = capped;
+  return first;
 }
 
 }  // namespace
@@ -824,7 +1112,13 @@ std::string InputError::text() const {
   if (line > 0) s += fmt::format(":{}:{}", line, column);
   s += ": ";
   if (line > 0 || !pointer.empty()) s += fmt::format("at {}: ", pointer.empty() ? "/" : pointer);
-  return s + message;
+  s += message;
+  if (more.empty()) return s;
+  for (const InputError& e : more)
+    s += "\n" + e.text();
+  s += fmt::format("\n{} errors{}", more.size() + 1,
+                   capped ? fmt::format(" (stopped after {})", kMaxInputErrors) : "");
+  return s;
 }
 
 std::uint64_t fnv1a64(const std::string& bytes) {
@@ -907,8 +1201,13 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
     const TextPos p = text_pos(text, e->offset);
     return InputError{file, e->pointer, p.line, p.column, e->message};
   }
-  if (auto v = scenario_schema().validate(doc))
-    return located(file, text, v->pointer, v->message, pos);
+  // Every schema error (the meaning checks need a document the schema admits).
+  if (auto vs = scenario_schema().validate_all(doc, kMaxInputErrors); !vs.empty()) {
+    std::vector<Bad> errors;
+    for (const SchemaViolation& v : vs)
+      errors.push_back(Bad{v.pointer, v.message});
+    return all_located(file, text, errors, pos);
+  }
   try {
     Scenario sc = Parser(file, doc, text, pos).parse();
     sc.hash = fnv1a64(text);
@@ -927,6 +1226,8 @@ ScenarioResult parse_scenario(const std::string& file, const std::string& text) 
     programs.str(doc["objects"].dump());  // names, paths and cflags
     sc.parts.programs = programs.value();
     return sc;
+  } catch (const Errors& e) {
+    return all_located(file, text, e.all, pos);
   } catch (const Bad& b) {
     return located(file, text, b.pointer, b.message, pos);
   } catch (const Json::exception& e) {

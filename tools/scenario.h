@@ -26,14 +26,23 @@ namespace bpftsim::tools {
 
 class JsonSchema;
 
+// At most this many input errors of one scenario are reported (scenario errors are collected:
+// the schema's, then, when the schema holds, the meaning checks').
+inline constexpr std::size_t kMaxInputErrors = 20;
+
 struct InputError {
   std::string file;
   std::string pointer;  // JSON pointer ("" = the whole document)
   int line = 0;         // 0: no position (e.g. the file cannot be read)
   int column = 0;
   std::string message;
+  // Further errors of the same input, in document order after this one; `capped`: more were
+  // found than kMaxInputErrors and checking stopped.
+  std::vector<InputError> more;
+  bool capped = false;
 
-  // "FILE:LINE:COL: at POINTER: MESSAGE" (parts without a value left out).
+  // "FILE:LINE:COL: at POINTER: MESSAGE" (parts without a value left out); with `more`, one such
+  // line per error, then "N errors" (and " (stopped after 20)").
   std::string text() const;
 };
 
@@ -82,15 +91,15 @@ struct Action {
   // `target_kind` says which fd table of the process it names (close/pin: map, prog or link).
   std::optional<NameRef> target;
   FdKind target_kind = FdKind::kMap;
-  std::array<std::uint64_t, 5> args{};                    // run
-  RunContext context = RunContext::kTask;                 // run
-  int fentry = 0;                                         // run_fentry: 1..8
-  std::vector<std::uint8_t> key;                          // map_*
-  std::vector<std::uint8_t> value;                        // map_update (bytes)
-  std::optional<NameRef> value_map;                       // map_update of a map-in-map: fd of it
-  std::uint64_t flags = 0;                                // map_update
-  std::optional<std::vector<std::uint8_t>> expect_value;  // map_lookup
-  std::string path;                                       // pin, unpin, obj_get
+  std::array<std::uint64_t, 5> args{};     // run
+  RunContext context = RunContext::kTask;  // run
+  int fentry = 0;                          // run_fentry: 1..8
+  std::vector<std::uint8_t> key;           // map_*
+  std::vector<std::uint8_t> value;         // map_update (bytes)
+  std::optional<NameRef> value_map;        // map_update of a map-in-map: fd of it
+  std::uint64_t flags = 0;                 // map_update
+  std::optional<ValueMatch> expect_value;  // map_lookup
+  std::string path;                        // pin, unpin, obj_get
   std::optional<std::int64_t> expect_ret;
   // expect_ret written as "!=N", ">=N", "<=N" or {"in": [N, ...]} (e.g. {"in": [0, -35]}).
   std::optional<ValueExpect> expect_ret_match;
@@ -143,6 +152,10 @@ struct Scenario {
   std::vector<Fault> faults;
   std::vector<Action> timeline;
   Expectations expect;
+  // With expect.load_error: the message of an object that failed to open or check when the
+  // scenario was read (its name resolution and the timeline are then skipped); the runner judges
+  // it, or loads the objects and judges their failure.
+  std::optional<std::string> load_failure;
   // Races only: the fixes (model::profile_fixes() ids) that close this race; the suite runs the
   // scenario under each fix and requires it to fail exactly under these.
   std::vector<std::string> closed_by;

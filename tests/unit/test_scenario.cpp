@@ -261,9 +261,9 @@ TEST_CASE("every malformed-input class is an input error naming file, pointer an
        small_scenario("", ok_action,
                       "{\"globals\": {\"t.init_ret\": 0,\n   \"t.nmi_ret\": \">-95\"}}"),
        "/expect/globals/t.nmi_ret", 7,
-       "expected a value (N, \">=N\", \"<=N\", \"!=N\", {\"in\": [...]}) or \"unset\" (the "
-       "variable's initial value), got string "
-       "\">-95\""},
+       "expected a value (N, \">=N\", \"<=N\", \"!=N\", {\"in\": [...]}), \"unset\" (the "
+       "variable's initial value), all its bytes (\"0x...\" or a byte array, any size) or "
+       "{\"fields\": {...}} (members of its BTF struct), got string \">-95\""},
       {"comparison out of range",
        small_scenario("", ok_action, "{\"globals\": {\"t.nmi_ret\": \">=99999999999999999999\"}}"),
        "/expect/globals/t.nmi_ret", 6, "'>=99999999999999999999' is out of range"},
