@@ -6,9 +6,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -16,6 +18,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -175,17 +178,121 @@ class StableHash {
   sim::Hasher b_{0x6c62272e07bb0142ULL};
 };
 
-// `clang --version`, asked once per compiler per process.
-std::variant<std::string, BpfCompileError> clang_version(const std::string& clang) {
+// What identifies a file's contents without reading it: size, mtime, ctime and inode (a rewrite,
+// a replacement by rename or a `touch` changes one of them). `fresh` marks a file changed within
+// the last kRecentNs: timestamps are coarse (a clock tick), so a second write in the same tick
+// could keep them all, and such a stamp is never trusted later.
+struct FileStamp {
+  std::string text;  // "size:mtime_ns:ctime_ns:ino"
+  bool fresh = false;
+};
+constexpr std::int64_t kRecentNs = 2'000'000'000;
+
+std::optional<FileStamp> file_stamp(const fs::path& path) {
+  struct ::stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  const auto ns = [](const struct timespec& ts) {
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  };
+  const std::int64_t mtime = ns(st.st_mtim), ctime = ns(st.st_ctim);
+  struct timespec now {};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  FileStamp stamp;
+  stamp.text = fmt::format("{}:{}:{}:{}", static_cast<std::uintmax_t>(st.st_size), mtime, ctime,
+                           static_cast<std::uintmax_t>(st.st_ino));
+  stamp.fresh = ns(now) - std::max(mtime, ctime) < kRecentNs;
+  return stamp;
+}
+
+// `prog` as posix_spawnp finds it: itself when it names a path, else the first executable regular
+// file of that name on $PATH; "" when there is none.
+std::string resolve_program(const std::string& prog) {
+  if (prog.find('/') != std::string::npos) return prog;
+  const std::string path = env_or_empty("PATH");
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = path.find(':', start);
+    std::string dir =
+        path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (dir.empty()) dir = ".";
+    const fs::path candidate = fs::path(dir) / prog;
+    std::error_code ec;
+    if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate.string();
+    if (end == std::string::npos) return "";
+    start = end + 1;
+  }
+}
+
+// Writes `text` to `path` through a temporary name and a rename (concurrent readers see the old
+// file or the new one); a failure only loses the memo.
+void write_atomically(const fs::path& path, const std::string& text) {
+  static std::atomic<unsigned> serial{0};
+  const fs::path tmp = fs::path(fmt::format("{}.{}.{}.tmp", path.string(), ::getpid(), serial++));
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      return;
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) fs::remove(tmp, ec);
+}
+
+std::string read_whole(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::string bytes;
+  in.seekg(0, std::ios::end);
+  const std::streamoff n = in.tellg();
+  if (n <= 0) return {};
+  bytes.resize(static_cast<std::size_t>(n));
+  in.seekg(0);
+  in.read(bytes.data(), n);
+  bytes.resize(static_cast<std::size_t>(in.gcount()));
+  return bytes;
+}
+
+// The compiler's identity for the cache key: `clang --version`. Spawning clang costs ~20 ms, so
+// the answer is memoised, in the process and in `cache_dir/compiler-<hash>.id`, under the
+// compiler's resolved path and stamp: replacing, rewriting or touching the compiler asks again.
+// (A wrapper script is identified by its own stamp: after changing what it runs, clear the cache.)
+std::variant<std::string, BpfCompileError> clang_version(const std::string& clang,
+                                                         const fs::path& cache_dir) {
   static std::mutex mutex;
-  static std::map<std::string, std::string> cache;
+  static std::map<std::string, std::string> cache;  // identity line -> version
   std::lock_guard<std::mutex> lock(mutex);
-  if (auto it = cache.find(clang); it != cache.end()) return it->second;
+  const std::string resolved = resolve_program(clang);
+  std::optional<FileStamp> stamp;
+  std::error_code ec;
+  if (!resolved.empty()) stamp = file_stamp(resolved);
+  std::string identity;
+  fs::path memo;
+  if (stamp && !stamp->fresh) {
+    const fs::path canonical = fs::canonical(resolved, ec);
+    identity = fmt::format("compiler {}\nresolved {}\ncanonical {}\nstamp {}\n", clang, resolved,
+                           ec ? std::string("?") : canonical.string(), stamp->text);
+    if (auto it = cache.find(identity); it != cache.end()) return it->second;
+    memo = cache_dir / fmt::format("compiler-{:016x}.id", sim::hash_bytes(clang + '\0' + resolved));
+    const std::string text = read_whole(memo);
+    if (text.size() > identity.size() && text.compare(0, identity.size(), identity) == 0) {
+      std::string version = text.substr(identity.size());
+      cache.emplace(identity, version);
+      return version;
+    }
+  }
   SpawnResult r = run_capture({clang, "--version"});
   if (!r.started) return BpfCompileError{fmt::format("cannot run '{}': {}", clang, r.error)};
   if (r.exit_code != 0)
     return BpfCompileError{fmt::format("'{} --version' failed: {}", clang, r.output)};
-  cache.emplace(clang, r.output);
+  if (!identity.empty() && !r.output.empty()) {
+    cache.emplace(identity, r.output);
+    write_atomically(memo, identity + r.output);
+  }
   return r.output;
 }
 
@@ -277,23 +384,44 @@ std::optional<std::string> file_hash(const fs::path& path) {
   if (!unreadable_reason(path).empty()) return std::nullopt;  // never read a device or a FIFO
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
-  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   StableHash h;
-  h.add(bytes);
+  h.add(read_whole(path));
   return h.hex();
 }
 
-// "<hash> <path>" per line.
+// A manifest line: "<hash> <stamp> <path>", the stamp "-" when it was not to be trusted (the file
+// had just changed). A header whose stamp is unchanged is not read again: its recorded hash
+// stands. One whose stamp changed is hashed; if every hash still matches, the manifest is
+// rewritten with the new stamps, so the next run reads nothing.
+std::string manifest_line(const std::string& hash, const std::string& path) {
+  const auto stamp = file_stamp(path);
+  return fmt::format("{} {} {}\n", hash, stamp && !stamp->fresh ? stamp->text : "-", path);
+}
+
 bool manifest_current(const fs::path& manifest) {
   std::ifstream in(manifest);
   if (!in) return false;
-  std::string line;
+  std::string line, refreshed;
+  bool stale_stamps = false;
   while (std::getline(in, line)) {
-    const auto sp = line.find(' ');
-    if (sp == std::string::npos) return false;
-    const auto h = file_hash(line.substr(sp + 1));
-    if (!h || *h != line.substr(0, sp)) return false;
+    const auto sp1 = line.find(' ');
+    const auto sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (sp2 == std::string::npos) return false;
+    const std::string hash = line.substr(0, sp1), recorded = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    const std::string path = line.substr(sp2 + 1);
+    if (recorded != "-") {
+      const auto stamp = file_stamp(path);
+      if (stamp && !stamp->fresh && stamp->text == recorded) {
+        refreshed += line + '\n';
+        continue;
+      }
+    }
+    const auto h = file_hash(path);
+    if (!h || *h != hash) return false;
+    refreshed += manifest_line(hash, path);
+    stale_stamps = true;
   }
+  if (stale_stamps) write_atomically(manifest, refreshed);
   return true;
 }
 }  // namespace
@@ -310,15 +438,20 @@ std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string&
   std::string clang = options.clang;
   if (clang.empty()) clang = env_or_empty("BPFTSIM_CLANG");
   if (clang.empty()) clang = "clang";
-  auto version = clang_version(clang);
-  if (auto* e = std::get_if<BpfCompileError>(&version))
-    return BpfCompileError{fmt::format("{}: {}", source_path, e->message)};
-
   std::error_code ec;
   const fs::path src = fs::absolute(source_path, ec);
   std::vector<std::string> flags = bpf_compile_flags(src.parent_path().string());
   for (const std::string& f : options.extra_flags)
     flags.push_back(f);
+
+  const fs::path dir = options.cache_dir.empty() ? bpf_default_cache_dir() : options.cache_dir;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return BpfCompileError{fmt::format("{}: cannot create cache directory {}: {}", source_path,
+                                       dir.string(), ec.message())};
+  auto version = clang_version(clang, dir);
+  if (auto* e = std::get_if<BpfCompileError>(&version))
+    return BpfCompileError{fmt::format("{}: {}", source_path, e->message)};
 
   StableHash hash;
   hash.add(source);
@@ -326,11 +459,6 @@ std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string&
   for (const std::string& f : flags)
     hash.add(f);
 
-  const fs::path dir = options.cache_dir.empty() ? bpf_default_cache_dir() : options.cache_dir;
-  fs::create_directories(dir, ec);
-  if (ec)
-    return BpfCompileError{fmt::format("{}: cannot create cache directory {}: {}", source_path,
-                                       dir.string(), ec.message())};
   const fs::path object = dir / fmt::format("{}-{}.bpf.o", file_stem_for_cache(src), hash.hex());
   const fs::path manifest = fs::path(object.string() + ".deps");
   if (fs::exists(object, ec) && manifest_current(manifest)) return object.string();
@@ -381,7 +509,7 @@ std::variant<std::string, BpfCompileError> compile_bpf_source(const std::string&
       if (fs::equivalent(dep, src, ec)) continue;  // the source itself is in the key
       if (const std::string why = unreadable_reason(dep); !why.empty())
         return BpfCompileError{fmt::format("{}: includes {}, which {}", source_path, dep, why)};
-      if (auto h = file_hash(dep)) out << *h << ' ' << dep << '\n';
+      if (auto h = file_hash(dep)) out << manifest_line(*h, dep);
     }
     out.close();
     fs::rename(tmp_manifest, manifest, ec);

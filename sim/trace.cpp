@@ -1,8 +1,10 @@
 #include "sim/trace.h"
 
-#include <fmt/format.h>
+#include <bit>
+#include <cstring>
+#include <string_view>
 
-#include "sim/hash.h"
+#include <fmt/format.h>
 
 namespace bpftsim::sim {
 namespace {
@@ -42,20 +44,99 @@ void Trace::fold(const TraceRecord& r) {
   fold(r.t_ns, r.cpu, r.ctx, r.event, r.fields.data(), r.fields.size());
 }
 
+// The digest folds 64-bit words, not bytes (traces/README.md defines it). A record is: t_ns; cpu
+// (low 32 bits, two's complement) << 32 | ctx; the event name; per field its key, then an integer
+// value as one word or a string value. A string of n bytes, with a tag saying what it is (0 event
+// name, 1 key of an integer field, 2 key of a string field, 3 string value), is one word when
+// n <= 7: its bytes little-endian in the low 7 bytes, n | tag << 4 in the top byte; else a head
+// word n | (0x80 | tag << 4) << 56, then its bytes 8 at a time as little-endian words, the last
+// zero-padded. Each word goes through one multiply-xorshift step. Loads are memcpy into bytes
+// read in a fixed order, so the digest is the same on any host byte order and alignment.
+namespace {
+
+constexpr std::uint64_t kDigestMul = 0x9e3779b97f4a7c15ULL;  // odd: the multiply is a bijection
+
+inline std::uint64_t mix(std::uint64_t h, std::uint64_t w) {
+  h = (h ^ w) * kDigestMul;
+  return h ^ (h >> 32);
+}
+
+inline std::uint64_t load_le64(const char* p) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  } else {
+    unsigned char b[8];
+    std::memcpy(b, p, 8);
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i)
+      v = (v << 8) | b[i];
+    return v;
+  }
+}
+
+// The last 0..7 bytes of a string, zero-padded to a word (4-, 2- and 1-byte loads: no 8-byte
+// load from a buffer just written byte-wise, which stalls store forwarding).
+inline std::uint64_t load_le_tail(const char* p, std::size_t n) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::uint64_t v = 0;
+    unsigned shift = 0;
+    if (n & 4) {
+      std::uint32_t x;
+      std::memcpy(&x, p, 4);
+      v = x;
+      p += 4;
+      shift = 32;
+    }
+    if (n & 2) {
+      std::uint16_t x;
+      std::memcpy(&x, p, 2);
+      v |= std::uint64_t{x} << shift;
+      p += 2;
+      shift += 16;
+    }
+    if (n & 1) v |= std::uint64_t{static_cast<unsigned char>(*p)} << shift;
+    return v;
+  } else {
+    std::uint64_t v = 0;
+    for (std::size_t i = n; i-- > 0;)
+      v = (v << 8) | static_cast<unsigned char>(p[i]);
+    return v;
+  }
+}
+
+enum : std::uint64_t { kTagEvent = 0, kTagIntKey = 1, kTagStrKey = 2, kTagStrValue = 3 };
+
+inline std::uint64_t mix_str(std::uint64_t h, std::string_view s, std::uint64_t tag) {
+  const std::size_t n = s.size();
+  if (n <= 7) return mix(h, load_le_tail(s.data(), n) | (n | tag << 4) << 56);
+  h = mix(h, n | (0x80 | tag << 4) << 56);
+  const char* p = s.data();
+  std::size_t left = n;
+  for (; left >= 8; left -= 8, p += 8)
+    h = mix(h, load_le64(p));
+  if (left != 0) h = mix(h, load_le_tail(p, left));
+  return h;
+}
+
+}  // namespace
+
 void Trace::fold(TimeNs t, int cpu, std::uint32_t ctx, const std::string& event,
                  const TraceField* fields, std::size_t nfields) {
-  Hasher h(digest_);
-  h.u64(static_cast<std::uint64_t>(t)).u64(static_cast<std::uint64_t>(cpu)).u64(ctx).str(event);
+  std::uint64_t h = digest_;
+  h = mix(h, static_cast<std::uint64_t>(t));
+  h = mix(h, std::uint64_t{static_cast<std::uint32_t>(cpu)} << 32 | ctx);
+  h = mix_str(h, event, kTagEvent);
   for (std::size_t i = 0; i < nfields; ++i) {
     const TraceField& f = fields[i];
-    h.str(f.key);
-    if (std::holds_alternative<std::int64_t>(f.value)) {
-      h.u64(0).u64(static_cast<std::uint64_t>(std::get<std::int64_t>(f.value)));
+    if (const auto* v = std::get_if<std::int64_t>(&f.value)) {
+      h = mix(mix_str(h, f.key, kTagIntKey), static_cast<std::uint64_t>(*v));
     } else {
-      h.u64(1).str(std::get<std::string>(f.value));
+      h = mix_str(mix_str(h, f.key, kTagStrKey), std::get<std::string>(f.value), kTagStrValue);
     }
   }
-  digest_ = h.value();
+  digest_ = h;
   ++count_;
 }
 

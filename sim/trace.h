@@ -63,6 +63,10 @@ class ContextLabels {
 
 class Trace {
  public:
+  // The digest before any record: a fixed odd constant (the digest is computed a 64-bit word at a
+  // time, see Trace::fold in trace.cpp and traces/README.md).
+  static constexpr std::uint64_t kDigestSeed = 0x6a09e667f3bcc909ULL;
+
   // Records are kept only when enabled; the digest is always computed. `max_kept` (0: no limit)
   // bounds the records kept in memory: with `tail_only`, the oldest are dropped so that between
   // max_kept/2 and max_kept stay (the end of a run, for failure reports); otherwise reaching it
@@ -105,7 +109,7 @@ class Trace {
   bool tail_only_ = false;
   std::uint64_t dropped_ = 0;
   std::vector<TraceRecord> records_;
-  std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // sim::Hasher (FNV-1a 64) offset basis
+  std::uint64_t digest_ = kDigestSeed;
   std::uint64_t count_ = 0;
 };
 

@@ -1,0 +1,109 @@
+// The trace digest against a second implementation written from its definition in
+// traces/README.md (words assembled byte by byte, by arithmetic only: no memcpy, no host byte
+// order), over strings of every length class around the 7- and 8-byte boundaries, negative and
+// large integers, a negative CPU and both kinds of field.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/trace.h"
+
+namespace {
+
+using bpftsim::sim::Trace;
+using bpftsim::sim::TraceField;
+using bpftsim::sim::TraceRecord;
+
+struct Reference {
+  std::uint64_t h = 0x6a09e667f3bcc909ULL;
+  void word(std::uint64_t w) {
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 32;
+  }
+  // Bytes [from, from + n) of s as a little-endian number.
+  static std::uint64_t le(const std::string& s, std::size_t from, std::size_t n) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      v += static_cast<std::uint64_t>(static_cast<unsigned char>(s[from + i])) << (8 * i);
+    return v;
+  }
+  void str(const std::string& s, std::uint64_t tag) {
+    const std::size_t n = s.size();
+    if (n <= 7) {
+      word(le(s, 0, n) + ((n + tag * 16) << 56));
+      return;
+    }
+    word(n + ((0x80 + tag * 16) << 56));
+    for (std::size_t i = 0; i < n; i += 8)
+      word(le(s, i, n - i < 8 ? n - i : 8));
+  }
+  void record(const TraceRecord& r) {
+    word(static_cast<std::uint64_t>(r.t_ns));
+    word((static_cast<std::uint64_t>(static_cast<std::uint32_t>(r.cpu)) << 32) + r.ctx);
+    str(r.event, 0);
+    for (const TraceField& f : r.fields) {
+      if (std::holds_alternative<std::int64_t>(f.value)) {
+        str(f.key, 1);
+        word(static_cast<std::uint64_t>(std::get<std::int64_t>(f.value)));
+      } else {
+        str(f.key, 2);
+        str(std::get<std::string>(f.value), 3);
+      }
+    }
+  }
+};
+
+std::string text(std::size_t n, char first) {
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i)
+    s += static_cast<char>(first + static_cast<char>(i % 50));
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("the trace digest is the word fold traces/README.md defines", "[trace]") {
+  std::vector<TraceRecord> records;
+  std::int64_t t = 0;
+  for (std::size_t n : {0u, 1u, 6u, 7u, 8u, 9u, 15u, 16u, 17u, 23u, 24u, 40u}) {
+    TraceRecord r{t += 977,
+                  static_cast<int>(n % 3) - 1,
+                  static_cast<std::uint32_t>(n * 7919),
+                  text(n, 'a'),
+                  {}};
+    r.fields.emplace_back(text(n, 'K'),
+                          static_cast<std::int64_t>(-1) - static_cast<std::int64_t>(n));
+    r.fields.emplace_back("s", text(n, '0') + "\xff\x80");
+    r.fields.emplace_back(text(n + 3, 'k'), std::uint64_t{0xfedcba9876543210ULL} >> n);
+    records.push_back(std::move(r));
+  }
+  records.push_back(TraceRecord{1, -1, 0, "", {}});
+
+  // Kept, folded from records; not kept, folded from the arguments of emit: one digest.
+  Trace kept(true), unkept(false);
+  Reference ref;
+  for (const TraceRecord& r : records) {
+    kept.emit(r);
+    ref.record(r);
+  }
+  unkept.emit(5, 0, 1, "hrtimer_expire_entry", {{"hrtimer", 7}, {"function", "bpf_timer_cb"}});
+  Reference ref2;
+  ref2.record(
+      TraceRecord{5, 0, 1, "hrtimer_expire_entry", {{"hrtimer", 7}, {"function", "bpf_timer_cb"}}});
+  CHECK(kept.digest() == ref.h);
+  CHECK(kept.count() == records.size());
+  CHECK(unkept.digest() == ref2.h);
+
+  // Any change of a word changes it: the type of a field, one byte of a long string, the CPU.
+  Trace other(false);
+  other.emit(5, 0, 1, "hrtimer_expire_entry", {{"hrtimer", "7"}, {"function", "bpf_timer_cb"}});
+  CHECK(other.digest() != unkept.digest());
+  Trace other2(false);
+  other2.emit(5, 0, 1, "hrtimer_expire_entrz", {{"hrtimer", 7}, {"function", "bpf_timer_cb"}});
+  CHECK(other2.digest() != unkept.digest());
+  Trace other3(false);
+  other3.emit(5, -1, 1, "hrtimer_expire_entry", {{"hrtimer", 7}, {"function", "bpf_timer_cb"}});
+  CHECK(other3.digest() != unkept.digest());
+}
