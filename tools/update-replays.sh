@@ -31,6 +31,7 @@ for scenario in scenarios/explore/*.json; do
 import json, os, sys
 shrunk, runfile, out, race, root = sys.argv[1:]
 sc = json.load(open(shrunk))
+sc["description"] = sc["description"].replace(root + "/", "")
 for o in sc["objects"]:
     o["path"] = os.path.relpath(o["path"], os.path.join(root, out))
 text = json.dumps(sc, indent=2) + "\n"
