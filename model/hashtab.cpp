@@ -357,8 +357,11 @@ sim::Co<int> HashMap::delete_elem(sim::Context& ctx, const std::uint8_t* key) {
   unlink(b, *e);
   ctx.trace("map_delete", {{"map", id}, {"elem", *e}});
   co_await ctx.step(k.cost.map_op_ns);
-  if (!lru_) co_await free_elem(ctx, *e);  // under the bucket lock in the seed
+  // free_htab_elem: under the bucket lock until v6.12; after the unlock from 2.14 (v6.13).
+  const bool free_after_unlock = k.profile.htab_delete_frees_after_unlock;
+  if (!lru_ && !free_after_unlock) co_await free_elem(ctx, *e);
   co_await unlock_bucket(ctx, b, hash);
+  if (!lru_ && free_after_unlock) co_await free_elem(ctx, *e);
   if (lru_) {
     co_await free_timer(ctx, *e);  // htab_lru_push_free
     freelist_.push_back(*e);

@@ -31,6 +31,8 @@ const std::vector<ProfileFix>& profile_changes() {
        "bpf: Defer work in bpf_timer_cancel_and_free (v6.10)",
        &KernelProfile::defer_free_in_callback,
        {"2.9"}},
+      {"2.14", "bpf: Call free_htab_elem() after htab_unlock_bucket() (v6.13)",
+       &KernelProfile::htab_delete_frees_after_unlock},
   };
   return changes;
 }
@@ -60,10 +62,7 @@ const std::vector<KernelVersion>& kernel_versions() {
       {"v6.7", {"2.7", "2.8"}, ""},
       {"v6.8", {"2.9"}, ""},
       {"v6.10", {"2.11", "2.12"}, "2.10 (the bpf_wq / bpf_async refactor; no timer change)"},
-      {"v6.14",
-       {},
-       "2.14 (hash delete frees the element after the bucket unlock, v6.13), 2.15 (PREEMPT_RT "
-       "only)"},
+      {"v6.14", {"2.14"}, "2.15 (PREEMPT_RT only)"},
   };
   return versions;
 }

@@ -58,6 +58,11 @@ struct KernelProfile {
   // workqueue (any CPU); inline or deferred, the free is a kfree_rcu, as in the kernel where
   // 2.12 landed on top of 2.9.
   bool defer_free_in_callback = false;
+  // 2.14 "bpf: Call free_htab_elem() after htab_unlock_bucket()" (v6.13, CVE-2024-56592): a hash
+  // delete unlinks the element under the bucket lock and frees it (releasing its timer with
+  // cancel_and_free, which may wait for a running callback) after the unlock. An update still
+  // frees the old element's timer under the lock.
+  bool htab_delete_frees_after_unlock = false;
 };
 
 // One change a profile can hold: a fix of reference section 2 (it closes races: scenarios name
