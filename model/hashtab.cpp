@@ -160,7 +160,11 @@ sim::Co<void> HashMap::free_timer(sim::Context& ctx, std::uint32_t e) {
   if (has_timer()) co_await k.timers.cancel_and_free(ctx, timer_addr(e));
 }
 
-// free_htab_elem: prealloc -> cancel timer, freelist; otherwise call_rcu(htab_elem_free_rcu).
+// free_htab_elem: prealloc -> cancel timer, freelist; otherwise call_rcu(htab_elem_free_rcu), or
+// from 2.4 (v6.1) htab_elem_free at once: the timer cancelled and freed here, by the delete or
+// update, and the element handed to bpf_mem_cache_free. That allocator keeps freed memory
+// type-stable for RCU readers (a program still holding the value reads valid memory, its timer
+// field NULL), and may hand it to the next allocation; the model never reuses it.
 sim::Co<void> HashMap::free_elem(sim::Context& ctx, std::uint32_t e) {
   if (of_maps_) {
     std::uint32_t inner_id;
@@ -174,6 +178,12 @@ sim::Co<void> HashMap::free_elem(sim::Context& ctx, std::uint32_t e) {
     co_return;
   }
   --allocated_;
+  if (k.profile.htab_noprealloc_free_at_once) {
+    co_await free_timer(ctx, e);
+    k.slab.free(&ctx, elems_[e].obj, "htab_elem_free");
+    co_await ctx.step(k.cost.alloc_ns);
+    co_return;
+  }
   elems_[e].pending_rcu_free = true;
   k.rcu.call_rcu(ctx, fmt::format("htab_elem_free_rcu map {} elem {}", id, e),
                  [this, e](sim::Context& c) -> sim::Co<void> {

@@ -35,6 +35,11 @@ struct KernelProfile {
   // "bpf: Add bpf_loop helper" (v5.17): the helper exists; before it, a program calling it is
   // refused at load ("unknown func bpf_loop#181"; helpers::helper_in_profile).
   bool has_bpf_loop = false;
+  // 2.4 "bpf: Optimize call_rcu in non-preallocated hash map" (v6.1, the bpf_mem_alloc series):
+  // a no-prealloc hash element replaced or deleted is freed at once, its timer cancelled and
+  // freed by that update or delete (under the bucket lock, or after it with 2.14), instead of by
+  // an RCU callback one grace period later. A map-internal change, not a timer fix.
+  bool htab_noprealloc_free_at_once = false;
   // 2.6 "bpf: Add support for absolute value BPF timers" (v6.4): bpf_timer_start takes
   // BPF_F_TIMER_ABS (bit 0), the expiry an absolute time on the timer's clock; before it any
   // flag is -EINVAL.

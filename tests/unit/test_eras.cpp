@@ -98,3 +98,50 @@ TEST_CASE("timer.c of v6.8 and timer_lockup of v6.10 need their eras", "[eras]")
   CHECK(run_tool("run " + conf + "timer_lockup_v6_8.json", dir.path).code == 0);
   CHECK(run_tool("run " + conf + "timer_lockup_v6_10.json", dir.path).code == 0);
 }
+
+// Reference 2.4 (v6.1, bpf_mem_alloc for no-prealloc hash maps), a map change, not a fix: a
+// deleted or replaced no-prealloc element is freed, its timer cancelled and freed, by the delete
+// or update itself instead of one RCU grace period later. The seed's outcomes (races/) hold up to
+// v5.17 and stop at v6.1 (or with 2.4 alone); the new ones (errors/*-v6.1.json) the other way.
+TEST_CASE("no-prealloc hash elements and their timers are freed at once from v6.1 (2.4)",
+          "[eras]") {
+  TempDir dir;
+  const std::string root = std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/";
+  struct Row {
+    const char* file;
+    const char* says_on_new;  // what the seed's scenario prints on v6.1
+    const char* says_on_old;  // what the v6.1 scenario prints on v5.17
+  };
+  for (const Row& r : {Row{"4.3-noprealloc-delete-then-rearm.json",
+                           "t.start_after is -22 at the end, expected 0", ""},
+                       Row{"4.12-noprealloc-old-timer-fires.json",
+                           "t.callbacks is 0 at the end, expected 1", ""}}) {
+    const std::string file = root + "races/" + r.file;
+    for (const char* old : {"v5.15", "v5.17", "v5.17+2.9"}) {
+      const Cmd c = run_tool("run " + file + " --profile " + old, dir.path);
+      INFO(r.file << " on " << old << "\n" << c.out);
+      CHECK(c.code == 0);
+    }
+    for (const char* now : {"v6.1", "v5.15+2.4", "v6.14"}) {
+      const Cmd c = run_tool("run " + file + " --profile " + now, dir.path);
+      INFO(r.file << " on " << now << "\n" << c.out);
+      CHECK(c.code == 1);
+      CHECK_THAT(c.out, Catch::Contains(r.says_on_new));
+    }
+  }
+  for (const Row& r : {Row{"start-einval-noprealloc-deleted-v6.1.json", "",
+                           "t.start_after is 0 at the end, expected -22"},
+                       Row{"noprealloc-update-cancels-old-timer-v6.1.json", "",
+                           "t.callbacks is 1 at the end, expected 0"}}) {
+    const std::string file = root + "errors/" + r.file;
+    for (const char* now : {"v6.1", "v5.15+2.4", "v6.14"}) {
+      const Cmd c = run_tool("run " + file + " --profile " + now, dir.path);
+      INFO(r.file << " on " << now << "\n" << c.out);
+      CHECK(c.code == 0);
+    }
+    const Cmd c = run_tool("run " + file + " --profile v5.17", dir.path);
+    INFO(r.file << " on v5.17\n" << c.out);
+    CHECK(c.code == 1);
+    CHECK_THAT(c.out, Catch::Contains(r.says_on_old));
+  }
+}

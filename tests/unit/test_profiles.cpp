@@ -68,15 +68,16 @@ TEST_CASE("kernel versions hold the changes of every version up to them", "[prof
                                       &P::init_checks_usercnt_after_publish,
                                       &P::cancel_and_free_kfree_rcu,
                                       &P::cancelling_counters,
-                                      &P::defer_free_in_callback};
+                                      &P::defer_free_in_callback,
+                                      &P::htab_noprealloc_free_at_once};
   const std::vector<Row> rows = {
       {"v5.15", {}},
       {"v5.16", {all[0]}},
       {"v5.17", {all[0], all[1], all[2]}},
-      {"v6.1", {all[0], all[1], all[2]}},
-      {"v6.4", {all[0], all[1], all[2], all[3]}},
-      {"v6.7", {all[0], all[1], all[2], all[3], all[4], all[5]}},
-      {"v6.8", {all[0], all[1], all[2], all[3], all[4], all[5], all[6]}},
+      {"v6.1", {all[0], all[1], all[2], all[9]}},
+      {"v6.4", {all[0], all[1], all[2], all[9], all[3]}},
+      {"v6.7", {all[0], all[1], all[2], all[9], all[3], all[4], all[5]}},
+      {"v6.8", {all[0], all[1], all[2], all[9], all[3], all[4], all[5], all[6]}},
       {"v6.10", all},
       {"v6.14", all},
   };
@@ -99,9 +100,12 @@ TEST_CASE("a version plus single changes: canonical as the version when it holds
   // The spelling of a version's change set prints as the version.
   CHECK(model::profile_by_name("v5.15+2.1")->name == "v5.16");
   CHECK(model::profile_by_name("v5.16+bpf_loop+2.2")->name == "v5.17");
-  CHECK(model::profile_by_name("v5.15+2.1+2.2+bpf_loop+2.6")->name == "v6.4");
+  CHECK(model::profile_by_name("v5.15+2.1+2.2+bpf_loop+2.4+2.6")->name == "v6.4");
+  CHECK(model::profile_by_name("v5.15+2.1+2.2+bpf_loop+2.6")->name == "v5.17+2.6");
   CHECK(model::profile_by_name("v6.8+2.9")->name == "v6.8");
   CHECK(model::profile_by_name("v6.10+2.12+2.11")->name == "v6.10");
+  CHECK(model::profile_by_name("v5.17+2.4")->name == "v6.1");
+  CHECK(model::profile_by_name("v5.15+2.4")->name == "v5.15+2.4");
   // Versions that hold the same changes keep the name the user gave.
   CHECK(model::profile_by_name("v6.1")->name == "v6.1");
   CHECK(model::profile_by_name("v5.17")->name == "v5.17");
@@ -136,5 +140,5 @@ TEST_CASE("profile_fixes are the changes that are not features", "[profile]") {
   std::size_t features = 0;
   for (const auto& c : model::profile_changes())
     features += c.feature ? 1 : 0;
-  CHECK(features == 3);  // bpf_loop, 2.6, 2.7
+  CHECK(features == 4);  // bpf_loop, 2.4 (a map change), 2.6, 2.7
 }
