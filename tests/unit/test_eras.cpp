@@ -145,3 +145,25 @@ TEST_CASE("no-prealloc hash elements and their timers are freed at once from v6.
     CHECK_THAT(c.out, Catch::Contains(r.says_on_old));
   }
 }
+
+// free_timer of v6.14 (reference 3.7): overwrites chase long callbacks on the other CPU. Its
+// programs need bpf_loop (v5.17) and BPF_F_TIMER_CPU_PIN (v6.7); from v6.7 on it passes.
+TEST_CASE("free_timer of v6.14 needs bpf_loop and BPF_F_TIMER_CPU_PIN, and passes from v6.7",
+          "[eras]") {
+  TempDir dir;
+  const std::string file =
+      std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/conformance/free_timer_v6_14.json";
+  for (const char* p : {"v6.14", "v6.10", "v6.7"}) {
+    const Cmd c = run_tool("run " + file + " --profile " + p, dir.path);
+    INFO(p << "\n" << c.out);
+    CHECK(c.code == 0);
+  }
+  const Cmd no_pin = run_tool("run " + file + " --profile v6.4", dir.path);
+  INFO(no_pin.out);
+  CHECK(no_pin.code == 1);
+  CHECK_THAT(no_pin.out, Catch::Contains("f.start_err is -22 at the end, expected 0"));
+  const Cmd no_loop = run_tool("run " + file + " --profile v5.16", dir.path);
+  INFO(no_loop.out);
+  CHECK(no_loop.code == 2);
+  CHECK_THAT(no_loop.out, Catch::Contains("unknown func bpf_loop#181"));
+}
