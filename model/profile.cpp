@@ -58,7 +58,8 @@ const std::vector<KernelVersion>& kernel_versions() {
       {"v5.16", {"2.1"}, ""},
       {"v5.17",
        {"2.2", "bpf_loop"},
-       "2.3 (timer bytes zeroed in reused elements): the model zeroes them in every era"},
+       "2.3 (timer bytes of a new no-prealloc element zeroed): the model zeroes them in every "
+       "era (ARCHITECTURE \"Profiles\" says why)"},
       {"v6.1", {"2.4"}, ""},
       {"v6.4", {"2.6"}, ""},
       {"v6.7", {"2.7", "2.8"}, ""},
