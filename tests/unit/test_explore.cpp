@@ -370,9 +370,10 @@ TEST_CASE("explore (tool): failures are shrunk by default", "[explore]") {
 
 TEST_CASE("explore (tool): shard summaries merge into the unsharded summary", "[explore]") {
   TempDir dir;
-  const std::string common = "explore '" + kRace +
-                             "' --strategy dfs --dfs-points 3 --all --no-shrink --run-dir runs "
-                             "--self-check 0 --schedules 100000";
+  const std::string common =
+      "explore '" + kRace +
+      "' --strategy dfs --bound 1 --dfs-points 3 --all --no-shrink --run-dir runs "
+      "--self-check 0 --schedules 100000";
   auto whole = run_tool(common + " --summary whole.json", dir.path);
   INFO(whole.out);
   REQUIRE(whole.code == 1);
