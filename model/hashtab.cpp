@@ -368,10 +368,11 @@ sim::Co<int> HashMap::delete_elem(sim::Context& ctx, const std::uint8_t* key) {
   ctx.trace("map_delete", {{"map", id}, {"elem", *e}});
   co_await ctx.step(k.cost.map_op_ns);
   // free_htab_elem: under the bucket lock until v6.12; after the unlock from 2.14 (v6.13).
-  const bool free_after_unlock = k.profile.htab_delete_frees_after_unlock;
-  if (!lru_ && !free_after_unlock) co_await free_elem(ctx, *e);
+  const bool free_under_lock = !lru_ && !k.profile.htab_delete_frees_after_unlock;
+  const bool free_after_unlock = !lru_ && k.profile.htab_delete_frees_after_unlock;
+  if (free_under_lock) co_await free_elem(ctx, *e);
   co_await unlock_bucket(ctx, b, hash);
-  if (!lru_ && free_after_unlock) co_await free_elem(ctx, *e);
+  if (free_after_unlock) co_await free_elem(ctx, *e);
   if (lru_) {
     co_await free_timer(ctx, *e);  // htab_lru_push_free
     freelist_.push_back(*e);

@@ -3,7 +3,8 @@
 #pragma once
 
 #include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
+
+#include <bpf/bpf_helpers.h>  // after linux/bpf.h, which it needs
 
 #define CLOCK_MONOTONIC 1
 
@@ -24,7 +25,7 @@ struct {
 } locked SEC(".maps");
 
 struct timer_elem {
-  __u64 data; /* at 0 */
+  __u64 data;         /* at 0 */
   struct bpf_timer t; /* at 8 */
 };
 
