@@ -74,6 +74,19 @@ std::string file_part(const std::string& schedule) {
   return s;
 }
 
+// The end of an explore or a merge: the summary written to --summary when asked, and the exit
+// code (1 when a schedule failed).
+int finish(const ExploreArgs& args, const ExploreSummary& s) {
+  if (!args.summary.empty()) {
+    std::string err;
+    if (!write_text(args.summary, summary_json(s), &err)) {
+      fail_input(err);
+      return kExitBadInput;
+    }
+  }
+  return s.failures() > 0 ? kExitFailed : kExitOk;
+}
+
 int merge(const ExploreArgs& args) {
   std::vector<ExploreSummary> parts;
   for (const std::string& path : args.merge) {
@@ -98,14 +111,7 @@ int merge(const ExploreArgs& args) {
   std::printf("%s", summary_text(s).c_str());
   for (const std::string& f : s.run_files)
     std::printf("  run file: %s\n", f.c_str());
-  if (!args.summary.empty()) {
-    std::string err;
-    if (!write_text(args.summary, summary_json(s), &err)) {
-      fail_input(err);
-      return kExitBadInput;
-    }
-  }
-  return s.failures() > 0 ? kExitFailed : kExitOk;
+  return finish(args, s);
 }
 
 int explore_cmd(const ExploreArgs& args) {
@@ -232,14 +238,7 @@ int explore_cmd(const ExploreArgs& args) {
   for (const std::string& l : lines)
     std::printf("%s\n", l.c_str());
   std::fflush(stdout);
-  if (!args.summary.empty()) {
-    std::string err;
-    if (!write_text(args.summary, summary_json(s), &err)) {
-      fail_input(err);
-      return kExitBadInput;
-    }
-  }
-  return s.failures() > 0 ? kExitFailed : kExitOk;
+  return finish(args, s);
 }
 
 const Registrar kRegisterExplore{
