@@ -15,10 +15,14 @@
 #include <vector>
 
 #include "model/profile.h"
+#include "tests/unit/scenario_harness.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
 
 namespace fs = std::filesystem;
+using bpftsim::testing::failures;
+using bpftsim::testing::load;
+using bpftsim::testing::run;
 using namespace bpftsim;
 using namespace bpftsim::tools;
 
@@ -31,22 +35,6 @@ std::vector<fs::path> catalogue(const std::vector<std::string>& dirs) {
       if (e.is_regular_file() && e.path().extension() == ".json") out.push_back(e.path());
   std::sort(out.begin(), out.end());
   return out;
-}
-
-Scenario load(const fs::path& p) {
-  auto sc = load_scenario(p.string());
-  if (auto* e = std::get_if<InputError>(&sc)) FAIL(e->text());
-  return std::get<Scenario>(std::move(sc));
-}
-
-RunResult run(const Scenario& sc, const RunOptions& opts) {
-  auto r = run_scenario(sc, opts);
-  if (auto* e = std::get_if<InputError>(&r)) FAIL(e->text());
-  return std::get<RunResult>(std::move(r));
-}
-
-std::string failures(const RunResult& r) {
-  return fmt::format("{}", fmt::join(r.failures, "\n"));
 }
 
 // The profile of one fix with the fixes it requires: "v5.15+2.9+2.12".

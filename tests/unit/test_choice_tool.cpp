@@ -14,11 +14,13 @@
 #include <vector>
 
 #include "sim/scheduler.h"
+#include "tests/unit/scenario_harness.h"
 #include "tests/unit/tool_harness.h"
 #include "tools/runfile.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
 
+using bpftsim::testing::run;
 using namespace bpftsim;
 using namespace bpftsim::tools;
 using namespace bpftsim::testing;
@@ -46,12 +48,6 @@ Scenario parse(const TempDir& dir, const std::string& name, const json& doc) {
   auto loaded = load_scenario(file.string());
   if (auto* e = std::get_if<InputError>(&loaded)) FAIL(e->text());
   return std::get<Scenario>(loaded);
-}
-
-RunResult run(const Scenario& sc, const RunOptions& opts) {
-  auto ran = run_scenario(sc, opts);
-  if (auto* e = std::get_if<InputError>(&ran)) FAIL(e->text());
-  return std::move(std::get<RunResult>(ran));
 }
 
 std::size_t count_kind(const sim::DecisionList& list, sim::DecisionKind kind) {

@@ -13,9 +13,11 @@
 
 #include "model/fault_inject.h"
 #include "model/profile.h"
+#include "tests/unit/scenario_harness.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
 
+using bpftsim::testing::failures;
 using namespace bpftsim::tools;
 using Json = nlohmann::json;
 
@@ -44,10 +46,6 @@ RunResult run_patched(const std::string& rel, const Json& patch, const Json& top
   auto r = run_scenario(std::get<Scenario>(sc));
   if (auto* e = std::get_if<InputError>(&r)) FAIL(e->text());
   return std::get<RunResult>(std::move(r));
-}
-
-std::string failures(const RunResult& r) {
-  return fmt::format("{}", fmt::join(r.failures, "\n"));
 }
 
 }  // namespace

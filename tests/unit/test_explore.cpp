@@ -7,11 +7,13 @@
 #include <set>
 #include <string>
 
+#include "tests/unit/scenario_harness.h"
 #include "tests/unit/tool_harness.h"
 #include "tools/explore.h"
 #include "tools/scenario.h"
 
 namespace bpftsim::tools {
+using bpftsim::testing::load;
 namespace {
 
 using testing::run_tool;
@@ -19,12 +21,6 @@ using testing::TempDir;
 
 const std::string kRace =
     std::string(BPFTSIM_SOURCE_DIR) + "/tests/data/explore-mutual-cancel.json";
-
-Scenario load(const std::string& path) {
-  auto loaded = load_scenario(path);
-  if (auto* e = std::get_if<InputError>(&loaded)) FAIL(e->text());
-  return std::get<Scenario>(std::move(loaded));
-}
 
 ExploreResult run_explore(const Scenario& sc, const ExploreOptions& o) {
   auto r = explore(sc, o);

@@ -36,11 +36,13 @@
 #include <vector>
 
 #include "model/profile.h"
+#include "tests/unit/scenario_harness.h"
 #include "tests/unit/tool_harness.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
 
 namespace fs = std::filesystem;
+using bpftsim::testing::load;
 using namespace bpftsim;
 using namespace bpftsim::tools;
 
@@ -93,12 +95,6 @@ std::string cycle_of(const RunResult& r) {
     return fmt::format("{}", fmt::join(parts, " "));
   }
   return "";
-}
-
-Scenario load(const fs::path& p) {
-  auto sc = load_scenario(p.string());
-  if (auto* e = std::get_if<InputError>(&sc)) FAIL(e->text());
-  return std::get<Scenario>(std::move(sc));
 }
 
 std::vector<fs::path> explore_files() {

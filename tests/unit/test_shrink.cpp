@@ -14,12 +14,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/unit/scenario_harness.h"
 #include "tests/unit/tool_harness.h"
 #include "tools/runfile.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
 #include "tools/shrink.h"
 
+using bpftsim::testing::run;
 using namespace bpftsim;
 using namespace bpftsim::tools;
 using bpftsim::testing::read_file;
@@ -36,12 +38,6 @@ Scenario parse(const fs::path& file, const std::string& text) {
   auto sc = parse_scenario(file.string(), text);
   if (auto* e = std::get_if<InputError>(&sc)) FAIL(e->text());
   return std::get<Scenario>(std::move(sc));
-}
-
-RunResult run(const Scenario& sc, const RunOptions& opts) {
-  auto r = run_scenario(sc, opts);
-  if (auto* e = std::get_if<InputError>(&r)) FAIL(e->text());
-  return std::get<RunResult>(std::move(r));
 }
 
 RunOptions lenient(const RunResult& like, const sim::DecisionList& list) {
