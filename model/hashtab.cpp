@@ -44,9 +44,16 @@ HashMap::HashMap(Kernel& kernel, MapDef d, ObjId o, std::uint32_t map_id)
     arena_.init(k, id, def.name, stride, def.max_entries + extra);
     arena_.grow();
     elems_.resize(arena_.size());
-    for (std::uint32_t i = 0; i < def.max_entries; ++i) {
-      freelist_.push_back(i);
-      elems_[i].on_freelist = true;
+    if (lru_) {
+      // prealloc_init: bpf_lru_init, then bpf_lru_populate of every element.
+      lru_list_ = std::make_unique<BpfLru>(
+          k, id, def.max_entries, k.sim.ncpus(),
+          [this](sim::Context& c, std::uint32_t e) { return lru_delete_node(c, e); });
+    } else {
+      for (std::uint32_t i = 0; i < def.max_entries; ++i) {
+        freelist_.push_back(i);
+        elems_[i].on_freelist = true;
+      }
     }
     for (std::uint32_t c = 0; c < extra; ++c)
       extra_.push_back(def.max_entries + c);
@@ -115,7 +122,7 @@ sim::Co<std::uint64_t> HashMap::lookup_elem(sim::Context& ctx, const std::uint8_
   auto e = find(bucket_of(hash), hash, key);
   co_await ctx.step(k.cost.map_op_ns);
   if (!e) co_return 0;
-  if (lru_) elems_[*e].lru_stamp = ++lru_clock_;  // bpf_lru_node_set_ref
+  if (lru_) lru_list_->set_ref(*e);  // __htab_lru_map_lookup_elem: bpf_lru_node_set_ref
   if (of_maps_) {
     std::uint32_t inner_id;
     std::memcpy(&inner_id, value_ptr(*e), 4);
@@ -125,7 +132,7 @@ sim::Co<std::uint64_t> HashMap::lookup_elem(sim::Context& ctx, const std::uint8_
   co_return value_addr(*e);
 }
 
-// Takes a free element for an insert (__pcpu_freelist_pop / kmalloc; LRU: lru_pop).
+// Takes a free element for an insert (__pcpu_freelist_pop / kmalloc); not for LRU maps.
 sim::Co<std::optional<std::uint32_t>> HashMap::alloc_elem(sim::Context& ctx,
                                                           std::optional<std::uint32_t> old) {
   const bool replacing = old.has_value();
@@ -194,44 +201,22 @@ sim::Co<void> HashMap::free_elem(sim::Context& ctx, std::uint32_t e) {
                  });
 }
 
-// prealloc_lru_pop: a free node, or evict the least recently used one
-// (htab_lru_map_delete_node, under the evicted node's bucket lock). As there, the eviction only
-// happens if the node is still in the bucket it was chosen from: while this context waited for
-// the lock, another one may have deleted it (it then goes to the freelist, not to us) and even
-// reused it for a key of another bucket. Then the choice is made again.
-sim::Co<std::optional<std::uint32_t>> HashMap::lru_pop(sim::Context& ctx) {
-  std::vector<bool> busy(elems_.size(), false);  // nodes whose bucket slot this CPU is inside
-  while (true) {
-    if (!freelist_.empty()) {
-      const std::uint32_t e = freelist_.back();
-      freelist_.pop_back();
-      elems_[e].on_freelist = false;
-      co_return e;
-    }
-    std::optional<std::uint32_t> victim;
-    for (std::uint32_t e = 0; e < elems_.size(); ++e)
-      if (elems_[e].linked && !(e < busy.size() && busy[e]) &&
-          (!victim || elems_[e].lru_stamp < elems_[*victim].lru_stamp))
-        victim = e;
-    if (!victim) co_return std::nullopt;
-    const std::uint32_t hash = elems_[*victim].hash;
-    Bucket& b = bucket_of(hash);
-    // htab_lru_map_delete_node: a node whose bucket cannot be locked (-EBUSY) is skipped.
-    if (co_await lock_bucket(ctx, b, hash) != 0) {
-      if (*victim >= busy.size()) busy.resize(*victim + 1, false);
-      busy[*victim] = true;
-      continue;
-    }
-    const bool still_there = elems_[*victim].linked &&
-                             std::find(b.elems.begin(), b.elems.end(), *victim) != b.elems.end();
-    if (still_there) {
-      unlink(b, *victim);
-      ctx.trace("lru_evict", {{"map", id}, {"elem", *victim}});
-      co_await free_timer(ctx, *victim);
-    }
-    co_await unlock_bucket(ctx, b, hash);
-    if (still_there) co_return victim;
+// htab_lru_map_delete_node: called by the LRU (holding its list locks, interrupts off) for a node
+// it wants to evict. The node's bucket is locked (a node whose bucket slot this CPU is inside
+// already, -EBUSY, is skipped: false); if the element is still linked there it is unlinked and its
+// timer cancelled and freed (check_and_free_timer) under the bucket lock.
+sim::Co<bool> HashMap::lru_delete_node(sim::Context& ctx, std::uint32_t e) {
+  const std::uint32_t hash = lru_list_->hash(e);
+  Bucket& b = bucket_of(hash);
+  if (co_await lock_bucket(ctx, b, hash) != 0) co_return false;
+  const bool found = std::find(b.elems.begin(), b.elems.end(), e) != b.elems.end();
+  if (found) {
+    unlink(b, e);
+    ctx.trace("lru_evict", {{"map", id}, {"elem", e}});
+    co_await free_timer(ctx, e);
   }
+  co_await unlock_bucket(ctx, b, hash);
+  co_return found;
 }
 
 // copy_map_value_locked: the value copied in place under its bpf_spin_lock; the timer field is
@@ -274,15 +259,15 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
   }
   std::optional<std::uint32_t> lru_new;
   if (lru_) {
-    lru_new = co_await lru_pop(ctx);
+    // prealloc_lru_pop: a node from the LRU (bpf_lru_pop_free), the key copied into it.
+    lru_new = co_await lru_list_->pop_free(ctx, hash);
     if (!lru_new) co_return -kENOMEM;
     std::memcpy(key_ptr(*lru_new), key, def.key_size);
   }
   if (const int busy = co_await lock_bucket(ctx, b, hash); busy != 0) {
-    if (lru_new) {
-      freelist_.push_back(*lru_new);
-      elems_[*lru_new].on_freelist = true;
-    }
+    // v5.15 returns here and leaks the popped node (later kernels push it back, err_lock_bucket);
+    // the model pushes it back so that a -EBUSY does not shrink the map for good.
+    if (lru_new) co_await lru_list_->push_free(ctx, *lru_new);
     co_return busy;
   }
   auto old = find(b, hash, key);
@@ -312,9 +297,9 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
   }
   if (ret != 0) {
     co_await unlock_bucket(ctx, b, hash);
-    if (lru_new) {
-      freelist_.push_back(*lru_new);
-      elems_[*lru_new].on_freelist = true;
+    if (lru_new) {  // htab_lru_push_free
+      co_await free_timer(ctx, *lru_new);
+      co_await lru_list_->push_free(ctx, *lru_new);
     }
     co_return ret;
   }
@@ -323,7 +308,8 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
   copy_value(e, value);
   elems_[e].hash = hash;
   elems_[e].linked = true;
-  elems_[e].lru_stamp = ++lru_clock_;
+  // htab_lru_map_update_elem: a new element replacing an old one starts referenced.
+  if (lru_ && old) lru_list_->set_ref(e);
   b.elems.insert(b.elems.begin(), e);  // new element first: readers find it before the old one
   ++count_;
   // hlist_nulls_add_head_rcu then hlist_nulls_del_rcu of the old one: one step, so no context
@@ -348,9 +334,8 @@ sim::Co<int> HashMap::update_elem(sim::Context& ctx, const std::uint8_t* key,
   }
   co_await unlock_bucket(ctx, b, hash);
   if (old && lru_) {
-    co_await free_timer(ctx, *old);
-    freelist_.push_back(*old);
-    elems_[*old].on_freelist = true;
+    co_await free_timer(ctx, *old);  // htab_lru_push_free
+    co_await lru_list_->push_free(ctx, *old);
   }
   co_return 0;
 }
@@ -375,8 +360,7 @@ sim::Co<int> HashMap::delete_elem(sim::Context& ctx, const std::uint8_t* key) {
   if (free_after_unlock) co_await free_elem(ctx, *e);
   if (lru_) {
     co_await free_timer(ctx, *e);  // htab_lru_push_free
-    freelist_.push_back(*e);
-    elems_[*e].on_freelist = true;
+    co_await lru_list_->push_free(ctx, *e);
   }
   co_return 0;
 }

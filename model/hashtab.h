@@ -6,8 +6,11 @@
 //   prealloc delete: free_htab_elem -> cancel_and_free, then back to the freelist, under the lock.
 //   no-prealloc update/delete: the old element is unlinked and freed by call_rcu; its timer is
 //     cancelled and freed from that RCU callback, one grace period later (it can still fire).
-//   LRU update/delete: htab_lru_push_free after the bucket unlock; eviction by an insert:
-//     htab_lru_map_delete_node under the evicted element's bucket lock.
+//   LRU update/delete: htab_lru_push_free after the bucket unlock. Free nodes come from the
+//     common LRU (model/bpf_lru_list.h: per-CPU local lists, batch refills under the global list
+//     lock); its evictions call htab_lru_map_delete_node, which takes the evicted element's bucket
+//     lock (or skips the node on -EBUSY) and cancels and frees its timer there, with the LRU list
+//     locks held and interrupts off.
 //   release_uref (htab_map_free_timers): every preallocated element, linked or free, including
 //     the per-CPU extra elements; no-prealloc: every linked element, under rcu_read_lock.
 // Elements: key at offset 0 of the arena element, value at round_up(key_size, 8).
@@ -18,6 +21,7 @@
 #include <memory>
 #include <vector>
 
+#include "model/bpf_lru_list.h"
 #include "model/bpf_map.h"
 #include "model/spinlock.h"
 
@@ -39,6 +43,7 @@ class HashMap final : public BpfMap {
 
   bool prealloc() const { return prealloc_; }
   bool lru() const { return lru_; }
+  const BpfLru* lru_list() const { return lru_list_.get(); }
   std::size_t linked_count() const { return count_; }
   // For map-in-map outer hash maps: the inner map stored in a linked element, by value bytes.
   bool is_of_maps() const { return of_maps_; }
@@ -51,8 +56,7 @@ class HashMap final : public BpfMap {
     bool on_freelist = false;
     bool pending_rcu_free = false;  // no-prealloc: unlinked, waiting for its RCU callback
     std::uint32_t hash = 0;
-    ObjId obj = 0;                // no-prealloc: the kmalloc'ed element
-    std::uint64_t lru_stamp = 0;  // LRU: last insertion/access order
+    ObjId obj = 0;  // no-prealloc: the kmalloc'ed element
   };
   struct Bucket {
     std::vector<std::uint32_t> elems;  // head first
@@ -75,7 +79,8 @@ class HashMap final : public BpfMap {
                                                    std::optional<std::uint32_t> old);
   sim::Co<void> free_timer(sim::Context& ctx, std::uint32_t e);
   sim::Co<void> free_elem(sim::Context& ctx, std::uint32_t e);  // free_htab_elem
-  sim::Co<std::optional<std::uint32_t>> lru_pop(sim::Context& ctx);
+  // htab_lru_map_delete_node: the LRU's del_from_htab.
+  sim::Co<bool> lru_delete_node(sim::Context& ctx, std::uint32_t e);
   // htab_lock_bucket / htab_unlock_bucket: the bucket's lock behind this CPU's map_locked counter
   // of the bucket's lock slot (0 or -EBUSY).
   sim::Co<int> lock_bucket(sim::Context& ctx, Bucket& b, std::uint32_t hash);
@@ -92,7 +97,7 @@ class HashMap final : public BpfMap {
   std::vector<std::uint32_t> extra_;    // per-CPU extra elements (non-LRU prealloc)
   std::size_t count_ = 0;               // linked elements
   std::size_t allocated_ = 0;           // no-prealloc: elements counted against max_entries
-  std::uint64_t lru_clock_ = 0;
+  std::unique_ptr<BpfLru> lru_list_;    // LRU: htab->lru
 };
 
 }  // namespace bpftsim::model

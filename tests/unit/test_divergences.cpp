@@ -5,9 +5,13 @@
 // test_helper_errors.cpp.
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include <memory>
 #include <span>
 
+#include "model/bpf_lru_list.h"
+#include "model/hashtab.h"
 #include "model/profile.h"
 #include "tests/unit/world.h"
 
@@ -142,4 +146,72 @@ TEST_CASE("bpf_timer_cancel_and_free (2.12): the deferred delete work runs on an
   CHECK(map_free_on_0);
   CHECK(s->cpu_decisions == 1);
   CHECK(w.k.slab.live_count() == 0);
+}
+
+// Divergence 3: an LRU hash takes free nodes through the common LRU of kernel/bpf/bpf_lru_list.c
+// (bpf_lru_pop_free): a CPU whose local free list is empty first refills it under the global list
+// lock with up to LOCAL_FREE_TARGET (128) nodes (bpf_lru_list_pop_free_to_local: flush its own
+// pending nodes into the inactive list, take free nodes, else shrink the inactive list from its
+// tail through htab_lru_map_delete_node), and only when that yields nothing steals from the local
+// lists of the CPUs (next_steal round-robin). So a 4-entry map's first insert on cpu 0 moves all
+// four nodes to cpu 0; cpu 1's first insert steals one of them; every later insert on cpu 1
+// evicts cpu 1's own previous key, although cpu 0 still holds a free node and keys 0 and 1 are
+// the least recently inserted. The model used to evict the globally least recent key instead
+// (key 0 at the fourth insert), from one global freelist.
+TEST_CASE("bpf_lru_pop_free: per-CPU batches, stealing, and batch eviction of the local pending",
+          "[divergence]") {
+  World w(2);
+  BpfMap* m = w.map(model::kBpfMapTypeLruHash, 4);
+  REQUIRE(m != nullptr);
+  auto* hm = dynamic_cast<model::HashMap*>(m);
+  REQUIRE(hm != nullptr);
+  std::vector<int> rets;
+  const std::vector<std::uint8_t> zero(16, 0);
+  auto insert_at = [&](TimeNs t, int cpu, std::uint32_t key) {
+    w.task_at(t, cpu, fmt::format("insert {}", key), [&, key](Context& c) -> Co<void> {
+      rets.push_back(
+          co_await w.k.sys.map_update_elem(c, w.proc, w.fds.at(m), h::u32_key(key), zero, 0));
+    });
+  };
+  insert_at(0, 0, 0);
+  insert_at(10000, 0, 1);
+  insert_at(20000, 1, 2);
+  insert_at(30000, 1, 3);
+  insert_at(40000, 1, 4);
+  insert_at(50000, 1, 5);
+  // The lists are read at 60 us, before the exit frees the map.
+  std::vector<std::uint32_t> present;
+  std::vector<std::uint32_t> pending0, free0, pending1, inactive, global_free;
+  using T = model::BpfLru::NodeType;
+  w.task_at(60000, 0, "inspect", [&](Context& c) -> Co<void> {
+    for (std::uint32_t key = 0; key < 6; ++key) {
+      std::vector<std::uint8_t> v;
+      if (hm->peek_elem(h::u32_key(key).data(), &v)) present.push_back(key);
+    }
+    const model::BpfLru* lru = hm->lru_list();
+    pending0 = lru->local_list(0, T::kLocalPending);
+    free0 = lru->local_list(0, T::kLocalFree);
+    pending1 = lru->local_list(1, T::kLocalPending);
+    inactive = lru->global_list(T::kInactive);
+    global_free = lru->global_list(T::kFree);
+    co_await c.step(1);
+  });
+  w.exit_at(100000, 0);
+  REQUIRE(w.run() == sim::RunStatus::kQuiescent);
+  INFO(w.findings_text() << w.trace_text());
+  CHECK(rets == std::vector<int>{0, 0, 0, 0, 0, 0});
+  CHECK(w.sim.findings().empty());
+  // Keys 2, 3 and 4 were each evicted by cpu 1's next insert; key 5 holds the stolen node.
+  CHECK(present == std::vector<std::uint32_t>{0, 1, 5});
+  CHECK(w.events("lru_steal") == 1);
+  CHECK(w.events("lru_evict") == 3);
+  CHECK(w.events("lru_refill") == 5);  // cpu 0 once, cpu 1 at each of its four inserts
+  // bpf_lru_populate put node 3 first on the free list; the first refill moved the nodes one by
+  // one to the head of cpu 0's local free list, so cpu 0 popped nodes 0 and 1; cpu 1 stole node
+  // 2 (the head) and node 3 is still free on cpu 0.
+  CHECK(pending0 == std::vector<std::uint32_t>{1, 0});
+  CHECK(free0 == std::vector<std::uint32_t>{3});
+  CHECK(pending1 == std::vector<std::uint32_t>{2});
+  CHECK(inactive.empty());
+  CHECK(global_free.empty());
 }
