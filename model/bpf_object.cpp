@@ -194,6 +194,8 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
   // The verifier's rules of the kernel's era (reference 2.1: tracing programs and timers).
   VerifierOptions vopts = opts.verifier;
   vopts.tracing_progs_no_timer = vopts.tracing_progs_no_timer || k.profile.tracing_progs_no_timer;
+  vopts.static_subprog_calls_under_lock =
+      vopts.static_subprog_calls_under_lock || k.profile.static_subprog_calls_under_lock;
   if (auto err = bpf_object_verify(spec, vopts)) return *err;
   std::uint64_t bytes = 0;
   for (const MapSpec& ms : spec.maps) {

@@ -723,6 +723,7 @@ struct TextFunction {
   std::uint64_t start = 0;  // instruction index in .text
   std::uint64_t count = 0;
   std::string name;
+  bool global = false;  // STB_GLOBAL: a non-static function (BTF linkage "global")
 };
 
 BpfInsn decode_insn(const std::uint8_t* p) {
@@ -756,7 +757,8 @@ class ProgramLinker {
     for (const ElfSymbol& s : elf.symbols()) {
       if (elf.text_shndx() == 0 || s.sym.st_shndx != elf.text_shndx() || s.type() != STT_FUNC)
         continue;
-      text_funcs_.push_back({s.sym.st_value / 8, s.sym.st_size / 8, s.name});
+      text_funcs_.push_back(
+          {s.sym.st_value / 8, s.sym.st_size / 8, s.name, s.bind() == STB_GLOBAL});
     }
     std::sort(text_funcs_.begin(), text_funcs_.end(),
               [](const TextFunction& a, const TextFunction& b) { return a.start < b.start; });
@@ -807,6 +809,7 @@ class ProgramLinker {
     if (shndx == elf_.text_shndx()) appended_.emplace(fn.start, base);
     segments_.push_back({shndx, fn.start, fn.count, base});
     prog_.functions.emplace_back(base, fn.name);
+    if (shndx == elf_.text_shndx() && fn.global) prog_.global_functions.push_back(base);
     for (std::uint64_t i = 0; i < fn.count; ++i)
       prog_.insns.push_back(decode_insn(sec.data + (fn.start + i) * 8));
     const auto* rels = elf_.relocations_for(shndx);

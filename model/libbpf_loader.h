@@ -116,6 +116,8 @@ struct ProgSpec {
   std::vector<std::int32_t> helpers;     // helper ids called, sorted, unique
   // Subprogram entry points inside `insns`: (pc, function name), sorted by pc; [0] is the entry.
   std::vector<std::pair<std::uint32_t, std::string>> functions;
+  // Entry pcs of the subprograms with global linkage (non-static .text functions), sorted.
+  std::vector<std::uint32_t> global_functions;
   // BTF line info mapped onto `insns`, sorted by pc (empty when the object has no .BTF.ext).
   std::vector<SourceLine> lines;
   // The source line of instruction `pc` (the last record at or before it, within pc's

@@ -38,6 +38,11 @@ const std::vector<ProfileFix>& profile_changes() {
        {"2.9"}},
       {"2.14", "bpf: Call free_htab_elem() after htab_unlock_bucket() (v6.13)",
        &KernelProfile::htab_delete_frees_after_unlock},
+      {"lock_subprog",
+       "bpf: Allow calling static subprogs while holding a bpf_spin_lock (v6.9, verifier)",
+       &KernelProfile::static_subprog_calls_under_lock,
+       {},
+       true},
   };
   return changes;
 }
@@ -64,7 +69,9 @@ const std::vector<KernelVersion>& kernel_versions() {
       {"v6.4", {"2.6"}, ""},
       {"v6.7", {"2.7", "2.8"}, ""},
       {"v6.8", {"2.9"}, ""},
-      {"v6.10", {"2.11", "2.12"}, "2.10 (the bpf_wq / bpf_async refactor; no timer change)"},
+      {"v6.10",
+       {"2.11", "2.12", "lock_subprog"},
+       "2.10 (the bpf_wq / bpf_async refactor; no timer change)"},
       {"v6.14", {"2.14"}, "2.15 (PREEMPT_RT only)"},
   };
   return versions;

@@ -68,6 +68,11 @@ struct KernelProfile {
   // cancel_and_free, which may wait for a running callback) after the unlock. An update still
   // frees the old element's timer under the lock.
   bool htab_delete_frees_after_unlock = false;
+  // "bpf: Allow calling static subprogs while holding a bpf_spin_lock" (v6.9): the verifier lets a
+  // program call a static subprogram inside a bpf_spin_lock section (walking it with the lock
+  // held); a global one is still refused (model/verifier.*, rule spin_lock_call). Before it,
+  // every bpf-to-bpf call under the lock is refused.
+  bool static_subprog_calls_under_lock = false;
 };
 
 // One change a profile can hold: a fix of reference section 2 (it closes races: scenarios name

@@ -983,13 +983,93 @@ class Analyzer {
     return r ? Outcome::kTrue : Outcome::kFalse;
   }
 
+  bool is_global_function(std::uint32_t entry) const {
+    return std::binary_search(p_.global_functions.begin(), p_.global_functions.end(), entry);
+  }
+
+  std::uint32_t function_end(std::uint32_t entry) const {
+    for (const auto& [start, fname] : p_.functions)
+      if (start > entry) return start;
+    return static_cast<std::uint32_t>(p_.insns.size());
+  }
+
+  // check_func_call under a bpf_spin_lock from v6.9: a global subprogram is refused (the kernel
+  // does not walk it, so what it does with the lock is unknown); a static one is walked with the
+  // lock held. Here that walk is a scan of the callee and of the static subprograms it calls, in
+  // instruction order: a helper other than the lock's, a kfunc or a global call is refused at its
+  // own pc (as the kernel's walk would, for code it reaches); a bpf_spin_lock / bpf_spin_unlock
+  // in them leaves the lock state unknown, so the path is tainted (nothing more reported on it).
+  void locked_subprog_call(State& st, std::uint32_t pc, const BpfInsn& in) {
+    const std::int64_t t = static_cast<std::int64_t>(pc) + 1 + in.imm;
+    if (t < 0 || t >= static_cast<std::int64_t>(p_.insns.size())) {
+      st.tainted = true;
+      return;
+    }
+    const auto target = static_cast<std::uint32_t>(t);
+    if (is_global_function(target)) {
+      refuse(st, pc, "spin_lock_call",
+             fmt::format("a bpf-to-bpf call to global function {} while holding a bpf_spin_lock "
+                         "(global function calls are not allowed while holding a lock, use "
+                         "static function instead)",
+                         func_of(target)));
+      return;
+    }
+    std::vector<std::uint32_t> todo{target};
+    std::set<std::uint32_t> seen{target};
+    while (!todo.empty()) {
+      const std::uint32_t f = todo.back();
+      todo.pop_back();
+      const std::uint32_t end = function_end(f);
+      for (std::uint32_t q = f; q < end; ++q) {
+        const BpfInsn& c = p_.insns[q];
+        if (c.code != (BPF_JMP | BPF_CALL)) continue;
+        if (c.src() == BPF_PSEUDO_CALL) {
+          const std::int64_t t2 = static_cast<std::int64_t>(q) + 1 + c.imm;
+          if (t2 < 0 || t2 >= static_cast<std::int64_t>(p_.insns.size())) {
+            st.tainted = true;
+            return;
+          }
+          const auto callee = static_cast<std::uint32_t>(t2);
+          if (is_global_function(callee)) {
+            refuse(st, q, "spin_lock_call",
+                   fmt::format("a bpf-to-bpf call to global function {} while holding a "
+                               "bpf_spin_lock (taken before the call at insn {})",
+                               func_of(callee), pc));
+            return;
+          }
+          if (seen.insert(callee).second) todo.push_back(callee);
+          continue;
+        }
+        if (c.src() == BPF_PSEUDO_KFUNC_CALL) {
+          refuse(st, q, "spin_lock_call",
+                 fmt::format("a kfunc while holding a bpf_spin_lock (taken before the call to "
+                             "{} at insn {})",
+                             func_of(f), pc));
+          return;
+        }
+        if (c.imm == kHelperSpinUnlock || c.imm == kHelperSpinLock) {
+          st.tainted = true;
+          return;
+        }
+        refuse(st, q, "spin_lock_call",
+               fmt::format("{} called while holding a bpf_spin_lock (in static function {}, "
+                           "called under the lock at insn {})",
+                           helpers::helper_name(c.imm), func_of(f), pc));
+        return;
+      }
+    }
+  }
+
   void call(State& st, std::uint32_t pc, const BpfInsn& in) {
     const bool pseudo = in.src() == BPF_PSEUDO_CALL || in.src() == BPF_PSEUDO_KFUNC_CALL;
     bool stack_arg = false;
     for (std::size_t i = 1; i <= 5; ++i)
       stack_arg = stack_arg || st.r[i].kind == Kind::kStack || st.r[i].kind == Kind::kLost;
     if (pseudo) {
-      if (st.lock) {
+      if (st.lock && in.src() == BPF_PSEUDO_CALL && opts_.static_subprog_calls_under_lock) {
+        locked_subprog_call(st, pc, in);
+        if (err_) return;
+      } else if (st.lock) {
         std::string what = "a kfunc";
         if (in.src() == BPF_PSEUDO_CALL) {
           const std::int64_t t = static_cast<std::int64_t>(pc) + 1 + in.imm;

@@ -26,7 +26,9 @@
 //   timer_map_uid      bpf_timer_init's map (arg2) is not the map whose value holds the timer
 //   timer_callback_ret an async (bpf_timer) callback may return something other than 0
 //   spin_lock_call     a helper other than bpf_spin_unlock, or a bpf-to-bpf call / kfunc, while
-//                      a bpf_spin_lock is held
+//                      a bpf_spin_lock is held (with static_subprog_calls_under_lock, v6.9+: a
+//                      call to a global subprogram, or a helper call inside a static one called
+//                      under the lock, at the helper's pc)
 //   spin_lock_exit     an exit while a bpf_spin_lock is held
 //   spin_unlock_unheld bpf_spin_unlock without a held lock
 //   timer_map_type     a bpf_timer in a map type other than hash, lru_hash, array (incl. an
@@ -48,6 +50,10 @@ struct VerifierOptions {
   // check_map_prog_compatibility's "tracing progs cannot use bpf_timer yet" (reference 2.1,
   // v5.16 to v6.x). Off: v5.15.
   bool tracing_progs_no_timer = false;
+  // "bpf: Allow calling static subprogs while holding a bpf_spin_lock" (v6.9): check_func_call
+  // refuses only a global subprogram under the lock; a static one is walked with the lock held
+  // (here: its helper calls are refused as if inlined). Off: v5.15 to v6.8, any bpf-to-bpf call.
+  bool static_subprog_calls_under_lock = false;
   // Abstract-interpretation steps per root function; past it the root is accepted unchecked.
   std::uint32_t max_steps_per_root = 200000;
 };

@@ -153,6 +153,39 @@ TEST_CASE("spin lock: a bpf-to-bpf call while holding the lock is refused", "[ve
   CHECK_THAT(e->detail, Catch::Contains("bpf-to-bpf call to bump"));
 }
 
+// "bpf: Allow calling static subprogs while holding a bpf_spin_lock" (v6.9): check_func_call
+// refuses only global subprograms under the lock; do_check walks a static one with the lock held,
+// so a helper call inside it is still refused, at the helper's pc.
+TEST_CASE("spin lock: from v6.9 a static subprogram may be called under the lock, a global not",
+          "[verifier][eras]") {
+  model::VerifierOptions v69;
+  v69.static_subprog_calls_under_lock = true;
+  const model::ObjectSpec ok = open_spec(prog_path("verifier_lock_subprog"));
+  CHECK_FALSE(model::verify_prog(ok, prog_of(ok, "bad_subprog"), v69));
+  CHECK(model::verify_prog(ok, prog_of(ok, "bad_subprog")));  // v5.15..v6.8
+
+  const model::ObjectSpec spec = open_spec(prog_path("verifier_lock_global_subprog"));
+  const model::ProgSpec& g = prog_of(spec, "bad_global");
+  const auto ge = model::verify_prog(spec, g, v69);
+  REQUIRE(ge);
+  CHECK(ge->rule == "spin_lock_call");
+  REQUIRE(ge->pc < g.insns.size());
+  CHECK(g.insns[ge->pc].src() == BPF_PSEUDO_CALL);
+  CHECK_THAT(ge->detail, Catch::Contains("global function bump_global"));
+
+  const model::ProgSpec& sh = prog_of(spec, "bad_static_helper");
+  const auto se = model::verify_prog(spec, sh, v69);
+  REQUIRE(se);
+  CHECK(se->rule == "spin_lock_call");
+  CHECK(se->func == "stamp");
+  CHECK(helper_calls(sh, model::kHelperKtimeGetNs) == std::vector<std::uint32_t>{se->pc});
+  // Before v6.9 the call itself (in the entry function) is what is refused.
+  const auto old = model::verify_prog(spec, sh);
+  REQUIRE(old);
+  CHECK(old->func == "bad_static_helper");
+  CHECK(sh.insns[old->pc].src() == BPF_PSEUDO_CALL);
+}
+
 TEST_CASE("spin lock: an exit while holding the lock is refused", "[verifier]") {
   const model::ObjectSpec spec = open_spec(prog_path("verifier_lock_exit"));
   const model::ProgSpec& p = prog_of(spec, "bad_exit");
@@ -255,10 +288,16 @@ TEST_CASE("tracing programs: timer maps refused only with the v5.16 switch, spin
 TEST_CASE("every other program of the repository loads", "[verifier]") {
   // Refused on purpose: one object per rule, and the selftest mirrors. Any other object that the
   // verifier refused would be a false refusal.
-  const std::set<std::string> refused = {
-      "timer_mim_reject",         "timer_failure",         "verifier_lock_call",
-      "verifier_lock_subprog",    "verifier_lock_exit",    "verifier_timer_offset",
-      "verifier_timer_wrong_map", "verifier_timer_percpu", "verifier_tracing_lock"};
+  const std::set<std::string> refused = {"timer_mim_reject",
+                                         "timer_failure",
+                                         "verifier_lock_call",
+                                         "verifier_lock_subprog",
+                                         "verifier_lock_exit",
+                                         "verifier_timer_offset",
+                                         "verifier_lock_global_subprog",
+                                         "verifier_timer_wrong_map",
+                                         "verifier_timer_percpu",
+                                         "verifier_tracing_lock"};
   // With the v5.16 restriction on, the tracing-type program using a timer map goes too (the
   // interrupt-context programs of the scenarios are fentry programs, which keep timers).
   std::set<std::string> expected_v516 = refused;
