@@ -82,6 +82,8 @@ const Entry kCatalogue[] = {
     {"4.10-init-vs-uref.json", "leak@quiescence", "", 5000},
     {"4.12-copy-bug-timer-and-lock.json", "wild_pointer@bpf_timer_cancel_and_free", "", 1000},
     {"4.12-abba-bucket-lock.json", "deadlock", "softirq:spin_lock task:hrtimer_cancel", 1000},
+    {"4.12-abba-delete.json", "deadlock", "softirq:spin_lock task:hrtimer_cancel", 1000},
+    {"2.12-a-mutual-free.json", "deadlock", "softirq:hrtimer_cancel softirq:hrtimer_cancel", 2000},
 };
 
 // The wait-for cycle of the run's first deadlock finding, as Entry::cycle writes it.
