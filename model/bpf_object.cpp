@@ -194,6 +194,7 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
   // The verifier's rules of the kernel's era (reference 2.1: tracing programs and timers).
   VerifierOptions vopts = opts.verifier;
   vopts.tracing_progs_no_timer = vopts.tracing_progs_no_timer || k.profile.tracing_progs_no_timer;
+  if (k.profile.timer_any_context) vopts.tracing_progs_no_timer = false;  // 2.21 lifts it
   if (auto err = bpf_object_verify(spec, vopts)) return *err;
   std::uint64_t bytes = 0;
   for (const MapSpec& ms : spec.maps) {

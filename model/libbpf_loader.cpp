@@ -29,6 +29,7 @@
 
 #include <fmt/format.h>
 
+#include "model/helpers.h"
 #include "model/input_file.h"
 
 namespace bpftsim::model {
@@ -845,10 +846,26 @@ class ProgramLinker {
       helpers_.insert(insn.imm);
       return;
     }
-    if (insn.src() == BPF_PSEUDO_KFUNC_CALL)
-      fail(where(
-          sec, sec_idx,
-          fmt::format("kfunc call{} is not supported", rel ? " to '" + rel_name(*rel) + "'" : "")));
+    if (insn.src() == BPF_PSEUDO_KFUNC_CALL) {
+      // A call to a .ksyms extern function: the kfuncs the model knows, by name, become calls
+      // of their model ids (helpers::kfunc_by_name); whether the kernel has it is the profile's
+      // (checked at load, as helpers are).
+      if (rel == nullptr || !symbol(*rel).is_extern())
+        fail(where(sec, sec_idx, "kfunc call without a relocation against an extern function"));
+      const std::string name = symbol(*rel).name;
+      const auto id = helpers::kfunc_by_name(name);
+      if (!id)
+        fail(where(sec, sec_idx,
+                   fmt::format("kfunc call to '{}' is not supported (the model knows: "
+                               "bpf_timer_cancel_async)",
+                               name)));
+      insn.code = kCall;
+      insn.regs = 0;  // src 0, dst 0: a helper call
+      insn.off = 0;
+      insn.imm = *id;
+      helpers_.insert(*id);
+      return;
+    }
     if (insn.src() != BPF_PSEUDO_CALL)
       fail(where(sec, sec_idx, fmt::format("call with unknown src_reg {}", insn.src())));
     std::int64_t target = 0;
