@@ -79,11 +79,12 @@ sim::Co<void> BpfAsync::irq_worker(sim::Context& ctx, BpfHrtimer& cb) {
 }
 
 sim::Co<void> BpfAsync::put(sim::Context& ctx, BpfHrtimer& cb) {
-  --cb.refcnt;
+  // refcount_dec_and_test: the decrement and the test are one atomic step.
+  const bool last = --cb.refcnt == 0;
   ctx.trace("bpf_async_put", {{"timer", cb.obj}, {"refcnt", cb.refcnt}});
   if (cb.refcnt < 0) k_.refcount_underflow(&ctx, cb.obj, "bpf_async_cb refcnt");
+  if (last) free_after_gp(ctx, cb);
   co_await ctx.step(k_.cost.refcnt_ns);
-  if (cb.refcnt == 0) free_after_gp(ctx, cb);
 }
 
 void BpfAsync::free_after_gp(sim::Context& ctx, BpfHrtimer& cb) {

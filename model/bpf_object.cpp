@@ -186,7 +186,12 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
   // The helpers of the kernel's era (the verifier's "unknown func" for one it does not have).
   for (const ProgSpec& p : spec.progs)
     for (const std::int32_t id : p.helpers)
-      if (!helpers::helper_in_profile(id, k.profile))
+      if (!helpers::helper_in_profile(id, k.profile) && helpers::is_kfunc(id))
+        return LoadError{
+            fmt::format("{}: section '{}': program '{}': kfunc {} is not in kernel {} "
+                        "(the kernel's BTF has no such function)",
+                        spec.path, p.section, p.name, helpers::helper_name(id), k.profile.name)};
+      else if (!helpers::helper_in_profile(id, k.profile))
         return LoadError{fmt::format(
             "{}: section '{}': program '{}': unknown func {}#{} (kernel "
             "{} does not have it)",
