@@ -1,17 +1,13 @@
-// timer_async: the return values of the v7.0 (lock-free) timer helpers that differ from the
-// earlier eras (reference 4.17, column F2): the kfunc bpf_timer_cancel_async (0 idle, 1
-// dequeued, -1 callback running, -ECANCELED deferred from an interrupt), bpf_timer_cancel from
-// hardirq (-EOPNOTSUPP from 2.22), bpf_timer_start deferred from hardirq (0, armed later by the
-// irq_work) and bpf_timer_start on a timer being freed (-ENOENT).
+// timer_async: return values of the v7.0 (lock-free) timer helpers that differ from the earlier
+// eras (reference 4.17, column F2): bpf_timer_cancel from hardirq (-EOPNOTSUPP from 2.22),
+// bpf_timer_start deferred from NMI (0, armed later by the irq_work) and bpf_timer_start on a
+// timer being freed (-ENOENT). It loads on every era (the kfunc is in timer_cancel_async.bpf.c),
+// so the scenarios can show the earlier eras' results too.
 // Scenarios: scenarios/errors/*-v7.0.json.
 #include "race_common.h"
 
-#define ECANCELED 125
 /* The callback's length: about 20 us of virtual time. */
 #define CB_BURN 4000
-
-/* The kfunc (2.21): an extern in .ksyms that the loader resolves by name. */
-extern int bpf_timer_cancel_async(struct bpf_timer *timer) __ksym;
 
 char _license[] SEC("license") = "GPL";
 
@@ -19,7 +15,6 @@ ELEM_MAP(timers, BPF_MAP_TYPE_ARRAY, 1);
 ELEM_MAP(hash, BPF_MAP_TYPE_HASH, 2);
 
 ARM_RESULTS;
-long async_ret = UNSET;
 long irq_ret = UNSET;
 long enoent_ret = UNSET;
 long delete_ret = UNSET;
@@ -63,29 +58,7 @@ int start_in(__u64 *ctx)
   return 0;
 }
 
-SEC("syscall")
-int cancel_async(void *ctx)
-{
-  struct elem *val = slot0();
-
-  if (!val)
-    return 1;
-  async_ret = bpf_timer_cancel_async(&val->t);
-  return 0;
-}
-
 /* ---- from an interrupt (fentry programs, run as hardirq or NMI by the scenario) ---------- */
-
-SEC("fentry/bpf_fentry_test1")
-int irq_cancel_async(void *ctx)
-{
-  struct elem *val = slot0();
-
-  if (!val)
-    return 1;
-  irq_ret = bpf_timer_cancel_async(&val->t);
-  return 0;
-}
 
 SEC("fentry/bpf_fentry_test1")
 int irq_cancel(void *ctx)
