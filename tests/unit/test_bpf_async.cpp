@@ -104,6 +104,10 @@ TEST_CASE("v7.0 return values and the change each comes from", "[async][eras]") 
            Row{"errors/init-ebusy-cmpxchg-loser-v7.0.json", "v7.0", 0, ""},
            // The lock serializes the two inits: the loser's -EBUSY is the check under the lock.
            Row{"errors/init-ebusy-cmpxchg-loser-v7.0.json", "v6.14", 1, "bpf_async_init_lost"},
+           // 2.22 drops the prog reference at cancel_and_free, 2.21 only with the delayed free.
+           Row{"errors/delete-drops-prog-at-once-v7.0.json", "v7.0", 0, ""},
+           Row{"errors/delete-drops-prog-at-once-v7.0.json", "v6.14+2.20+2.21", 1,
+               "the refcnt of t.hash_arm is 2 at t=11000, expected 1"},
            Row{"verifier/tracing-prog-timer-v7.0.json", "v7.0", 0, ""},
            Row{"verifier/tracing-prog-timer-v7.0.json", "v6.14+2.20", 2, "rule tracing_timer"},
        }) {
