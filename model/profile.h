@@ -107,7 +107,7 @@ struct KernelVersion {
 const std::vector<KernelVersion>& kernel_versions();
 
 const KernelProfile& default_profile();
-// A version ("v5.15", also "seed", ..., "v6.14"), optionally followed by "+<change id>" for each
+// A version ("v5.15", also "seed", ..., "v7.0"), optionally followed by "+<change id>" for each
 // further change, in any order; a change named twice, or already in the version, counts once.
 // A change whose prerequisites (requires_fixes) the profile lacks is refused.
 std::optional<KernelProfile> profile_by_name(const std::string& name, std::string* error = nullptr);
