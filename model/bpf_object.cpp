@@ -186,7 +186,12 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
   // The helpers of the kernel's era (the verifier's "unknown func" for one it does not have).
   for (const ProgSpec& p : spec.progs)
     for (const std::int32_t id : p.helpers)
-      if (!helpers::helper_in_profile(id, k.profile))
+      if (!helpers::helper_in_profile(id, k.profile) && helpers::is_kfunc(id))
+        return LoadError{
+            fmt::format("{}: section '{}': program '{}': kfunc {} is not in kernel {} "
+                        "(the kernel's BTF has no such function)",
+                        spec.path, p.section, p.name, helpers::helper_name(id), k.profile.name)};
+      else if (!helpers::helper_in_profile(id, k.profile))
         return LoadError{fmt::format(
             "{}: section '{}': program '{}': unknown func {}#{} (kernel "
             "{} does not have it)",
@@ -196,6 +201,7 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
   vopts.tracing_progs_no_timer = vopts.tracing_progs_no_timer || k.profile.tracing_progs_no_timer;
   vopts.static_subprog_calls_under_lock =
       vopts.static_subprog_calls_under_lock || k.profile.static_subprog_calls_under_lock;
+  if (k.profile.timer_any_context) vopts.tracing_progs_no_timer = false;  // 2.21 lifts it
   if (auto err = bpf_object_verify(spec, vopts)) return *err;
   std::uint64_t bytes = 0;
   for (const MapSpec& ms : spec.maps) {

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "model/bpf_async.h"
 #include "model/errno.h"
 #include "model/kernel.h"
 #include "model/uapi.h"
@@ -27,17 +28,20 @@ void store_u64(std::uint8_t* p, std::uint64_t v) {
 }
 }  // namespace
 
-BpfTimers::BpfTimers(Kernel& k) : k_(k), hrtimer_running_(k.sim.ncpus(), nullptr) {}
+BpfTimerOps::BpfTimerOps(Kernel& k) : k_(k), hrtimer_running_(k.sim.ncpus(), nullptr) {}
+BpfTimerOps::~BpfTimerOps() = default;
+
+BpfTimers::BpfTimers(Kernel& k) : BpfTimerOps(k) {}
 BpfTimers::~BpfTimers() = default;
 
-std::size_t BpfTimers::live() const {
+std::size_t BpfTimerOps::live() const {
   std::size_t n = 0;
   for (const auto& [id, t] : all_)
     n += k_.slab.live(id) ? 1 : 0;
   return n;
 }
 
-BpfHrtimer* BpfTimers::decode(const sim::Context* ctx, std::uint64_t ptr, const char* where) {
+BpfHrtimer* BpfTimerOps::decode(const sim::Context* ctx, std::uint64_t ptr, const char* where) {
   if (ptr == 0) return nullptr;
   if (ptr >= kBpfHrtimerPtrBase && (ptr - kBpfHrtimerPtrBase) % 256 == 0) {
     auto it = all_.find((ptr - kBpfHrtimerPtrBase) / 256);
@@ -54,8 +58,8 @@ BpfHrtimer* BpfTimers::decode(const sim::Context* ctx, std::uint64_t ptr, const 
   return nullptr;
 }
 
-std::uint8_t* BpfTimers::timer_field(sim::Context& ctx, std::uint64_t timer_addr, BpfMap** map,
-                                     const char* helper) {
+std::uint8_t* BpfTimerOps::timer_field(sim::Context& ctx, std::uint64_t timer_addr, BpfMap** map,
+                                       const char* helper) {
   auto ref = k_.resolve(timer_addr);
   if (!ref || !ref->map->has_timer() ||
       ref->off != ref->map->value_off() + static_cast<std::uint32_t>(ref->map->def.timer_off)) {
@@ -66,6 +70,31 @@ std::uint8_t* BpfTimers::timer_field(sim::Context& ctx, std::uint64_t timer_addr
   }
   *map = ref->map;
   return ref->map->arena().elem(ref->elem) + ref->off;
+}
+
+BpfHrtimer& BpfTimerOps::alloc_timer(sim::Context& ctx, BpfMap& map, std::uint64_t timer_addr,
+                                     std::uint64_t clockid) {
+  // Named by its element, as the user knows it: "timer of map 1 (m) key 0".
+  // (An array's key is its element's index; a hash element's key sits before its value.)
+  const std::uint64_t value_addr = timer_addr - static_cast<std::uint64_t>(map.def.timer_off);
+  std::string key;
+  if (map.def.type == kBpfMapTypeArray) {
+    if (auto ref = k_.resolve(value_addr)) key = std::to_string(ref->elem);
+  } else {
+    key = k_.key_text(map, map.callback_key(ctx, value_addr));
+  }
+  const ObjId obj = k_.slab.alloc(
+      &ctx, ObjKind::kBpfHrtimer,
+      fmt::format("timer of map {} ({}) key {}", map.id, map.name(), key.empty() ? "?" : key));
+  auto t = std::make_unique<BpfHrtimer>();
+  t->obj = obj;
+  t->map = &map;
+  t->value_addr = value_addr;
+  k_.hrtimers.init(t->timer, static_cast<int>(clockid), obj,
+                   [this](sim::Context& c, HrTimer& hr) { return timer_cb(c, hr); });
+  BpfHrtimer& ref = *t;
+  all_.emplace(obj, std::move(t));
+  return ref;
 }
 
 // bpf_timer_init(timer, map, flags)
@@ -102,25 +131,8 @@ sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_add
       ret = -kENOMEM;
       co_await ctx.step(k_.cost.alloc_ns);
     } else {
-      // Named by its element, as the user knows it: "timer of map 1 (m) key 0".
-      // (An array's key is its element's index; a hash element's key sits before its value.)
-      const std::uint64_t value_addr = timer_addr - static_cast<std::uint64_t>(map->def.timer_off);
-      std::string key;
-      if (map->def.type == kBpfMapTypeArray) {
-        if (auto ref = k_.resolve(value_addr)) key = std::to_string(ref->elem);
-      } else {
-        key = k_.key_text(*map, map->callback_key(ctx, value_addr));
-      }
-      const ObjId obj = k_.slab.alloc(&ctx, ObjKind::kBpfHrtimer,
-                                      fmt::format("timer of map {} ({}) key {}", map->id,
-                                                  map->name(), key.empty() ? "?" : key));
-      auto t = std::make_unique<BpfHrtimer>();
-      t->obj = obj;
-      t->map = map;
-      t->value_addr = timer_addr - static_cast<std::uint64_t>(map->def.timer_off);
-      k_.hrtimers.init(t->timer, static_cast<int>(clockid), obj,
-                       [this](sim::Context& c, HrTimer& hr) { return timer_cb(c, hr); });
-      all_.emplace(obj, std::move(t));
+      BpfHrtimer& t = alloc_timer(ctx, *map, timer_addr, clockid);
+      const ObjId obj = t.obj;
       co_await ctx.step(k_.cost.alloc_ns);
       // Publish the pointer (a plain store in the seed, WRITE_ONCE after 2.8).
       store_u64(field, bpf_hrtimer_ptr(obj));
@@ -191,6 +203,35 @@ sim::Co<std::int64_t> BpfTimers::set_callback(sim::Context& ctx, std::uint64_t t
   co_return ret;
 }
 
+HrtimerExpiry BpfTimerOps::expiry_of(sim::Context& ctx, std::uint64_t nsecs, std::uint64_t flags) {
+  // ns_to_ktime: the u64 is a signed ktime. hrtimer_start_range_ns (HRTIMER_MODE_REL) adds it
+  // to the clock with ktime_add_safe, which saturates a sum that overflows or falls below
+  // either operand: any nsecs >= 2^63 (negative) or past the end of time expires never
+  // (KTIME_MAX, the model's kTimeNever). HRTIMER_MODE_ABS takes the value as it is for the
+  // soft expiry; hrtimer_set_expires_range_ns's ktime_add_safe(tim, 0) saturates the hard one
+  // when it is negative, so such a timer programs no interrupt and runs only when the softirq
+  // runs its clock base for another timer.
+  const auto tim = static_cast<std::int64_t>(nsecs);
+  const bool abs = (flags & kBpfFTimerAbs) != 0;
+  HrtimerExpiry e;
+  if (abs) {
+    e.soft = tim;
+    e.hard = tim < 0 ? sim::kTimeNever : tim;
+  } else {
+    e.soft = e.hard = tim < 0 ? sim::kTimeNever : sim::add_sat(ctx.now(), tim);
+  }
+  if (k_.cost.expiry_jitter_ns > 0 && e.hard != sim::kTimeNever && e.soft == e.hard &&
+      e.hard >= ctx.now()) {
+    const std::uint32_t extra = ctx.sim().scheduler().draw(
+        sim::DecisionKind::kRange, sim::Hasher().str("expiry").u64(ctx.step_key()).value(),
+        static_cast<std::uint32_t>(k_.cost.expiry_jitter_ns + 1));
+    e.soft = e.hard = sim::add_sat(e.hard, extra);
+  }
+  e.abs = abs;
+  e.pinned = (flags & kBpfFTimerCpuPin) != 0;
+  return e;
+}
+
 // bpf_timer_start(timer, nsecs, flags)
 sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_addr,
                                        std::uint64_t nsecs, std::uint64_t flags) {
@@ -212,31 +253,7 @@ sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_ad
   if (!t || !k_.slab.access(&ctx, t->obj, "bpf_timer_start") || !t->prog) {
     ret = -kEINVAL;
   } else {
-    // ns_to_ktime: the u64 is a signed ktime. hrtimer_start_range_ns (HRTIMER_MODE_REL) adds it
-    // to the clock with ktime_add_safe, which saturates a sum that overflows or falls below
-    // either operand: any nsecs >= 2^63 (negative) or past the end of time expires never
-    // (KTIME_MAX, the model's kTimeNever). HRTIMER_MODE_ABS takes the value as it is for the
-    // soft expiry; hrtimer_set_expires_range_ns's ktime_add_safe(tim, 0) saturates the hard one
-    // when it is negative, so such a timer programs no interrupt and runs only when the softirq
-    // runs its clock base for another timer.
-    const auto tim = static_cast<std::int64_t>(nsecs);
-    const bool abs = (flags & kBpfFTimerAbs) != 0;
-    HrtimerExpiry e;
-    if (abs) {
-      e.soft = tim;
-      e.hard = tim < 0 ? sim::kTimeNever : tim;
-    } else {
-      e.soft = e.hard = tim < 0 ? sim::kTimeNever : sim::add_sat(ctx.now(), tim);
-    }
-    if (k_.cost.expiry_jitter_ns > 0 && e.hard != sim::kTimeNever && e.soft == e.hard &&
-        e.hard >= ctx.now()) {
-      const std::uint32_t extra = ctx.sim().scheduler().draw(
-          sim::DecisionKind::kRange, sim::Hasher().str("expiry").u64(ctx.step_key()).value(),
-          static_cast<std::uint32_t>(k_.cost.expiry_jitter_ns + 1));
-      e.soft = e.hard = sim::add_sat(e.hard, extra);
-    }
-    e.abs = abs;
-    e.pinned = (flags & kBpfFTimerCpuPin) != 0;
+    const HrtimerExpiry e = expiry_of(ctx, nsecs, flags);
     co_await k_.hrtimers.start(ctx, t->timer, e);
   }
   co_await spin_unlock_irqrestore(k_, ctx, lock);
@@ -301,7 +318,7 @@ sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_a
 }
 
 // bpf_timer_cb: the hrtimer function of every bpf_hrtimer.
-sim::Co<int> BpfTimers::timer_cb(sim::Context& ctx, HrTimer& hr) {
+sim::Co<int> BpfTimerOps::timer_cb(sim::Context& ctx, HrTimer& hr) {
   BpfHrtimer& t = *all_.at(hr.owner);
   BpfMap* map = t.map;
   const std::uint64_t value = t.value_addr;
@@ -402,6 +419,19 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
     k_.slab.free(&ctx, t->obj, "bpf_timer_cancel_and_free");
   }
   co_await ctx.step(k_.cost.alloc_ns);
+}
+
+std::unique_ptr<BpfTimerOps> make_bpf_timers(Kernel& k, const KernelProfile& profile) {
+  if (profile.timer_nolock) return std::make_unique<BpfAsync>(k);
+  return std::make_unique<BpfTimers>(k);
+}
+
+sim::Co<std::int64_t> BpfTimers::cancel_async(sim::Context& ctx, std::uint64_t) {
+  // The loader refuses the kfunc before 2.21, which needs 2.20 (the lock-free unit).
+  SIM_ASSERT(false, "bpf_timer_cancel_async reached the bpf_spin_lock timer unit (profile {})",
+             k_.profile.name);
+  co_await ctx.step(0);
+  co_return -kEINVAL;
 }
 
 }  // namespace bpftsim::model

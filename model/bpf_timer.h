@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "model/hrtimer.h"
+#include "model/profile.h"
 #include "model/slab.h"
 #include "sim/co.h"
 #include "sim/context.h"
@@ -37,6 +38,16 @@ struct BpfHrtimer {
   std::uint64_t callback_fn = 0;  // bpf_func_address of the callback, 0 = none
   std::uint64_t value_addr = 0;   // start of the map value holding the timer
   int cancelling = 0;             // 2.11: callbacks currently waiting to cancel this timer
+  // The lock-free design (BpfAsync, v7.0) only: struct bpf_async_cb's refcnt (1 = the map's
+  // reference) and its irq_work command list (llist async_cmds), oldest first.
+  int refcnt = 0;
+  struct AsyncCmd {
+    int op = 0;  // BpfAsync::Op
+    HrtimerExpiry expiry;
+  };
+  std::vector<AsyncCmd> async_cmds;
+  bool irq_work_queued = false;
+  int irq_work_cpu = -1;
 };
 
 inline constexpr std::uint64_t kBpfHrtimerPtrBase = 0xffff888100000000ULL;
@@ -44,22 +55,33 @@ inline std::uint64_t bpf_hrtimer_ptr(ObjId obj) {
   return kBpfHrtimerPtrBase + obj * 256;
 }
 
-class BpfTimers {
+// The BPF timer helpers behind one interface, one implementation per locking design of
+// kernel/bpf/helpers.c; the Kernel picks it from its profile (KernelProfile::timer_nolock):
+//   BpfTimers (this file's .cpp)      v5.15 .. v6.14: the bpf_spin_lock in struct bpf_timer_kern
+//   BpfAsync  (model/bpf_async.h)     v7.0: lock-free, refcounted bpf_async_cb
+//   (reference 2.20-2.22)
+// The shared part: the bpf_hrtimer objects (all, live, decode), hrtimer_running and bpf_timer_cb.
+class BpfTimerOps {
  public:
-  explicit BpfTimers(Kernel& k);
-  ~BpfTimers();
+  explicit BpfTimerOps(Kernel& k);
+  virtual ~BpfTimerOps();
+  BpfTimerOps(const BpfTimerOps&) = delete;
+  BpfTimerOps& operator=(const BpfTimerOps&) = delete;
 
   // Helpers. `timer_addr` is the address of the struct bpf_timer inside a map value.
-  sim::Co<std::int64_t> init(sim::Context& ctx, std::uint64_t timer_addr, std::uint64_t map_addr,
-                             std::uint64_t flags);
-  sim::Co<std::int64_t> set_callback(sim::Context& ctx, std::uint64_t timer_addr,
-                                     std::uint64_t callback_fn, BpfProg& prog);
-  sim::Co<std::int64_t> start(sim::Context& ctx, std::uint64_t timer_addr, std::uint64_t nsecs,
-                              std::uint64_t flags);
-  sim::Co<std::int64_t> cancel(sim::Context& ctx, std::uint64_t timer_addr);
+  virtual sim::Co<std::int64_t> init(sim::Context& ctx, std::uint64_t timer_addr,
+                                     std::uint64_t map_addr, std::uint64_t flags) = 0;
+  virtual sim::Co<std::int64_t> set_callback(sim::Context& ctx, std::uint64_t timer_addr,
+                                             std::uint64_t callback_fn, BpfProg& prog) = 0;
+  virtual sim::Co<std::int64_t> start(sim::Context& ctx, std::uint64_t timer_addr,
+                                      std::uint64_t nsecs, std::uint64_t flags) = 0;
+  virtual sim::Co<std::int64_t> cancel(sim::Context& ctx, std::uint64_t timer_addr) = 0;
+  // The kfunc bpf_timer_cancel_async (2.21); programs reach it only on profiles that have it
+  // (the loader refuses it before).
+  virtual sim::Co<std::int64_t> cancel_async(sim::Context& ctx, std::uint64_t timer_addr) = 0;
 
   // bpf_timer_cancel_and_free(val + timer_off), called from map code. `timer_addr` as above.
-  sim::Co<void> cancel_and_free(sim::Context& ctx, std::uint64_t timer_addr);
+  virtual sim::Co<void> cancel_and_free(sim::Context& ctx, std::uint64_t timer_addr) = 0;
 
   // per-CPU hrtimer_running
   BpfHrtimer* running_on(int cpu) const { return hrtimer_running_[cpu]; }
@@ -69,17 +91,47 @@ class BpfTimers {
   const std::map<ObjId, std::unique_ptr<BpfHrtimer>>& all() const { return all_; }
   std::size_t live() const;
 
- private:
+ protected:
+  // bpf_timer_cb: the hrtimer function of every bpf_hrtimer.
   sim::Co<int> timer_cb(sim::Context& ctx, HrTimer& hr);
-  sim::Co<void> drop_prog_refcnt(sim::Context& ctx, BpfHrtimer& t);
-  sim::Co<void> delete_work(sim::Context& ctx, BpfHrtimer& t);
   // Resolves the timer field; nullptr (and a program fault) when the address is not one.
   std::uint8_t* timer_field(sim::Context& ctx, std::uint64_t timer_addr, BpfMap** map,
                             const char* helper);
+  // bpf_timer_start's expiry for hrtimer_start_range_ns (ns_to_ktime, REL/ABS, the scheduler's
+  // expiry jitter).
+  HrtimerExpiry expiry_of(sim::Context& ctx, std::uint64_t nsecs, std::uint64_t flags);
+  // Allocates the bpf_hrtimer of the timer at `timer_addr` in `map` (named by its element) and
+  // hrtimer_init's it. Not yet published.
+  BpfHrtimer& alloc_timer(sim::Context& ctx, BpfMap& map, std::uint64_t timer_addr,
+                          std::uint64_t clockid);
 
   Kernel& k_;
   std::map<ObjId, std::unique_ptr<BpfHrtimer>> all_;  // freed ones stay (poisoned)
   std::vector<BpfHrtimer*> hrtimer_running_;
 };
+
+// The bpf_spin_lock design (v5.15 .. v6.14), with the profile's switches of that era.
+class BpfTimers final : public BpfTimerOps {
+ public:
+  explicit BpfTimers(Kernel& k);
+  ~BpfTimers() override;
+
+  sim::Co<std::int64_t> init(sim::Context& ctx, std::uint64_t timer_addr, std::uint64_t map_addr,
+                             std::uint64_t flags) override;
+  sim::Co<std::int64_t> set_callback(sim::Context& ctx, std::uint64_t timer_addr,
+                                     std::uint64_t callback_fn, BpfProg& prog) override;
+  sim::Co<std::int64_t> start(sim::Context& ctx, std::uint64_t timer_addr, std::uint64_t nsecs,
+                              std::uint64_t flags) override;
+  sim::Co<std::int64_t> cancel(sim::Context& ctx, std::uint64_t timer_addr) override;
+  sim::Co<std::int64_t> cancel_async(sim::Context& ctx, std::uint64_t timer_addr) override;
+  sim::Co<void> cancel_and_free(sim::Context& ctx, std::uint64_t timer_addr) override;
+
+ private:
+  sim::Co<void> drop_prog_refcnt(sim::Context& ctx, BpfHrtimer& t);
+  sim::Co<void> delete_work(sim::Context& ctx, BpfHrtimer& t);
+};
+
+// The unit the kernel of `profile` uses.
+std::unique_ptr<BpfTimerOps> make_bpf_timers(Kernel& k, const KernelProfile& profile);
 
 }  // namespace bpftsim::model

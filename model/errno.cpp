@@ -20,6 +20,7 @@ constexpr ErrnoName kErrnoNames[] = {
     {kEINVAL, "EINVAL"},
     {kEDEADLK, "EDEADLK"},
     {kEOPNOTSUPP, "EOPNOTSUPP"},
+    {kECANCELED, "ECANCELED"},
     {kENOTSUPP, "ENOTSUPP"},
 };
 }  // namespace

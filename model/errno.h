@@ -18,6 +18,7 @@ inline constexpr int kEEXIST = EEXIST;
 inline constexpr int kEINVAL = EINVAL;
 inline constexpr int kEDEADLK = EDEADLK;
 inline constexpr int kEOPNOTSUPP = EOPNOTSUPP;
+inline constexpr int kECANCELED = ECANCELED;
 inline constexpr int kENOTSUPP = 524;  // kernel-internal (include/linux/errno.h)
 
 // "EINVAL" for 22 etc.; "E?" for unknown values. Accepts positive or negative values.

@@ -93,6 +93,12 @@ sim::Co<std::int64_t> timer_cancel(ProgRun& r, std::uint64_t timer) {
   co_return ret;
 }
 
+sim::Co<std::int64_t> timer_cancel_async(ProgRun& r, std::uint64_t timer) {
+  const std::int64_t ret = co_await r.k.timers.cancel_async(r.ctx, timer);
+  trace_ret(r, "bpf_timer_cancel_async", ret);
+  co_return ret;
+}
+
 // ---- Bytecode dispatch --------------------------------------------------------------------------
 
 namespace {
@@ -322,8 +328,20 @@ sim::Co<HelperOutcome> loop(ProgRun& r, std::int32_t, Args a, SubprogRunner& run
   return do_loop(r, a, runner);
 }
 
+// kfuncs (model/uapi.h kKfuncBase): named by their own table.
+struct KfuncName {
+  std::int32_t id;
+  const char* name;
+};
+constexpr KfuncName kKfuncNames[] = {{kKfuncTimerCancelAsync, "bpf_timer_cancel_async"}};
+
+sim::Co<HelperOutcome> kfunc_timer_cancel_async(ProgRun& r, std::int32_t, Args a, SubprogRunner&) {
+  const std::int64_t ret = co_await timer_cancel_async(r, a[0]);
+  co_return done_signed(ret);
+}
+
 struct HelperProto {
-  HelperId id;
+  std::int32_t id;
   Handler handler;
 };
 
@@ -345,6 +363,7 @@ constexpr HelperProto kHelperProtos[] = {
     {kHelperTimerStart, returning<timer_start_call>},
     {kHelperTimerCancel, returning<timer_cancel_call>},
     {kHelperLoop, loop},
+    {kKfuncTimerCancelAsync, kfunc_timer_cancel_async},
 };
 
 const HelperProto* proto_of(std::int32_t id) {
@@ -362,10 +381,25 @@ bool dispatch_supported(std::int32_t id) {
 bool helper_in_profile(std::int32_t id, const KernelProfile& profile) {
   if (!dispatch_supported(id)) return false;
   if (id == kHelperLoop) return profile.has_bpf_loop;
+  if (id == kKfuncTimerCancelAsync) return profile.timer_any_context;
   return true;
 }
 
+std::optional<std::int32_t> kfunc_by_name(const std::string& name) {
+  for (const KfuncName& k : kKfuncNames)
+    if (name == k.name) return k.id;
+  return std::nullopt;
+}
+
+bool is_kfunc(std::int32_t id) {
+  for (const KfuncName& k : kKfuncNames)
+    if (id == k.id) return true;
+  return false;
+}
+
 std::string helper_name(std::int32_t id) {
+  for (const KfuncName& k : kKfuncNames)
+    if (id == k.id) return k.name;
   constexpr auto n = static_cast<std::int32_t>(std::size(kHelperNames));
   if (id > 0 && id < n) return kHelperNames[id];
   return fmt::format("helper {}", id);

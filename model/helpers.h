@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,8 @@ sim::Co<std::int64_t> timer_set_callback(ProgRun& r, std::uint64_t timer, std::u
 sim::Co<std::int64_t> timer_start(ProgRun& r, std::uint64_t timer, std::uint64_t nsecs,
                                   std::uint64_t flags);
 sim::Co<std::int64_t> timer_cancel(ProgRun& r, std::uint64_t timer);
+// The kfunc bpf_timer_cancel_async (2.21).
+sim::Co<std::int64_t> timer_cancel_async(ProgRun& r, std::uint64_t timer);
 
 // ---- Bytecode dispatch --------------------------------------------------------------------------
 // A `call imm` of a VM program reaches dispatch() with the helper id (uapi enum bpf_func_id) and
@@ -74,6 +77,9 @@ bool dispatch_supported(std::int32_t id);
 // seed. The loader refuses a program calling a helper its kernel lacks, as the verifier does
 // ("unknown func bpf_loop#181").
 bool helper_in_profile(std::int32_t id, const KernelProfile& profile);
+// The model id of a kfunc by its name (a .ksyms extern), nullopt for one the model does not know.
+std::optional<std::int32_t> kfunc_by_name(const std::string& name);
+bool is_kfunc(std::int32_t id);
 // "bpf_map_lookup_elem" for 1, ... (the uapi names with the bpf_ prefix); "helper <id>" past the
 // table.
 std::string helper_name(std::int32_t id);

@@ -19,7 +19,8 @@ Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
       cost(c),
       slab(s),
       rcu(*this),
-      timers(*this),
+      timers_unit(make_bpf_timers(*this, profile)),
+      timers(*timers_unit),
       hrtimers(*this),
       sys(*this) {
   sim.set_softirq_handler(kHrtimerSoftirq, "HRTIMER", [this](sim::Context& ctx) -> sim::Co<void> {

@@ -44,7 +44,10 @@ class Kernel {
   AddressSpace mem;
   Slab slab;
   Rcu rcu;
-  BpfTimers timers;  // before hrtimers: the bases unlink queued timers when destroyed first
+  // The timer unit of the profile's locking design (bpf_timer.h / bpf_async.h); before hrtimers:
+  // the bases unlink queued timers when destroyed first.
+  std::unique_ptr<BpfTimerOps> timers_unit;
+  BpfTimerOps& timers;
   Hrtimers hrtimers;
   Syscalls sys;
   FaultInjection faults;

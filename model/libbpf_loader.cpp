@@ -29,6 +29,7 @@
 
 #include <fmt/format.h>
 
+#include "model/helpers.h"
 #include "model/input_file.h"
 
 namespace bpftsim::model {
@@ -848,17 +849,23 @@ class ProgramLinker {
       helpers_.insert(insn.imm);
       return;
     }
-    if (insn.src() == BPF_PSEUDO_KFUNC_CALL)
-      fail(where(
-          sec, sec_idx,
-          fmt::format("kfunc call{} is not supported", rel ? " to '" + rel_name(*rel) + "'" : "")));
+    if (insn.src() == BPF_PSEUDO_KFUNC_CALL) {
+      if (rel == nullptr || !symbol(*rel).is_extern())
+        fail(where(sec, sec_idx, "kfunc call without a relocation against an extern function"));
+      resolve_kfunc(sec, sec_idx, insn, symbol(*rel).name);
+      return;
+    }
     if (insn.src() != BPF_PSEUDO_CALL)
       fail(where(sec, sec_idx, fmt::format("call with unknown src_reg {}", insn.src())));
     std::int64_t target = 0;
     if (rel != nullptr) {
       const ElfSymbol& sym = symbol(*rel);
-      if (sym.is_extern())
-        fail(where(sec, sec_idx, fmt::format("extern '{}' is not supported", sym.name)));
+      if (sym.is_extern()) {
+        // clang emits a call of an extern function (a __ksym kfunc) as a bpf-to-bpf call
+        // relocated against the extern; libbpf turns it into a kfunc call.
+        resolve_kfunc(sec, sec_idx, insn, sym.name);
+        return;
+      }
       if (elf_.text_shndx() == 0 || sym.sym.st_shndx != elf_.text_shndx())
         fail(
             where(sec, sec_idx,
@@ -877,6 +884,24 @@ class ProgramLinker {
     }
     const std::uint32_t target_pc = subprogram(sec, sec_idx, target, depth);
     prog_.insns[pc].imm = static_cast<std::int32_t>(static_cast<std::int64_t>(target_pc) - pc - 1);
+  }
+
+  // A call to a .ksyms extern function: the kfuncs the model knows, by name, become calls of
+  // their model ids (helpers::kfunc_by_name); whether the kernel has one is the profile's
+  // (checked at load, as for helpers).
+  void resolve_kfunc(const std::string& sec, std::uint64_t sec_idx, BpfInsn& insn,
+                     const std::string& name) {
+    const auto id = helpers::kfunc_by_name(name);
+    if (!id)
+      fail(where(sec, sec_idx,
+                 fmt::format("kfunc call to '{}' is not supported (the model knows: "
+                             "bpf_timer_cancel_async)",
+                             name)));
+    insn.code = kCall;
+    insn.regs = 0;  // src 0: a helper call, by the model's id
+    insn.off = 0;
+    insn.imm = *id;
+    helpers_.insert(*id);
   }
 
   void resolve_ldimm64(std::size_t shndx, std::uint64_t sec_idx, std::uint32_t pc,

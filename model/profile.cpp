@@ -43,6 +43,20 @@ const std::vector<ProfileFix>& profile_changes() {
        &KernelProfile::static_subprog_calls_under_lock,
        {},
        true},
+      {"2.20",
+       "timer_nolock part 1: lock-free bpf_async_cb, intermediate revision (v7.0)",
+       &KernelProfile::timer_nolock,
+       {},
+       true},
+      {"2.21",
+       "bpf: Enable bpf_timer and bpf_wq in any context (v7.0)",
+       &KernelProfile::timer_any_context,
+       {"2.20"}},
+      {"2.22",
+       "bpf: Tighten conditions when timer/wq can be called synchronously, recursion check, "
+       "reset prog callback in cancel_and_free (v7.0)",
+       &KernelProfile::timer_defer_irqs_off,
+       {"2.20", "2.21"}},
   };
   return changes;
 }
@@ -73,6 +87,10 @@ const std::vector<KernelVersion>& kernel_versions() {
        {"2.11", "2.12", "lock_subprog"},
        "2.10 (the bpf_wq / bpf_async refactor; no timer change)"},
       {"v6.14", {"2.14"}, "2.15 (PREEMPT_RT only)"},
+      {"v7.0",
+       {"2.20", "2.21", "2.22"},
+       "2.16-2.19 (memcg, PREEMPT_RT, allocator, unpin warning), 2.22's bpf_wq busy check (no "
+       "bpf_wq); deferred commands never fail to allocate (-ENOMEM)"},
   };
   return versions;
 }

@@ -73,6 +73,20 @@ struct KernelProfile {
   // held); a global one is still refused (model/verifier.*, rule spin_lock_call). Before it,
   // every bpf-to-bpf call under the lock is refused.
   bool static_subprog_calls_under_lock = false;
+  // 2.20 "timer_nolock" series part 1 (v7.0): the lock-free timer unit (model/bpf_async.h)
+  // instead of the bpf_spin_lock one (model/bpf_timer.h), as in the series' intermediate
+  // revision: bpf_timer_start holds no temporary reference across hrtimer_start and the delayed
+  // free does not cancel again (the use-after-free of reference 4.15); NMI still -EOPNOTSUPP.
+  bool timer_nolock = false;
+  // 2.21 "bpf: Enable bpf_timer and bpf_wq in any context" (v7.0), as merged: the temporary
+  // reference (-ENOENT while being freed), the re-cancel and retry after the grace period, NMI
+  // ops deferred to the cb's irq_work, the bpf_timer_cancel_async kfunc, and tracing programs
+  // may use timers again (the verifier's tracing_timer rule of 2.1 lifted).
+  bool timer_any_context = false;
+  // 2.22 the v7.0-cycle follow-ups: ops deferred also in hardirq and with IRQs disabled
+  // (bpf_timer_cancel there -> -EOPNOTSUPP), the per-CPU recursion guard (-EDEADLK), the prog
+  // reference dropped at cancel_and_free.
+  bool timer_defer_irqs_off = false;
 };
 
 // One change a profile can hold: a fix of reference section 2 (it closes races: scenarios name
@@ -98,7 +112,7 @@ struct KernelVersion {
 const std::vector<KernelVersion>& kernel_versions();
 
 const KernelProfile& default_profile();
-// A version ("v5.15", also "seed", ..., "v6.14"), optionally followed by "+<change id>" for each
+// A version ("v5.15", also "seed", ..., "v7.0"), optionally followed by "+<change id>" for each
 // further change, in any order; a change named twice, or already in the version, counts once.
 // A change whose prerequisites (requires_fixes) the profile lacks is refused.
 std::optional<KernelProfile> profile_by_name(const std::string& name, std::string* error = nullptr);

@@ -52,6 +52,12 @@ enum HelperId : std::int32_t {
   kHelperLoop = BPF_FUNC_loop,
 };
 
+// The kfuncs the model implements. A kfunc has no uapi id: the loader resolves a call to a
+// .ksyms extern by name (helpers::kfunc_by_name) and rewrites it into a helper call with one of
+// these model-internal ids, past every bpf_func_id.
+inline constexpr std::int32_t kKfuncBase = 1 << 20;
+inline constexpr std::int32_t kKfuncTimerCancelAsync = kKfuncBase + 0;  // 2.21
+
 // Clock ids bpf_timer_init accepts (<time.h>).
 inline constexpr int kClockRealtime = CLOCK_REALTIME;
 inline constexpr int kClockMonotonic = CLOCK_MONOTONIC;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/bpf_compile.h"
+#include "model/helpers.h"
 #include "model/input_file.h"
 #include "model/libbpf_loader.h"
 #include "tools/commands.h"
@@ -41,6 +42,7 @@ const char* const kHelperNames[] = {__BPF_FUNC_MAPPER(BPFTSIM_HELPER_NAME)};
 
 std::string helper_name(std::int32_t id) {
   constexpr auto count = static_cast<std::int32_t>(std::size(kHelperNames));
+  if (model::helpers::is_kfunc(id)) return model::helpers::helper_name(id);  // a kfunc, by name
   return id > 0 && id < count ? kHelperNames[id] : fmt::format("helper_{}", id);
 }
 

@@ -70,6 +70,10 @@ TEST_CASE("kernel versions hold the changes of every version up to them", "[prof
                                       &P::cancelling_counters,
                                       &P::defer_free_in_callback,
                                       &P::htab_noprealloc_free_at_once};
+  // v7.0's rework (2.20-2.22) on top of all of them.
+  std::vector<bool P::*> v70 = all;
+  for (auto f : {&P::timer_nolock, &P::timer_any_context, &P::timer_defer_irqs_off})
+    v70.push_back(f);
   const std::vector<Row> rows = {
       {"v5.15", {}},
       {"v5.16", {all[0]}},
@@ -80,6 +84,7 @@ TEST_CASE("kernel versions hold the changes of every version up to them", "[prof
       {"v6.8", {all[0], all[1], all[2], all[9], all[3], all[4], all[5], all[6]}},
       {"v6.10", all},
       {"v6.14", all},
+      {"v7.0", v70},
   };
   REQUIRE(rows.size() == model::kernel_versions().size());
   for (const Row& r : rows) {
@@ -88,7 +93,7 @@ TEST_CASE("kernel versions hold the changes of every version up to them", "[prof
     REQUIRE(p);
     CHECK(p->name == r.name);
     CHECK(p->version == r.name);
-    for (auto f : all) {
+    for (auto f : v70) {
       const bool want = std::find(r.on.begin(), r.on.end(), f) != r.on.end();
       CHECK((*p).*f == want);
     }
@@ -136,9 +141,43 @@ TEST_CASE("profile_fixes are the changes that are not features", "[profile]") {
   std::vector<std::string> fixes;
   for (const auto& f : model::profile_fixes())
     fixes.push_back(f.id);
-  CHECK(fixes == std::vector<std::string>{"2.1", "2.2", "2.8", "2.9", "2.11", "2.12", "2.14"});
+  CHECK(fixes == std::vector<std::string>{"2.1", "2.2", "2.8", "2.9", "2.11", "2.12", "2.14",
+                                          "2.21", "2.22"});
   std::size_t features = 0;
   for (const auto& c : model::profile_changes())
     features += c.feature ? 1 : 0;
-  CHECK(features == 5);  // bpf_loop, 2.4 (a map change), 2.6, 2.7, lock_subprog (verifier)
+  CHECK(features == 6);  // bpf_loop, 2.4 (a map change), 2.6, 2.7, lock_subprog (verifier),
+                         // 2.20 (the lock-free unit)
+}
+
+// v7.0 (reference 2.20-2.22): the lock-free unit and its two follow-ups, each needing the one
+// before; v6.14+2.20 is the intermediate revision of reference 4.15.
+TEST_CASE("v7.0 is v6.14 plus 2.20, 2.21 and 2.22, each on top of the one before", "[profile]") {
+  CHECK(model::profile_by_name("v6.14+2.20+2.21+2.22")->name == "v7.0");
+  CHECK(model::profile_by_name("v6.14+2.22+2.21+2.20")->name == "v7.0");
+  auto mid = model::profile_by_name("v6.14+2.20");
+  REQUIRE(mid);
+  CHECK(mid->name == "v6.14+2.20");
+  CHECK(mid->timer_nolock);
+  CHECK(!mid->timer_any_context);
+  CHECK(!mid->timer_defer_irqs_off);
+  CHECK(model::profile_by_name("v6.14+2.20+2.21")->name == "v6.14+2.20+2.21");
+  std::string err;
+  CHECK(!model::profile_by_name("v6.14+2.21", &err));
+  CHECK(err ==
+        "fix 2.21 needs fix 2.20 (it landed on top of it): name both, e.g. 'v6.14+2.20+2.21'");
+  CHECK(!model::profile_by_name("v6.14+2.20+2.22", &err));
+  CHECK(err ==
+        "fix 2.22 needs fix 2.21 (it landed on top of it): name both, e.g. 'v6.14+2.21+2.22'");
+  const auto v7 = model::profile_by_name("v7.0");
+  REQUIRE(v7);
+  CHECK(v7->version == "v7.0");
+  CHECK(v7->tracing_progs_no_timer);  // 2.1 stays in the profile; 2.21 lifts the rule it set
+  CHECK(v7->timer_any_context);
+  const std::vector<std::string> listed = model::profile_names();
+  const std::set<std::string> names(listed.begin(), listed.end());
+  CHECK(names.count("v7.0"));
+  CHECK(names.count("v5.15+2.20"));
+  CHECK(names.count("v5.15+2.20+2.21"));
+  CHECK(names.count("v5.15+2.20+2.21+2.22"));
 }

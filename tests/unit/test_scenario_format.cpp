@@ -99,7 +99,7 @@ TEST_CASE("load_error: a load that must fail, judged by its message", "[format]"
   INFO(nobtf.out);
   CHECK(nobtf.code == 0);
 
-  // A kfunc call: the loader refuses the extern.
+  // A kfunc the model does not know: the loader refuses it, naming it.
   dir.file("kfunc.bpf.c", R"(#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 char _license[] SEC("license") = "GPL";
@@ -111,7 +111,7 @@ int k(void* ctx) {
 }
 )");
   dir.file("kfunc.json", scenario("le-kfunc", "kfunc.bpf.c", "",
-                                  R"({"load_error": "extern 'bpf_rcu_read_lock'"})"));
+                                  R"({"load_error": "kfunc call to 'bpf_rcu_read_lock'"})"));
   const Cmd kfunc = run_tool("run kfunc.json --run-dir runs", dir.path);
   INFO(kfunc.out);
   CHECK(kfunc.code == 0);
