@@ -50,6 +50,8 @@ enum HelperId : std::int32_t {
   kHelperTimerStart = BPF_FUNC_timer_start,
   kHelperTimerCancel = BPF_FUNC_timer_cancel,
   kHelperLoop = BPF_FUNC_loop,
+  kHelperGetCurrentPidTgid = BPF_FUNC_get_current_pid_tgid,
+  kHelperGetCurrentTaskBtf = BPF_FUNC_get_current_task_btf,
 };
 
 // Clock ids bpf_timer_init accepts (<time.h>).
