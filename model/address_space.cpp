@@ -32,6 +32,8 @@ const char* region_kind_name(RegionKind kind) {
       return "rodata";
     case RegionKind::kOpaque:
       return "opaque";
+    case RegionKind::kKernelObject:
+      return "kernel_object";
   }
   return "unknown";
 }
@@ -58,7 +60,8 @@ std::uint32_t AddressSpace::add(RegionKind kind, std::string name, std::uint8_t*
   r.name = std::move(name);
   r.data = data;
   r.size = size;
-  r.writable = writable && kind != RegionKind::kRodata && kind != RegionKind::kOpaque;
+  r.writable = writable && kind != RegionKind::kRodata && kind != RegionKind::kOpaque &&
+               kind != RegionKind::kKernelObject;
   r.live = true;
   regions_.push_back(std::move(r));
   return regions_.back().id;

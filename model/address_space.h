@@ -18,6 +18,7 @@ enum class RegionKind : std::uint8_t {
   kGlobalData,  // .data / .bss (writable single-element array maps)
   kRodata,      // .rodata (never writable from BPF)
   kOpaque,  // a kernel object handed to BPF by address only (struct bpf_map *): not dereferenceable
+  kKernelObject,  // a kernel object BPF may read, never write (task_struct: model/syscall.h)
 };
 
 const char* region_kind_name(RegionKind kind);

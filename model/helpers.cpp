@@ -319,6 +319,19 @@ std::uint64_t prandom_u32(ProgRun& r) {
 std::uint64_t cpu_id(ProgRun& r) {
   return static_cast<std::uint64_t>(r.ctx.cpu());
 }
+// bpf_get_current_pid_tgid (kernel/bpf/helpers.c): tgid << 32 | pid of current; the idle task
+// (a context that runs for no process: model/syscall.h) is 0.
+std::uint64_t current_pid_tgid(ProgRun& r) {
+  const Process* p = r.k.sys.current(r.ctx);
+  if (!p) return 0;
+  const auto pid = static_cast<std::uint32_t>(p->pid);
+  return (std::uint64_t{pid} << 32) | pid;
+}
+// bpf_get_current_task_btf (kernel/trace/bpf_trace.c, v5.11): current as a BTF pointer, read-only
+// (the model's task_struct layout: model/syscall.h TaskStruct).
+std::uint64_t current_task_btf(ProgRun& r) {
+  return r.k.sys.task_struct_addr(r.k.sys.current(r.ctx), r.ctx.cpu());
+}
 
 template <sim::Co<HelperOutcome> (*Fn)(ProgRun&, Args)>
 sim::Co<HelperOutcome> plain(ProgRun& r, std::int32_t, Args a, SubprogRunner&) {
@@ -364,6 +377,8 @@ constexpr HelperProto kHelperProtos[] = {
     {kHelperTimerCancel, returning<timer_cancel_call>},
     {kHelperLoop, loop},
     {kKfuncTimerCancelAsync, kfunc_timer_cancel_async},
+    {kHelperGetCurrentPidTgid, valued<current_pid_tgid>},
+    {kHelperGetCurrentTaskBtf, valued<current_task_btf>},
 };
 
 const HelperProto* proto_of(std::int32_t id) {
@@ -382,6 +397,8 @@ bool helper_in_profile(std::int32_t id, const KernelProfile& profile) {
   if (!dispatch_supported(id)) return false;
   if (id == kHelperLoop) return profile.has_bpf_loop;
   if (id == kKfuncTimerCancelAsync) return profile.timer_any_context;
+  // bpf_get_current_task_btf arrived in v5.11, bpf_get_current_pid_tgid long before: both are in
+  // every profile (v5.15 on).
   return true;
 }
 

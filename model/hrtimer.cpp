@@ -102,9 +102,54 @@ sim::Context* Hrtimers::running_context(const HrTimer& t) const {
   return callback_running(t) ? base_of(t).running_ctx : nullptr;
 }
 
+sim::Co<void> Hrtimers::lock_wait(sim::Context& ctx, int cpu) {
+  CpuBase& c = cpus_[cpu];
+  bool contended = false;
+  while (c.lock_owner != nullptr) {
+    if (!contended) {
+      ctx.trace("lock_contended",
+                {{"lock", sim::object_name("hrtimer_base", cpu)}, {"owner", c.lock_owner->id()}});
+      contended = true;
+    }
+    co_await ctx.block(c.lock_waiters, sim::WaitFor{"raw_spin_lock", "hrtimer_base",
+                                                    static_cast<std::uint64_t>(cpu), c.lock_owner});
+    co_await ctx.step(k_.cost.spin_ns);
+  }
+}
+
+sim::Co<void> Hrtimers::locked_tracepoint(sim::Context& ctx, int cpu, const char* tp,
+                                          std::array<std::uint64_t, 5> args) {
+  if (!k_.hooks.attached(HookKind::kTpBtf, tp) && !k_.hooks.attached(HookKind::kRawTp, tp) &&
+      !k_.hooks.attached(HookKind::kTracepoint, tp))
+    co_return;
+  co_await lock_wait(ctx, cpu);  // another CPU's hook may hold it since this operation's wait
+  CpuBase& c = cpus_[cpu];
+  c.lock_owner = &ctx;
+  ctx.local_irq_disable();
+  co_await k_.hooks.tracepoint(ctx, tp, args);
+  ctx.local_irq_enable();
+  c.lock_owner = nullptr;
+  c.lock_waiters.wake_all();
+}
+
+namespace {
+// enum hrtimer_mode bits: ABS 0, REL 1, PINNED 2, SOFT 4 (BPF timers are soft).
+std::uint64_t mode_bits(const HrtimerExpiry& e) {
+  return (e.abs ? 0u : 1u) | (e.pinned ? 2u : 0u) | 4u;
+}
+}  // namespace
+
 sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, HrtimerExpiry e) {
+  const std::array<std::uint64_t, 5> fargs{t.owner, static_cast<std::uint64_t>(e.hard), 0,
+                                           mode_bits(e), 0};
+  co_await k_.hooks.function_entry(ctx, "hrtimer_start_range_ns", fargs);
+  // lock_hrtimer_base (the timer's base), then switch_hrtimer_base's target (this CPU's).
+  if (t.cpu >= 0 && t.cpu != ctx.cpu()) co_await lock_wait(ctx, t.cpu);
+  co_await lock_wait(ctx, ctx.cpu());
   k_.slab.access(&ctx, t.owner, "hrtimer_start");
+  const int old_cpu = t.cpu;
   const bool was = remove(t);
+  if (was) co_await locked_tracepoint(ctx, old_cpu, "hrtimer_cancel", {t.owner, 0, 0, 0, 0});
   // A timer whose callback runs stays on that base; otherwise it moves to this CPU (pinned or
   // not: see hrtimer.h).
   const int cpu = callback_running(t) ? t.cpu : ctx.cpu();
@@ -131,7 +176,9 @@ sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, HrtimerExpiry e) {
                                 {"flow_out", t.seq + 1},
                                 {"counter:armed_timers", armed()}});
   }
+  co_await locked_tracepoint(ctx, cpu, "hrtimer_start", {t.owner, mode_bits(e), 0, 0, 0});
   co_await ctx.step(k_.cost.hrtimer_op_ns);
+  co_await k_.hooks.function_exit(ctx, "hrtimer_start_range_ns", fargs, 0);
 }
 
 int Hrtimers::try_to_cancel_now(sim::Context& ctx, HrTimer& t) {
@@ -144,20 +191,34 @@ int Hrtimers::try_to_cancel_now(sim::Context& ctx, HrTimer& t) {
 }
 
 sim::Co<int> Hrtimers::try_to_cancel(sim::Context& ctx, HrTimer& t) {
+  const std::array<std::uint64_t, 5> fargs{t.owner, 0, 0, 0, 0};
+  co_await k_.hooks.function_entry(ctx, "hrtimer_try_to_cancel", fargs);
+  if (t.cpu >= 0) co_await lock_wait(ctx, t.cpu);
   const int ret = try_to_cancel_now(ctx, t);
+  if (ret == 1) co_await locked_tracepoint(ctx, t.cpu, "hrtimer_cancel", fargs);
   co_await ctx.step(k_.cost.hrtimer_op_ns);
+  co_await k_.hooks.function_exit(ctx, "hrtimer_try_to_cancel", fargs, ret);
   co_return ret;
 }
 
 // hrtimer_cancel: the check and the wait happen in one step, so the callback's end (which wakes
-// the waiters) cannot fall between them.
+// the waiters) cannot fall between them (with a hook between them, the wait re-checks first).
 sim::Co<int> Hrtimers::cancel(sim::Context& ctx, HrTimer& t) {
+  const std::array<std::uint64_t, 5> fargs{t.owner, 0, 0, 0, 0};
+  co_await k_.hooks.function_entry(ctx, "hrtimer_cancel", fargs);
   for (;;) {
+    co_await k_.hooks.function_entry(ctx, "hrtimer_try_to_cancel", fargs);
+    if (t.cpu >= 0) co_await lock_wait(ctx, t.cpu);
     const int ret = try_to_cancel_now(ctx, t);
+    if (ret == 1) co_await locked_tracepoint(ctx, t.cpu, "hrtimer_cancel", fargs);
     if (ret >= 0) {
       co_await ctx.step(k_.cost.hrtimer_op_ns);
+      co_await k_.hooks.function_exit(ctx, "hrtimer_try_to_cancel", fargs, ret);
+      co_await k_.hooks.function_exit(ctx, "hrtimer_cancel", fargs, ret);
       co_return ret;
     }
+    co_await k_.hooks.function_exit(ctx, "hrtimer_try_to_cancel", fargs, ret);
+    if (!callback_running(t)) continue;
     ClockBase& b = base_of(t);
     co_await ctx.block(b.running_waiters,
                        sim::WaitFor{"hrtimer_cancel", "hrtimer", t.owner, b.running_ctx});
@@ -171,6 +232,8 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
   for (int bi = 0; bi < kBases; ++bi) {
     ClockBase& b = cpus_[cpu].bases[bi];
     while (!b.active.empty()) {
+      co_await lock_wait(ctx, cpu);
+      if (b.active.empty()) break;
       HrTimer& t = *b.active.begin();
       // __hrtimer_run_queues: in hard-expiry order, up to the first whose soft expiry is ahead.
       if (t.softexpires_ns > basenow) break;
@@ -180,6 +243,7 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
       if (!alive) continue;  // reported; the freed timer's function is not called
       b.running = &t;
       b.running_ctx = &ctx;
+      co_await locked_tracepoint(ctx, cpu, "hrtimer_cancel", {t.owner, 0, 0, 0, 0});
       // Trace conventions (sim/trace_render.h): the expiry is a slice, the arrow from the
       // hrtimer_start of this enqueue (seq) ends here.
       const std::string slice = fmt::format("hrtimer {}", t.owner);
@@ -188,8 +252,12 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
                                          {"slice_begin", slice},
                                          {"flow_in", t.seq + 1},
                                          {"counter:armed_timers", armed()}});
+      co_await k_.hooks.tracepoint(ctx, "hrtimer_expire_entry",
+                                   {t.owner, static_cast<std::uint64_t>(basenow), 0, 0, 0});
       co_await ctx.step(k_.cost.hrtimer_op_ns);
+      const ObjId owner = t.owner;
       const int restart = co_await t.function(ctx, t);
+      co_await k_.hooks.tracepoint(ctx, "hrtimer_expire_exit", {owner, 0, 0, 0, 0});
       // After a NORESTART callback the kernel does not touch the timer again (it may be freed).
       if (restart == kHrtimerRestart && k_.slab.access(&ctx, t.owner, "__run_hrtimer restart") &&
           !t.enqueued)

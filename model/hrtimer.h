@@ -17,6 +17,17 @@
 //   hrtimer_cancel:        loops on try_to_cancel, spinning while the callback runs.
 // A relative CLOCK_REALTIME timer is a CLOCK_MONOTONIC timer (__hrtimer_init).
 // Every base operation is one step; the timer's owning object is checked for use-after-free.
+// The CPU base lock (cpu_base->lock, a raw spinlock taken with interrupts off) is implied by that:
+// a base operation is atomic. It becomes visible only when a hook runs inside an operation
+// (model/bpf_trace.h): a program on tracepoint hrtimer_start or hrtimer_cancel runs with the lock
+// held, as trace_hrtimer_start/trace_hrtimer_cancel in enqueue_hrtimer/__remove_hrtimer do, and a
+// base operation it (or another CPU) starts on that base spins on the lock; the holder's own
+// context re-taking it is the self-deadlock of reference 2.1. Hooks: functions
+// hrtimer_start_range_ns, hrtimer_try_to_cancel, hrtimer_cancel (fentry/fexit/kprobe, outside the
+// lock); tracepoints hrtimer_start (args: hrtimer, mode), hrtimer_cancel (hrtimer; also when
+// hrtimer_start re-queues and when an expiring timer is dequeued, as __remove_hrtimer traces it),
+// under the lock; hrtimer_expire_entry (hrtimer, now) and hrtimer_expire_exit (hrtimer), outside
+// it. An hrtimer pointer is the owner's object id.
 #pragma once
 
 #include <boost/intrusive/set.hpp>
@@ -105,6 +116,9 @@ class Hrtimers {
   struct CpuBase {
     std::array<ClockBase, kBases> bases;
     std::unique_ptr<ClockEvent> event;
+    // cpu_base->lock: held only while a hook runs inside a base operation (see lock_wait).
+    sim::Context* lock_owner = nullptr;
+    sim::WaitQueue lock_waiters;
   };
 
   ClockBase& base_of(const HrTimer& t) { return cpus_[t.cpu].bases[t.base_index]; }
@@ -113,6 +127,12 @@ class Hrtimers {
   bool remove(HrTimer& t);
   int try_to_cancel_now(sim::Context& ctx, HrTimer& t);
   void reprogram(int cpu);
+  // raw_spin_lock(&cpu_base->lock) of `cpu`: spins while another context (or, nested, this
+  // one) holds it. Free, it costs nothing: see the header comment.
+  sim::Co<void> lock_wait(sim::Context& ctx, int cpu);
+  // Tracepoint `tp` hit inside a base operation: its programs run with `cpu`'s base lock held.
+  sim::Co<void> locked_tracepoint(sim::Context& ctx, int cpu, const char* tp,
+                                  std::array<std::uint64_t, 5> args);
 
   Kernel& k_;
   std::vector<CpuBase> cpus_;

@@ -22,7 +22,8 @@ Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
       timers_unit(make_bpf_timers(*this, profile)),
       timers(*timers_unit),
       hrtimers(*this),
-      sys(*this) {
+      sys(*this),
+      hooks(*this) {
   sim.set_softirq_handler(kHrtimerSoftirq, "HRTIMER", [this](sim::Context& ctx) -> sim::Co<void> {
     rcu.read_lock(ctx);  // softirqs are RCU(-BH) read-side sections
     co_await ctx.step(cost.softirq_ns);

@@ -17,6 +17,7 @@
 #include "model/bpf_map.h"
 #include "model/bpf_prog.h"
 #include "model/bpf_timer.h"
+#include "model/bpf_trace.h"
 #include "model/bpf_vm.h"
 #include "model/fault_inject.h"
 #include "model/hashtab.h"
@@ -50,6 +51,7 @@ class Kernel {
   BpfTimerOps& timers;
   Hrtimers hrtimers;
   Syscalls sys;
+  BpfTrace hooks;  // programs attached to kernel functions and tracepoints
   FaultInjection faults;
 
   // --- objects ---

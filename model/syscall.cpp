@@ -328,4 +328,69 @@ sim::Co<void> Syscalls::exit(sim::Context& ctx, Process& p) {
   p.exited = true;
 }
 
+Syscalls::~Syscalls() {
+  for (auto& [key, task] : tasks_)
+    k_.mem.retire(task.region);
+}
+
+void Syscalls::set_current(const sim::Context& ctx, Process& p) {
+  current_[ctx.id()] = p.pid;
+}
+
+Process* Syscalls::current(const sim::Context& ctx) {
+  auto it = current_.find(ctx.id());
+  return it == current_.end() ? nullptr : process(it->second);
+}
+
+std::uint64_t Syscalls::task_struct_addr(const Process* p, int cpu) {
+  const std::pair<int, int> key{p ? p->pid : 0, p ? -1 : cpu};
+  auto it = tasks_.find(key);
+  if (it == tasks_.end()) {
+    auto t = std::make_unique<TaskStruct>();
+    t->pid = key.first;
+    t->tgid = key.first;
+    const std::string comm = p ? p->name : fmt::format("swapper/{}", cpu);
+    std::memcpy(t->comm, comm.data(), std::min(comm.size(), sizeof(t->comm) - 1));
+    const std::uint32_t region = k_.mem.add(
+        RegionKind::kKernelObject, fmt::format("task_struct of pid {} ({})", key.first, comm),
+        reinterpret_cast<std::uint8_t*>(t.get()), sizeof(TaskStruct), false);
+    it = tasks_.emplace(key, Task{std::move(t), region}).first;
+  }
+  return AddressSpace::base(it->second.region);
+}
+
+namespace {
+// The hrtimer_sleeper's wake-up: a timed event that wakes the sleeping task.
+struct Sleeper {
+  sim::WaitQueue wq;
+  bool expired = false;
+};
+}  // namespace
+
+sim::Co<int> Syscalls::nanosleep(sim::Context& ctx, Process& p, sim::TimeNs ns) {
+  co_await ctx.step(k_.cost.syscall_ns);
+  const std::uint64_t sleeper = next_sleeper_++;
+  // do_nanosleep(struct hrtimer_sleeper *t, enum hrtimer_mode mode): HRTIMER_MODE_REL.
+  const std::array<std::uint64_t, 5> args{sleeper, 1, 0, 0, 0};
+  co_await k_.hooks.function_entry(ctx, "do_nanosleep", args);
+  ctx.trace("do_nanosleep", {{"pid", p.pid}, {"ns", ns}});
+  auto s = std::make_shared<Sleeper>();
+  if (ns > 0) {
+    TaskStruct* t = nullptr;
+    if (auto it = tasks_.find({p.pid, -1}); it != tasks_.end()) t = it->second.t.get();
+    if (t) t->state = 1;
+    k_.sim.at(sim::add_sat(ctx.now(), ns), (std::uint64_t{3} << 32) | sleeper,
+              [s](sim::Simulator&) {
+                s->expired = true;
+                s->wq.wake_all();
+              });
+    while (!s->expired)
+      co_await ctx.block(s->wq, sim::WaitFor{"do_nanosleep", "hrtimer_sleeper", sleeper, nullptr});
+    if (t) t->state = 0;
+  }
+  co_await k_.hooks.function_exit(ctx, "do_nanosleep", args, 0);
+  co_await ctx.step(k_.cost.syscall_ns);
+  co_return 0;
+}
+
 }  // namespace bpftsim::model

@@ -14,11 +14,13 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "sim/co.h"
 #include "sim/context.h"
+#include "sim/time.h"
 
 namespace bpftsim::model {
 
@@ -46,12 +48,22 @@ struct FdEntry {
 };
 
 struct Process {
-  int pid = 0;
+  int pid = 0;  // the process's one task: pid == tgid
   std::string name;
   std::map<int, FdEntry> fds;
   int next_fd = 3;
   bool exited = false;
 };
+
+// The task_struct a BPF program reads through bpf_get_current_task_btf: the model's vmlinux
+// subset has a fixed layout (no CO-RE), the one scenarios/progs/bpftsim_vmlinux.h declares.
+struct TaskStruct {
+  std::int64_t state = 0;  // 0 running (TASK_RUNNING), 1 sleeping (TASK_INTERRUPTIBLE)
+  std::int32_t pid = 0;
+  std::int32_t tgid = 0;
+  char comm[16] = {};
+};
+static_assert(sizeof(TaskStruct) == 32, "the layout bpftsim_vmlinux.h declares");
 
 struct Pin {
   BpfMap* map = nullptr;
@@ -61,6 +73,9 @@ struct Pin {
 class Syscalls {
  public:
   explicit Syscalls(Kernel& k) : k_(k) {}
+  ~Syscalls();
+  Syscalls(const Syscalls&) = delete;
+  Syscalls& operator=(const Syscalls&) = delete;
 
   Process& new_process(std::string name);
   Process* process(int pid);
@@ -92,6 +107,21 @@ class Syscalls {
   sim::Co<int> link_create(sim::Context& ctx, Process& p, int prog_fd);
   // do_exit: closes every fd in ascending order.
   sim::Co<void> exit(sim::Context& ctx, Process& p);
+  // nanosleep(2) -> hrtimer_nanosleep -> do_nanosleep(t, HRTIMER_MODE_REL): the task sleeps
+  // `ns` (the kernel's hrtimer_sleeper is not one of the model's soft hrtimers: the wake-up is a
+  // timed event, the sleeper's id the hook argument). fentry/kprobe do_nanosleep programs run
+  // at its entry, fexit ones at its return (0). The sleeping task holds its CPU as a blocked
+  // context does in the model (softirqs still run there). Returns 0.
+  sim::Co<int> nanosleep(sim::Context& ctx, Process& p, sim::TimeNs ns);
+
+  // `current` of the kernel: the task `ctx` runs for. A timeline action's task runs for its
+  // process; other contexts (softirq, kworker, interrupts) for none: nullptr, which the task
+  // helpers show as the idle task (pid 0, "swapper/<cpu>").
+  void set_current(const sim::Context& ctx, Process& p);
+  Process* current(const sim::Context& ctx);
+  // The address of the read-only struct task_struct of `p` (nullptr: the idle task of `cpu`),
+  // made on first use.
+  std::uint64_t task_struct_addr(const Process* p, int cpu);
 
   // Reference counting primitives.
   void map_inc(const sim::Context* ctx, BpfMap& map);
@@ -111,6 +141,13 @@ class Syscalls {
   std::map<int, Process> procs_;
   int next_pid_ = 100;
   std::map<std::string, Pin> pins_;
+  std::map<std::uint32_t, int> current_;  // context id -> pid
+  struct Task {
+    std::unique_ptr<TaskStruct> t;
+    std::uint32_t region = 0;
+  };
+  std::map<std::pair<int, int>, Task> tasks_;  // (pid, -1) or (0, cpu) for the idle tasks
+  std::uint64_t next_sleeper_ = 1;
 };
 
 }  // namespace bpftsim::model

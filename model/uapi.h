@@ -50,6 +50,8 @@ enum HelperId : std::int32_t {
   kHelperTimerStart = BPF_FUNC_timer_start,
   kHelperTimerCancel = BPF_FUNC_timer_cancel,
   kHelperLoop = BPF_FUNC_loop,
+  kHelperGetCurrentPidTgid = BPF_FUNC_get_current_pid_tgid,
+  kHelperGetCurrentTaskBtf = BPF_FUNC_get_current_task_btf,
 };
 
 // The kfuncs the model implements. A kfunc has no uapi id: the loader resolves a call to a

@@ -21,13 +21,6 @@ struct RunInstance {
               const model::KernelProfile& profile)
       : sc(&s), sim(cfg, std::move(sched)), k(sim, profile, s.costs) {}
 
-  struct Link {
-    model::Process* proc = nullptr;
-    int fd = -1;
-    model::BpfProg* prog = nullptr;
-    std::string section;
-  };
-
   const Scenario* sc;  // valid during run_scenario only
   sim::Simulator sim;
   model::Kernel k;
@@ -35,7 +28,6 @@ struct RunInstance {
   std::map<std::string, model::Process*> procs;
   // (pid, "map:t.array" / "prog:t.test1" / "link:t.test1") -> fds, most recent last.
   std::map<std::pair<int, std::string>, std::vector<int>> fds;
-  std::vector<Link> links;  // attach order
   std::vector<std::string> failures;
   // Where fail() writes: `failures`, or the failures of one alternative of expect.any_of.
   std::vector<std::string>* sink = &failures;
@@ -152,23 +144,20 @@ std::string hex(const std::vector<std::uint8_t>& bytes) {
 
 // bpf_prog_test_run_tracing (net/bpf/test_run.c, v5.15): the kernel calls bpf_fentry_test1(1),
 // bpf_fentry_test2(2, 3), ... bpf_fentry_test8 in this task, and every program attached to the
-// function runs on it. Returns the syscall's result.
+// function runs on it (model/bpf_trace.h). Returns the syscall's result.
 sim::Co<std::int64_t> RunInstance::run_fentry(sim::Context& c) {
   co_await c.step(k.cost.syscall_ns);
   for (std::size_t fn = 0; fn < model::kFentryTestArgs.size(); ++fn) {
-    const std::string section = "fentry/bpf_fentry_test" + std::to_string(fn + 1);
-    // Index loop: a program may attach or detach nothing here, but links may grow meanwhile.
-    for (std::size_t l = 0; l < links.size(); ++l) {
-      const Link link = links[l];
-      if (link.section != section) continue;
-      auto it = link.proc->fds.find(link.fd);
-      if (it == link.proc->fds.end() || it->second.kind != model::FdEntry::Kind::kLink ||
-          it->second.prog != link.prog)
-        continue;  // detached
-      const std::array<std::uint64_t, 5> args = model::kFentryTestArgs[fn];
-      const std::int64_t r = co_await k.run_prog(c, *link.prog, args);
-      (void)r;  // fentry return values are ignored
-    }
+    const std::string name = "bpf_fentry_test" + std::to_string(fn + 1);
+    const std::array<std::uint64_t, 5> args = model::kFentryTestArgs[fn];
+    co_await k.hooks.function_entry(c, name.c_str(), args);
+    // bpf_fentry_test1..6 return the sum of their arguments (+1 for test1); 7 and 8 the pointer
+    // or what it points at, here 0.
+    std::int64_t ret = fn == 0 ? 2 : 0;
+    if (fn > 0 && fn < 6)
+      for (std::uint64_t a : args)
+        ret += static_cast<std::int64_t>(a);
+    co_await k.hooks.function_exit(c, name.c_str(), args, ret);
   }
   co_return 0;
 }
@@ -176,6 +165,7 @@ sim::Co<std::int64_t> RunInstance::run_fentry(sim::Context& c) {
 sim::Co<void> RunInstance::exec(sim::Context& c, std::size_t i) {
   const Action& a = sc->timeline[i];
   model::Process& p = process(a.process);
+  if (c.kind() == sim::CtxKind::kTask) k.sys.set_current(c, p);
   const std::string target = a.target ? a.target->text : "";
   const int fd = a.target ? fd_of(p, a.target_kind, target) : -1;
   std::int64_t ret = 0;
@@ -202,12 +192,19 @@ sim::Co<void> RunInstance::exec(sim::Context& c, std::size_t i) {
     case ActionKind::kRunFentry:
       ret = co_await run_fentry(c);
       break;
+    case ActionKind::kNanosleep:
+      ret = co_await k.sys.nanosleep(c, p, a.duration_ns);
+      break;
     case ActionKind::kAttach: {
       const int r = co_await k.sys.link_create(c, p, fd);
       if (r >= 0) {
         add_fd(p, FdKind::kLink, target, r);
         model::VmProg* vp = prog(*a.target);
-        links.push_back(Link{&p, r, vp, vp->spec().section});
+        // The hook its section names (checked when the scenario was read); other sections
+        // ("syscall", "tc") make a link that runs nowhere.
+        std::string err;
+        if (auto hook = model::parse_hook_section(vp->spec().section, &err))
+          k.hooks.attach(*hook, *vp, p.pid, r);
       }
       ret = r < 0 ? r : 0;
       break;

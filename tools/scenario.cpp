@@ -15,6 +15,7 @@
 
 #include "model/bpf_compile.h"
 #include "model/bpf_object.h"
+#include "model/bpf_trace.h"
 #include "model/input_file.h"
 #include "sim/hash.h"
 #include "tools/json_schema.h"
@@ -484,6 +485,7 @@ class Parser {
         {"run", ActionKind::kRun},
         {"run_fentry", ActionKind::kRunFentry},
         {"attach", ActionKind::kAttach},
+        {"nanosleep", ActionKind::kNanosleep},
         {"map_lookup", ActionKind::kMapLookup},
         {"map_update", ActionKind::kMapUpdate},
         {"map_delete", ActionKind::kMapDelete},
@@ -516,9 +518,20 @@ class Parser {
         a.fentry = f.back() - '0';
         break;
       }
-      case ActionKind::kAttach:
+      case ActionKind::kAttach: {
         a.target = prog_ref(j["prog"], child(ptr, "prog"));
         a.target_kind = FdKind::kProg;
+        // The hook the program's section names must be one the model has (model/bpf_trace.h).
+        const ScenarioObject& so = scenario_->objects[a.target->object];
+        std::string err;
+        model::parse_hook_section(so.spec.progs[a.target->index].section, &err);
+        if (!err.empty())
+          bad(child(ptr, "prog"),
+              fmt::format("cannot attach '{}' ({}): {}", a.target->text, so.resolved_path, err));
+        break;
+      }
+      case ActionKind::kNanosleep:
+        a.duration_ns = j["duration_ns"].get<sim::TimeNs>();
         break;
       case ActionKind::kMapLookup:
       case ActionKind::kMapUpdate:
@@ -1155,6 +1168,8 @@ const char* action_kind_name(ActionKind kind) {
       return "run_fentry";
     case ActionKind::kAttach:
       return "attach";
+    case ActionKind::kNanosleep:
+      return "nanosleep";
     case ActionKind::kMapLookup:
       return "map_lookup";
     case ActionKind::kMapUpdate:
@@ -1182,6 +1197,7 @@ const char* action_kind_name(ActionKind kind) {
 std::string Action::describe() const {
   std::string s = action_kind_name(kind);
   if (kind == ActionKind::kRunFentry) s += fmt::format(" bpf_fentry_test{}", fentry);
+  if (kind == ActionKind::kNanosleep) s += fmt::format(" {} ns", duration_ns);
   if (target) {
     if (kind == ActionKind::kClose || kind == ActionKind::kPin)
       s += target_kind == FdKind::kMap ? " map" : target_kind == FdKind::kProg ? " prog" : " link";

@@ -57,6 +57,7 @@ enum class ActionKind : std::uint8_t {
   kRun,
   kRunFentry,
   kAttach,
+  kNanosleep,
   kMapLookup,
   kMapUpdate,
   kMapDelete,
@@ -94,6 +95,7 @@ struct Action {
   std::array<std::uint64_t, 5> args{};     // run
   RunContext context = RunContext::kTask;  // run
   int fentry = 0;                          // run_fentry: 1..8
+  sim::TimeNs duration_ns = 0;             // nanosleep
   std::vector<std::uint8_t> key;           // map_*
   std::vector<std::uint8_t> value;         // map_update (bytes)
   std::optional<NameRef> value_map;        // map_update of a map-in-map: fd of it

@@ -28,7 +28,8 @@ TEST_CASE("bpf_loop is a helper from v5.17 on (helper_in_profile)", "[eras]") {
                                           *model::profile_by_name("v5.15+bpf_loop")));
   for (const char* p : {"v5.15", "v6.14"})
     CHECK(model::helpers::helper_in_profile(model::kHelperTimerStart, *model::profile_by_name(p)));
-  CHECK(!model::helpers::helper_in_profile(14, *model::profile_by_name("v6.14")));  // not modelled
+  // bpf_get_current_comm (16) is not modelled
+  CHECK(!model::helpers::helper_in_profile(16, *model::profile_by_name("v6.14")));
 }
 
 TEST_CASE("a program calling bpf_loop does not load before v5.17: unknown func bpf_loop#181",
@@ -166,4 +167,57 @@ TEST_CASE("free_timer of v6.14 needs bpf_loop and BPF_F_TIMER_CPU_PIN, and passe
   INFO(no_loop.out);
   CHECK(no_loop.code == 2);
   CHECK_THAT(no_loop.out, Catch::Contains("unknown func bpf_loop#181"));
+}
+
+// timer_crash (reference 3.3, the oracle of 2.2): our fentry/do_nanosleep mirror crashes (a wild
+// pointer) through v5.16 and not from v5.17; each scenario fails on the other side of 2.2 for
+// that reason. The v5.17 ones hold on every later era.
+TEST_CASE("timer_crash: the checker's finding up to v5.16, none from v5.17", "[eras]") {
+  TempDir dir;
+  const std::string conf = std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/conformance/";
+  for (const char* sub : {"array", "hash"}) {
+    const std::string crash = conf + "timer_crash_" + sub + "_v5_15.json";
+    const std::string fixed = conf + "timer_crash_" + sub + "_v5_17.json";
+    for (const char* p : {"v5.15", "v5.16"}) {
+      const Cmd c = run_tool("run " + crash + " --profile " + p, dir.path);
+      INFO(sub << " on " << p << "\n" << c.out);
+      CHECK(c.code == 0);
+    }
+    const Cmd crash_on_fixed = run_tool("run " + crash + " --profile v5.17", dir.path);
+    INFO(crash_on_fixed.out);
+    CHECK(crash_on_fixed.code == 1);
+    CHECK_THAT(crash_on_fixed.out, Catch::Contains("status=quiescent"));
+    const Cmd fixed_on_old = run_tool("run " + fixed + " --profile v5.16", dir.path);
+    INFO(fixed_on_old.out);
+    CHECK(fixed_on_old.code == 1);
+    CHECK_THAT(fixed_on_old.out, Catch::Contains("wild_pointer"));
+    CHECK_THAT(fixed_on_old.out, Catch::Contains("0xdeadcaf3"));
+    for (const char* p : {"v5.17", "v6.1", "v6.8", "v6.14"}) {
+      const Cmd c = run_tool("run " + fixed + " --profile " + p, dir.path);
+      INFO(sub << " on " << p << "\n" << c.out);
+      CHECK(c.code == 0);
+    }
+  }
+}
+
+// Reference 2.1 itself (4.14): the tracepoint program on hrtimer_start self-deadlocks on v5.15
+// and is refused at load from v5.16, the refusal naming the verifier rule.
+TEST_CASE("4.14: a tracepoint program inside hrtimer_start deadlocks on v5.15, is refused on v5.16",
+          "[eras]") {
+  TempDir dir;
+  const std::string race =
+      std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/races/4.14-tracing-prog-hrtimer-deadlock.json";
+  const Cmd old = run_tool("run " + race, dir.path);
+  INFO(old.out);
+  CHECK(old.code == 0);
+  const Cmd refused = run_tool("run " + race + " --profile v5.16", dir.path);
+  INFO(refused.out);
+  CHECK(refused.code == 2);
+  CHECK_THAT(refused.out, Catch::Contains("rule tracing_timer"));
+  CHECK_THAT(refused.out, Catch::Contains("tracepoint/timer/hrtimer_start"));
+  const Cmd fix = run_tool("run " + std::string(BPFTSIM_SOURCE_DIR) +
+                               "/scenarios/fixes/4.14-tracing-prog-refused-2.1.json",
+                           dir.path);
+  INFO(fix.out);
+  CHECK(fix.code == 0);
 }

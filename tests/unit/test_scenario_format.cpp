@@ -45,7 +45,7 @@ TEST_CASE("load_error: a load that must fail, judged by its message", "[format]"
   TempDir dir;
   const std::string unknown = prebuilt("vm_unknown_helper");
   dir.file("ok.json", scenario("le-ok", unknown, "",
-                               R"({"load_error": "calls bpf_get_current_pid_tgid",
+                               R"({"load_error": "calls bpf_get_current_comm",
                                    "comment": "the model has no such helper"})"));
   const Cmd ok = run_tool("run ok.json --run-dir runs", dir.path);
   INFO(ok.out);
@@ -58,7 +58,7 @@ TEST_CASE("load_error: a load that must fail, judged by its message", "[format]"
   CHECK(other.code == 1);
   CHECK_THAT(other.out, Catch::Contains("/expect/load_error: the objects failed to load with a "
                                         "message that does not contain 'rule stack_oob'"));
-  CHECK_THAT(other.out, Catch::Contains("calls bpf_get_current_pid_tgid (helper 14)"));
+  CHECK_THAT(other.out, Catch::Contains("calls bpf_get_current_comm (helper 16)"));
 
   // Objects that load fail the run.
   dir.file("loads.json",

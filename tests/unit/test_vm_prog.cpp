@@ -325,7 +325,7 @@ TEST_CASE("a helper the model does not implement is refused when the object is l
   INFO(msg);
   CHECK_THAT(msg, Catch::Contains(path));
   CHECK_THAT(msg, Catch::Contains("section 'fentry/bpf_fentry_test1'"));
-  CHECK_THAT(msg, Catch::Contains("bpf_get_current_pid_tgid (helper 14)"));
+  CHECK_THAT(msg, Catch::Contains("bpf_get_current_comm (helper 16)"));
   CHECK(w.k.maps().empty());  // refused before anything was created
   CHECK(w.k.progs().empty());
   CHECK(w.proc.fds.empty());
