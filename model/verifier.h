@@ -50,6 +50,8 @@ struct VerifierOptions {
   bool tracing_progs_no_timer = false;
   // Abstract-interpretation steps per root function; past it the root is accepted unchecked.
   std::uint32_t max_steps_per_root = 200000;
+
+  bool operator==(const VerifierOptions&) const = default;
 };
 
 struct VerifierError {
