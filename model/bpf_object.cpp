@@ -179,6 +179,18 @@ std::optional<LoadError> bpf_object_verify(const ObjectSpec& spec, const Verifie
   return std::nullopt;
 }
 
+std::optional<LoadError> VerifyMemo::verify(const ObjectSpec& spec, const VerifierOptions& opts) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [o, result] : done_)
+      if (o == opts) return result;
+  }
+  std::optional<LoadError> result = bpf_object_verify(spec, opts);
+  std::lock_guard<std::mutex> lock(mu_);
+  done_.emplace_back(opts, result);
+  return result;
+}
+
 std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, Process& proc,
                                                                     const ObjectSpec& spec,
                                                                     const BpfObjectOptions& opts) {
@@ -202,7 +214,9 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
   vopts.static_subprog_calls_under_lock =
       vopts.static_subprog_calls_under_lock || k.profile.static_subprog_calls_under_lock;
   if (k.profile.timer_any_context) vopts.tracing_progs_no_timer = false;  // 2.21 lifts it
-  if (auto err = bpf_object_verify(spec, vopts)) return *err;
+  if (auto err =
+          opts.verify_memo ? opts.verify_memo->verify(spec, vopts) : bpf_object_verify(spec, vopts))
+    return *err;
   std::uint64_t bytes = 0;
   for (const MapSpec& ms : spec.maps) {
     bytes += map_model_bytes(ms);

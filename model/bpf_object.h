@@ -22,7 +22,10 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -37,11 +40,25 @@ class Kernel;
 class BpfMap;
 struct Process;
 
+// bpf_object_verify's results for one ObjectSpec that no longer changes (a scenario's object,
+// loaded once and run many times: the verifier was most of a run's time), one per distinct
+// VerifierOptions. Thread-safe. Whoever changes the spec must drop its memo.
+class VerifyMemo {
+ public:
+  std::optional<LoadError> verify(const ObjectSpec& spec, const VerifierOptions& opts);
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<VerifierOptions, std::optional<LoadError>>> done_;
+};
+
 struct BpfObjectOptions {
   // Instruction budget of each program run (VmProg::kDefaultInsnBudget).
   std::uint64_t insn_budget = VmProg::kDefaultInsnBudget;
   // The verifier's era-dependent rules (model/verifier.h); the default is v5.15.
   VerifierOptions verifier;
+  // When set, the verifier's result for this spec is taken from (or added to) the memo.
+  VerifyMemo* verify_memo = nullptr;
 };
 
 // A loaded object: the skeleton's view (maps, progs, global data) of what now lives in the

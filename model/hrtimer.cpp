@@ -246,7 +246,7 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
       co_await locked_tracepoint(ctx, cpu, "hrtimer_cancel", {t.owner, 0, 0, 0, 0});
       // Trace conventions (sim/trace_render.h): the expiry is a slice, the arrow from the
       // hrtimer_start of this enqueue (seq) ends here.
-      const std::string slice = fmt::format("hrtimer {}", t.owner);
+      const sim::TraceName slice{"hrtimer", ' ', t.owner, false};  // "hrtimer <owner>"
       ctx.trace("hrtimer_expire_entry", {{"hrtimer", t.owner},
                                          {"now", basenow},
                                          {"slice_begin", slice},

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "model/arraymap.h"
@@ -157,7 +158,8 @@ class Kernel {
   std::vector<std::uint8_t> key_scratch_mem_;
   std::vector<std::uint64_t> key_scratch_addr_;
   std::map<std::uint64_t, std::uint32_t> handle_to_map_;
-  std::map<std::uint64_t, std::unique_ptr<KLock>> value_locks_;
+  // Looked up by address only, never iterated (so an unordered map cannot change a result).
+  std::unordered_map<std::uint64_t, std::unique_ptr<KLock>> value_locks_;
 };
 
 }  // namespace bpftsim::model

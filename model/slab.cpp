@@ -33,15 +33,15 @@ ObjId Slab::alloc(const sim::Context* ctx, ObjKind kind, std::string name, ObjId
   KObject o{id, kind, std::move(name), false, {}, owner};
   o.history.push_back(event_at(sim_, ctx, "alloc"));
   sim_.emit(ctx, "kmalloc", {{"obj", id}, {"kind", obj_kind_name(kind)}, {"name", o.name}});
-  objects_.emplace(id, std::move(o));
+  objects_.push_back(std::move(o));
   ++live_;
   return id;
 }
 
 bool Slab::free(const sim::Context* ctx, ObjId id, const char* where) {
-  auto it = objects_.find(id);
-  SIM_ASSERT(it != objects_.end(), "kfree of unknown object {}", id);
-  KObject& o = it->second;
+  KObject* it = slot(id);
+  SIM_ASSERT(it != nullptr, "kfree of unknown object {}", id);
+  KObject& o = *it;
   if (o.freed) {
     sim_.report(finding_about(sim::FindingKind::kDoubleFree, ctx, id, where,
                               fmt::format("{} frees {}#{} ({}) a second time", where,
@@ -57,11 +57,11 @@ bool Slab::free(const sim::Context* ctx, ObjId id, const char* where) {
 }
 
 bool Slab::access(const sim::Context* ctx, ObjId id, const char* where) {
-  auto it = objects_.find(id);
-  SIM_ASSERT(it != objects_.end(), "access to unknown object {}", id);
-  if (!it->second.freed) return true;
+  KObject* it = slot(id);
+  SIM_ASSERT(it != nullptr, "access to unknown object {}", id);
+  if (!it->freed) return true;
   ++uaf_;
-  const KObject& o = it->second;
+  const KObject& o = *it;
   sim_.report(finding_about(sim::FindingKind::kUseAfterFree, ctx, id, where,
                             fmt::format("{} touches freed {}#{} ({})", where, obj_kind_name(o.kind),
                                         id, o.name)),
@@ -70,14 +70,13 @@ bool Slab::access(const sim::Context* ctx, ObjId id, const char* where) {
 }
 
 void Slab::note(const sim::Context* ctx, ObjId id, std::string what) {
-  auto it = objects_.find(id);
-  SIM_ASSERT(it != objects_.end(), "note on unknown object {}", id);
-  it->second.history.push_back(event_at(sim_, ctx, std::move(what)));
+  KObject* it = slot(id);
+  SIM_ASSERT(it != nullptr, "note on unknown object {}", id);
+  it->history.push_back(event_at(sim_, ctx, std::move(what)));
 }
 
 const KObject* Slab::find(ObjId id) const {
-  auto it = objects_.find(id);
-  return it == objects_.end() ? nullptr : &it->second;
+  return id != 0 && id <= objects_.size() ? &objects_[static_cast<std::size_t>(id - 1)] : nullptr;
 }
 
 bool Slab::live(ObjId id) const {
@@ -87,8 +86,8 @@ bool Slab::live(ObjId id) const {
 
 std::vector<ObjId> Slab::live_objects() const {
   std::vector<ObjId> out;
-  for (const auto& [id, o] : objects_)
-    if (!o.freed) out.push_back(id);
+  for (const KObject& o : objects_)
+    if (!o.freed) out.push_back(o.id);
   return out;
 }
 
@@ -117,7 +116,8 @@ std::string Slab::history_text(ObjId id) const {
 }
 
 void Slab::report_leaks(const std::set<ObjId>& reachable) {
-  for (const auto& [id, o] : objects_) {
+  for (const KObject& o : objects_) {
+    const ObjId id = o.id;
     if (o.freed || reachable.count(id)) continue;
     sim_.report(finding_about(sim::FindingKind::kLeak, nullptr, id, "quiescence",
                               fmt::format("{}#{} ({}) is allocated but unreachable at quiescence",

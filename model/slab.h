@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <set>
@@ -67,7 +68,12 @@ class Slab {
 
  private:
   sim::Simulator& sim_;
-  std::map<ObjId, KObject> objects_;
+  // By id - 1: ids are handed out in order from 1 and never reused, so the registry is dense
+  // (a deque: a KObject never moves, find() pointers stay valid as objects are added).
+  std::deque<KObject> objects_;
+  KObject* slot(ObjId id) {
+    return id != 0 && id <= objects_.size() ? &objects_[static_cast<std::size_t>(id - 1)] : nullptr;
+  }
   ObjId next_ = 1;
   std::size_t live_ = 0;
   std::size_t uaf_ = 0;

@@ -15,7 +15,7 @@ sim::Co<void> spin_lock_irqsave(Kernel& k, sim::Context& ctx, KLock& lock) {
     // re-taking it): the wait below is a wait-for cycle of one context, reported as a deadlock.
     if (!contended) {
       ctx.trace("lock_contended",
-                {{"lock", sim::object_name(lock.kind, lock.id)}, {"owner", lock.owner->id()}});
+                {{"lock", sim::obj_ref(lock.kind, lock.id)}, {"owner", lock.owner->id()}});
       contended = true;
     }
     co_await ctx.block(lock.waiters, sim::WaitFor{"spin_lock", lock.kind, lock.id, lock.owner});
@@ -23,7 +23,7 @@ sim::Co<void> spin_lock_irqsave(Kernel& k, sim::Context& ctx, KLock& lock) {
   }
   lock.owner = &ctx;
   if (lock.word) *lock.word = 1;
-  const std::string name = sim::object_name(lock.kind, lock.id);
+  const sim::TraceName name = sim::obj_ref(lock.kind, lock.id);
   ctx.trace("lock_acquire", {{"lock", name}, {"slice_begin", name}});
   co_await ctx.step(k.cost.lock_ns);
 }
@@ -33,7 +33,7 @@ sim::Co<void> spin_unlock_irqrestore(Kernel& k, sim::Context& ctx, KLock& lock) 
              lock.id, ctx.name());
   lock.owner = nullptr;
   if (lock.word) *lock.word = 0;
-  const std::string name = sim::object_name(lock.kind, lock.id);
+  const sim::TraceName name = sim::obj_ref(lock.kind, lock.id);
   ctx.trace("lock_release", {{"lock", name}, {"slice_end", name}});
   lock.waiters.wake_all();
   ctx.local_irq_enable();

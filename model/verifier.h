@@ -56,6 +56,8 @@ struct VerifierOptions {
   bool static_subprog_calls_under_lock = false;
   // Abstract-interpretation steps per root function; past it the root is accepted unchecked.
   std::uint32_t max_steps_per_root = 200000;
+
+  bool operator==(const VerifierOptions&) const = default;
 };
 
 struct VerifierError {

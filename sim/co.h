@@ -5,7 +5,9 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
+#include <new>
 #include <utility>
 #include <variant>
 
@@ -16,7 +18,77 @@ class Co;
 
 namespace detail {
 
+// Coroutine frames come from per-thread free lists by size class (64-byte steps up to 2 KiB), not
+// from malloc: a step of kernel code calls several code paths, each a frame, and an expiry made
+// ~20 allocations. A freed frame goes back to its class's list (never to the system while the
+// thread lives), so the steady state allocates nothing. Frames are only addresses: nothing orders
+// or hashes them, so reuse cannot change a run. Under AddressSanitizer frames use plain new and
+// delete so that a use after free of a frame is still caught.
+#if defined(__SANITIZE_ADDRESS__)
+#define BPFTSIM_CO_FRAME_POOL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BPFTSIM_CO_FRAME_POOL 0
+#endif
+#endif
+#ifndef BPFTSIM_CO_FRAME_POOL
+#define BPFTSIM_CO_FRAME_POOL 1
+#endif
+
+class FramePool {
+ public:
+  static constexpr std::size_t kStep = 64;
+  static constexpr std::size_t kClasses = 32;  // frames up to 2 KiB
+
+  static void* alloc(std::size_t n) {
+    const std::size_t c = (n + kStep - 1) / kStep;
+    if (!BPFTSIM_CO_FRAME_POOL || c >= kClasses) return ::operator new(n);
+    FramePool& pool = local();
+    if (Node* f = pool.free_[c]) {
+      pool.free_[c] = f->next;
+      return f;
+    }
+    return ::operator new(c* kStep);
+  }
+  static void release(void* p, std::size_t n) noexcept {
+    const std::size_t c = (n + kStep - 1) / kStep;
+    if (!BPFTSIM_CO_FRAME_POOL || c >= kClasses) {
+      ::operator delete(p);
+      return;
+    }
+    FramePool& pool = local();
+    Node* f = static_cast<Node*>(p);
+    f->next = pool.free_[c];
+    pool.free_[c] = f;
+  }
+
+  FramePool() = default;
+  FramePool(const FramePool&) = delete;
+  FramePool& operator=(const FramePool&) = delete;
+  ~FramePool() {
+    for (Node*& head : free_)
+      while (head) {
+        Node* next = head->next;
+        ::operator delete(head);
+        head = next;
+      }
+  }
+
+ private:
+  struct Node {
+    Node* next;
+  };
+  static FramePool& local() {
+    thread_local FramePool pool;
+    return pool;
+  }
+  Node* free_[kClasses] = {};
+};
+
 struct PromiseBase {
+  static void* operator new(std::size_t n) { return FramePool::alloc(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FramePool::release(p, n); }
+
   std::coroutine_handle<> continuation;
   std::exception_ptr error;
 

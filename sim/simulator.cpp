@@ -125,8 +125,8 @@ void Context::local_bh_enable() {
   --bh_off_;
 }
 
-void Context::trace(std::string event, std::initializer_list<TraceField> fields) const {
-  sim_->emit(this, std::move(event), fields);
+void Context::trace(std::string_view event, std::initializer_list<TraceArg> fields) const {
+  sim_->emit(this, event, fields);
 }
 
 void WaitQueue::wake_all() {
@@ -255,9 +255,9 @@ Context* Simulator::context(std::uint32_t id) const {
   return it == contexts_.end() ? nullptr : it->second.get();
 }
 
-void Simulator::emit(const Context* ctx, std::string event,
-                     std::initializer_list<TraceField> fields) {
-  trace_.emit(now_, ctx ? ctx->cpu() : -1, ctx ? ctx->id() : 0, std::move(event), fields);
+void Simulator::emit(const Context* ctx, std::string_view event,
+                     std::initializer_list<TraceArg> fields) {
+  trace_.emit(now_, ctx ? ctx->cpu() : -1, ctx ? ctx->id() : 0, event, fields);
 }
 
 void Simulator::report(Finding f, bool stop) {
@@ -456,7 +456,7 @@ void Simulator::block(Context& ctx, WaitQueue& wq, WaitFor why) {
   wq.waiters_.push_back(&ctx);
   emit(&ctx, "block",
        {{"on", ctx.wait_.what},
-        {"object", object_name(ctx.wait_.object_kind, ctx.wait_.object_id)},
+        {"object", obj_ref(ctx.wait_.object_kind, ctx.wait_.object_id)},
         {"owner", ctx.wait_.owner ? static_cast<std::int64_t>(ctx.wait_.owner->id()) : 0}});
   check_deadlock_from(ctx);
   if (!stopped_) kick(ctx.cpu());

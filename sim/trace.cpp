@@ -122,7 +122,7 @@ inline std::uint64_t mix_str(std::uint64_t h, std::string_view s, std::uint64_t 
 
 }  // namespace
 
-void Trace::fold(TimeNs t, int cpu, std::uint32_t ctx, const std::string& event,
+void Trace::fold(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event,
                  const TraceField* fields, std::size_t nfields) {
   std::uint64_t h = digest_;
   h = mix(h, static_cast<std::uint64_t>(t));
@@ -140,15 +140,52 @@ void Trace::fold(TimeNs t, int cpu, std::uint32_t ctx, const std::string& event,
   ++count_;
 }
 
-void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, std::string event,
-                 std::initializer_list<TraceField> fields) {
+// The same words as the TraceField fold above, from the emit arguments: a TraceName is rendered
+// into a stack buffer, so the digest is that of its text.
+void Trace::fold(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event,
+                 const TraceArg* fields, std::size_t nfields) {
+  std::uint64_t h = digest_;
+  h = mix(h, static_cast<std::uint64_t>(t));
+  h = mix(h, std::uint64_t{static_cast<std::uint32_t>(cpu)} << 32 | ctx);
+  h = mix_str(h, event, kTagEvent);
+  for (std::size_t i = 0; i < nfields; ++i) {
+    const TraceArg& f = fields[i];
+    switch (f.kind) {
+      case TraceArg::Kind::kInt:
+        h = mix(mix_str(h, f.key, kTagIntKey), static_cast<std::uint64_t>(f.i));
+        break;
+      case TraceArg::Kind::kStr:
+        h = mix_str(mix_str(h, f.key, kTagStrKey), f.s, kTagStrValue);
+        break;
+      case TraceArg::Kind::kName: {
+        h = mix_str(h, f.key, kTagStrKey);
+        if (f.name.prefix.size() <= TraceName::kMaxPrefix) {
+          char buf[TraceName::kMaxLen];
+          h = mix_str(h, std::string_view(buf, f.name.render(buf)), kTagStrValue);
+        } else {
+          h = mix_str(h, f.name.str(), kTagStrValue);
+        }
+        break;
+      }
+    }
+  }
+  digest_ = h;
+  ++count_;
+}
+
+void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event,
+                 std::initializer_list<TraceArg> fields) {
   // Without records, fold straight from the arguments: no record (a vector and copies of every
-  // field) is built per event just to be hashed and dropped. Same bytes, same digest.
+  // field) is built per event just to be hashed and dropped. Same words, same digest.
   if (!keep_ && !observer_) {
     fold(t, cpu, ctx, event, fields.begin(), fields.size());
     return;
   }
-  emit(TraceRecord{t, cpu, ctx, std::move(event), std::vector<TraceField>(fields)});
+  TraceRecord r{t, cpu, ctx, std::string(event), {}};
+  r.fields.reserve(fields.size());
+  for (const TraceArg& f : fields)
+    r.fields.push_back(f.field());
+  emit(std::move(r));
 }
 
 void Trace::emit(TraceRecord record) {
@@ -161,6 +198,51 @@ void Trace::emit(TraceRecord record) {
     records_.erase(records_.begin(), records_.begin() + static_cast<std::ptrdiff_t>(drop));
     dropped_ += drop;
   }
+}
+
+std::size_t TraceName::render(char* buf) const {
+  std::size_t n = prefix.size();
+  std::memcpy(buf, prefix.data(), n);
+  buf[n++] = sep;
+  char digits[20];
+  std::size_t d = 0;
+  std::uint64_t v = id;
+  if (hex_above_32 && v > 0xffffffffULL) {
+    do {
+      digits[d++] = "0123456789abcdef"[v & 0xf];
+      v >>= 4;
+    } while (v != 0);
+  } else {
+    do {
+      digits[d++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+  }
+  while (d > 0)
+    buf[n++] = digits[--d];
+  return n;
+}
+
+std::string TraceName::str() const {
+  std::string out(prefix);
+  out += sep;
+  if (hex_above_32 && id > 0xffffffffULL)
+    out += fmt::format("{:x}", id);
+  else
+    out += fmt::format("{}", id);
+  return out;
+}
+
+TraceField TraceArg::field() const {
+  switch (kind) {
+    case Kind::kInt:
+      return TraceField(std::string(key), i);
+    case Kind::kStr:
+      return TraceField(std::string(key), std::string(s));
+    case Kind::kName:
+      break;
+  }
+  return TraceField(std::string(key), name.str());
 }
 
 std::string object_name(std::string_view kind, std::uint64_t id) {

@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -29,6 +30,49 @@ struct TraceField {
       : key(std::move(k)), value(static_cast<std::int64_t>(v)) {}
   TraceField(std::string k, std::string v) : key(std::move(k)), value(std::move(v)) {}
   TraceField(std::string k, const char* v) : key(std::move(k)), value(std::string(v)) {}
+};
+
+// An object's name given as its parts ("bpf_hrtimer", '#', 7): rendered to text ("bpf_hrtimer#7",
+// see object_name) only when a record is kept or its digest is folded, never as a heap string.
+// `hex_above_32`: the id in hex when it is above 32 bits (object_name's rule); else always decimal.
+struct TraceName {
+  std::string_view prefix;
+  char sep = '#';
+  std::uint64_t id = 0;
+  bool hex_above_32 = true;
+  // Writes the text into buf (at least kMaxLen bytes when prefix.size() <= kMaxPrefix); returns
+  // its length.
+  static constexpr std::size_t kMaxPrefix = 40;
+  static constexpr std::size_t kMaxLen = kMaxPrefix + 1 + 20;
+  std::size_t render(char* buf) const;
+  std::string str() const;
+};
+
+// An object's name, "<kind>#<id>", as a trace field value (no string built on the emit path).
+inline TraceName obj_ref(std::string_view kind, std::uint64_t id) {
+  return TraceName{kind, '#', id, true};
+}
+
+// A field as passed to Trace::emit: the key and a string value are views of the caller's strings
+// (literals or temporaries that live until the end of the emit call), so emitting builds no
+// std::string; a record that is kept (or observed) copies them into TraceFields. Same
+// initializer-list syntax as TraceField: {"key", value}.
+struct TraceArg {
+  enum class Kind : std::uint8_t { kInt, kStr, kName };
+  std::string_view key;
+  Kind kind = Kind::kInt;
+  std::int64_t i = 0;
+  std::string_view s;
+  TraceName name;
+  TraceArg(std::string_view k, std::int64_t v) : key(k), i(v) {}
+  TraceArg(std::string_view k, int v) : key(k), i(v) {}
+  TraceArg(std::string_view k, unsigned v) : key(k), i(v) {}
+  TraceArg(std::string_view k, std::uint64_t v) : key(k), i(static_cast<std::int64_t>(v)) {}
+  TraceArg(std::string_view k, const std::string& v) : key(k), kind(Kind::kStr), s(v) {}
+  TraceArg(std::string_view k, std::string_view v) : key(k), kind(Kind::kStr), s(v) {}
+  TraceArg(std::string_view k, const char* v) : key(k), kind(Kind::kStr), s(v) {}
+  TraceArg(std::string_view k, const TraceName& v) : key(k), kind(Kind::kName), name(v) {}
+  TraceField field() const;
 };
 
 struct TraceRecord {
@@ -74,8 +118,8 @@ class Trace {
   explicit Trace(bool keep_records = true, std::uint64_t max_kept = 0, bool tail_only = false)
       : keep_(keep_records), max_kept_(max_kept), tail_only_(tail_only) {}
 
-  void emit(TimeNs t, int cpu, std::uint32_t ctx, std::string event,
-            std::initializer_list<TraceField> fields);
+  void emit(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event,
+            std::initializer_list<TraceArg> fields);
   void emit(TraceRecord record);
 
   const std::vector<TraceRecord>& records() const { return records_; }
@@ -101,8 +145,10 @@ class Trace {
 
  private:
   void fold(const TraceRecord& r);
-  void fold(TimeNs t, int cpu, std::uint32_t ctx, const std::string& event,
-            const TraceField* fields, std::size_t nfields);
+  void fold(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event, const TraceField* fields,
+            std::size_t nfields);
+  void fold(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event, const TraceArg* fields,
+            std::size_t nfields);
   bool keep_;
   Observer observer_;
   std::uint64_t max_kept_ = 0;

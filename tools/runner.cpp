@@ -680,7 +680,9 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   model::Process& loader = in->process("loader");
   for (std::size_t o = 0; o < sc.objects.size(); ++o) {
     const ScenarioObject& so = sc.objects[o];
-    auto loaded = model::bpf_object_load(in->k, loader, so.spec);
+    model::BpfObjectOptions lopts;
+    lopts.verify_memo = so.verify_memo.get();
+    auto loaded = model::bpf_object_load(in->k, loader, so.spec, lopts);
     if (auto* e = std::get_if<model::LoadError>(&loaded)) {
       // A .bpf.c compiled into the cache: name the source the user wrote, then the object.
       std::string msg = e->message;

@@ -254,6 +254,7 @@ class Parser {
         failed = *e;
       } else {
         obj.spec = std::move(std::get<model::ObjectSpec>(loaded));
+        obj.verify_memo = std::make_shared<model::VerifyMemo>();
         failed = model::bpf_object_check(obj.spec);
       }
       if (failed && expect_load_error_) {

@@ -10,11 +10,13 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "model/bpf_object.h"
 #include "model/fault_inject.h"
 #include "model/libbpf_loader.h"
 #include "model/profile.h"
@@ -117,6 +119,9 @@ struct ScenarioObject {
   int line = 0;               // of its "path" in the scenario, for errors found when loading it
   int column = 0;
   model::ObjectSpec spec;
+  // The verifier's results for `spec` (set by load_scenario; shared by copies of the scenario,
+  // whose specs do not change): a scenario is verified once, not on every run.
+  std::shared_ptr<model::VerifyMemo> verify_memo;
 };
 
 // Hashes of the parts of a scenario, so that a replay against a changed scenario can say what
