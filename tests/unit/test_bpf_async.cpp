@@ -1,6 +1,7 @@
 // v7.0's lock-free timer unit (model/bpf_async.*, reference 2.20-2.22) and the profiles it
 // comes with: what each of 2.20, 2.21 and 2.22 changes, shown by the v7.0 scenarios
-// (scenarios/errors/*-v7.0.json, races/4.15-*, conformance/timer_start_delete_race_v7_0.json)
+// (scenarios/errors/*-v7.0.json, races/4.15-*, conformance/timer_start_delete_race_v7_0.json,
+// conformance/timer_start_deadlock_*.json)
 // run by the bpftsim binary under their own profile and under the profiles before, where they
 // must fail (or not load) as the reference says.
 #include <catch2/catch.hpp>
@@ -108,6 +109,13 @@ TEST_CASE("v7.0 return values and the change each comes from", "[async][eras]") 
            Row{"errors/delete-drops-prog-at-once-v7.0.json", "v7.0", 0, ""},
            Row{"errors/delete-drops-prog-at-once-v7.0.json", "v6.14+2.20+2.21", 1,
                "the refcnt of t.hash_arm is 2 at t=11000, expected 1"},
+           // 2.22's recursion guard: the worker's tracepoint program gets -EDEADLK. Before
+           // 2.22 the hardirq start is synchronous and its tracepoint program self-deadlocks.
+           Row{"errors/start-edeadlk-recursion-v7.0.json", "v7.0", 0, ""},
+           Row{"errors/start-edeadlk-recursion-v7.0.json", "v6.14+2.20+2.21", 1,
+               "waits in raw_spin_lock for hrtimer_base#0"},
+           Row{"errors/start-edeadlk-recursion-v7.0.json", "v6.14", 1,
+               "waits in spin_lock for bpf_timer_lock"},
            Row{"verifier/tracing-prog-timer-v7.0.json", "v7.0", 0, ""},
            Row{"verifier/tracing-prog-timer-v7.0.json", "v6.14+2.20", 2, "rule tracing_timer"},
        }) {
@@ -141,4 +149,40 @@ TEST_CASE("timer_start_delete_race: array deletes -EINVAL, the hash race closed 
     CHECK(c.code == 1);
     CHECK_THAT(c.out, Catch::Contains("0 use_after_free finding(s), expected >=1"));
   }
+}
+
+// timer_start_deadlock (reference 3.8, 2.22): returns on v7.0 with tp_called 1; the same program
+// deadlocks before 2.22, on the timer's bpf_spin_lock up to v6.14 and on the hrtimer base lock
+// with the lock-free unit of 2.20+2.21.
+TEST_CASE("timer_start_deadlock returns on v7.0 and deadlocks before 2.22", "[async][eras]") {
+  TempDir dir;
+  const std::string v70 = scenario("conformance/timer_start_deadlock_v7_0.json");
+  const std::string v614 = scenario("conformance/timer_start_deadlock_v6_14.json");
+  const Cmd ok = run_tool("run " + v70, dir.path);
+  INFO(ok.out);
+  CHECK(ok.code == 0);
+  CHECK_THAT(ok.out, Catch::Contains("status=quiescent"));
+  struct Row {
+    const char* profile;
+    const char* says;
+  };
+  for (const Row& r : {Row{"v6.14", "waits in spin_lock for bpf_timer_lock"},
+                       Row{"v5.16", "waits in spin_lock for bpf_timer_lock"},
+                       Row{"v6.14+2.20+2.21", "waits in raw_spin_lock for hrtimer_base#0"}}) {
+    const Cmd c = run_tool("run " + v70 + " --profile " + r.profile, dir.path);
+    INFO(r.profile << "\n" << c.out);
+    CHECK(c.code == 1);
+    CHECK_THAT(c.out, Catch::Contains("unexpected finding: deadlock"));
+    CHECK_THAT(c.out, Catch::Contains(r.says));
+  }
+  // The v6.14 scenario's expectations (the deadlock) hold up to v6.14 and stop at 2.22.
+  for (const char* p : {"v6.14", "v6.1", "v5.16"}) {
+    const Cmd c = run_tool("run " + v614 + " --profile " + p, dir.path);
+    INFO(p << "\n" << c.out);
+    CHECK(c.code == 0);
+  }
+  const Cmd fixed = run_tool("run " + v614 + " --profile v7.0", dir.path);
+  INFO(fixed.out);
+  CHECK(fixed.code == 1);
+  CHECK_THAT(fixed.out, Catch::Contains("status=quiescent"));
 }
