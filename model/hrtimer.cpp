@@ -144,7 +144,8 @@ sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, HrtimerExpiry e) {
                                            mode_bits(e), 0};
   co_await k_.hooks.function_entry(ctx, "hrtimer_start_range_ns", fargs);
   // lock_hrtimer_base (the timer's base), then switch_hrtimer_base's target (this CPU's).
-  if (t.cpu >= 0 && t.cpu != ctx.cpu()) co_await lock_wait(ctx, t.cpu);
+  const bool remote_base = t.cpu >= 0 && t.cpu != ctx.cpu();
+  if (remote_base) co_await lock_wait(ctx, t.cpu);
   co_await lock_wait(ctx, ctx.cpu());
   k_.slab.access(&ctx, t.owner, "hrtimer_start");
   const int old_cpu = t.cpu;

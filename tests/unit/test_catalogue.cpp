@@ -137,7 +137,8 @@ TEST_CASE("catalogue: each fix closes exactly the races whose closed_by names it
           std::string why_before;
           const bool shows_before = shows_bug(sc, before, &why_before);
           INFO("on " << *before.profile << ": " << (shows_before ? "shows" : "does not show")
-                     << "\n" << why_before);
+                     << "\n"
+                     << why_before);
           CHECK(shows == shows_before);
         }
       }
