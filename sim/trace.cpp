@@ -1,6 +1,5 @@
 #include "sim/trace.h"
 
-#include <bit>
 #include <cstring>
 #include <string_view>
 
@@ -40,156 +39,89 @@ std::int64_t TraceRecord::int_field(const std::string& key, std::int64_t fallbac
   return fallback;
 }
 
-void Trace::fold(const TraceRecord& r) {
-  fold(r.t_ns, r.cpu, r.ctx, r.event, r.fields.data(), r.fields.size());
-}
-
-// The digest folds 64-bit words, not bytes (traces/README.md defines it). A record is: t_ns; cpu
-// (low 32 bits, two's complement) << 32 | ctx; the event name; per field its key, then an integer
-// value as one word or a string value. A string of n bytes, with a tag saying what it is (0 event
-// name, 1 key of an integer field, 2 key of a string field, 3 string value), is one word when
-// n <= 7: its bytes little-endian in the low 7 bytes, n | tag << 4 in the top byte; else a head
-// word n | (0x80 | tag << 4) << 56, then its bytes 8 at a time as little-endian words, the last
-// zero-padded. Each word goes through one multiply-xorshift step. Loads are memcpy into bytes
-// read in a fixed order, so the digest is the same on any host byte order and alignment.
+// The digest folds 64-bit words (traces/README.md defines it), names by their ids (TraceKey,
+// digest::name_id: a hash of the text computed once, at compile time for a literal), so a record
+// is about eight words rather than its text. A record is: t_ns; cpu (low 32 bits, two's
+// complement) << 32 | ctx; the event's id; per field the key's id xor its kind (1 integer,
+// 2 string, 3 object name), then the value: an integer as one word; a string as its bytes
+// (digest::mix_str, tag 3); an object name as the id of its kind xor (separator | hex flag << 8),
+// then its numeric id.
 namespace {
 
-constexpr std::uint64_t kDigestMul = 0x9e3779b97f4a7c15ULL;  // odd: the multiply is a bijection
+using digest::mix;
+using digest::mix_str;
 
-inline std::uint64_t mix(std::uint64_t h, std::uint64_t w) {
-  h = (h ^ w) * kDigestMul;
-  return h ^ (h >> 32);
-}
+enum : std::uint64_t { kFieldInt = 1, kFieldStr = 2, kFieldName = 3, kTagStrValue = 3 };
 
-inline std::uint64_t load_le64(const char* p) {
-  if constexpr (std::endian::native == std::endian::little) {
-    std::uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-  } else {
-    unsigned char b[8];
-    std::memcpy(b, p, 8);
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i)
-      v = (v << 8) | b[i];
-    return v;
-  }
-}
-
-// The last 0..7 bytes of a string, zero-padded to a word (4-, 2- and 1-byte loads: no 8-byte
-// load from a buffer just written byte-wise, which stalls store forwarding).
-inline std::uint64_t load_le_tail(const char* p, std::size_t n) {
-  if constexpr (std::endian::native == std::endian::little) {
-    std::uint64_t v = 0;
-    unsigned shift = 0;
-    if (n & 4) {
-      std::uint32_t x;
-      std::memcpy(&x, p, 4);
-      v = x;
-      p += 4;
-      shift = 32;
-    }
-    if (n & 2) {
-      std::uint16_t x;
-      std::memcpy(&x, p, 2);
-      v |= std::uint64_t{x} << shift;
-      p += 2;
-      shift += 16;
-    }
-    if (n & 1) v |= std::uint64_t{static_cast<unsigned char>(*p)} << shift;
-    return v;
-  } else {
-    std::uint64_t v = 0;
-    for (std::size_t i = n; i-- > 0;)
-      v = (v << 8) | static_cast<unsigned char>(p[i]);
-    return v;
-  }
-}
-
-enum : std::uint64_t { kTagEvent = 0, kTagIntKey = 1, kTagStrKey = 2, kTagStrValue = 3 };
-
-inline std::uint64_t mix_str(std::uint64_t h, std::string_view s, std::uint64_t tag) {
-  const std::size_t n = s.size();
-  if (n <= 7) return mix(h, load_le_tail(s.data(), n) | (n | tag << 4) << 56);
-  h = mix(h, n | (0x80 | tag << 4) << 56);
-  const char* p = s.data();
-  std::size_t left = n;
-  for (; left >= 8; left -= 8, p += 8)
-    h = mix(h, load_le64(p));
-  if (left != 0) h = mix(h, load_le_tail(p, left));
-  return h;
+inline std::uint64_t fold_head(std::uint64_t h, TimeNs t, int cpu, std::uint32_t ctx,
+                               std::uint64_t event_id) {
+  h = mix(h, static_cast<std::uint64_t>(t));
+  h = mix(h, std::uint64_t{static_cast<std::uint32_t>(cpu)} << 32 | ctx);
+  return mix(h, event_id);
 }
 
 }  // namespace
 
-void Trace::fold(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event,
-                 const TraceField* fields, std::size_t nfields) {
-  std::uint64_t h = digest_;
-  h = mix(h, static_cast<std::uint64_t>(t));
-  h = mix(h, std::uint64_t{static_cast<std::uint32_t>(cpu)} << 32 | ctx);
-  h = mix_str(h, event, kTagEvent);
-  for (std::size_t i = 0; i < nfields; ++i) {
-    const TraceField& f = fields[i];
+// A record built by the caller (findings, helper results): names are hashed here, from the text.
+void Trace::fold(const TraceRecord& r) {
+  std::uint64_t h = fold_head(digest_, r.t_ns, r.cpu, r.ctx, digest::name_id(r.event));
+  for (const TraceField& f : r.fields) {
+    const std::uint64_t key = digest::name_id(f.key);
     if (const auto* v = std::get_if<std::int64_t>(&f.value)) {
-      h = mix(mix_str(h, f.key, kTagIntKey), static_cast<std::uint64_t>(*v));
+      h = mix(mix(h, key ^ kFieldInt), static_cast<std::uint64_t>(*v));
     } else {
-      h = mix_str(mix_str(h, f.key, kTagStrKey), std::get<std::string>(f.value), kTagStrValue);
+      h = mix_str(mix(h, key ^ kFieldStr), std::get<std::string>(f.value), kTagStrValue);
     }
   }
   digest_ = h;
   ++count_;
 }
 
-// The same words as the TraceField fold above, from the emit arguments: a TraceName is rendered
-// into a stack buffer, so the digest is that of its text.
-void Trace::fold(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event,
-                 const TraceArg* fields, std::size_t nfields) {
-  std::uint64_t h = digest_;
-  h = mix(h, static_cast<std::uint64_t>(t));
-  h = mix(h, std::uint64_t{static_cast<std::uint32_t>(cpu)} << 32 | ctx);
-  h = mix_str(h, event, kTagEvent);
+// The same words from the emit arguments, the ids already in their TraceKeys.
+void Trace::fold(TimeNs t, int cpu, std::uint32_t ctx, TraceKey event, const TraceArg* fields,
+                 std::size_t nfields) {
+  std::uint64_t h = fold_head(digest_, t, cpu, ctx, event.id);
   for (std::size_t i = 0; i < nfields; ++i) {
     const TraceArg& f = fields[i];
     switch (f.kind) {
       case TraceArg::Kind::kInt:
-        h = mix(mix_str(h, f.key, kTagIntKey), static_cast<std::uint64_t>(f.i));
+        h = mix(mix(h, f.key.id ^ kFieldInt), static_cast<std::uint64_t>(f.i));
         break;
       case TraceArg::Kind::kStr:
-        h = mix_str(mix_str(h, f.key, kTagStrKey), f.s, kTagStrValue);
+        h = mix_str(mix(h, f.key.id ^ kFieldStr), f.s, kTagStrValue);
         break;
-      case TraceArg::Kind::kName: {
-        h = mix_str(h, f.key, kTagStrKey);
-        if (f.name.prefix.size() <= TraceName::kMaxPrefix) {
-          char buf[TraceName::kMaxLen];
-          h = mix_str(h, std::string_view(buf, f.name.render(buf)), kTagStrValue);
-        } else {
-          h = mix_str(h, f.name.str(), kTagStrValue);
-        }
+      case TraceArg::Kind::kName:
+        h = mix(h, f.key.id ^ kFieldName);
+        h = mix(h, digest::name_id(f.name.prefix) ^
+                       (std::uint64_t{static_cast<unsigned char>(f.name.sep)} |
+                        std::uint64_t{f.name.hex_above_32} << 8));
+        h = mix(h, f.name.id);
         break;
-      }
     }
   }
   digest_ = h;
   ++count_;
 }
 
-void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event,
+void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, TraceKey event,
                  std::initializer_list<TraceArg> fields) {
-  // Without records, fold straight from the arguments: no record (a vector and copies of every
-  // field) is built per event just to be hashed and dropped. Same words, same digest.
-  if (!keep_ && !observer_) {
-    fold(t, cpu, ctx, event, fields.begin(), fields.size());
-    return;
-  }
-  TraceRecord r{t, cpu, ctx, std::string(event), {}};
+  // Folded from the arguments whether or not the record is kept: without records, no record (a
+  // vector and copies of every field) is built per event just to be hashed and dropped.
+  fold(t, cpu, ctx, event, fields.begin(), fields.size());
+  if (!keep_ && !observer_) return;
+  TraceRecord r{t, cpu, ctx, std::string(event.text), {}};
   r.fields.reserve(fields.size());
   for (const TraceArg& f : fields)
     r.fields.push_back(f.field());
-  emit(std::move(r));
+  store(std::move(r));
 }
 
 void Trace::emit(TraceRecord record) {
   fold(record);
+  store(std::move(record));
+}
+
+void Trace::store(TraceRecord record) {
   if (observer_) observer_(record);
   if (!keep_) return;
   records_.push_back(std::move(record));
@@ -236,13 +168,13 @@ std::string TraceName::str() const {
 TraceField TraceArg::field() const {
   switch (kind) {
     case Kind::kInt:
-      return TraceField(std::string(key), i);
+      return TraceField(std::string(key.text), i);
     case Kind::kStr:
-      return TraceField(std::string(key), std::string(s));
+      return TraceField(std::string(key.text), std::string(s));
     case Kind::kName:
       break;
   }
-  return TraceField(std::string(key), name.str());
+  return TraceField(std::string(key.text), name.str());
 }
 
 std::string object_name(std::string_view kind, std::uint64_t id) {

@@ -20,6 +20,61 @@ namespace bpftsim::sim {
 
 using TraceValue = std::variant<std::int64_t, std::string>;
 
+// The digest's word fold and the id of a name (an event or a field key, see traces/README.md),
+// constexpr so that the id of a literal is computed at compile time (TraceKey).
+namespace digest {
+
+inline constexpr std::uint64_t kMul = 0x9e3779b97f4a7c15ULL;  // odd: the multiply is a bijection
+// The state a name's id starts from (the next constant after Trace::kDigestSeed's in SHA-512's IV).
+inline constexpr std::uint64_t kNameSeed = 0xbb67ae8584caa73bULL;
+
+constexpr std::uint64_t mix(std::uint64_t h, std::uint64_t w) {
+  h = (h ^ w) * kMul;
+  return h ^ (h >> 32);
+}
+
+// Bytes [p, p + n), n <= 8, as a little-endian number (zero-padded), by arithmetic: the same on
+// any host byte order. Compilers turn the loop into one load on little-endian hosts.
+constexpr std::uint64_t load_le(const char* p, std::size_t n) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    v |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+  return v;
+}
+
+// A string of n bytes with a tag (0: a name, 3: a string value): one word when n <= 7 (its bytes
+// in the low 7 bytes, n | tag << 4 in the top byte); else a head word n | (0x80 | tag << 4) << 56
+// then its bytes 8 at a time, the last word zero-padded.
+constexpr std::uint64_t mix_str(std::uint64_t h, std::string_view s, std::uint64_t tag) {
+  const std::size_t n = s.size();
+  if (n <= 7) return mix(h, load_le(s.data(), n) | (n | tag << 4) << 56);
+  h = mix(h, n | (0x80 | tag << 4) << 56);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    h = mix(h, load_le(s.data() + i, 8));
+  if (i != n) h = mix(h, load_le(s.data() + i, n - i));
+  return h;
+}
+
+// The id of a name: its text folded from kNameSeed (tag 0). A function of the text alone, so the
+// same in every process, thread and build, whatever order names are first seen in.
+constexpr std::uint64_t name_id(std::string_view s) {
+  return mix_str(kNameSeed, s, 0);
+}
+
+}  // namespace digest
+
+// An event name or a field key with its id (digest::name_id), computed once: at compile time for
+// a literal (the consteval constructor), at run time for a string built at run time.
+struct TraceKey {
+  std::string_view text;
+  std::uint64_t id = 0;
+  consteval TraceKey(const char* s)  // NOLINT(google-explicit-constructor): {"key", value}
+      : text(s), id(digest::name_id(text)) {}
+  TraceKey(std::string_view s) : text(s), id(digest::name_id(s)) {}    // NOLINT
+  TraceKey(const std::string& s) : text(s), id(digest::name_id(s)) {}  // NOLINT
+};
+
 struct TraceField {
   std::string key;
   TraceValue value;
@@ -53,25 +108,26 @@ inline TraceName obj_ref(std::string_view kind, std::uint64_t id) {
   return TraceName{kind, '#', id, true};
 }
 
-// A field as passed to Trace::emit: the key and a string value are views of the caller's strings
-// (literals or temporaries that live until the end of the emit call), so emitting builds no
-// std::string; a record that is kept (or observed) copies them into TraceFields. Same
-// initializer-list syntax as TraceField: {"key", value}.
+// A field as passed to Trace::emit: the key (with its id, a literal's computed at compile time)
+// and a string value are views of the caller's strings (literals or temporaries that live until
+// the end of the emit call), so emitting builds no std::string; a record that is kept (or
+// observed) copies them into TraceFields. Same initializer-list syntax as TraceField:
+// {"key", value}.
 struct TraceArg {
   enum class Kind : std::uint8_t { kInt, kStr, kName };
-  std::string_view key;
+  TraceKey key;
   Kind kind = Kind::kInt;
   std::int64_t i = 0;
   std::string_view s;
   TraceName name;
-  TraceArg(std::string_view k, std::int64_t v) : key(k), i(v) {}
-  TraceArg(std::string_view k, int v) : key(k), i(v) {}
-  TraceArg(std::string_view k, unsigned v) : key(k), i(v) {}
-  TraceArg(std::string_view k, std::uint64_t v) : key(k), i(static_cast<std::int64_t>(v)) {}
-  TraceArg(std::string_view k, const std::string& v) : key(k), kind(Kind::kStr), s(v) {}
-  TraceArg(std::string_view k, std::string_view v) : key(k), kind(Kind::kStr), s(v) {}
-  TraceArg(std::string_view k, const char* v) : key(k), kind(Kind::kStr), s(v) {}
-  TraceArg(std::string_view k, const TraceName& v) : key(k), kind(Kind::kName), name(v) {}
+  TraceArg(TraceKey k, std::int64_t v) : key(k), i(v) {}
+  TraceArg(TraceKey k, int v) : key(k), i(v) {}
+  TraceArg(TraceKey k, unsigned v) : key(k), i(v) {}
+  TraceArg(TraceKey k, std::uint64_t v) : key(k), i(static_cast<std::int64_t>(v)) {}
+  TraceArg(TraceKey k, const std::string& v) : key(k), kind(Kind::kStr), s(v) {}
+  TraceArg(TraceKey k, std::string_view v) : key(k), kind(Kind::kStr), s(v) {}
+  TraceArg(TraceKey k, const char* v) : key(k), kind(Kind::kStr), s(v) {}
+  TraceArg(TraceKey k, const TraceName& v) : key(k), kind(Kind::kName), name(v) {}
   TraceField field() const;
 };
 
@@ -118,7 +174,7 @@ class Trace {
   explicit Trace(bool keep_records = true, std::uint64_t max_kept = 0, bool tail_only = false)
       : keep_(keep_records), max_kept_(max_kept), tail_only_(tail_only) {}
 
-  void emit(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event,
+  void emit(TimeNs t, int cpu, std::uint32_t ctx, TraceKey event,
             std::initializer_list<TraceArg> fields);
   void emit(TraceRecord record);
 
@@ -145,10 +201,9 @@ class Trace {
 
  private:
   void fold(const TraceRecord& r);
-  void fold(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event, const TraceField* fields,
+  void fold(TimeNs t, int cpu, std::uint32_t ctx, TraceKey event, const TraceArg* fields,
             std::size_t nfields);
-  void fold(TimeNs t, int cpu, std::uint32_t ctx, std::string_view event, const TraceArg* fields,
-            std::size_t nfields);
+  void store(TraceRecord record);
   bool keep_;
   Observer observer_;
   std::uint64_t max_kept_ = 0;

@@ -1,7 +1,9 @@
 // The trace digest against a second implementation written from its definition in
 // traces/README.md (words assembled byte by byte, by arithmetic only: no memcpy, no host byte
 // order), over strings of every length class around the 7- and 8-byte boundaries, negative and
-// large integers, a negative CPU and both kinds of field.
+// large integers, a negative CPU and all three kinds of field (integer, string, object name).
+// Names (events, keys, object kinds) are folded by their ids: a hash of their text from a second
+// seed, the same whether computed at compile time (a literal's TraceKey) or at run time.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -18,6 +20,13 @@ using bpftsim::sim::TraceRecord;
 
 struct Reference {
   std::uint64_t h = 0x6a09e667f3bcc909ULL;
+  // The id of a name: its text folded (tag 0) from the name seed.
+  static std::uint64_t id(const std::string& name) {
+    Reference n;
+    n.h = 0xbb67ae8584caa73bULL;
+    n.str(name, 0);
+    return n.h;
+  }
   void word(std::uint64_t w) {
     h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
     h ^= h >> 32;
@@ -42,16 +51,25 @@ struct Reference {
   void record(const TraceRecord& r) {
     word(static_cast<std::uint64_t>(r.t_ns));
     word((static_cast<std::uint64_t>(static_cast<std::uint32_t>(r.cpu)) << 32) + r.ctx);
-    str(r.event, 0);
+    word(id(r.event));
     for (const TraceField& f : r.fields) {
       if (std::holds_alternative<std::int64_t>(f.value)) {
-        str(f.key, 1);
+        word(id(f.key) ^ 1);
         word(static_cast<std::uint64_t>(std::get<std::int64_t>(f.value)));
       } else {
-        str(f.key, 2);
+        word(id(f.key) ^ 2);
         str(std::get<std::string>(f.value), 3);
       }
     }
+  }
+  // An object-name field ("<kind><sep><id>"): the key's id ^ 3, the kind's id ^ (sep | hex << 8),
+  // the numeric id.
+  void name_field(const std::string& key, const std::string& kind, char sep, bool hex,
+                  std::uint64_t num) {
+    word(id(key) ^ 3);
+    word(id(kind) ^
+         (static_cast<std::uint64_t>(static_cast<unsigned char>(sep)) + (hex ? 256u : 0u)));
+    word(num);
   }
 };
 
@@ -106,4 +124,33 @@ TEST_CASE("the trace digest is the word fold traces/README.md defines", "[trace]
   Trace other3(false);
   other3.emit(5, -1, 1, "hrtimer_expire_entry", {{"hrtimer", 7}, {"function", "bpf_timer_cb"}});
   CHECK(other3.digest() != unkept.digest());
+
+  // Object names fold as the kind's id and the number, kept or not; their text renders as before.
+  Trace names_kept(true), names_unkept(false);
+  for (Trace* tr : {&names_kept, &names_unkept}) {
+    tr->emit(9, 1, 2, "lock", {{"lock", bpftsim::sim::obj_ref("bpf_spin_lock", 0x300000008ULL)}});
+    tr->emit(10, 1, 2, "slice", {{"hrtimer", bpftsim::sim::TraceName{"hrtimer", ' ', 7, false}}});
+  }
+  Reference ref3;
+  ref3.word(9);
+  ref3.word((std::uint64_t{1} << 32) + 2);
+  ref3.word(Reference::id("lock"));
+  ref3.name_field("lock", "bpf_spin_lock", '#', true, 0x300000008ULL);
+  ref3.word(10);
+  ref3.word((std::uint64_t{1} << 32) + 2);
+  ref3.word(Reference::id("slice"));
+  ref3.name_field("hrtimer", "hrtimer", ' ', false, 7);
+  CHECK(names_kept.digest() == ref3.h);
+  CHECK(names_unkept.digest() == ref3.h);
+  REQUIRE(names_kept.records().size() == 2);
+  CHECK(std::get<std::string>(names_kept.records()[0].fields[0].value) ==
+        "bpf_spin_lock#300000008");
+  CHECK(std::get<std::string>(names_kept.records()[1].fields[0].value) == "hrtimer 7");
+
+  // A name's id depends on its text only: a literal's (compile time) equals a run-time string's.
+  const std::string runtime_key = std::string("hrtimer_") + "expire_entry";
+  CHECK(bpftsim::sim::TraceKey(runtime_key).id ==
+        bpftsim::sim::TraceKey("hrtimer_expire_entry").id);
+  CHECK(bpftsim::sim::TraceKey(runtime_key).id == Reference::id("hrtimer_expire_entry"));
+  CHECK(bpftsim::sim::TraceKey("hrtimer").id != bpftsim::sim::TraceKey("hrtimes").id);
 }
