@@ -154,7 +154,7 @@ sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_add
                      "(the verifier's map_uid check would reject this program)");
     co_return -kEINVAL;
   }
-  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   const bool publish_first = k_.profile.init_checks_usercnt_after_publish;
   std::int64_t ret = 0;
@@ -208,7 +208,7 @@ sim::Co<std::int64_t> BpfTimers::set_callback(sim::Context& ctx, std::uint64_t t
                                        callback_fn, prog.name));
     co_return -kEINVAL;
   }
-  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
   BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_set_callback");
@@ -285,7 +285,7 @@ sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_ad
   BpfMap* map = nullptr;
   std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_start");
   if (!field) co_return -kEINVAL;
-  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
   BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_start");
@@ -319,7 +319,7 @@ sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_a
   // kfree_rcu cannot reclaim `t` before the hrtimer_cancel below is done with it.
   const bool rcu_protected = k_.profile.cancel_and_free_kfree_rcu;
   if (rcu_protected) k_.rcu.read_lock(ctx);
-  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
   bool counted = false;
@@ -416,7 +416,7 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
   ctx.trace("bpf_timer_cancel_and_free", {{"map", ref->map->id}, {"initialized", peek ? 1 : 0}});
   co_await ctx.step(k_.cost.refcnt_ns);
   if (peek == 0) co_return;
-  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_cancel_and_free");
   if (!t) {

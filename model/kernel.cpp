@@ -194,6 +194,12 @@ KLock& Kernel::value_lock(std::uint64_t addr, std::uint8_t* word, const char* ki
   return *slot;
 }
 
+KLock& Kernel::timer_lock(std::uint64_t timer_addr, std::uint8_t* field) {
+  auto ref = resolve(timer_addr);
+  SIM_ASSERT(ref.has_value(), "timer lock at {:#x} outside every map", timer_addr);
+  return ref->map->arena().timer_lock(ref->elem, timer_addr, field);
+}
+
 sim::Co<std::int64_t> Kernel::run_prog(sim::Context& ctx, BpfProg& prog,
                                        std::array<std::uint64_t, 5> args) {
   slab.access(&ctx, prog.obj, "bpf_prog_run");
