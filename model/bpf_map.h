@@ -68,8 +68,8 @@ class ValueArena {
   std::optional<std::uint32_t> index_of(std::uint64_t addr, std::uint32_t* off) const;
   // The lock of the struct bpf_timer in element `i` (bpf_timer_kern.lock, 8 bytes into the
   // timer field; `timer_addr`/`field`: the field's guest address and bytes). It lives here, next
-  // to the value, for the map's lifetime: created with the first use in the element's chunk
-  // (one array per chunk), the same lock for every bpf_hrtimer the value holds in turn.
+  // to the value, for the map's lifetime: created with the first use in its block of elements,
+  // the same lock for every bpf_hrtimer the value holds in turn.
   KLock& timer_lock(std::uint32_t i, std::uint64_t timer_addr, std::uint8_t* field);
 
  private:
@@ -81,7 +81,10 @@ class ValueArena {
   RegionKind kind_ = RegionKind::kMapValue;
   std::vector<std::unique_ptr<std::uint8_t[]>> chunks_;
   std::vector<std::uint32_t> regions_;
-  std::vector<std::unique_ptr<KLock[]>> timer_locks_;  // by chunk, allocated on first use
+  // By blocks of kTimerLockBlock elements, each allocated on the first use of one of its locks
+  // (a large map with a few timers pays for a few blocks, a dense one ~nothing beyond the locks).
+  static constexpr std::uint32_t kTimerLockBlock = 256;
+  std::vector<std::unique_ptr<KLock[]>> timer_locks_;
 };
 
 class BpfMap {
