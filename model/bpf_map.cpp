@@ -44,6 +44,20 @@ std::uint64_t ValueArena::addr(std::uint32_t i) const {
   return AddressSpace::base(regions_[i / chunk_elems_]) + std::uint64_t{i % chunk_elems_} * stride_;
 }
 
+KLock& ValueArena::timer_lock(std::uint32_t i, std::uint64_t timer_addr, std::uint8_t* field) {
+  SIM_ASSERT(i < size(), "arena {} element {} of {}", name_, i, size());
+  const std::size_t block = i / kTimerLockBlock;
+  if (timer_locks_.size() <= block) timer_locks_.resize(block + 1);
+  if (!timer_locks_[block]) timer_locks_[block] = std::make_unique<KLock[]>(kTimerLockBlock);
+  KLock& lock = timer_locks_[block][i % kTimerLockBlock];
+  if (lock.word == nullptr) {
+    lock.kind = "bpf_timer_lock";
+    lock.id = timer_addr + 8;
+    lock.word = field + 8;
+  }
+  return lock;
+}
+
 std::optional<std::uint32_t> ValueArena::index_of(std::uint64_t a, std::uint32_t* off) const {
   const std::uint32_t region = AddressSpace::region_of(a);
   for (std::size_t c = 0; c < regions_.size(); ++c) {

@@ -19,6 +19,7 @@
 
 #include "model/bpf_vm.h"
 #include "model/slab.h"
+#include "model/spinlock.h"
 #include "model/uapi.h"
 #include "sim/co.h"
 #include "sim/context.h"
@@ -65,6 +66,11 @@ class ValueArena {
   std::uint64_t addr(std::uint32_t i) const;
   // Element index and offset inside it for a guest address in this arena.
   std::optional<std::uint32_t> index_of(std::uint64_t addr, std::uint32_t* off) const;
+  // The lock of the struct bpf_timer in element `i` (bpf_timer_kern.lock, 8 bytes into the
+  // timer field; `timer_addr`/`field`: the field's guest address and bytes). It lives here, next
+  // to the value, for the map's lifetime: created with the first use in its block of elements,
+  // the same lock for every bpf_hrtimer the value holds in turn.
+  KLock& timer_lock(std::uint32_t i, std::uint64_t timer_addr, std::uint8_t* field);
 
  private:
   Kernel* k_ = nullptr;
@@ -75,6 +81,10 @@ class ValueArena {
   RegionKind kind_ = RegionKind::kMapValue;
   std::vector<std::unique_ptr<std::uint8_t[]>> chunks_;
   std::vector<std::uint32_t> regions_;
+  // By blocks of kTimerLockBlock elements, each allocated on the first use of one of its locks
+  // (a large map with a few timers pays for a few blocks, a dense one ~nothing beyond the locks).
+  static constexpr std::uint32_t kTimerLockBlock = 256;
+  std::vector<std::unique_ptr<KLock[]>> timer_locks_;
 };
 
 class BpfMap {
@@ -125,6 +135,7 @@ class BpfMap {
   }
   // Address of the value of element `i` of the arena, and the arena itself.
   const ValueArena& arena() const { return arena_; }
+  ValueArena& arena() { return arena_; }
   std::uint32_t value_off() const { return value_off_; }
 
  protected:

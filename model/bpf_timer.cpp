@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 
 #include <cstring>
 
@@ -28,6 +29,49 @@ void store_u64(std::uint8_t* p, std::uint64_t v) {
 }
 }  // namespace
 
+// Chunk c < kMaxChunkShift holds kFirstChunk << c entries, starting at kFirstChunk * (2^c - 1);
+// the ones after hold kFirstChunk << kMaxChunkShift each.
+BpfHrtimer& BpfHrtimerTable::slot(std::size_t i) const {
+  constexpr std::size_t kGeometric = kFirstChunk * ((std::size_t{1} << kMaxChunkShift) - 1);
+  constexpr std::size_t kBig = kFirstChunk << kMaxChunkShift;
+  if (i >= kGeometric) {
+    const std::size_t r = i - kGeometric;
+    return chunks_[kMaxChunkShift + r / kBig][r % kBig];
+  }
+  const std::size_t c = static_cast<std::size_t>(std::bit_width(i / kFirstChunk + 1)) - 1;
+  return chunks_[c][i - kFirstChunk * ((std::size_t{1} << c) - 1)];
+}
+
+BpfHrtimer& BpfHrtimerTable::add(ObjId obj) {
+  SIM_ASSERT(ids_.empty() || obj > ids_.back(), "bpf_hrtimer {} added after {}", obj, ids_.back());
+  const std::size_t i = ids_.size();
+  if (i == capacity_) {
+    const std::size_t n = kFirstChunk << std::min(chunks_.size(), kMaxChunkShift);
+    chunks_.push_back(std::make_unique<BpfHrtimer[]>(n));
+    capacity_ += n;
+  }
+  ids_.push_back(obj);
+  BpfHrtimer& t = slot(i);
+  t.obj = obj;
+  return t;
+}
+
+BpfHrtimer* BpfHrtimerTable::find(ObjId obj) {
+  auto it = std::lower_bound(ids_.begin(), ids_.end(), obj);
+  if (it == ids_.end() || *it != obj) return nullptr;
+  return &slot(static_cast<std::size_t>(it - ids_.begin()));
+}
+
+const BpfHrtimer* BpfHrtimerTable::find(ObjId obj) const {
+  return const_cast<BpfHrtimerTable*>(this)->find(obj);
+}
+
+BpfHrtimer& BpfHrtimerTable::at(ObjId obj) {
+  BpfHrtimer* t = find(obj);
+  SIM_ASSERT(t != nullptr, "no bpf_hrtimer with this id");
+  return *t;
+}
+
 BpfTimerOps::BpfTimerOps(Kernel& k) : k_(k), hrtimer_running_(k.sim.ncpus(), nullptr) {}
 BpfTimerOps::~BpfTimerOps() = default;
 
@@ -36,16 +80,14 @@ BpfTimers::~BpfTimers() = default;
 
 std::size_t BpfTimerOps::live() const {
   std::size_t n = 0;
-  for (const auto& [id, t] : all_)
-    n += k_.slab.live(id) ? 1 : 0;
+  all_.for_each([&](const BpfHrtimer& t) { n += k_.slab.live(t.obj) ? 1 : 0; });
   return n;
 }
 
 BpfHrtimer* BpfTimerOps::decode(const sim::Context* ctx, std::uint64_t ptr, const char* where) {
   if (ptr == 0) return nullptr;
   if (ptr >= kBpfHrtimerPtrBase && (ptr - kBpfHrtimerPtrBase) % 256 == 0) {
-    auto it = all_.find((ptr - kBpfHrtimerPtrBase) / 256);
-    if (it != all_.end()) return it->second.get();
+    if (BpfHrtimer* t = all_.find((ptr - kBpfHrtimerPtrBase) / 256)) return t;
   }
   k_.sim.report(sim::Finding{.kind = sim::FindingKind::kWildPointer,
                              .message = fmt::format("{} dereferences timer pointer {:#x}, which is "
@@ -86,15 +128,12 @@ BpfHrtimer& BpfTimerOps::alloc_timer(sim::Context& ctx, BpfMap& map, std::uint64
   const ObjId obj = k_.slab.alloc(
       &ctx, ObjKind::kBpfHrtimer,
       fmt::format("timer of map {} ({}) key {}", map.id, map.name(), key.empty() ? "?" : key));
-  auto t = std::make_unique<BpfHrtimer>();
-  t->obj = obj;
-  t->map = &map;
-  t->value_addr = value_addr;
-  k_.hrtimers.init(t->timer, static_cast<int>(clockid), obj,
+  BpfHrtimer& t = all_.add(obj);
+  t.map = &map;
+  t.value_addr = value_addr;
+  k_.hrtimers.init(t.timer, static_cast<int>(clockid), obj,
                    [this](sim::Context& c, HrTimer& hr) { return timer_cb(c, hr); });
-  BpfHrtimer& ref = *t;
-  all_.emplace(obj, std::move(t));
-  return ref;
+  return t;
 }
 
 // bpf_timer_init(timer, map, flags)
@@ -115,7 +154,7 @@ sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_add
                      "(the verifier's map_uid check would reject this program)");
     co_return -kEINVAL;
   }
-  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   const bool publish_first = k_.profile.init_checks_usercnt_after_publish;
   std::int64_t ret = 0;
@@ -169,7 +208,7 @@ sim::Co<std::int64_t> BpfTimers::set_callback(sim::Context& ctx, std::uint64_t t
                                        callback_fn, prog.name));
     co_return -kEINVAL;
   }
-  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
   BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_set_callback");
@@ -246,7 +285,7 @@ sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_ad
   BpfMap* map = nullptr;
   std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_start");
   if (!field) co_return -kEINVAL;
-  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
   BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_start");
@@ -280,7 +319,7 @@ sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_a
   // kfree_rcu cannot reclaim `t` before the hrtimer_cancel below is done with it.
   const bool rcu_protected = k_.profile.cancel_and_free_kfree_rcu;
   if (rcu_protected) k_.rcu.read_lock(ctx);
-  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
   bool counted = false;
@@ -319,7 +358,7 @@ sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_a
 
 // bpf_timer_cb: the hrtimer function of every bpf_hrtimer.
 sim::Co<int> BpfTimerOps::timer_cb(sim::Context& ctx, HrTimer& hr) {
-  BpfHrtimer& t = *all_.at(hr.owner);
+  BpfHrtimer& t = all_.at(hr.owner);
   BpfMap* map = t.map;
   const std::uint64_t value = t.value_addr;
   const std::uint64_t fn = t.callback_fn;  // rcu_dereference_check(t->callback_fn, ...)
@@ -377,7 +416,7 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
   ctx.trace("bpf_timer_cancel_and_free", {{"map", ref->map->id}, {"initialized", peek ? 1 : 0}});
   co_await ctx.step(k_.cost.refcnt_ns);
   if (peek == 0) co_return;
-  KLock& lock = k_.value_lock(timer_addr + 8, field + 8, "bpf_timer_lock");
+  KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_cancel_and_free");
   if (!t) {

@@ -13,7 +13,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <vector>
 
@@ -55,6 +54,35 @@ inline std::uint64_t bpf_hrtimer_ptr(ObjId obj) {
   return kBpfHrtimerPtrBase + obj * 256;
 }
 
+// Every bpf_hrtimer ever allocated, freed ones included (poisoned, for use-after-free reports),
+// found by object id. Slab ids are handed out in increasing order and never reused, so the
+// timers are appended in id order and a sorted vector of their ids finds one by binary search.
+// They are stored in place in chunks that never move (a BpfHrtimer's HrTimer stays linked):
+// 8, 16, .. 4096 entries, then 4096 each; no node or separate allocation per timer.
+class BpfHrtimerTable {
+ public:
+  // Appends the bpf_hrtimer of `obj`, which must be above every id added before.
+  BpfHrtimer& add(ObjId obj);
+  BpfHrtimer* find(ObjId obj);
+  const BpfHrtimer* find(ObjId obj) const;
+  BpfHrtimer& at(ObjId obj);  // SIM_ASSERTs that it exists
+  std::size_t size() const { return ids_.size(); }
+  // In id order.
+  template <typename F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < ids_.size(); ++i)
+      f(static_cast<const BpfHrtimer&>(slot(i)));
+  }
+
+ private:
+  static constexpr std::size_t kFirstChunk = 8;
+  static constexpr std::size_t kMaxChunkShift = 9;  // 8 << 9 = 4096 entries
+  BpfHrtimer& slot(std::size_t i) const;
+  std::vector<std::unique_ptr<BpfHrtimer[]>> chunks_;
+  std::vector<ObjId> ids_;    // ids_[i] == slot(i).obj, ascending
+  std::size_t capacity_ = 0;  // entries in chunks_
+};
+
 // The BPF timer helpers behind one interface, one implementation per locking design of
 // kernel/bpf/helpers.c; the Kernel picks it from its profile (KernelProfile::timer_nolock):
 //   BpfTimers (this file's .cpp)      v5.15 .. v6.14: the bpf_spin_lock in struct bpf_timer_kern
@@ -88,7 +116,7 @@ class BpfTimerOps {
 
   // The bpf_hrtimer a timer field points to, nullptr if NULL; reports a wild pointer as a finding.
   BpfHrtimer* decode(const sim::Context* ctx, std::uint64_t ptr, const char* where);
-  const std::map<ObjId, std::unique_ptr<BpfHrtimer>>& all() const { return all_; }
+  const BpfHrtimerTable& all() const { return all_; }
   std::size_t live() const;
 
  protected:
@@ -106,7 +134,7 @@ class BpfTimerOps {
                           std::uint64_t clockid);
 
   Kernel& k_;
-  std::map<ObjId, std::unique_ptr<BpfHrtimer>> all_;  // freed ones stay (poisoned)
+  BpfHrtimerTable all_;  // freed ones stay (poisoned)
   std::vector<BpfHrtimer*> hrtimer_running_;
 };
 

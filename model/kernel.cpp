@@ -194,6 +194,12 @@ KLock& Kernel::value_lock(std::uint64_t addr, std::uint8_t* word, const char* ki
   return *slot;
 }
 
+KLock& Kernel::timer_lock(std::uint64_t timer_addr, std::uint8_t* field) {
+  auto ref = resolve(timer_addr);
+  SIM_ASSERT(ref.has_value(), "timer lock at {:#x} outside every map", timer_addr);
+  return ref->map->arena().timer_lock(ref->elem, timer_addr, field);
+}
+
 sim::Co<std::int64_t> Kernel::run_prog(sim::Context& ctx, BpfProg& prog,
                                        std::array<std::uint64_t, 5> args) {
   slab.access(&ctx, prog.obj, "bpf_prog_run");
@@ -328,10 +334,10 @@ std::set<ObjId> Kernel::reachable() const {
         std::uint64_t ptr;
         std::memcpy(&ptr, value + m->def.timer_off, 8);
         if (ptr < kBpfHrtimerPtrBase || (ptr - kBpfHrtimerPtrBase) % 256) return;
-        auto it = timers.all().find((ptr - kBpfHrtimerPtrBase) / 256);
-        if (it == timers.all().end() || !slab.live(it->first)) return;
-        seen.insert(it->first);
-        add_prog(it->second->prog);
+        const BpfHrtimer* t = timers.all().find((ptr - kBpfHrtimerPtrBase) / 256);
+        if (!t || !slab.live(t->obj)) return;
+        seen.insert(t->obj);
+        add_prog(t->prog);
       });
       continue;
     }
@@ -384,8 +390,9 @@ std::vector<std::string> Kernel::invariant_violations(bool quiescent) const {
         ++ref[m];
   for (const auto& [id, m] : maps_)
     if (!m->freed) m->for_each_inner([&](BpfMap* inner) { ++ref[inner]; });
-  for (const auto& [id, t] : timers.all())
-    if (slab.live(id) && t->prog) ++pref[t->prog];
+  timers.all().for_each([&](const BpfHrtimer& t) {
+    if (slab.live(t.obj) && t.prog) ++pref[t.prog];
+  });
   for (const auto& [id, m] : maps_) {
     if (m->freed) continue;
     if (m->usercnt != uref[m.get()])

@@ -86,6 +86,9 @@ class Kernel {
   std::uint64_t key_scratch(int cpu) const { return key_scratch_addr_[cpu]; }
   // The bpf_spin_lock whose 4-byte word is at `addr` in map memory (created on first use).
   KLock& value_lock(std::uint64_t addr, std::uint8_t* word, const char* kind);
+  // The lock of the struct bpf_timer at `timer_addr` (bytes `field`), kept by the map's arena
+  // (ValueArena::timer_lock); identified in traces by timer_addr + 8 like a value lock.
+  KLock& timer_lock(std::uint64_t timer_addr, std::uint8_t* field);
 
   // --- execution ---
   // Runs `prog` as a BPF program invocation in `ctx` (rcu_read_lock around it, as bpf_prog_run).

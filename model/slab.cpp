@@ -28,9 +28,17 @@ ObjEvent event_at(const sim::Simulator& sim, const sim::Context* ctx, std::strin
 }
 }  // namespace
 
+void Slab::add_event(KObject& o, const sim::Context* ctx, std::string what) {
+  if (o.history.size() == kHistoryKept) {
+    o.history.erase(o.history.begin() + 1);
+    ++o.dropped;
+  }
+  o.history.push_back(event_at(sim_, ctx, std::move(what)));
+}
+
 ObjId Slab::alloc(const sim::Context* ctx, ObjKind kind, std::string name, ObjId owner) {
   const ObjId id = next_++;
-  KObject o{id, kind, std::move(name), false, {}, owner};
+  KObject o{id, kind, std::move(name), false, {}, owner, 0};
   o.history.push_back(event_at(sim_, ctx, "alloc"));
   sim_.emit(ctx, "kmalloc", {{"obj", id}, {"kind", obj_kind_name(kind)}, {"name", o.name}});
   objects_.push_back(std::move(o));
@@ -50,7 +58,7 @@ bool Slab::free(const sim::Context* ctx, ObjId id, const char* where) {
     return false;
   }
   o.freed = true;
-  o.history.push_back(event_at(sim_, ctx, fmt::format("free by {}", where)));
+  add_event(o, ctx, fmt::format("free by {}", where));
   sim_.emit(ctx, "kfree", {{"obj", id}, {"kind", obj_kind_name(o.kind)}, {"by", where}});
   --live_;
   return true;
@@ -72,7 +80,7 @@ bool Slab::access(const sim::Context* ctx, ObjId id, const char* where) {
 void Slab::note(const sim::Context* ctx, ObjId id, std::string what) {
   KObject* it = slot(id);
   SIM_ASSERT(it != nullptr, "note on unknown object {}", id);
-  it->history.push_back(event_at(sim_, ctx, std::move(what)));
+  add_event(*it, ctx, std::move(what));
 }
 
 const KObject* Slab::find(ObjId id) const {
@@ -100,8 +108,11 @@ sim::Finding Slab::finding_about(sim::FindingKind kind, const sim::Context* ctx,
                  .site = site};
   if (const KObject* o = find(id)) {
     f.object = fmt::format("{}#{}", obj_kind_name(o->kind), id);
-    for (const auto& e : o->history)
-      f.history.push_back(e.what);
+    for (std::size_t i = 0; i < o->history.size(); ++i) {
+      if (i == 1 && o->dropped)
+        f.history.push_back(fmt::format("... {} earlier events", o->dropped));
+      f.history.push_back(o->history[i].what);
+    }
   }
   return f;
 }
@@ -110,8 +121,11 @@ std::string Slab::history_text(ObjId id) const {
   const KObject* o = find(id);
   if (!o) return "unknown object";
   std::string s = fmt::format("{}#{} ({}) history:", obj_kind_name(o->kind), id, o->name);
-  for (const auto& e : o->history)
+  for (std::size_t i = 0; i < o->history.size(); ++i) {
+    if (i == 1 && o->dropped) s += fmt::format(" [... {} earlier events]", o->dropped);
+    const ObjEvent& e = o->history[i];
     s += fmt::format(" [t={} cpu={} ctx={}: {}]", e.t_ns, e.cpu, e.ctx, e.what);
+  }
   return s;
 }
 

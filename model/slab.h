@@ -29,13 +29,20 @@ struct ObjEvent {
   std::string what;
 };
 
+// An object's history is bounded: its first event (the allocation) and the latest
+// kHistoryKept - 1 after it. Older ones are dropped and counted, and the reports say how many
+// ("... N earlier events") where they were: a prog that arms a million timers keeps 64 lines,
+// not a million.
+inline constexpr std::size_t kHistoryKept = 64;
+
 struct KObject {
   ObjId id = 0;
   ObjKind kind = ObjKind::kMap;
   std::string name;
   bool freed = false;
-  std::vector<ObjEvent> history;
-  ObjId owner = 0;  // the object that owns it (a hash element: its map), 0 if none
+  std::vector<ObjEvent> history;  // at most kHistoryKept
+  ObjId owner = 0;                // the object that owns it (a hash element: its map), 0 if none
+  std::uint64_t dropped = 0;      // events dropped from the history after history[0]
 };
 
 class Slab {
@@ -71,6 +78,7 @@ class Slab {
   // By id - 1: ids are handed out in order from 1 and never reused, so the registry is dense
   // (a deque: a KObject never moves, find() pointers stay valid as objects are added).
   std::deque<KObject> objects_;
+  void add_event(KObject& o, const sim::Context* ctx, std::string what);
   KObject* slot(ObjId id) {
     return id != 0 && id <= objects_.size() ? &objects_[static_cast<std::size_t>(id - 1)] : nullptr;
   }

@@ -1,6 +1,9 @@
 // The model's basic timer life: init, set_callback, start, expiry in softirq on the arming CPU,
 // self re-arming, teardown at process exit with nothing left allocated.
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 
 #include "tests/unit/world.h"
 
@@ -90,4 +93,57 @@ TEST_CASE("LRU hash: update of an existing key, four keys in four nodes, then on
   // Keys 2, 3 and 4 were unreferenced on the inactive list when key 5 needed a node.
   CHECK(present == std::vector<std::uint32_t>{1, 5});
   CHECK(w.sim.findings().empty());
+}
+
+TEST_CASE("an object's history keeps its allocation and the latest events, counting the dropped",
+          "[model]") {
+  World w(1);
+  model::Slab& slab = w.k.slab;
+  const model::ObjId id = slab.alloc(nullptr, model::ObjKind::kProg, "p");
+  const std::size_t notes = model::kHistoryKept + 10;
+  for (std::size_t i = 1; i <= notes; ++i)
+    slab.note(nullptr, id, fmt::format("refcnt+1 -> {}", i));
+  const model::KObject* o = slab.find(id);
+  REQUIRE(o != nullptr);
+  REQUIRE(o->history.size() == model::kHistoryKept);
+  CHECK(o->history.front().what == "alloc");
+  CHECK(o->history.back().what == fmt::format("refcnt+1 -> {}", notes));
+  // Kept after the allocation: the last kHistoryKept - 1 notes.
+  CHECK(o->history[1].what == fmt::format("refcnt+1 -> {}", notes - model::kHistoryKept + 2));
+  CHECK(o->dropped == notes - (model::kHistoryKept - 1));
+  const sim::Finding f = slab.finding_about(sim::FindingKind::kLeak, nullptr, id, "test", "leaked");
+  REQUIRE(f.history.size() == model::kHistoryKept + 1);
+  CHECK(f.history[0] == "alloc");
+  CHECK(f.history[1] == fmt::format("... {} earlier events", o->dropped));
+  CHECK(f.history.back() == fmt::format("refcnt+1 -> {}", notes));
+  CHECK(slab.history_text(id).find(fmt::format("[... {} earlier events] [t=", o->dropped)) !=
+        std::string::npos);
+
+  // Below the bound nothing is dropped and nothing is said.
+  const model::ObjId short_id = slab.alloc(nullptr, model::ObjKind::kProg, "q");
+  slab.note(nullptr, short_id, "refcnt+1 -> 2");
+  CHECK(slab.find(short_id)->dropped == 0);
+  CHECK(slab.finding_about(sim::FindingKind::kLeak, nullptr, short_id, "test", "leaked").history ==
+        std::vector<std::string>{"alloc", "refcnt+1 -> 2"});
+}
+
+TEST_CASE("the bpf_hrtimer table finds every timer by id, in place, across its chunks", "[model]") {
+  model::BpfHrtimerTable table;
+  std::vector<model::BpfHrtimer*> added;
+  const std::size_t n = 9000;  // past the geometric chunks (8 .. 4096: 8184 entries)
+  for (std::size_t i = 0; i < n; ++i)
+    added.push_back(&table.add(3 * i + 2));  // ids with gaps, as other objects take ids too
+  REQUIRE(table.size() == n);
+  for (std::size_t i = 0; i < n; ++i) {
+    REQUIRE(table.find(3 * i + 2) == added[i]);  // found, and never moved by later adds
+    CHECK(added[i]->obj == 3 * i + 2);
+    CHECK(table.find(3 * i + 1) == nullptr);
+  }
+  CHECK(table.find(0) == nullptr);
+  CHECK(table.find(3 * n + 2) == nullptr);
+  std::vector<model::ObjId> order;
+  table.for_each([&](const model::BpfHrtimer& t) { order.push_back(t.obj); });
+  REQUIRE(order.size() == n);
+  CHECK(std::is_sorted(order.begin(), order.end()));
+  CHECK(std::adjacent_find(added.begin(), added.end()) == added.end());
 }
