@@ -100,7 +100,7 @@ class Context {
   bool bh_disabled() const { return bh_off_ > 0; }
   bool interruptible() const { return kind_ == CtxKind::kTask && irq_off_ == 0 && bh_off_ == 0; }
 
-  void trace(std::string_view event, std::initializer_list<TraceArg> fields) const;
+  void trace(TraceKey event, std::initializer_list<TraceArg> fields) const;
 
  private:
   friend class Simulator;

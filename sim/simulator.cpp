@@ -125,7 +125,7 @@ void Context::local_bh_enable() {
   --bh_off_;
 }
 
-void Context::trace(std::string_view event, std::initializer_list<TraceArg> fields) const {
+void Context::trace(TraceKey event, std::initializer_list<TraceArg> fields) const {
   sim_->emit(this, event, fields);
 }
 
@@ -255,8 +255,7 @@ Context* Simulator::context(std::uint32_t id) const {
   return it == contexts_.end() ? nullptr : it->second.get();
 }
 
-void Simulator::emit(const Context* ctx, std::string_view event,
-                     std::initializer_list<TraceArg> fields) {
+void Simulator::emit(const Context* ctx, TraceKey event, std::initializer_list<TraceArg> fields) {
   trace_.emit(now_, ctx ? ctx->cpu() : -1, ctx ? ctx->id() : 0, event, fields);
 }
 

@@ -120,7 +120,7 @@ class Simulator {
   Context* context(std::uint32_t id) const;
 
   // Emits a trace record for `ctx` (cpu and id taken from it; nullptr: no CPU).
-  void emit(const Context* ctx, std::string_view event, std::initializer_list<TraceArg> fields);
+  void emit(const Context* ctx, TraceKey event, std::initializer_list<TraceArg> fields);
 
   // Records a finding (stop: end the run cleanly). A finding reported while a context runs is
   // placed there (ctx, context name, CPU) and passed through the finding hook (the model adds the
