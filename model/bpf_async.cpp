@@ -254,23 +254,12 @@ sim::Co<std::int64_t> BpfAsync::cancel(sim::Context& ctx, std::uint64_t timer_ad
     ret = -kEDEADLK;
   } else {
     k_.slab.access(&ctx, cb->obj, "bpf_timer_cancel");
-    if (k_.profile.cancelling_counters && cur) {
-      // 2.11's protocol, unchanged by the rework.
-      ++cb->cancelling;
-      counted = true;
-      ctx.trace("bpf_timer_cancelling", {{"timer", cb->obj}, {"cancelling", cb->cancelling}});
-      co_await ctx.step(k_.cost.refcnt_ns);
-      if (cur->cancelling != 0) ret = -kEDEADLK;
-      co_await ctx.step(k_.cost.refcnt_ns);
-    }
+    ret = co_await cancelling_enter(ctx, *cb, cur, &counted);  // 2.11, kept by the rework
     if (ret == 0) co_await drop_prog(ctx, *cb);
   }
   co_await ctx.step(k_.cost.refcnt_ns);
   if (ret == 0) ret = co_await k_.hrtimers.cancel(ctx, cb->timer);
-  if (counted) {
-    --cb->cancelling;
-    co_await ctx.step(k_.cost.refcnt_ns);
-  }
+  if (counted) co_await cancelling_exit(ctx, *cb);
   k_.rcu.read_unlock(ctx);
   co_return ret;
 }

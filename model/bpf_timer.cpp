@@ -332,28 +332,35 @@ sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_a
     ret = -kEDEADLK;
   } else {
     k_.slab.access(&ctx, t->obj, "bpf_timer_cancel");
-    if (k_.profile.cancelling_counters && cur_t) {
-      // 2.11: a callback cancelling another timer announces it (atomic_inc + smp_mb), then
-      // refuses if some other callback is already waiting to cancel *it*: of two callbacks
-      // cancelling each other at least one sees the other's increment.
-      ++t->cancelling;
-      counted = true;
-      ctx.trace("bpf_timer_cancelling", {{"timer", t->obj}, {"cancelling", t->cancelling}});
-      co_await ctx.step(k_.cost.refcnt_ns);
-      if (cur_t->cancelling != 0) ret = -kEDEADLK;
-      co_await ctx.step(k_.cost.refcnt_ns);
-    }
+    ret = co_await cancelling_enter(ctx, *t, cur_t, &counted);
     if (ret == 0) co_await drop_prog_refcnt(ctx, *t);
   }
   co_await spin_unlock_irqrestore(k_, ctx, lock);
   // Seed: `t` is used after the lock is dropped with nothing keeping it alive (fixed in v6.8).
   if (ret == 0) ret = co_await k_.hrtimers.cancel(ctx, t->timer);
-  if (counted) {
-    --t->cancelling;
-    co_await ctx.step(k_.cost.refcnt_ns);
-  }
+  if (counted) co_await cancelling_exit(ctx, *t);
   if (rcu_protected) k_.rcu.read_unlock(ctx);
   co_return ret;
+}
+
+// 2.11 (v6.10): a callback cancelling another timer announces it (atomic_inc + smp_mb), then
+// refuses if some other callback is already waiting to cancel *it*: of two callbacks cancelling
+// each other at least one sees the other's increment. Both designs (the rework kept it).
+sim::Co<std::int64_t> BpfTimerOps::cancelling_enter(sim::Context& ctx, BpfHrtimer& t,
+                                                    const BpfHrtimer* running, bool* counted) {
+  if (!k_.profile.cancelling_counters || running == nullptr) co_return 0;
+  ++t.cancelling;
+  *counted = true;
+  ctx.trace("bpf_timer_cancelling", {{"timer", t.obj}, {"cancelling", t.cancelling}});
+  co_await ctx.step(k_.cost.refcnt_ns);
+  const std::int64_t ret = running->cancelling != 0 ? -kEDEADLK : 0;
+  co_await ctx.step(k_.cost.refcnt_ns);
+  co_return ret;
+}
+
+sim::Co<void> BpfTimerOps::cancelling_exit(sim::Context& ctx, BpfHrtimer& t) {
+  --t.cancelling;
+  co_await ctx.step(k_.cost.refcnt_ns);
 }
 
 // bpf_timer_cb: the hrtimer function of every bpf_hrtimer.

@@ -122,6 +122,12 @@ class BpfTimerOps {
  protected:
   // bpf_timer_cb: the hrtimer function of every bpf_hrtimer.
   sim::Co<int> timer_cb(sim::Context& ctx, HrTimer& hr);
+  // bpf_timer_cancel's 2.11 protocol around the wait: `running` is this CPU's running callback's
+  // timer (nullptr outside callbacks); -EDEADLK when another callback is cancelling it. Sets
+  // *counted when it announced itself; cancelling_exit withdraws that after the cancel.
+  sim::Co<std::int64_t> cancelling_enter(sim::Context& ctx, BpfHrtimer& t,
+                                         const BpfHrtimer* running, bool* counted);
+  sim::Co<void> cancelling_exit(sim::Context& ctx, BpfHrtimer& t);
   // Resolves the timer field; nullptr (and a program fault) when the address is not one.
   std::uint8_t* timer_field(sim::Context& ctx, std::uint64_t timer_addr, BpfMap** map,
                             const char* helper);
