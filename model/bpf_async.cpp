@@ -12,16 +12,9 @@
 namespace bpftsim::model {
 
 namespace {
-constexpr std::uint64_t kMaxClocks = 16;
-
-std::uint64_t load_u64(const std::uint8_t* p) {
-  std::uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-void store_u64(std::uint8_t* p, std::uint64_t v) {
-  std::memcpy(p, &v, 8);
-}
+using timer_word::kMaxClocks;
+using timer_word::load;
+using timer_word::store;
 const char* op_name(int op) {
   return op == BpfAsync::kStart ? "START" : "CANCEL";
 }
@@ -141,7 +134,7 @@ sim::Co<std::int64_t> BpfAsync::init(sim::Context& ctx, std::uint64_t timer_addr
                      "(the verifier's map_uid check would reject this program)");
     co_return -kEINVAL;
   }
-  std::int64_t ret = load_u64(field) != 0 ? -kEBUSY : 0;
+  std::int64_t ret = load(field) != 0 ? -kEBUSY : 0;
   ctx.trace("bpf_timer_init_check", {{"map", map->id}, {"usercnt", map->usercnt}, {"ret", ret}});
   co_await ctx.step(k_.cost.refcnt_ns);
   if (ret != 0) co_return ret;
@@ -153,13 +146,13 @@ sim::Co<std::int64_t> BpfAsync::init(sim::Context& ctx, std::uint64_t timer_addr
   cb.refcnt = 1;  // the map's
   co_await ctx.step(k_.cost.alloc_ns);
   // cmpxchg(&async->cb, NULL, cb): the loser of two concurrent inits frees its object.
-  if (load_u64(field) != 0) {
+  if (load(field) != 0) {
     k_.slab.free(&ctx, cb.obj, "bpf_timer_init (lost cmpxchg)");
     ctx.trace("bpf_async_init_lost", {{"timer", cb.obj}, {"map", map->id}});
     co_await ctx.step(k_.cost.alloc_ns);
     co_return -kEBUSY;
   }
-  store_u64(field, bpf_hrtimer_ptr(cb.obj));
+  store(field, bpf_hrtimer_ptr(cb.obj));
   ctx.trace("bpf_timer_publish", {{"timer", cb.obj}, {"map", map->id}});
   co_await ctx.step(k_.cost.refcnt_ns);
   // smp_mb(), then usercnt: pairs with map_release_uref as 2.8 does.
@@ -183,7 +176,7 @@ sim::Co<std::int64_t> BpfAsync::set_callback(sim::Context& ctx, std::uint64_t ti
                                        callback_fn, prog.name));
     co_return -kEINVAL;
   }
-  BpfHrtimer* cb = decode(&ctx, load_u64(field), "bpf_timer_set_callback");
+  BpfHrtimer* cb = decode(&ctx, load(field), "bpf_timer_set_callback");
   if (!cb || !k_.slab.access(&ctx, cb->obj, "bpf_timer_set_callback")) co_return -kEINVAL;
   const int r = k_.sys.prog_inc_not_zero(&ctx, prog);
   if (r < 0) co_return r;
@@ -210,7 +203,7 @@ sim::Co<std::int64_t> BpfAsync::start(sim::Context& ctx, std::uint64_t timer_add
   BpfMap* map = nullptr;
   std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_start");
   if (!field) co_return -kEINVAL;
-  BpfHrtimer* cb = decode(&ctx, load_u64(field), "bpf_timer_start");
+  BpfHrtimer* cb = decode(&ctx, load(field), "bpf_timer_start");
   if (!cb || !k_.slab.access(&ctx, cb->obj, "bpf_timer_start") || !cb->prog) co_return -kEINVAL;
   ctx.trace("bpf_timer_start_read", {{"timer", cb->obj}});
   co_await ctx.step(k_.cost.refcnt_ns);
@@ -246,7 +239,7 @@ sim::Co<std::int64_t> BpfAsync::cancel(sim::Context& ctx, std::uint64_t timer_ad
   k_.rcu.read_lock(ctx);  // cb is freed after a grace period
   std::int64_t ret = 0;
   bool counted = false;
-  BpfHrtimer* cb = decode(&ctx, load_u64(field), "bpf_timer_cancel");
+  BpfHrtimer* cb = decode(&ctx, load(field), "bpf_timer_cancel");
   BpfHrtimer* cur = hrtimer_running_[ctx.cpu()];
   if (!cb) {
     ret = -kEINVAL;
@@ -270,7 +263,7 @@ sim::Co<std::int64_t> BpfAsync::cancel_async(sim::Context& ctx, std::uint64_t ti
   BpfMap* map = nullptr;
   std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_cancel_async");
   if (!field) co_return -kEINVAL;
-  BpfHrtimer* cb = decode(&ctx, load_u64(field), "bpf_timer_cancel_async");
+  BpfHrtimer* cb = decode(&ctx, load(field), "bpf_timer_cancel_async");
   if (!cb || !k_.slab.access(&ctx, cb->obj, "bpf_timer_cancel_async")) co_return -kEINVAL;
   if (cb->refcnt == 0) {
     ctx.trace("bpf_async_get_failed", {{"timer", cb->obj}});
@@ -296,8 +289,8 @@ sim::Co<void> BpfAsync::cancel_and_free(sim::Context& ctx, std::uint64_t timer_a
   auto ref = k_.resolve(timer_addr);
   SIM_ASSERT(ref.has_value(), "cancel_and_free on unmapped address {:#x}", timer_addr);
   std::uint8_t* field = ref->map->arena().elem(ref->elem) + ref->off;
-  const std::uint64_t ptr = load_u64(field);  // xchg(&async->cb, NULL)
-  store_u64(field, 0);
+  const std::uint64_t ptr = load(field);  // xchg(&async->cb, NULL)
+  store(field, 0);
   ctx.trace("bpf_timer_cancel_and_free", {{"map", ref->map->id}, {"initialized", ptr ? 1 : 0}});
   co_await ctx.step(k_.cost.refcnt_ns);
   if (ptr == 0) co_return;

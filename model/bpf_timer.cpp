@@ -17,16 +17,9 @@
 namespace bpftsim::model {
 
 namespace {
-constexpr std::uint64_t kMaxClocks = 16;
-
-std::uint64_t load_u64(const std::uint8_t* p) {
-  std::uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-void store_u64(std::uint8_t* p, std::uint64_t v) {
-  std::memcpy(p, &v, 8);
-}
+using timer_word::kMaxClocks;
+using timer_word::load;
+using timer_word::store;
 }  // namespace
 
 // Chunk c < kMaxChunkShift holds kFirstChunk << c entries, starting at kFirstChunk * (2^c - 1);
@@ -158,7 +151,7 @@ sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_add
   co_await spin_lock_irqsave(k_, ctx, lock);
   const bool publish_first = k_.profile.init_checks_usercnt_after_publish;
   std::int64_t ret = 0;
-  if (load_u64(field) != 0) {
+  if (load(field) != 0) {
     ret = -kEBUSY;
   } else if (!publish_first && map->usercnt == 0) {
     ret = -kEPERM;  // seed: checked before the allocation and the publish (reference 4.10)
@@ -174,14 +167,14 @@ sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_add
       const ObjId obj = t.obj;
       co_await ctx.step(k_.cost.alloc_ns);
       // Publish the pointer (a plain store in the seed, WRITE_ONCE after 2.8).
-      store_u64(field, bpf_hrtimer_ptr(obj));
+      store(field, bpf_hrtimer_ptr(obj));
       ctx.trace("bpf_timer_publish", {{"timer", obj}, {"map", map->id}});
       co_await ctx.step(k_.cost.refcnt_ns);
       if (publish_first) {
         // 2.8: smp_mb() then read usercnt; pairs with the full barrier of the uref drop, so
         // either map_release_uref sees the pointer or this sees usercnt == 0.
         if (map->usercnt == 0) {
-          store_u64(field, 0);
+          store(field, 0);
           k_.slab.free(&ctx, obj, "bpf_timer_init (usercnt 0 after publish)");
           ret = -kEPERM;
         }
@@ -211,7 +204,7 @@ sim::Co<std::int64_t> BpfTimers::set_callback(sim::Context& ctx, std::uint64_t t
   KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
-  BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_set_callback");
+  BpfHrtimer* t = decode(&ctx, load(field), "bpf_timer_set_callback");
   if (!t) {
     ret = -kEINVAL;
   } else if (!k_.slab.access(&ctx, t->obj, "bpf_timer_set_callback")) {
@@ -288,7 +281,7 @@ sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_ad
   KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
-  BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_start");
+  BpfHrtimer* t = decode(&ctx, load(field), "bpf_timer_start");
   if (!t || !k_.slab.access(&ctx, t->obj, "bpf_timer_start") || !t->prog) {
     ret = -kEINVAL;
   } else {
@@ -323,7 +316,7 @@ sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_a
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
   bool counted = false;
-  BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_cancel");
+  BpfHrtimer* t = decode(&ctx, load(field), "bpf_timer_cancel");
   BpfHrtimer* cur_t = hrtimer_running_[ctx.cpu()];
   if (!t) {
     ret = -kEINVAL;
@@ -419,20 +412,20 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
   SIM_ASSERT(ref.has_value(), "cancel_and_free on unmapped address {:#x}", timer_addr);
   std::uint8_t* field = ref->map->arena().elem(ref->elem) + ref->off;
   // Lockless fast path: nothing to do for an uninitialized timer.
-  const std::uint64_t peek = load_u64(field);
+  const std::uint64_t peek = load(field);
   ctx.trace("bpf_timer_cancel_and_free", {{"map", ref->map->id}, {"initialized", peek ? 1 : 0}});
   co_await ctx.step(k_.cost.refcnt_ns);
   if (peek == 0) co_return;
   KLock& lock = k_.timer_lock(timer_addr, field);
   co_await spin_lock_irqsave(k_, ctx, lock);
-  BpfHrtimer* t = decode(&ctx, load_u64(field), "bpf_timer_cancel_and_free");
+  BpfHrtimer* t = decode(&ctx, load(field), "bpf_timer_cancel_and_free");
   if (!t) {
     co_await spin_unlock_irqrestore(k_, ctx, lock);
     co_return;
   }
   k_.slab.access(&ctx, t->obj, "bpf_timer_cancel_and_free");
   co_await drop_prog_refcnt(ctx, *t);
-  store_u64(field, 0);
+  store(field, 0);
   co_await ctx.step(k_.cost.refcnt_ns);
   co_await spin_unlock_irqrestore(k_, ctx, lock);
   if (k_.profile.defer_free_in_callback) {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -82,6 +83,20 @@ class BpfHrtimerTable {
   std::vector<ObjId> ids_;    // ids_[i] == slot(i).obj, ascending
   std::size_t capacity_ = 0;  // entries in chunks_
 };
+
+// The struct bpf_timer word (a pointer to the bpf_hrtimer / bpf_async_cb, or 0) and the clock id
+// bound of bpf_timer_init's flags, shared by both timer designs.
+namespace timer_word {
+inline constexpr std::uint64_t kMaxClocks = 16;  // MAX_CLOCKS
+inline std::uint64_t load(const std::uint8_t* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline void store(std::uint8_t* p, std::uint64_t v) {
+  std::memcpy(p, &v, 8);
+}
+}  // namespace timer_word
 
 // The BPF timer helpers behind one interface, one implementation per locking design of
 // kernel/bpf/helpers.c; the Kernel picks it from its profile (KernelProfile::timer_nolock):
