@@ -117,6 +117,35 @@ struct State {
   bool operator==(const State&) const = default;
 };
 
+// A hash of everything State's operator== compares (equal states hash equally), so a pruning
+// point compares a state in full only with the stored ones of the same hash.
+std::uint64_t state_hash(const State& st) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  const auto mix = [&h](std::uint64_t v) {
+    h ^= v;
+    h *= 0x100000001b3ULL;
+    h ^= h >> 29;
+  };
+  const auto mix_reg = [&mix](const Reg& r) {
+    mix(static_cast<std::uint64_t>(r.kind) | (std::uint64_t{r.exact} << 8) |
+        (std::uint64_t{r.off_known} << 9) | (std::uint64_t{r.maybe_null} << 10) |
+        (std::uint64_t{r.id} << 32));
+    mix(r.umin);
+    mix(r.umax);
+    mix(static_cast<std::uint32_t>(r.map.map) |
+        (std::uint64_t{static_cast<std::uint32_t>(r.map.lookup_pc)} << 32));
+    mix(static_cast<std::uint64_t>(r.off));
+  };
+  for (const Reg& r : st.r)
+    mix_reg(r);
+  for (const auto& [off, r] : st.slots) {
+    mix(static_cast<std::uint64_t>(off));
+    mix_reg(r);
+  }
+  mix(std::uint64_t{st.lock} | (std::uint64_t{st.tainted} << 1) | (st.slots.size() << 2));
+  return h;
+}
+
 bool is_tracing_section(const std::string& s) {
   // libbpf's section names for BPF_PROG_TYPE_KPROBE, TRACEPOINT, PERF_EVENT, RAW_TRACEPOINT
   // (the verifier's is_tracing_prog_type; fentry/fexit/tp_btf are BPF_PROG_TYPE_TRACING).
@@ -407,11 +436,17 @@ class Analyzer {
     if (auto e = check_map_uses()) return e;
     // Roots: every function; the async ones (targets of bpf_timer_set_callback on a path the
     // kernel walks) get the return-value rule, found by iterating to a fixpoint.
+    // A root's walk depends only on (root, async), so a round walks again only the roots whose
+    // async flag changed; what the others found is already in `async`.
     std::set<std::uint32_t> async;
+    std::vector<int> walked_as(p_.functions.size(), -1);  // the async flag of the last walk
     for (std::size_t round = 0; round <= p_.functions.size(); ++round) {
       found_async_.clear();
       for (std::size_t f = 0; f < p_.functions.size(); ++f) {
-        analyze_root(f, async.count(p_.functions[f].first) != 0);
+        const bool is_async = async.count(p_.functions[f].first) != 0;
+        if (walked_as[f] == static_cast<int>(is_async)) continue;
+        walked_as[f] = static_cast<int>(is_async);
+        analyze_root(f, is_async);
         if (err_) return err_;
       }
       const std::size_t before = async.size();
@@ -537,7 +572,7 @@ class Analyzer {
     init.r[10].off_known = true;
     std::vector<std::pair<std::uint32_t, State>> work;
     work.emplace_back(entry, std::move(init));
-    std::map<std::uint32_t, std::vector<State>> seen;
+    std::map<std::uint32_t, std::vector<std::pair<std::uint64_t, State>>> seen;  // (hash, state)
     std::uint64_t steps = 0;
     while (!work.empty() && !err_) {
       auto [pc, st] = std::move(work.back());
@@ -547,8 +582,10 @@ class Analyzer {
         if (pc < entry || pc >= end || pc >= p_.insns.size()) break;
         if (prune_[pc]) {
           auto& v = seen[pc];
-          if (std::find(v.begin(), v.end(), st) != v.end()) break;
-          if (v.size() < kMaxStatesPerPoint) v.push_back(st);
+          const std::uint64_t h = state_hash(st);
+          const auto same = [&](const auto& e) { return e.first == h && e.second == st; };
+          if (std::find_if(v.begin(), v.end(), same) != v.end()) break;
+          if (v.size() < kMaxStatesPerPoint) v.emplace_back(h, st);
         }
         std::optional<std::uint32_t> next = step(st, pc, async, work, entry);
         if (err_ || !next) break;
