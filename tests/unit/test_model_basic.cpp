@@ -103,26 +103,27 @@ TEST_CASE("an object's history keeps its allocation and the latest events, count
   const std::size_t notes = model::kHistoryKept + 10;
   for (std::size_t i = 1; i <= notes; ++i)
     slab.note(nullptr, id, fmt::format("refcnt+1 -> {}", i));
-  const model::KObject* o = slab.find(id);
-  REQUIRE(o != nullptr);
-  REQUIRE(o->history.size() == model::kHistoryKept);
-  CHECK(o->history.front().what == "alloc");
-  CHECK(o->history.back().what == fmt::format("refcnt+1 -> {}", notes));
+  REQUIRE(slab.find(id) != nullptr);
+  const std::vector<model::ObjEvent> history = slab.history(id);
+  const std::uint64_t dropped = slab.dropped(id);
+  REQUIRE(history.size() == model::kHistoryKept);
+  CHECK(history.front().what == "alloc");
+  CHECK(history.back().what == fmt::format("refcnt+1 -> {}", notes));
   // Kept after the allocation: the last kHistoryKept - 1 notes.
-  CHECK(o->history[1].what == fmt::format("refcnt+1 -> {}", notes - model::kHistoryKept + 2));
-  CHECK(o->dropped == notes - (model::kHistoryKept - 1));
+  CHECK(history[1].what == fmt::format("refcnt+1 -> {}", notes - model::kHistoryKept + 2));
+  CHECK(dropped == notes - (model::kHistoryKept - 1));
   const sim::Finding f = slab.finding_about(sim::FindingKind::kLeak, nullptr, id, "test", "leaked");
   REQUIRE(f.history.size() == model::kHistoryKept + 1);
   CHECK(f.history[0] == "alloc");
-  CHECK(f.history[1] == fmt::format("... {} earlier events", o->dropped));
+  CHECK(f.history[1] == fmt::format("... {} earlier events", dropped));
   CHECK(f.history.back() == fmt::format("refcnt+1 -> {}", notes));
-  CHECK(slab.history_text(id).find(fmt::format("[... {} earlier events] [t=", o->dropped)) !=
+  CHECK(slab.history_text(id).find(fmt::format("[... {} earlier events] [t=", dropped)) !=
         std::string::npos);
 
   // Below the bound nothing is dropped and nothing is said.
   const model::ObjId short_id = slab.alloc(nullptr, model::ObjKind::kProg, "q");
   slab.note(nullptr, short_id, "refcnt+1 -> 2");
-  CHECK(slab.find(short_id)->dropped == 0);
+  CHECK(slab.dropped(short_id) == 0);
   CHECK(slab.finding_about(sim::FindingKind::kLeak, nullptr, short_id, "test", "leaked").history ==
         std::vector<std::string>{"alloc", "refcnt+1 -> 2"});
 }
@@ -136,13 +137,13 @@ TEST_CASE("the bpf_hrtimer table finds every timer by id, in place, across its c
   REQUIRE(table.size() == n);
   for (std::size_t i = 0; i < n; ++i) {
     REQUIRE(table.find(3 * i + 2) == added[i]);  // found, and never moved by later adds
-    CHECK(added[i]->obj == 3 * i + 2);
+    CHECK(added[i]->obj() == 3 * i + 2);
     CHECK(table.find(3 * i + 1) == nullptr);
   }
   CHECK(table.find(0) == nullptr);
   CHECK(table.find(3 * n + 2) == nullptr);
   std::vector<model::ObjId> order;
-  table.for_each([&](const model::BpfHrtimer& t) { order.push_back(t.obj); });
+  table.for_each([&](const model::BpfHrtimer& t) { order.push_back(t.obj()); });
   REQUIRE(order.size() == n);
   CHECK(std::is_sorted(order.begin(), order.end()));
   CHECK(std::adjacent_find(added.begin(), added.end()) == added.end());
