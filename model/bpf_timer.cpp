@@ -127,9 +127,13 @@ BpfHrtimer& BpfTimerOps::alloc_timer(sim::Context& ctx, BpfMap& map, std::uint64
   } else {
     key = k_.key_text(map, map.callback_key(ctx, value_addr));
   }
-  const ObjId obj = k_.slab.alloc(
-      &ctx, ObjKind::kBpfHrtimer,
-      fmt::format("timer of map {} ({}) key {}", map.id, map.name(), key.empty() ? "?" : key));
+  auto [prefix, added] = name_prefix_.try_emplace(map.id, 0);
+  if (added)
+    prefix->second =
+        k_.slab.add_prefix(fmt::format("timer of map {} ({}) key ", map.id, map.name()));
+  const ObjId obj =
+      k_.slab.alloc_named(&ctx, ObjKind::kBpfHrtimer, prefix->second,
+                          key.empty() ? std::string_view("?") : std::string_view(key));
   BpfHrtimer& t = all_.add(obj);
   t.map = &map;
   t.value_addr = value_addr;

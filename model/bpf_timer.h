@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -153,6 +154,8 @@ class BpfTimerOps {
   Kernel& k_;
   BpfHrtimerTable all_;   // freed ones stay (poisoned)
   int hr_function_ = -1;  // timer_cb's index in k_.hrtimers (added with the first timer)
+  // By map id: the slab's name prefix of its timers, "timer of map 1 (m) key ".
+  std::map<std::uint32_t, std::uint32_t> name_prefix_;
   std::vector<BpfHrtimer*> hrtimer_running_;
 };
 

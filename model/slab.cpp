@@ -26,8 +26,9 @@ const char* obj_kind_name(ObjKind kind) {
   return "?";
 }
 
-std::uint32_t Slab::store_name(std::string_view name) {
-  const std::size_t need = name.size() + (name.size() < 0xff ? 1 : 5);
+std::uint32_t Slab::store_name(std::string_view name, const std::uint32_t* prefix) {
+  const std::size_t head = prefix ? 5 : 0;
+  const std::size_t need = head + name.size() + (name.size() < 0xfe ? 1 : 5);
   if (name_used_ + need > kNameChunk) {
     SIM_ASSERT(name_chunks_.size() < 0x10000, "more than 4 GiB of object names");
     name_chunks_.push_back(std::make_unique<char[]>(std::max(need, kNameChunk)));
@@ -35,7 +36,12 @@ std::uint32_t Slab::store_name(std::string_view name) {
   }
   char* p = name_chunks_.back().get() + name_used_;
   const auto ref = static_cast<std::uint32_t>(((name_chunks_.size() - 1) << 16) | name_used_);
-  if (name.size() < 0xff) {
+  if (prefix) {
+    *p++ = static_cast<char>(0xfe);
+    std::memcpy(p, prefix, 4);
+    p += 4;
+  }
+  if (name.size() < 0xfe) {
     *p++ = static_cast<char>(name.size());
   } else {
     *p++ = static_cast<char>(0xff);
@@ -48,14 +54,26 @@ std::uint32_t Slab::store_name(std::string_view name) {
   return ref;
 }
 
-std::string_view Slab::stored_name(std::uint32_t ref) const {
+std::string Slab::stored_name(std::uint32_t ref) const {
   const char* p = name_chunks_[ref >> 16].get() + (ref & 0xffff);
+  std::string out;
+  if (static_cast<unsigned char>(*p) == 0xfe) {
+    std::uint32_t prefix;
+    std::memcpy(&prefix, p + 1, 4);
+    out = stored_name(prefix);
+    p += 5;
+  }
   std::uint32_t n = static_cast<unsigned char>(*p++);
   if (n == 0xff) {
     std::memcpy(&n, p, 4);
     p += 4;
   }
-  return {p, n};
+  out.append(p, n);
+  return out;
+}
+
+std::uint32_t Slab::add_prefix(std::string_view prefix) {
+  return store_name(prefix);
 }
 
 const KObject& Slab::known(ObjId id, const char* what) const {
@@ -64,8 +82,7 @@ const KObject& Slab::known(ObjId id, const char* what) const {
   return *o;
 }
 
-void Slab::add_event(ObjId id, KObject& o, const sim::Context* ctx, std::string what) {
-  (void)id;
+void Slab::add_event(KObject& o, const sim::Context* ctx, std::string what) {
   if (o.later == 0) {
     later_.emplace_back();
     o.later = static_cast<std::uint32_t>(later_.size());
@@ -80,6 +97,17 @@ void Slab::add_event(ObjId id, KObject& o, const sim::Context* ctx, std::string 
 }
 
 ObjId Slab::alloc(const sim::Context* ctx, ObjKind kind, std::string_view name, ObjId owner) {
+  return add_object(ctx, kind, store_name(name), name, owner);
+}
+
+ObjId Slab::alloc_named(const sim::Context* ctx, ObjKind kind, std::uint32_t prefix,
+                        std::string_view rest, ObjId owner) {
+  const std::string name = stored_name(prefix).append(rest);
+  return add_object(ctx, kind, store_name(rest, &prefix), name, owner);
+}
+
+ObjId Slab::add_object(const sim::Context* ctx, ObjKind kind, std::uint32_t name_ref,
+                       std::string_view name, ObjId owner) {
   const ObjId id = next_++;
   SIM_ASSERT(!ctx || (ctx->cpu() >= -1 && ctx->cpu() <= INT16_MAX), "object on cpu {}", ctx->cpu());
   KObject o;
@@ -87,7 +115,7 @@ ObjId Slab::alloc(const sim::Context* ctx, ObjKind kind, std::string_view name, 
   o.alloc_ctx = ctx ? ctx->id() : 0u;
   o.alloc_cpu = static_cast<std::int16_t>(ctx ? ctx->cpu() : -1);
   o.kind = kind;
-  o.name_ref = store_name(name);
+  o.name_ref = name_ref;
   sim_.emit(ctx, "kmalloc", {{"obj", id}, {"kind", obj_kind_name(kind)}, {"name", name}});
   objects_.push_back(o);
   if (owner != 0) owners_.emplace_back(id, owner);
@@ -107,7 +135,7 @@ bool Slab::free(const sim::Context* ctx, ObjId id, const char* where) {
     return false;
   }
   o.freed = true;
-  add_event(id, o, ctx, fmt::format("free by {}", where));
+  add_event(o, ctx, fmt::format("free by {}", where));
   sim_.emit(ctx, "kfree", {{"obj", id}, {"kind", obj_kind_name(o.kind)}, {"by", where}});
   --live_;
   return true;
@@ -129,7 +157,7 @@ bool Slab::access(const sim::Context* ctx, ObjId id, const char* where) {
 void Slab::note(const sim::Context* ctx, ObjId id, std::string what) {
   KObject* it = slot(id);
   SIM_ASSERT(it != nullptr, "note on unknown object {}", id);
-  add_event(id, *it, ctx, std::move(what));
+  add_event(*it, ctx, std::move(what));
 }
 
 const KObject* Slab::find(ObjId id) const {
@@ -151,7 +179,7 @@ std::vector<ObjId> Slab::live_objects() const {
   return out;
 }
 
-std::string_view Slab::name(ObjId id) const {
+std::string Slab::name(ObjId id) const {
   return stored_name(known(id, "name").name_ref);
 }
 

@@ -58,6 +58,12 @@ class Slab {
   // kmalloc; `owner` (0: none) is the object it belongs to, reachable through it for the leak
   // check (a no-prealloc hash element belongs to its map).
   ObjId alloc(const sim::Context* ctx, ObjKind kind, std::string_view name, ObjId owner = 0);
+  // A name prefix shared by many objects (the timers of one map: "timer of map 1 (m) key "),
+  // stored once; alloc_named(.., prefix, rest) names its object prefix + rest, keeping only
+  // `rest` and a reference to the prefix.
+  std::uint32_t add_prefix(std::string_view prefix);
+  ObjId alloc_named(const sim::Context* ctx, ObjKind kind, std::uint32_t prefix,
+                    std::string_view rest, ObjId owner = 0);
   // kfree. A second free is a double_free finding (returns false).
   bool free(const sim::Context* ctx, ObjId id, const char* where);
   // Checks that `id` is live before the model touches it; a freed object is a use_after_free
@@ -73,7 +79,7 @@ class Slab {
   std::size_t uaf_count() const { return uaf_; }
   // Of a known object (SIM_ASSERTs): its name, owner (0: none), history (the allocation first;
   // at most kHistoryKept lines) and the number of events dropped after the allocation.
-  std::string_view name(ObjId id) const;
+  std::string name(ObjId id) const;
   ObjId owner(ObjId id) const;
   std::vector<ObjEvent> history(ObjId id) const;
   std::uint64_t dropped(ObjId id) const;
@@ -92,11 +98,14 @@ class Slab {
     std::uint64_t dropped = 0;  // dropped from the front of `events`
   };
   // Names, packed one after the other in chunks that never move: a length (1 byte, or 0xff and
-  // 4 bytes) then the bytes. A reference is chunk << 16 | offset; a name longer than a chunk
-  // gets a chunk of its own.
+  // 4 bytes) then the bytes; a name with a shared prefix is 0xfe, the prefix's reference (4
+  // bytes), then its rest so stored. A reference is chunk << 16 | offset; a name longer than a
+  // chunk gets a chunk of its own.
   static constexpr std::size_t kNameChunk = std::size_t{1} << 16;
-  std::uint32_t store_name(std::string_view name);
-  std::string_view stored_name(std::uint32_t ref) const;
+  std::uint32_t store_name(std::string_view name, const std::uint32_t* prefix = nullptr);
+  std::string stored_name(std::uint32_t ref) const;
+  ObjId add_object(const sim::Context* ctx, ObjKind kind, std::uint32_t name_ref,
+                   std::string_view name, ObjId owner);
 
   sim::Simulator& sim_;
   // By id - 1: ids are handed out in order from 1 and never reused, so the registry is dense
@@ -106,7 +115,7 @@ class Slab {
   std::vector<std::pair<ObjId, ObjId>> owners_;  // (object, owner), ascending objects
   std::vector<std::unique_ptr<char[]>> name_chunks_;
   std::size_t name_used_ = kNameChunk;  // bytes used in the last chunk
-  void add_event(ObjId id, KObject& o, const sim::Context* ctx, std::string what);
+  void add_event(KObject& o, const sim::Context* ctx, std::string what);
   const KObject& known(ObjId id, const char* what) const;
   KObject* slot(ObjId id) {
     return id != 0 && id <= objects_.size() ? &objects_[static_cast<std::size_t>(id - 1)] : nullptr;
