@@ -51,17 +51,35 @@ BpfHrtimer& BpfHrtimerTable::add(ObjId obj) {
 }
 
 BpfHrtimer* BpfHrtimerTable::find(ObjId obj) {
-  std::size_t lo = 0, hi = size_;  // the first entry with an id >= obj is in [lo, hi]
+  if (size_ == 0) return nullptr;
+  // The last chunk whose first entry's id is <= obj (every chunk has a first entry: add makes
+  // one only when it needs it), then the entry within it.
+  std::size_t lo = 0, hi = chunks_.size();  // chunks [0, lo) start at or below obj
   while (lo < hi) {
     const std::size_t mid = lo + (hi - lo) / 2;
-    if (slot(mid).obj() < obj)
+    if (chunks_[mid][0].obj() <= obj)
       lo = mid + 1;
     else
       hi = mid;
   }
-  if (lo == size_) return nullptr;
-  BpfHrtimer& t = slot(lo);
-  return t.obj() == obj ? &t : nullptr;
+  if (lo == 0) return nullptr;
+  const std::size_t c = lo - 1;
+  constexpr std::size_t kGeometric = kFirstChunk * ((std::size_t{1} << kMaxChunkShift) - 1);
+  const std::size_t start =
+      c < kMaxChunkShift ? kFirstChunk * ((std::size_t{1} << c) - 1)
+                         : kGeometric + (c - kMaxChunkShift) * (kFirstChunk << kMaxChunkShift);
+  const std::size_t n = std::min(kFirstChunk << std::min(c, kMaxChunkShift), size_ - start);
+  BpfHrtimer* chunk = chunks_[c].get();
+  lo = 0;
+  hi = n;  // entries [0, lo) of the chunk have ids below obj
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (chunk[mid].obj() < obj)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && chunk[lo].obj() == obj ? &chunk[lo] : nullptr;
 }
 
 const BpfHrtimer* BpfHrtimerTable::find(ObjId obj) const {

@@ -88,12 +88,14 @@ void Slab::add_event(KObject& o, const sim::Context* ctx, std::string what) {
     o.later = static_cast<std::uint32_t>(later_.size());
   }
   Later& l = later_[o.later - 1];
-  if (l.events.size() == kHistoryKept - 1) {
-    l.events.erase(l.events.begin());
-    ++l.dropped;
+  ObjEvent e{sim_.now(), ctx ? ctx->cpu() : -1, ctx ? ctx->id() : 0u, std::move(what)};
+  if (l.events.size() < kHistoryKept - 1) {
+    l.events.push_back(std::move(e));
+    return;
   }
-  l.events.push_back(
-      ObjEvent{sim_.now(), ctx ? ctx->cpu() : -1, ctx ? ctx->id() : 0u, std::move(what)});
+  l.events[l.head] = std::move(e);
+  l.head = static_cast<std::uint32_t>((l.head + 1) % l.events.size());
+  ++l.dropped;
 }
 
 ObjId Slab::alloc(const sim::Context* ctx, ObjKind kind, std::string_view name, ObjId owner) {
@@ -194,7 +196,8 @@ std::vector<ObjEvent> Slab::history(ObjId id) const {
   std::vector<ObjEvent> out{ObjEvent{o.alloc_ns, o.alloc_cpu, o.alloc_ctx, "alloc"}};
   if (o.later != 0) {
     const Later& l = later_[o.later - 1];
-    out.insert(out.end(), l.events.begin(), l.events.end());
+    out.insert(out.end(), l.events.begin() + l.head, l.events.end());
+    out.insert(out.end(), l.events.begin(), l.events.begin() + l.head);
   }
   return out;
 }

@@ -92,10 +92,12 @@ class Slab {
                              const char* site, std::string message) const;
 
  private:
-  // The events of an object after its allocation, the latest kHistoryKept - 1.
+  // The events of an object after its allocation, the latest kHistoryKept - 1: a ring, the
+  // oldest at `head` once it is full (a new event overwrites it, nothing moves).
   struct Later {
     std::vector<ObjEvent> events;
-    std::uint64_t dropped = 0;  // dropped from the front of `events`
+    std::uint32_t head = 0;
+    std::uint64_t dropped = 0;  // overwritten
   };
   // Names, packed one after the other in chunks that never move: a length (1 byte, or 0xff and
   // 4 bytes) then the bytes; a name with a shared prefix is 0xfe, the prefix's reference (4
