@@ -128,6 +128,38 @@ TEST_CASE("an object's history keeps its allocation and the latest events, count
         std::vector<std::string>{"alloc", "refcnt+1 -> 2"});
 }
 
+TEST_CASE("the slab keeps every name, short, long, past a chunk or after a shared prefix",
+          "[model]") {
+  World w(1);
+  model::Slab& slab = w.k.slab;
+  const std::string long_name(300, 'x');     // past the 1-byte length
+  const std::string huge_name(70'000, 'y');  // past a whole name chunk
+  const std::string edge_name(0xfe, 'z');    // the first length that takes 5 bytes
+  std::vector<std::pair<model::ObjId, std::string>> made;
+  for (int i = 0; i < 3000; ++i)  // fills several 64 KiB chunks
+    made.emplace_back(slab.alloc(nullptr, model::ObjKind::kMap, fmt::format("map {} 'm'", i)),
+                      fmt::format("map {} 'm'", i));
+  made.emplace_back(slab.alloc(nullptr, model::ObjKind::kProg, ""), "");
+  made.emplace_back(slab.alloc(nullptr, model::ObjKind::kProg, long_name), long_name);
+  made.emplace_back(slab.alloc(nullptr, model::ObjKind::kProg, huge_name), huge_name);
+  made.emplace_back(slab.alloc(nullptr, model::ObjKind::kProg, edge_name), edge_name);
+  const std::uint32_t prefix = slab.add_prefix("timer of map 7 (m) key ");
+  for (int key = 0; key < 1000; ++key)
+    made.emplace_back(
+        slab.alloc_named(nullptr, model::ObjKind::kBpfHrtimer, prefix, std::to_string(key)),
+        fmt::format("timer of map 7 (m) key {}", key));
+  made.emplace_back(slab.alloc_named(nullptr, model::ObjKind::kBpfHrtimer, prefix, long_name),
+                    "timer of map 7 (m) key " + long_name);
+  for (const auto& [id, name] : made) {
+    REQUIRE(slab.name(id) == name);
+    CHECK(slab.owner(id) == 0);
+  }
+  const model::ObjId owned = slab.alloc(nullptr, model::ObjKind::kHtabElem, "elem", made[5].first);
+  CHECK(slab.owner(owned) == made[5].first);
+  CHECK(slab.history_text(made.back().first)
+            .starts_with("bpf_hrtimer#" + std::to_string(made.back().first) + " (timer of map 7"));
+}
+
 TEST_CASE("the bpf_hrtimer table finds every timer by id, in place, across its chunks", "[model]") {
   model::BpfHrtimerTable table;
   std::vector<model::BpfHrtimer*> added;
