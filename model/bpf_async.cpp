@@ -33,18 +33,18 @@ bool BpfAsync::must_defer(const sim::Context& ctx) const {
 
 int BpfAsync::schedule_op(sim::Context& ctx, BpfHrtimer& cb, Op op, HrtimerExpiry e) {
   if (k_.profile.timer_defer_irqs_off && async_cb_running_[ctx.cpu()] == &cb) {
-    ctx.trace("bpf_async_recursion", {{"timer", cb.obj}, {"op", op_name(op)}});
+    ctx.trace("bpf_async_recursion", {{"timer", cb.obj()}, {"op", op_name(op)}});
     return -kEDEADLK;
   }
-  cb.async_cmds.push_back(BpfHrtimer::AsyncCmd{op, e});
-  ctx.trace("bpf_async_queue", {{"timer", cb.obj}, {"op", op_name(op)}, {"cpu", ctx.cpu()}});
+  async_cmds_[cb.obj()].push_back(AsyncCmd{op, e});
+  ctx.trace("bpf_async_queue", {{"timer", cb.obj()}, {"op", op_name(op)}, {"cpu", ctx.cpu()}});
   if (!cb.irq_work_queued) {
     // irq_work_queue: a self-interrupt on this CPU, taken once interrupts are enabled here.
     cb.irq_work_queued = true;
-    cb.irq_work_cpu = ctx.cpu();
     BpfHrtimer* p = &cb;
     k_.sim.spawn_interrupt(
-        ctx.cpu(), sim::CtxKind::kHardirq, fmt::format("irq_work bpf_async_irq_worker {}", cb.obj),
+        ctx.cpu(), sim::CtxKind::kHardirq,
+        fmt::format("irq_work bpf_async_irq_worker {}", cb.obj()),
         [this, p](sim::Context& c) -> sim::Co<void> { co_await irq_worker(c, *p); });
   }
   return 0;
@@ -52,15 +52,18 @@ int BpfAsync::schedule_op(sim::Context& ctx, BpfHrtimer& cb, Op op, HrtimerExpir
 
 sim::Co<void> BpfAsync::irq_worker(sim::Context& ctx, BpfHrtimer& cb) {
   cb.irq_work_queued = false;  // irq_work clears its pending bit before running
-  std::vector<BpfHrtimer::AsyncCmd> cmds;
-  cmds.swap(cb.async_cmds);  // llist_del_all, taken oldest first
-  ctx.trace("bpf_async_irq_worker", {{"timer", cb.obj}, {"cmds", cmds.size()}});
+  std::vector<AsyncCmd> cmds;
+  if (auto it = async_cmds_.find(cb.obj()); it != async_cmds_.end()) {
+    cmds.swap(it->second);  // llist_del_all, taken oldest first
+    async_cmds_.erase(it);
+  }
+  ctx.trace("bpf_async_irq_worker", {{"timer", cb.obj()}, {"cmds", cmds.size()}});
   co_await ctx.step(k_.cost.softirq_ns);
   const int cpu = ctx.cpu();
   BpfHrtimer* outer = async_cb_running_[cpu];
   if (k_.profile.timer_defer_irqs_off) async_cb_running_[cpu] = &cb;
-  for (const BpfHrtimer::AsyncCmd& c : cmds) {
-    ctx.trace("bpf_async_cmd", {{"timer", cb.obj}, {"op", op_name(c.op)}});
+  for (const AsyncCmd& c : cmds) {
+    ctx.trace("bpf_async_cmd", {{"timer", cb.obj()}, {"op", op_name(c.op)}});
     if (c.op == kStart) {
       co_await k_.hrtimers.start(ctx, cb.timer, c.expiry);
     } else {
@@ -74,15 +77,15 @@ sim::Co<void> BpfAsync::irq_worker(sim::Context& ctx, BpfHrtimer& cb) {
 sim::Co<void> BpfAsync::put(sim::Context& ctx, BpfHrtimer& cb) {
   // refcount_dec_and_test: the decrement and the test are one atomic step.
   const bool last = --cb.refcnt == 0;
-  ctx.trace("bpf_async_put", {{"timer", cb.obj}, {"refcnt", cb.refcnt}});
-  if (cb.refcnt < 0) k_.refcount_underflow(&ctx, cb.obj, "bpf_async_cb refcnt");
+  ctx.trace("bpf_async_put", {{"timer", cb.obj()}, {"refcnt", cb.refcnt}});
+  if (cb.refcnt < 0) k_.refcount_underflow(&ctx, cb.obj(), "bpf_async_cb refcnt");
   if (last) free_after_gp(ctx, cb);
   co_await ctx.step(k_.cost.refcnt_ns);
 }
 
 void BpfAsync::free_after_gp(sim::Context& ctx, BpfHrtimer& cb) {
   BpfHrtimer* p = &cb;
-  k_.rcu.call_rcu(ctx, fmt::format("bpf_async_cb_rcu_tasks_trace_free {}", cb.obj),
+  k_.rcu.call_rcu(ctx, fmt::format("bpf_async_cb_rcu_tasks_trace_free {}", cb.obj()),
                   [this, p](sim::Context& c) -> sim::Co<void> {
                     if (k_.profile.timer_any_context) {
                       // 2.21: a start that won the race may have armed it since; a callback still
@@ -90,7 +93,7 @@ void BpfAsync::free_after_gp(sim::Context& ctx, BpfHrtimer& cb) {
                       // (-1) gets another grace period.
                       const int r = co_await k_.hrtimers.try_to_cancel(c, p->timer);
                       if (r < 0) {
-                        c.trace("bpf_async_free_retry", {{"timer", p->obj}});
+                        c.trace("bpf_async_free_retry", {{"timer", p->obj()}});
                         free_after_gp(c, *p);
                         co_return;
                       }
@@ -99,10 +102,10 @@ void BpfAsync::free_after_gp(sim::Context& ctx, BpfHrtimer& cb) {
                       BpfProg* prog = p->prog;
                       p->prog = nullptr;
                       p->callback_fn = 0;
-                      c.trace("bpf_timer_drop_prog", {{"timer", p->obj}, {"prog", prog->id}});
+                      c.trace("bpf_timer_drop_prog", {{"timer", p->obj()}, {"prog", prog->id}});
                       co_await k_.sys.prog_put(c, *prog);
                     }
-                    k_.slab.free(&c, p->obj, "bpf_async_cb_rcu_tasks_trace_free (kfree_nolock)");
+                    k_.slab.free(&c, p->obj(), "bpf_async_cb_rcu_tasks_trace_free (kfree_nolock)");
                     co_await c.step(k_.cost.alloc_ns);
                   });
 }
@@ -112,7 +115,7 @@ sim::Co<void> BpfAsync::drop_prog(sim::Context& ctx, BpfHrtimer& cb) {
   cb.prog = nullptr;
   cb.callback_fn = 0;
   if (!prog) co_return;
-  ctx.trace("bpf_timer_drop_prog", {{"timer", cb.obj}, {"prog", prog->id}});
+  ctx.trace("bpf_timer_drop_prog", {{"timer", cb.obj()}, {"prog", prog->id}});
   co_await k_.sys.prog_put(ctx, *prog);
 }
 
@@ -147,13 +150,13 @@ sim::Co<std::int64_t> BpfAsync::init(sim::Context& ctx, std::uint64_t timer_addr
   co_await ctx.step(k_.cost.alloc_ns);
   // cmpxchg(&async->cb, NULL, cb): the loser of two concurrent inits frees its object.
   if (load(field) != 0) {
-    k_.slab.free(&ctx, cb.obj, "bpf_timer_init (lost cmpxchg)");
-    ctx.trace("bpf_async_init_lost", {{"timer", cb.obj}, {"map", map->id}});
+    k_.slab.free(&ctx, cb.obj(), "bpf_timer_init (lost cmpxchg)");
+    ctx.trace("bpf_async_init_lost", {{"timer", cb.obj()}, {"map", map->id}});
     co_await ctx.step(k_.cost.alloc_ns);
     co_return -kEBUSY;
   }
-  store(field, bpf_hrtimer_ptr(cb.obj));
-  ctx.trace("bpf_timer_publish", {{"timer", cb.obj}, {"map", map->id}});
+  store(field, bpf_hrtimer_ptr(cb.obj()));
+  ctx.trace("bpf_timer_publish", {{"timer", cb.obj()}, {"map", map->id}});
   co_await ctx.step(k_.cost.refcnt_ns);
   // smp_mb(), then usercnt: pairs with map_release_uref as 2.8 does.
   if (map->usercnt == 0) ret = -kEPERM;
@@ -177,15 +180,16 @@ sim::Co<std::int64_t> BpfAsync::set_callback(sim::Context& ctx, std::uint64_t ti
     co_return -kEINVAL;
   }
   BpfHrtimer* cb = decode(&ctx, load(field), "bpf_timer_set_callback");
-  if (!cb || !k_.slab.access(&ctx, cb->obj, "bpf_timer_set_callback")) co_return -kEINVAL;
+  if (!cb || !k_.slab.access(&ctx, cb->obj(), "bpf_timer_set_callback")) co_return -kEINVAL;
   const int r = k_.sys.prog_inc_not_zero(&ctx, prog);
   if (r < 0) co_return r;
   co_await ctx.step(k_.cost.refcnt_ns);
   BpfProg* prev = cb->prog;  // xchg(&cb->prog, prog)
   cb->prog = &prog;
   cb->callback_fn = callback_fn;
-  ctx.trace("bpf_timer_set_callback_done",
-            {{"timer", cb->obj}, {"prog", prog.id}, {"callback", prog.callback_name(callback_fn)}});
+  ctx.trace(
+      "bpf_timer_set_callback_done",
+      {{"timer", cb->obj()}, {"prog", prog.id}, {"callback", prog.callback_name(callback_fn)}});
   co_await ctx.step(k_.cost.refcnt_ns);
   if (prev) co_await k_.sys.prog_put(ctx, *prev);
   co_return 0;
@@ -204,19 +208,19 @@ sim::Co<std::int64_t> BpfAsync::start(sim::Context& ctx, std::uint64_t timer_add
   std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_start");
   if (!field) co_return -kEINVAL;
   BpfHrtimer* cb = decode(&ctx, load(field), "bpf_timer_start");
-  if (!cb || !k_.slab.access(&ctx, cb->obj, "bpf_timer_start") || !cb->prog) co_return -kEINVAL;
-  ctx.trace("bpf_timer_start_read", {{"timer", cb->obj}});
+  if (!cb || !k_.slab.access(&ctx, cb->obj(), "bpf_timer_start") || !cb->prog) co_return -kEINVAL;
+  ctx.trace("bpf_timer_start_read", {{"timer", cb->obj()}});
   co_await ctx.step(k_.cost.refcnt_ns);
   const bool hold = k_.profile.timer_any_context;
   if (hold) {
     // refcount_inc_not_zero: a cb whose last reference is gone is being freed.
     if (cb->refcnt == 0) {
-      ctx.trace("bpf_async_get_failed", {{"timer", cb->obj}});
+      ctx.trace("bpf_async_get_failed", {{"timer", cb->obj()}});
       co_return -kENOENT;
     }
     ++cb->refcnt;
   }
-  ctx.trace("bpf_timer_start_arm", {{"timer", cb->obj}, {"refcnt", cb->refcnt}});
+  ctx.trace("bpf_timer_start_arm", {{"timer", cb->obj()}, {"refcnt", cb->refcnt}});
   co_await ctx.step(k_.cost.refcnt_ns);
   const HrtimerExpiry e = expiry_of(ctx, nsecs, flags);
   if (must_defer(ctx)) {
@@ -246,7 +250,7 @@ sim::Co<std::int64_t> BpfAsync::cancel(sim::Context& ctx, std::uint64_t timer_ad
   } else if (cur == cb) {
     ret = -kEDEADLK;
   } else {
-    k_.slab.access(&ctx, cb->obj, "bpf_timer_cancel");
+    k_.slab.access(&ctx, cb->obj(), "bpf_timer_cancel");
     ret = co_await cancelling_enter(ctx, *cb, cur, &counted);  // 2.11, kept by the rework
     if (ret == 0) co_await drop_prog(ctx, *cb);
   }
@@ -264,9 +268,9 @@ sim::Co<std::int64_t> BpfAsync::cancel_async(sim::Context& ctx, std::uint64_t ti
   std::uint8_t* field = timer_field(ctx, timer_addr, &map, "bpf_timer_cancel_async");
   if (!field) co_return -kEINVAL;
   BpfHrtimer* cb = decode(&ctx, load(field), "bpf_timer_cancel_async");
-  if (!cb || !k_.slab.access(&ctx, cb->obj, "bpf_timer_cancel_async")) co_return -kEINVAL;
+  if (!cb || !k_.slab.access(&ctx, cb->obj(), "bpf_timer_cancel_async")) co_return -kEINVAL;
   if (cb->refcnt == 0) {
-    ctx.trace("bpf_async_get_failed", {{"timer", cb->obj}});
+    ctx.trace("bpf_async_get_failed", {{"timer", cb->obj()}});
     co_return -kENOENT;
   }
   ++cb->refcnt;
@@ -296,7 +300,7 @@ sim::Co<void> BpfAsync::cancel_and_free(sim::Context& ctx, std::uint64_t timer_a
   if (ptr == 0) co_return;
   BpfHrtimer* cb = decode(&ctx, ptr, "bpf_timer_cancel_and_free");
   if (!cb) co_return;
-  k_.slab.access(&ctx, cb->obj, "bpf_timer_cancel_and_free");
+  k_.slab.access(&ctx, cb->obj(), "bpf_timer_cancel_and_free");
   if (k_.profile.timer_defer_irqs_off) co_await drop_prog(ctx, *cb);  // 2.22 (5000a097f82c)
   if (must_defer(ctx) && schedule_op(ctx, *cb, kCancel, HrtimerExpiry{}) == 0)
     co_return;  // the command holds the map's reference

@@ -35,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "model/bpf_timer.h"
@@ -73,6 +74,13 @@ class BpfAsync final : public BpfTimerOps {
   sim::Co<void> drop_prog(sim::Context& ctx, BpfHrtimer& cb);
 
   std::vector<BpfHrtimer*> async_cb_running_;  // 2.22, per CPU
+  // Each bpf_async_cb's irq_work command list (llist async_cmds), oldest first, by object id;
+  // only while commands wait (kept here, not in every BpfHrtimer).
+  struct AsyncCmd {
+    Op op = kStart;
+    HrtimerExpiry expiry;
+  };
+  std::map<ObjId, std::vector<AsyncCmd>> async_cmds_;
 };
 
 }  // namespace bpftsim::model

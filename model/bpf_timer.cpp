@@ -36,23 +36,50 @@ BpfHrtimer& BpfHrtimerTable::slot(std::size_t i) const {
 }
 
 BpfHrtimer& BpfHrtimerTable::add(ObjId obj) {
-  SIM_ASSERT(ids_.empty() || obj > ids_.back(), "bpf_hrtimer {} added after {}", obj, ids_.back());
-  const std::size_t i = ids_.size();
+  SIM_ASSERT(size_ == 0 || obj > slot(size_ - 1).obj(), "bpf_hrtimer {} added after {}", obj,
+             slot(size_ - 1).obj());
+  const std::size_t i = size_;
   if (i == capacity_) {
     const std::size_t n = kFirstChunk << std::min(chunks_.size(), kMaxChunkShift);
     chunks_.push_back(std::make_unique<BpfHrtimer[]>(n));
     capacity_ += n;
   }
-  ids_.push_back(obj);
+  ++size_;
   BpfHrtimer& t = slot(i);
-  t.obj = obj;
+  t.timer.owner = obj;
   return t;
 }
 
 BpfHrtimer* BpfHrtimerTable::find(ObjId obj) {
-  auto it = std::lower_bound(ids_.begin(), ids_.end(), obj);
-  if (it == ids_.end() || *it != obj) return nullptr;
-  return &slot(static_cast<std::size_t>(it - ids_.begin()));
+  if (size_ == 0) return nullptr;
+  // The last chunk whose first entry's id is <= obj (every chunk has a first entry: add makes
+  // one only when it needs it), then the entry within it.
+  std::size_t lo = 0, hi = chunks_.size();  // chunks [0, lo) start at or below obj
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (chunks_[mid][0].obj() <= obj)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == 0) return nullptr;
+  const std::size_t c = lo - 1;
+  constexpr std::size_t kGeometric = kFirstChunk * ((std::size_t{1} << kMaxChunkShift) - 1);
+  const std::size_t start =
+      c < kMaxChunkShift ? kFirstChunk * ((std::size_t{1} << c) - 1)
+                         : kGeometric + (c - kMaxChunkShift) * (kFirstChunk << kMaxChunkShift);
+  const std::size_t n = std::min(kFirstChunk << std::min(c, kMaxChunkShift), size_ - start);
+  BpfHrtimer* chunk = chunks_[c].get();
+  lo = 0;
+  hi = n;  // entries [0, lo) of the chunk have ids below obj
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (chunk[mid].obj() < obj)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && chunk[lo].obj() == obj ? &chunk[lo] : nullptr;
 }
 
 const BpfHrtimer* BpfHrtimerTable::find(ObjId obj) const {
@@ -73,7 +100,7 @@ BpfTimers::~BpfTimers() = default;
 
 std::size_t BpfTimerOps::live() const {
   std::size_t n = 0;
-  all_.for_each([&](const BpfHrtimer& t) { n += k_.slab.live(t.obj) ? 1 : 0; });
+  all_.for_each([&](const BpfHrtimer& t) { n += k_.slab.live(t.obj()) ? 1 : 0; });
   return n;
 }
 
@@ -118,14 +145,21 @@ BpfHrtimer& BpfTimerOps::alloc_timer(sim::Context& ctx, BpfMap& map, std::uint64
   } else {
     key = k_.key_text(map, map.callback_key(ctx, value_addr));
   }
-  const ObjId obj = k_.slab.alloc(
-      &ctx, ObjKind::kBpfHrtimer,
-      fmt::format("timer of map {} ({}) key {}", map.id, map.name(), key.empty() ? "?" : key));
+  auto [prefix, added] = name_prefix_.try_emplace(map.id, 0);
+  if (added)
+    prefix->second =
+        k_.slab.add_prefix(fmt::format("timer of map {} ({}) key ", map.id, map.name()));
+  const ObjId obj =
+      k_.slab.alloc_named(&ctx, ObjKind::kBpfHrtimer, prefix->second,
+                          key.empty() ? std::string_view("?") : std::string_view(key));
   BpfHrtimer& t = all_.add(obj);
   t.map = &map;
   t.value_addr = value_addr;
+  if (hr_function_ < 0)
+    hr_function_ =
+        k_.hrtimers.add_function([this](sim::Context& c, HrTimer& hr) { return timer_cb(c, hr); });
   k_.hrtimers.init(t.timer, static_cast<int>(clockid), obj,
-                   [this](sim::Context& c, HrTimer& hr) { return timer_cb(c, hr); });
+                   static_cast<std::uint8_t>(hr_function_));
   return t;
 }
 
@@ -164,7 +198,7 @@ sim::Co<std::int64_t> BpfTimers::init(sim::Context& ctx, std::uint64_t timer_add
       co_await ctx.step(k_.cost.alloc_ns);
     } else {
       BpfHrtimer& t = alloc_timer(ctx, *map, timer_addr, clockid);
-      const ObjId obj = t.obj;
+      const ObjId obj = t.obj();
       co_await ctx.step(k_.cost.alloc_ns);
       // Publish the pointer (a plain store in the seed, WRITE_ONCE after 2.8).
       store(field, bpf_hrtimer_ptr(obj));
@@ -207,7 +241,7 @@ sim::Co<std::int64_t> BpfTimers::set_callback(sim::Context& ctx, std::uint64_t t
   BpfHrtimer* t = decode(&ctx, load(field), "bpf_timer_set_callback");
   if (!t) {
     ret = -kEINVAL;
-  } else if (!k_.slab.access(&ctx, t->obj, "bpf_timer_set_callback")) {
+  } else if (!k_.slab.access(&ctx, t->obj(), "bpf_timer_set_callback")) {
     ret = -kEINVAL;
   } else if (t->map->usercnt == 0) {
     ret = -kEPERM;
@@ -227,7 +261,7 @@ sim::Co<std::int64_t> BpfTimers::set_callback(sim::Context& ctx, std::uint64_t t
       t->callback_fn = callback_fn;
       ctx.trace(
           "bpf_timer_set_callback_done",
-          {{"timer", t->obj}, {"prog", prog.id}, {"callback", prog.callback_name(callback_fn)}});
+          {{"timer", t->obj()}, {"prog", prog.id}, {"callback", prog.callback_name(callback_fn)}});
     }
   }
   co_await ctx.step(k_.cost.refcnt_ns);
@@ -282,7 +316,7 @@ sim::Co<std::int64_t> BpfTimers::start(sim::Context& ctx, std::uint64_t timer_ad
   co_await spin_lock_irqsave(k_, ctx, lock);
   std::int64_t ret = 0;
   BpfHrtimer* t = decode(&ctx, load(field), "bpf_timer_start");
-  if (!t || !k_.slab.access(&ctx, t->obj, "bpf_timer_start") || !t->prog) {
+  if (!t || !k_.slab.access(&ctx, t->obj(), "bpf_timer_start") || !t->prog) {
     ret = -kEINVAL;
   } else {
     const HrtimerExpiry e = expiry_of(ctx, nsecs, flags);
@@ -297,7 +331,7 @@ sim::Co<void> BpfTimers::drop_prog_refcnt(sim::Context& ctx, BpfHrtimer& t) {
   if (!prog) co_return;
   t.prog = nullptr;
   t.callback_fn = 0;
-  ctx.trace("bpf_timer_drop_prog", {{"timer", t.obj}, {"prog", prog->id}});
+  ctx.trace("bpf_timer_drop_prog", {{"timer", t.obj()}, {"prog", prog->id}});
   co_await k_.sys.prog_put(ctx, *prog);
 }
 
@@ -324,7 +358,7 @@ sim::Co<std::int64_t> BpfTimers::cancel(sim::Context& ctx, std::uint64_t timer_a
     // Only the running callback itself could wait for itself: refuse instead of deadlocking.
     ret = -kEDEADLK;
   } else {
-    k_.slab.access(&ctx, t->obj, "bpf_timer_cancel");
+    k_.slab.access(&ctx, t->obj(), "bpf_timer_cancel");
     ret = co_await cancelling_enter(ctx, *t, cur_t, &counted);
     if (ret == 0) co_await drop_prog_refcnt(ctx, *t);
   }
@@ -344,7 +378,7 @@ sim::Co<std::int64_t> BpfTimerOps::cancelling_enter(sim::Context& ctx, BpfHrtime
   if (!k_.profile.cancelling_counters || running == nullptr) co_return 0;
   ++t.cancelling;
   *counted = true;
-  ctx.trace("bpf_timer_cancelling", {{"timer", t.obj}, {"cancelling", t.cancelling}});
+  ctx.trace("bpf_timer_cancelling", {{"timer", t.obj()}, {"cancelling", int{t.cancelling}}});
   co_await ctx.step(k_.cost.refcnt_ns);
   const std::int64_t ret = running->cancelling != 0 ? -kEDEADLK : 0;
   co_await ctx.step(k_.cost.refcnt_ns);
@@ -363,21 +397,21 @@ sim::Co<int> BpfTimerOps::timer_cb(sim::Context& ctx, HrTimer& hr) {
   const std::uint64_t value = t.value_addr;
   const std::uint64_t fn = t.callback_fn;  // rcu_dereference_check(t->callback_fn, ...)
   if (!fn) {
-    ctx.trace("bpf_timer_cb_no_callback", {{"timer", t.obj}});
+    ctx.trace("bpf_timer_cb_no_callback", {{"timer", t.obj()}});
     co_await ctx.step(k_.cost.helper_ns);
     co_return kHrtimerNoRestart;
   }
   BpfProg* prog = k_.prog_by_id(bpf_func_code_token(fn));
-  SIM_ASSERT(prog != nullptr, "timer {} callback {:#x} names no program", t.obj, fn);
+  SIM_ASSERT(prog != nullptr, "timer {} callback {:#x} names no program", t.obj(), fn);
   // The program image is RCU-protected: this softirq is a read-side section, so a program whose
   // last reference was just dropped is still there; the allocator checks that.
   k_.slab.access(&ctx, prog->obj, "bpf_timer_cb (program image)");
   const int cpu = ctx.cpu();
   hrtimer_running_[cpu] = &t;
   const std::uint64_t key = map->callback_key(ctx, value);
-  const ObjId obj = t.obj;
+  const ObjId obj = t.obj();
   const std::string slice = fmt::format("bpf_timer_cb {}", prog->callback_name(fn));
-  ctx.trace("bpf_timer_cb", {{"timer", t.obj},
+  ctx.trace("bpf_timer_cb", {{"timer", t.obj()},
                              {"map", map->id},
                              {"prog", prog->id},
                              {"callback", prog->callback_name(fn)},
@@ -397,7 +431,7 @@ sim::Co<int> BpfTimerOps::timer_cb(sim::Context& ctx, HrTimer& hr) {
 // bpf_timer_delete_work (2.12): cancel, waiting for a running callback, then kfree_rcu.
 sim::Co<void> BpfTimers::delete_work(sim::Context& ctx, BpfHrtimer& t) {
   co_await k_.hrtimers.cancel(ctx, t.timer);
-  const ObjId obj = t.obj;
+  const ObjId obj = t.obj();
   k_.rcu.call_rcu(ctx, fmt::format("kfree_rcu bpf_hrtimer {}", obj),
                   [this, obj](sim::Context& c) -> sim::Co<void> {
                     k_.slab.free(&c, obj, "bpf_timer_delete_work (kfree_rcu)");
@@ -423,7 +457,7 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
     co_await spin_unlock_irqrestore(k_, ctx, lock);
     co_return;
   }
-  k_.slab.access(&ctx, t->obj, "bpf_timer_cancel_and_free");
+  k_.slab.access(&ctx, t->obj(), "bpf_timer_cancel_and_free");
   co_await drop_prog_refcnt(ctx, *t);
   store(field, 0);
   co_await ctx.step(k_.cost.refcnt_ns);
@@ -436,7 +470,7 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
     if (hrtimer_running_[ctx.cpu()] != nullptr) {
       BpfHrtimer* victim = t;
       k_.queue_work_unbound(
-          ctx.cpu(), fmt::format("bpf_timer_delete_work {}", t->obj),
+          ctx.cpu(), fmt::format("bpf_timer_delete_work {}", t->obj()),
           [this, victim](sim::Context& c) -> sim::Co<void> { co_await delete_work(c, *victim); });
       co_return;
     }
@@ -448,14 +482,14 @@ sim::Co<void> BpfTimers::cancel_and_free(sim::Context& ctx, std::uint64_t timer_
   if (hrtimer_running_[ctx.cpu()] != t) co_await k_.hrtimers.cancel(ctx, t->timer);
   if (k_.profile.cancel_and_free_kfree_rcu) {
     // 2.9: kfree_rcu -- reclaimed after a grace period, once concurrent cancels are done.
-    const ObjId obj = t->obj;
+    const ObjId obj = t->obj();
     k_.rcu.call_rcu(ctx, fmt::format("kfree_rcu bpf_hrtimer {}", obj),
                     [this, obj](sim::Context& c) -> sim::Co<void> {
                       k_.slab.free(&c, obj, "bpf_timer_cancel_and_free (kfree_rcu)");
                       co_await c.step(k_.cost.alloc_ns);
                     });
   } else {
-    k_.slab.free(&ctx, t->obj, "bpf_timer_cancel_and_free");
+    k_.slab.free(&ctx, t->obj(), "bpf_timer_cancel_and_free");
   }
   co_await ctx.step(k_.cost.alloc_ns);
 }

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -29,25 +30,20 @@ class Kernel;
 class BpfMap;
 class BpfProg;
 
-// struct bpf_hrtimer
+// struct bpf_hrtimer. Packed: a million armed timers are a million of these.
 struct BpfHrtimer {
-  ObjId obj = 0;
-  HrTimer timer;
+  HrTimer timer;  // timer.owner is this bpf_hrtimer's object id
   BpfMap* map = nullptr;
   BpfProg* prog = nullptr;        // holds one reference, or nullptr
   std::uint64_t callback_fn = 0;  // bpf_func_address of the callback, 0 = none
   std::uint64_t value_addr = 0;   // start of the map value holding the timer
-  int cancelling = 0;             // 2.11: callbacks currently waiting to cancel this timer
   // The lock-free design (BpfAsync, v7.0) only: struct bpf_async_cb's refcnt (1 = the map's
-  // reference) and its irq_work command list (llist async_cmds), oldest first.
-  int refcnt = 0;
-  struct AsyncCmd {
-    int op = 0;  // BpfAsync::Op
-    HrtimerExpiry expiry;
-  };
-  std::vector<AsyncCmd> async_cmds;
+  // reference) and whether its irq_work is queued (its command list is kept by BpfAsync).
+  std::int32_t refcnt = 0;
+  std::int16_t cancelling = 0;  // 2.11: callbacks currently waiting to cancel this timer
   bool irq_work_queued = false;
-  int irq_work_cpu = -1;
+
+  ObjId obj() const { return timer.owner; }
 };
 
 inline constexpr std::uint64_t kBpfHrtimerPtrBase = 0xffff888100000000ULL;
@@ -59,7 +55,8 @@ inline std::uint64_t bpf_hrtimer_ptr(ObjId obj) {
 // found by object id. Slab ids are handed out in increasing order and never reused, so the
 // timers are appended in id order and a sorted vector of their ids finds one by binary search.
 // They are stored in place in chunks that never move (a BpfHrtimer's HrTimer stays linked):
-// 8, 16, .. 4096 entries, then 4096 each; no node or separate allocation per timer.
+// 8, 16, .. 4096 entries, then 4096 each; no node or separate allocation per timer. find() is a
+// binary search over the entries' own ids (no separate id vector).
 class BpfHrtimerTable {
  public:
   // Appends the bpf_hrtimer of `obj`, which must be above every id added before.
@@ -67,11 +64,11 @@ class BpfHrtimerTable {
   BpfHrtimer* find(ObjId obj);
   const BpfHrtimer* find(ObjId obj) const;
   BpfHrtimer& at(ObjId obj);  // SIM_ASSERTs that it exists
-  std::size_t size() const { return ids_.size(); }
+  std::size_t size() const { return size_; }
   // In id order.
   template <typename F>
   void for_each(F&& f) const {
-    for (std::size_t i = 0; i < ids_.size(); ++i)
+    for (std::size_t i = 0; i < size_; ++i)
       f(static_cast<const BpfHrtimer&>(slot(i)));
   }
 
@@ -80,7 +77,7 @@ class BpfHrtimerTable {
   static constexpr std::size_t kMaxChunkShift = 9;  // 8 << 9 = 4096 entries
   BpfHrtimer& slot(std::size_t i) const;
   std::vector<std::unique_ptr<BpfHrtimer[]>> chunks_;
-  std::vector<ObjId> ids_;    // ids_[i] == slot(i).obj, ascending
+  std::size_t size_ = 0;      // entries in use; slot(i).obj() ascends with i
   std::size_t capacity_ = 0;  // entries in chunks_
 };
 
@@ -155,7 +152,10 @@ class BpfTimerOps {
                           std::uint64_t clockid);
 
   Kernel& k_;
-  BpfHrtimerTable all_;  // freed ones stay (poisoned)
+  BpfHrtimerTable all_;   // freed ones stay (poisoned)
+  int hr_function_ = -1;  // timer_cb's index in k_.hrtimers (added with the first timer)
+  // By map id: the slab's name prefix of its timers, "timer of map 1 (m) key ".
+  std::map<std::uint32_t, std::uint32_t> name_prefix_;
   std::vector<BpfHrtimer*> hrtimer_running_;
 };
 

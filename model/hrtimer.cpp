@@ -52,17 +52,25 @@ Hrtimers::~Hrtimers() {
   }
 }
 
-void Hrtimers::init(HrTimer& t, int clockid, ObjId owner, HrTimer::Function fn) {
+std::uint8_t Hrtimers::add_function(HrTimer::Function fn) {
+  SIM_ASSERT(functions_.size() < 256, "more than 256 hrtimer functions");
+  functions_.push_back(std::move(fn));
+  return static_cast<std::uint8_t>(functions_.size() - 1);
+}
+
+void Hrtimers::init(HrTimer& t, int clockid, ObjId owner, std::uint8_t function) {
+  SIM_ASSERT(function < functions_.size(), "hrtimer function {} was not added", function);
   t.owner = owner;
-  t.base_index = base_index_for(clockid);
+  t.base_index = static_cast<std::uint8_t>(base_index_for(clockid));
   t.cpu = -1;
   t.expires_ns = 0;
   t.enqueued = false;
-  t.function = std::move(fn);
+  t.function = function;
 }
 
 void Hrtimers::enqueue(HrTimer& t, int cpu, sim::TimeNs expires, sim::TimeNs softexpires) {
-  t.cpu = cpu;
+  SIM_ASSERT(cpu >= 0 && cpu <= INT16_MAX, "hrtimer on cpu {}", cpu);
+  t.cpu = static_cast<std::int16_t>(cpu);
   t.expires_ns = expires;
   t.softexpires_ns = softexpires;
   t.seq = seq_++;
@@ -257,7 +265,7 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
                                    {t.owner, static_cast<std::uint64_t>(basenow), 0, 0, 0});
       co_await ctx.step(k_.cost.hrtimer_op_ns);
       const ObjId owner = t.owner;
-      const int restart = co_await t.function(ctx, t);
+      const int restart = co_await functions_[t.function](ctx, t);
       co_await k_.hooks.tracepoint(ctx, "hrtimer_expire_exit", {owner, 0, 0, 0, 0});
       // After a NORESTART callback the kernel does not touch the timer again (it may be freed).
       if (restart == kHrtimerRestart && k_.slab.access(&ctx, t.owner, "__run_hrtimer restart") &&

@@ -52,15 +52,14 @@ struct HrTimer : boost::intrusive::set_base_hook<boost::intrusive::optimize_size
   using Function = std::function<sim::Co<int>(sim::Context&, HrTimer&)>;
 
   ObjId owner = 0;                 // object that embeds this hrtimer (checked for use-after-free)
-  int base_index = 0;              // 0 monotonic, 1 realtime, 2 boottime
-  int cpu = -1;                    // CPU whose base holds it (or held it last)
   sim::TimeNs expires_ns = 0;      // hard expiry (node.expires): tree order, interrupt
   sim::TimeNs softexpires_ns = 0;  // soft expiry (_softexpires): runs once the base is past it
   std::uint64_t seq = 0;           // enqueue order, for FIFO on equal expiry
+  std::int16_t cpu = -1;           // CPU whose base holds it (or held it last)
+  std::uint8_t base_index = 0;     // 0 monotonic, 1 realtime, 2 boottime
   bool enqueued = false;
-  Function function;
+  std::uint8_t function = 0;  // index of its function among Hrtimers::add_function's
 };
-
 struct HrTimerOrder {
   bool operator()(const HrTimer& a, const HrTimer& b) const {
     return a.expires_ns != b.expires_ns ? a.expires_ns < b.expires_ns : a.seq < b.seq;
@@ -83,8 +82,11 @@ class Hrtimers {
   explicit Hrtimers(Kernel& k);
   ~Hrtimers();
 
-  // hrtimer_init(timer, clockid, HRTIMER_MODE_REL_SOFT)
-  void init(HrTimer& t, int clockid, ObjId owner, HrTimer::Function fn);
+  // A timer function, kept here once for all the timers that run it (an HrTimer names it by the
+  // index returned, not by a std::function of its own: 1 byte per timer instead of 32).
+  std::uint8_t add_function(HrTimer::Function fn);
+  // hrtimer_init(timer, clockid, HRTIMER_MODE_REL_SOFT); `function` from add_function.
+  void init(HrTimer& t, int clockid, ObjId owner, std::uint8_t function);
 
   sim::Co<void> start(sim::Context& ctx, HrTimer& t, HrtimerExpiry e);
   sim::Co<int> try_to_cancel(sim::Context& ctx, HrTimer& t);
@@ -136,6 +138,7 @@ class Hrtimers {
 
   Kernel& k_;
   std::vector<CpuBase> cpus_;
+  std::vector<HrTimer::Function> functions_;
   std::uint64_t seq_ = 0;
 };
 

@@ -301,7 +301,7 @@ void Kernel::program_fault(const sim::Context* ctx, std::string message) {
 void Kernel::refcount_underflow(const sim::Context* ctx, ObjId obj, const std::string& what) {
   sim.report(slab.finding_about(sim::FindingKind::kRefcountUnderflow, ctx, obj, what.c_str(),
                                 fmt::format("{} of {} went below zero", what,
-                                            slab.find(obj) ? slab.find(obj)->name : "?")),
+                                            slab.find(obj) ? slab.name(obj) : "?")),
              false);
 }
 
@@ -335,8 +335,8 @@ std::set<ObjId> Kernel::reachable() const {
         std::memcpy(&ptr, value + m->def.timer_off, 8);
         if (ptr < kBpfHrtimerPtrBase || (ptr - kBpfHrtimerPtrBase) % 256) return;
         const BpfHrtimer* t = timers.all().find((ptr - kBpfHrtimerPtrBase) / 256);
-        if (!t || !slab.live(t->obj)) return;
-        seen.insert(t->obj);
+        if (!t || !slab.live(t->obj())) return;
+        seen.insert(t->obj());
         add_prog(t->prog);
       });
       continue;
@@ -353,8 +353,8 @@ void Kernel::check_quiescence() {
   std::set<ObjId> keep = reachable();
   // An owned object (a non-preallocated hash element) is reachable through its reachable owner.
   for (ObjId id : slab.live_objects()) {
-    const KObject* o = slab.find(id);
-    if (o->owner != 0 && slab.live(o->owner) && keep.count(o->owner)) keep.insert(id);
+    const ObjId owner = slab.owner(id);
+    if (owner != 0 && slab.live(owner) && keep.count(owner)) keep.insert(id);
   }
   slab.report_leaks(keep);
 }
@@ -391,7 +391,7 @@ std::vector<std::string> Kernel::invariant_violations(bool quiescent) const {
   for (const auto& [id, m] : maps_)
     if (!m->freed) m->for_each_inner([&](BpfMap* inner) { ++ref[inner]; });
   timers.all().for_each([&](const BpfHrtimer& t) {
-    if (slab.live(t.obj) && t.prog) ++pref[t.prog];
+    if (slab.live(t.obj()) && t.prog) ++pref[t.prog];
   });
   for (const auto& [id, m] : maps_) {
     if (m->freed) continue;

@@ -9,8 +9,11 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sim/simulator.h"
@@ -35,14 +38,17 @@ struct ObjEvent {
 // not a million.
 inline constexpr std::size_t kHistoryKept = 64;
 
+// One registry entry, 24 bytes: a million live objects are a million of these. The allocation
+// (the history's first line, "alloc") is kept inline; the name sits in the Slab's name arena,
+// the events after the allocation and the owner (both rare) in side tables of the Slab.
 struct KObject {
-  ObjId id = 0;
+  sim::TimeNs alloc_ns = 0;  // the "alloc" event: time, context, CPU
+  std::uint32_t alloc_ctx = 0;
+  std::int16_t alloc_cpu = -1;
   ObjKind kind = ObjKind::kMap;
-  std::string name;
   bool freed = false;
-  std::vector<ObjEvent> history;  // at most kHistoryKept
-  ObjId owner = 0;                // the object that owns it (a hash element: its map), 0 if none
-  std::uint64_t dropped = 0;      // events dropped from the history after history[0]
+  std::uint32_t name_ref = 0;  // where Slab keeps its name
+  std::uint32_t later = 0;     // 1 + its index in Slab::later_ (events after "alloc"), 0: none
 };
 
 class Slab {
@@ -51,7 +57,13 @@ class Slab {
 
   // kmalloc; `owner` (0: none) is the object it belongs to, reachable through it for the leak
   // check (a no-prealloc hash element belongs to its map).
-  ObjId alloc(const sim::Context* ctx, ObjKind kind, std::string name, ObjId owner = 0);
+  ObjId alloc(const sim::Context* ctx, ObjKind kind, std::string_view name, ObjId owner = 0);
+  // A name prefix shared by many objects (the timers of one map: "timer of map 1 (m) key "),
+  // stored once; alloc_named(.., prefix, rest) names its object prefix + rest, keeping only
+  // `rest` and a reference to the prefix.
+  std::uint32_t add_prefix(std::string_view prefix);
+  ObjId alloc_named(const sim::Context* ctx, ObjKind kind, std::uint32_t prefix,
+                    std::string_view rest, ObjId owner = 0);
   // kfree. A second free is a double_free finding (returns false).
   bool free(const sim::Context* ctx, ObjId id, const char* where);
   // Checks that `id` is live before the model touches it; a freed object is a use_after_free
@@ -65,6 +77,12 @@ class Slab {
   std::vector<ObjId> live_objects() const;  // ascending ids
   std::size_t live_count() const { return live_; }
   std::size_t uaf_count() const { return uaf_; }
+  // Of a known object (SIM_ASSERTs): its name, owner (0: none), history (the allocation first;
+  // at most kHistoryKept lines) and the number of events dropped after the allocation.
+  std::string name(ObjId id) const;
+  ObjId owner(ObjId id) const;
+  std::vector<ObjEvent> history(ObjId id) const;
+  std::uint64_t dropped(ObjId id) const;
 
   // A leak finding for every live object not in `reachable`.
   void report_leaks(const std::set<ObjId>& reachable);
@@ -74,11 +92,33 @@ class Slab {
                              const char* site, std::string message) const;
 
  private:
+  // The events of an object after its allocation, the latest kHistoryKept - 1: a ring, the
+  // oldest at `head` once it is full (a new event overwrites it, nothing moves).
+  struct Later {
+    std::vector<ObjEvent> events;
+    std::uint32_t head = 0;
+    std::uint64_t dropped = 0;  // overwritten
+  };
+  // Names, packed one after the other in chunks that never move: a length (1 byte, or 0xff and
+  // 4 bytes) then the bytes; a name with a shared prefix is 0xfe, the prefix's reference (4
+  // bytes), then its rest so stored. A reference is chunk << 16 | offset; a name longer than a
+  // chunk gets a chunk of its own.
+  static constexpr std::size_t kNameChunk = std::size_t{1} << 16;
+  std::uint32_t store_name(std::string_view name, const std::uint32_t* prefix = nullptr);
+  std::string stored_name(std::uint32_t ref) const;
+  ObjId add_object(const sim::Context* ctx, ObjKind kind, std::uint32_t name_ref,
+                   std::string_view name, ObjId owner);
+
   sim::Simulator& sim_;
   // By id - 1: ids are handed out in order from 1 and never reused, so the registry is dense
   // (a deque: a KObject never moves, find() pointers stay valid as objects are added).
   std::deque<KObject> objects_;
+  std::vector<Later> later_;
+  std::vector<std::pair<ObjId, ObjId>> owners_;  // (object, owner), ascending objects
+  std::vector<std::unique_ptr<char[]>> name_chunks_;
+  std::size_t name_used_ = kNameChunk;  // bytes used in the last chunk
   void add_event(KObject& o, const sim::Context* ctx, std::string what);
+  const KObject& known(ObjId id, const char* what) const;
   KObject* slot(ObjId id) {
     return id != 0 && id <= objects_.size() ? &objects_[static_cast<std::size_t>(id - 1)] : nullptr;
   }

@@ -18,7 +18,8 @@ sim::Co<void> spin_lock_irqsave(Kernel& k, sim::Context& ctx, KLock& lock) {
                 {{"lock", sim::obj_ref(lock.kind, lock.id)}, {"owner", lock.owner->id()}});
       contended = true;
     }
-    co_await ctx.block(lock.waiters, sim::WaitFor{"spin_lock", lock.kind, lock.id, lock.owner});
+    if (!lock.waiters) lock.waiters = std::make_unique<sim::WaitQueue>();
+    co_await ctx.block(*lock.waiters, sim::WaitFor{"spin_lock", lock.kind, lock.id, lock.owner});
     co_await ctx.step(k.cost.spin_ns);
   }
   lock.owner = &ctx;
@@ -35,7 +36,7 @@ sim::Co<void> spin_unlock_irqrestore(Kernel& k, sim::Context& ctx, KLock& lock) 
   if (lock.word) *lock.word = 0;
   const sim::TraceName name = sim::obj_ref(lock.kind, lock.id);
   ctx.trace("lock_release", {{"lock", name}, {"slice_end", name}});
-  lock.waiters.wake_all();
+  if (lock.waiters) lock.waiters->wake_all();
   ctx.local_irq_enable();
   co_await ctx.step(k.cost.lock_ns);
 }

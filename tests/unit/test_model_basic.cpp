@@ -103,28 +103,61 @@ TEST_CASE("an object's history keeps its allocation and the latest events, count
   const std::size_t notes = model::kHistoryKept + 10;
   for (std::size_t i = 1; i <= notes; ++i)
     slab.note(nullptr, id, fmt::format("refcnt+1 -> {}", i));
-  const model::KObject* o = slab.find(id);
-  REQUIRE(o != nullptr);
-  REQUIRE(o->history.size() == model::kHistoryKept);
-  CHECK(o->history.front().what == "alloc");
-  CHECK(o->history.back().what == fmt::format("refcnt+1 -> {}", notes));
+  REQUIRE(slab.find(id) != nullptr);
+  const std::vector<model::ObjEvent> history = slab.history(id);
+  const std::uint64_t dropped = slab.dropped(id);
+  REQUIRE(history.size() == model::kHistoryKept);
+  CHECK(history.front().what == "alloc");
+  CHECK(history.back().what == fmt::format("refcnt+1 -> {}", notes));
   // Kept after the allocation: the last kHistoryKept - 1 notes.
-  CHECK(o->history[1].what == fmt::format("refcnt+1 -> {}", notes - model::kHistoryKept + 2));
-  CHECK(o->dropped == notes - (model::kHistoryKept - 1));
+  CHECK(history[1].what == fmt::format("refcnt+1 -> {}", notes - model::kHistoryKept + 2));
+  CHECK(dropped == notes - (model::kHistoryKept - 1));
   const sim::Finding f = slab.finding_about(sim::FindingKind::kLeak, nullptr, id, "test", "leaked");
   REQUIRE(f.history.size() == model::kHistoryKept + 1);
   CHECK(f.history[0] == "alloc");
-  CHECK(f.history[1] == fmt::format("... {} earlier events", o->dropped));
+  CHECK(f.history[1] == fmt::format("... {} earlier events", dropped));
   CHECK(f.history.back() == fmt::format("refcnt+1 -> {}", notes));
-  CHECK(slab.history_text(id).find(fmt::format("[... {} earlier events] [t=", o->dropped)) !=
+  CHECK(slab.history_text(id).find(fmt::format("[... {} earlier events] [t=", dropped)) !=
         std::string::npos);
 
   // Below the bound nothing is dropped and nothing is said.
   const model::ObjId short_id = slab.alloc(nullptr, model::ObjKind::kProg, "q");
   slab.note(nullptr, short_id, "refcnt+1 -> 2");
-  CHECK(slab.find(short_id)->dropped == 0);
+  CHECK(slab.dropped(short_id) == 0);
   CHECK(slab.finding_about(sim::FindingKind::kLeak, nullptr, short_id, "test", "leaked").history ==
         std::vector<std::string>{"alloc", "refcnt+1 -> 2"});
+}
+
+TEST_CASE("the slab keeps every name, short, long, past a chunk or after a shared prefix",
+          "[model]") {
+  World w(1);
+  model::Slab& slab = w.k.slab;
+  const std::string long_name(300, 'x');     // past the 1-byte length
+  const std::string huge_name(70'000, 'y');  // past a whole name chunk
+  const std::string edge_name(0xfe, 'z');    // the first length that takes 5 bytes
+  std::vector<std::pair<model::ObjId, std::string>> made;
+  for (int i = 0; i < 3000; ++i)  // fills several 64 KiB chunks
+    made.emplace_back(slab.alloc(nullptr, model::ObjKind::kMap, fmt::format("map {} 'm'", i)),
+                      fmt::format("map {} 'm'", i));
+  made.emplace_back(slab.alloc(nullptr, model::ObjKind::kProg, ""), "");
+  made.emplace_back(slab.alloc(nullptr, model::ObjKind::kProg, long_name), long_name);
+  made.emplace_back(slab.alloc(nullptr, model::ObjKind::kProg, huge_name), huge_name);
+  made.emplace_back(slab.alloc(nullptr, model::ObjKind::kProg, edge_name), edge_name);
+  const std::uint32_t prefix = slab.add_prefix("timer of map 7 (m) key ");
+  for (int key = 0; key < 1000; ++key)
+    made.emplace_back(
+        slab.alloc_named(nullptr, model::ObjKind::kBpfHrtimer, prefix, std::to_string(key)),
+        fmt::format("timer of map 7 (m) key {}", key));
+  made.emplace_back(slab.alloc_named(nullptr, model::ObjKind::kBpfHrtimer, prefix, long_name),
+                    "timer of map 7 (m) key " + long_name);
+  for (const auto& [id, name] : made) {
+    REQUIRE(slab.name(id) == name);
+    CHECK(slab.owner(id) == 0);
+  }
+  const model::ObjId owned = slab.alloc(nullptr, model::ObjKind::kHtabElem, "elem", made[5].first);
+  CHECK(slab.owner(owned) == made[5].first);
+  CHECK(slab.history_text(made.back().first)
+            .starts_with("bpf_hrtimer#" + std::to_string(made.back().first) + " (timer of map 7"));
 }
 
 TEST_CASE("the bpf_hrtimer table finds every timer by id, in place, across its chunks", "[model]") {
@@ -136,13 +169,13 @@ TEST_CASE("the bpf_hrtimer table finds every timer by id, in place, across its c
   REQUIRE(table.size() == n);
   for (std::size_t i = 0; i < n; ++i) {
     REQUIRE(table.find(3 * i + 2) == added[i]);  // found, and never moved by later adds
-    CHECK(added[i]->obj == 3 * i + 2);
+    CHECK(added[i]->obj() == 3 * i + 2);
     CHECK(table.find(3 * i + 1) == nullptr);
   }
   CHECK(table.find(0) == nullptr);
   CHECK(table.find(3 * n + 2) == nullptr);
   std::vector<model::ObjId> order;
-  table.for_each([&](const model::BpfHrtimer& t) { order.push_back(t.obj); });
+  table.for_each([&](const model::BpfHrtimer& t) { order.push_back(t.obj()); });
   REQUIRE(order.size() == n);
   CHECK(std::is_sorted(order.begin(), order.end()));
   CHECK(std::adjacent_find(added.begin(), added.end()) == added.end());
