@@ -145,6 +145,14 @@ class Simulator {
 
   static Simulator* running();  // the simulator whose run() is on the stack, for assertions
 
+  // Steps that ran inline (step coalescing: their boundary would have been the next event, alone)
+  // and idle boundaries that were not queued for the same reason.
+  std::uint64_t inline_steps() const { return inline_steps_; }
+  std::uint64_t skipped_boundaries() const { return skipped_boundaries_; }
+  // Step coalescing is on by default. Off (for simulators created afterwards on this thread),
+  // every boundary goes through the queue: tests compare both to show it changes no run.
+  static void set_coalescing(bool on);
+
  private:
   friend class Context;
   friend class WaitQueue;
@@ -211,6 +219,9 @@ class Simulator {
   std::function<void(const Context&)> step_hook_;
   bool stopped_ = false;
   RunStatus stop_status_ = RunStatus::kStopped;
+  bool coalesce_ = true;  // step coalescing (set_coalescing)
+  std::uint64_t inline_steps_ = 0;
+  std::uint64_t skipped_boundaries_ = 0;
   bool in_run_ = false;            // run() is on the stack
   TimeNs run_until_ = kTimeNever;  // its bound
 };
