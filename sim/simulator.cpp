@@ -284,7 +284,8 @@ void Simulator::set_softirq_handler(unsigned vec, std::string name, Context::Bod
 }
 
 void Simulator::raise_softirq(int cpu, unsigned vec) {
-  SIM_ASSERT(softirqs_.count(vec), "softirq {} raised without a handler", vec);
+  SIM_ASSERT(vec < softirqs_.size() && softirqs_[vec].handler,
+             "softirq {} raised without a handler", vec);
   cpus_[cpu]->softirq_pending |= 1u << vec;
   kick(cpu);
 }
@@ -627,7 +628,7 @@ Co<void> Simulator::do_softirq(Context& ctx) {
     for (unsigned vec = 0; pending; ++vec) {
       if (!(pending & (1u << vec))) continue;
       pending &= ~(1u << vec);
-      co_await softirqs_.at(vec).handler(ctx);
+      co_await softirqs_[vec].handler(ctx);
     }
   }
   if (c.softirq_pending) wakeup_ksoftirqd(ctx.cpu());
@@ -645,7 +646,7 @@ void Simulator::wakeup_ksoftirqd(int cpu) {
     for (unsigned vec = 0; pending; ++vec) {
       if (!(pending & (1u << vec))) continue;
       pending &= ~(1u << vec);
-      co_await softirqs_.at(vec).handler(ctx);
+      co_await softirqs_[vec].handler(ctx);
     }
     ctx.local_bh_enable();
     cc.ksoftirqd_active = false;

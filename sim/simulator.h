@@ -11,6 +11,7 @@
 // collected here; a finding with stop=true ends the run cleanly at once.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -211,7 +212,7 @@ class Simulator {
     std::string name;
     Context::Body handler;
   };
-  std::map<unsigned, SoftirqVec> softirqs_;
+  std::array<SoftirqVec, 32> softirqs_;  // by vector; no handler: not set
   std::list<std::unique_ptr<CallbackEvent>> callbacks_;
   Context* current_ = nullptr;
   std::vector<Finding> findings_;
