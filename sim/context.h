@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sim/co.h"
@@ -76,7 +77,9 @@ class Context {
     Context& ctx;
     TimeNs cost;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h);
+    // false: the step's boundary came at once with nothing else due (Simulator::end_step), so
+    // the coroutine goes on with its next step without suspending.
+    bool await_suspend(std::coroutine_handle<> h);
     void await_resume() const noexcept {}
   };
   struct BlockAwaiter {
@@ -108,6 +111,9 @@ class Context {
   Context(Simulator& sim, std::uint32_t id, std::uint64_t key, CtxKind kind, int cpu,
           std::string name)
       : sim_(&sim), id_(id), key_(key), kind_(kind), cpu_(cpu), name_(std::move(name)) {}
+  // A finished context taken from the simulator's pool for a new one: every field as a new
+  // Context would have it (its name keeps its buffer's capacity).
+  void reuse(std::uint32_t id, std::uint64_t key, CtxKind kind, int cpu, std::string_view name);
 
   Simulator* sim_;
   std::uint32_t id_;

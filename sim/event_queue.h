@@ -63,6 +63,7 @@ class EventQueue {
   bool empty() const { return tree_.empty(); }
   std::size_t size() const { return tree_.size(); }
   Event& top() { return *tree_.begin(); }
+  const Event& top() const { return *tree_.begin(); }
   Tree::iterator begin() { return tree_.begin(); }
   Tree::iterator end() { return tree_.end(); }
 

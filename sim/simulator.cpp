@@ -13,6 +13,13 @@ namespace bpftsim::sim {
 
 namespace {
 thread_local Simulator* g_running = nullptr;
+thread_local bool g_coalesce = true;
+
+// Finished contexts are reused unless AddressSanitizer must see a finished context freed (the
+// same switch as the coroutine frame pool, sim/co.h).
+constexpr bool kPoolContexts = BPFTSIM_CO_FRAME_POOL != 0;
+
+const std::uint64_t kSoftirqSite = hash_bytes("softirq");
 
 }  // namespace
 
@@ -71,6 +78,7 @@ struct Simulator::Cpu {
   bool softirq_due() const { return softirq_pending && !ksoftirqd_active; }
   std::deque<Context*> irqs;  // hardirq/NMI contexts waiting to interrupt this CPU
   std::unique_ptr<CpuEvent> boundary;
+  std::string softirq_name;  // "softirq/N", the name of each softirq context here
 };
 
 struct Simulator::CpuEvent final : Event {
@@ -105,14 +113,32 @@ std::uint64_t Context::step_key() const {
   return Hasher().u64(key_).u64(steps_).value();
 }
 
-void Context::StepAwaiter::await_suspend(std::coroutine_handle<> h) {
+bool Context::StepAwaiter::await_suspend(std::coroutine_handle<> h) {
   ctx.resume_ = h;
-  ctx.sim_->end_step(ctx, cost);
+  return ctx.sim_->end_step(ctx, cost);
 }
 
 void Context::BlockAwaiter::await_suspend(std::coroutine_handle<> h) {
   ctx.resume_ = h;
   ctx.sim_->block(ctx, wq, why);
+}
+
+void Context::reuse(std::uint32_t id, std::uint64_t key, CtxKind kind, int cpu,
+                    std::string_view name) {
+  id_ = id;
+  key_ = key;
+  steps_ = 0;
+  kind_ = kind;
+  cpu_ = cpu;
+  name_.assign(name);
+  state_ = CtxState::kQueued;
+  body_ = nullptr;
+  root_ = Co<void>();
+  resume_ = {};
+  wait_ = WaitFor{};
+  waiting_on_ = nullptr;
+  irq_off_ = 0;
+  bh_off_ = 0;
 }
 
 void Context::local_irq_enable() {
@@ -142,7 +168,8 @@ Simulator::Simulator(SimConfig cfg, std::unique_ptr<Scheduler> scheduler)
     : cfg_(cfg),
       sched_(scheduler ? std::move(scheduler) : std::make_unique<SeededScheduler>(cfg.seed)),
       trace_(cfg.keep_trace, cfg.max_trace_records, cfg.trace_tail_only),
-      data_prng_(SplitMix64(cfg.seed ^ 0x5eedda7a5eedda7aULL).next()) {
+      data_prng_(SplitMix64(cfg.seed ^ 0x5eedda7a5eedda7aULL).next()),
+      coalesce_(g_coalesce) {
   SIM_ASSERT(cfg.cpus >= 1 && cfg.cpus <= 64, "cpus must be in 1..64, got {}", cfg.cpus);
   // A jitter decision has jitter_max_ns + 1 options, counted in 32 bits.
   SIM_ASSERT(cfg.jitter_max_ns >= 0 && cfg.jitter_max_ns < kMaxJitterNs,
@@ -151,6 +178,7 @@ Simulator::Simulator(SimConfig cfg, std::unique_ptr<Scheduler> scheduler)
     auto cpu = std::make_unique<Cpu>();
     cpu->id = i;
     cpu->boundary = std::make_unique<CpuEvent>(i);
+    cpu->softirq_name = fmt::format("softirq/{}", i);
     cpus_.push_back(std::move(cpu));
   }
 }
@@ -162,20 +190,36 @@ Simulator::~Simulator() {
     queue_.remove(*cb);
   // Suspended coroutine chains are destroyed with their contexts.
   contexts_.clear();
+  free_contexts_.clear();
 }
 
 Simulator* Simulator::running() {
   return g_running;
 }
 
-Context& Simulator::new_context(CtxKind kind, int cpu, std::string name, std::uint64_t parent,
+void Simulator::set_coalescing(bool on) {
+  g_coalesce = on;
+}
+
+Context& Simulator::new_context(CtxKind kind, int cpu, std::string_view name, std::uint64_t parent,
                                 std::uint64_t site) {
   const std::uint32_t id = next_ctx_id_++;
   const std::uint32_t ordinal = spawn_ordinals_[{parent, site}]++;
   const std::uint64_t key = Hasher().u64(parent).u64(site).u64(ordinal).value();
-  auto ctx = std::unique_ptr<Context>(new Context(*this, id, key, kind, cpu, std::move(name)));
+  Context* ctx;
+  // Ids only grow, so the new context goes at the map's end (the hint makes that O(1)).
+  if (!free_contexts_.empty()) {
+    ContextMap::node_type node = std::move(free_contexts_.back());
+    free_contexts_.pop_back();
+    node.key() = id;
+    ctx = node.mapped().get();
+    ctx->reuse(id, key, kind, cpu, name);
+    contexts_.insert(contexts_.end(), std::move(node));
+  } else {
+    ctx = new Context(*this, id, key, kind, cpu, std::string(name));
+    contexts_.emplace_hint(contexts_.end(), id, std::unique_ptr<Context>(ctx));
+  }
   Context& ref = *ctx;
-  contexts_.emplace(id, std::move(ctx));
   emit(&ref, "ctx_begin", {{"kind", ctx_kind_name(kind)}, {"name", ref.name()}});
   return ref;
 }
@@ -183,8 +227,7 @@ Context& Simulator::new_context(CtxKind kind, int cpu, std::string name, std::ui
 Context& Simulator::spawn_task(int cpu, std::string name, Context::Body body, std::uint64_t site) {
   SIM_ASSERT(cpu >= 0 && cpu < ncpus(), "spawn_task on cpu {} of {}", cpu, ncpus());
   if (site == 0) site = hash_bytes(name);
-  Context& ctx =
-      new_context(CtxKind::kTask, cpu, std::move(name), current_ ? current_->key() : 0, site);
+  Context& ctx = new_context(CtxKind::kTask, cpu, name, current_ ? current_->key() : 0, site);
   ctx.body_ = std::move(body);
   ctx.root_ = ctx.body_(ctx);
   ctx.resume_ = ctx.root_.handle();
@@ -200,7 +243,7 @@ Context& Simulator::spawn_interrupt(int cpu, CtxKind kind, std::string name, Con
              ctx_kind_name(kind));
   SIM_ASSERT(cpu >= 0 && cpu < ncpus(), "spawn_interrupt on cpu {} of {}", cpu, ncpus());
   if (site == 0) site = hash_bytes(name);
-  Context& ctx = new_context(kind, cpu, std::move(name), current_ ? current_->key() : 0, site);
+  Context& ctx = new_context(kind, cpu, name, current_ ? current_->key() : 0, site);
   ctx.body_ = std::move(body);
   ctx.root_ = ctx.body_(ctx);
   ctx.resume_ = ctx.root_.handle();
@@ -241,7 +284,8 @@ void Simulator::set_softirq_handler(unsigned vec, std::string name, Context::Bod
 }
 
 void Simulator::raise_softirq(int cpu, unsigned vec) {
-  SIM_ASSERT(softirqs_.count(vec), "softirq {} raised without a handler", vec);
+  SIM_ASSERT(vec < softirqs_.size() && softirqs_[vec].handler,
+             "softirq {} raised without a handler", vec);
   cpus_[cpu]->softirq_pending |= 1u << vec;
   kick(cpu);
 }
@@ -330,8 +374,7 @@ void Simulator::cpu_boundary(int cpu) {
   if (c.softirq_due() && (top == nullptr || top->interruptible()) && !defer_landing(c, top)) {
     c.deferred = 0;
     const std::uint64_t parent = top ? top->key() : Hasher().str("idle").u64(cpu).value();
-    Context& s = new_context(CtxKind::kSoftirq, cpu, fmt::format("softirq/{}", cpu), parent,
-                             hash_bytes("softirq"));
+    Context& s = new_context(CtxKind::kSoftirq, cpu, c.softirq_name, parent, kSoftirqSite);
     s.root_ = do_softirq(s);
     s.resume_ = s.root_.handle();
     s.state_ = CtxState::kReady;
@@ -412,15 +455,38 @@ void Simulator::finish(Context& ctx) {
   c.stack.pop_back();
   ctx.state_ = CtxState::kDone;
   emit(&ctx, "ctx_end", {});
-  contexts_.erase(ctx.id());
+  {
+    ContextMap::node_type node = contexts_.extract(ctx.id());
+    if (kPoolContexts) {
+      // What destroying the context would release, in the same order: its coroutine frame, then
+      // its body (a lambda's captures).
+      ctx.root_ = Co<void>();
+      ctx.body_ = nullptr;
+      free_contexts_.push_back(std::move(node));
+    }
+  }
   // Whatever is next on this CPU (the interrupted context, another softirq, the next task).
   Context* top = c.stack.empty() ? nullptr : c.stack.back();
-  if (!c.boundary->queued() && (top == nullptr || top->state_ != CtxState::kBlocked ||
-                                !c.irqs.empty() || (c.softirq_due() && top->interruptible())))
+  if (c.boundary->queued()) return;
+  if (top == nullptr && c.runqueue.empty() && c.irqs.empty() && !c.softirq_due() &&
+      next_alone(now_)) {
+    ++skipped_boundaries_;
+    return;  // an idle boundary run() would fire next, alone: it would do nothing
+  }
+  if (top == nullptr || top->state_ != CtxState::kBlocked || !c.irqs.empty() ||
+      (c.softirq_due() && top->interruptible()))
     queue_.push(*c.boundary, now_);
 }
 
-void Simulator::end_step(Context& ctx, TimeNs cost) {
+bool Simulator::next_alone(TimeNs t) const {
+  if (!coalesce_ || !in_run_ || stopped_ || t > run_until_ || t > cfg_.max_time_ns ||
+      sched_->divergence())
+    return false;
+  if (!observers_.empty() && observers_.begin()->first < t) return false;
+  return queue_.empty() || queue_.top().time() > add_sat(t, cfg_.window_ns);
+}
+
+bool Simulator::end_step(Context& ctx, TimeNs cost) {
   SIM_ASSERT(cost >= 0, "negative step cost {}", cost);
   if (cfg_.jitter_max_ns > 0) {
     const auto extra =
@@ -443,9 +509,27 @@ void Simulator::end_step(Context& ctx, TimeNs cost) {
                    .details = {describe(ctx)}},
            true);
     stop_status_ = RunStatus::kLimit;
-    return;
+    return true;
+  }
+  // Step coalescing: when the boundary at `end` would be the next event, alone, and would resume
+  // this context (no interrupt or softirq lands there, no limit is reached), its next step runs
+  // at once: what resume() and run() would do in between, without the queue. Decisions are asked
+  // in the same order with the same candidates, so the run and its trace are unchanged.
+  if (c.irqs.empty() && !(c.softirq_due() && ctx.interruptible()) && steps_ < cfg_.max_steps &&
+      !trace_.over_limit() && next_alone(end)) {
+    SIM_ASSERT(!c.stack.empty() && c.stack.back() == &ctx, "step of {} not on top of cpu {}",
+               ctx.name(), ctx.cpu());
+    current_ = nullptr;
+    if (step_hook_) step_hook_(ctx);  // the step ended at its start time, as in resume()
+    now_ = end;
+    ++steps_;
+    ++ctx.steps_;
+    ++inline_steps_;
+    current_ = &ctx;
+    return false;
   }
   queue_.push(*c.boundary, end);
+  return true;
 }
 
 void Simulator::block(Context& ctx, WaitQueue& wq, WaitFor why) {
@@ -544,7 +628,7 @@ Co<void> Simulator::do_softirq(Context& ctx) {
     for (unsigned vec = 0; pending; ++vec) {
       if (!(pending & (1u << vec))) continue;
       pending &= ~(1u << vec);
-      co_await softirqs_.at(vec).handler(ctx);
+      co_await softirqs_[vec].handler(ctx);
     }
   }
   if (c.softirq_pending) wakeup_ksoftirqd(ctx.cpu());
@@ -562,7 +646,7 @@ void Simulator::wakeup_ksoftirqd(int cpu) {
     for (unsigned vec = 0; pending; ++vec) {
       if (!(pending & (1u << vec))) continue;
       pending &= ~(1u << vec);
-      co_await softirqs_.at(vec).handler(ctx);
+      co_await softirqs_[vec].handler(ctx);
     }
     ctx.local_bh_enable();
     cc.ksoftirqd_active = false;
@@ -611,6 +695,10 @@ void Simulator::run_observers(TimeNs t, TimeNs until) {
 RunStatus Simulator::run(TimeNs until) {
   Simulator* outer = g_running;
   g_running = this;
+  const bool outer_in_run = in_run_;
+  const TimeNs outer_until = run_until_;
+  in_run_ = true;
+  run_until_ = until;
   RunStatus status = RunStatus::kQuiescent;
   std::vector<Event*> due;
   std::vector<Candidate> candidates;
@@ -688,6 +776,8 @@ RunStatus Simulator::run(TimeNs until) {
     ev->fire(*this);
   }
   g_running = outer;
+  in_run_ = outer_in_run;
+  run_until_ = outer_until;
   return status;
 }
 

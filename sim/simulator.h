@@ -11,6 +11,7 @@
 // collected here; a finding with stop=true ends the run cleanly at once.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sim/context.h"
@@ -144,6 +146,14 @@ class Simulator {
 
   static Simulator* running();  // the simulator whose run() is on the stack, for assertions
 
+  // Steps that ran inline (step coalescing: their boundary would have been the next event, alone)
+  // and idle boundaries that were not queued for the same reason.
+  std::uint64_t inline_steps() const { return inline_steps_; }
+  std::uint64_t skipped_boundaries() const { return skipped_boundaries_; }
+  // Step coalescing is on by default. Off (for simulators created afterwards on this thread),
+  // every boundary goes through the queue: tests compare both to show it changes no run.
+  static void set_coalescing(bool on);
+
  private:
   friend class Context;
   friend class WaitQueue;
@@ -155,10 +165,17 @@ class Simulator {
   void kick(int cpu);
   void resume(Context& ctx);
   void finish(Context& ctx);
-  void end_step(Context& ctx, TimeNs cost);
+  // Ends ctx's step; false when its next step runs at once, inline (see next_alone).
+  bool end_step(Context& ctx, TimeNs cost);
+  // True when an event at `t` pushed now would be the next one run() fires, with no decision:
+  // run() is on the stack and would go on (not stopped, no divergence, t within its bound and
+  // the time limit), no observer is due before t, and no queued event is due within the window
+  // of t (it would tie). Such an event can be handled inline instead of through the queue; the
+  // run, its decisions and its trace stay the same.
+  bool next_alone(TimeNs t) const;
   void block(Context& ctx, WaitQueue& wq, WaitFor why);
   void wake(Context& ctx);
-  Context& new_context(CtxKind kind, int cpu, std::string name, std::uint64_t parent,
+  Context& new_context(CtxKind kind, int cpu, std::string_view name, std::uint64_t parent,
                        std::uint64_t site);
   Co<void> do_softirq(Context& ctx);
   void wakeup_ksoftirqd(int cpu);
@@ -184,14 +201,18 @@ class Simulator {
   TimeNs now_ = 0;
   std::uint64_t steps_ = 0;
   std::vector<std::unique_ptr<Cpu>> cpus_;
-  std::map<std::uint32_t, std::unique_ptr<Context>> contexts_;  // live contexts by id
+  using ContextMap = std::map<std::uint32_t, std::unique_ptr<Context>>;
+  ContextMap contexts_;  // live contexts by id
+  // Finished contexts with their map nodes, reused by new_context: a softirq per expiry
+  // allocates nothing. Off under AddressSanitizer (a finished context must stay freed there).
+  std::vector<ContextMap::node_type> free_contexts_;
   std::uint32_t next_ctx_id_ = 1;
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint32_t> spawn_ordinals_;
   struct SoftirqVec {
     std::string name;
     Context::Body handler;
   };
-  std::map<unsigned, SoftirqVec> softirqs_;
+  std::array<SoftirqVec, 32> softirqs_;  // by vector; no handler: not set
   std::list<std::unique_ptr<CallbackEvent>> callbacks_;
   Context* current_ = nullptr;
   std::vector<Finding> findings_;
@@ -199,6 +220,11 @@ class Simulator {
   std::function<void(const Context&)> step_hook_;
   bool stopped_ = false;
   RunStatus stop_status_ = RunStatus::kStopped;
+  bool coalesce_ = true;  // step coalescing (set_coalescing)
+  std::uint64_t inline_steps_ = 0;
+  std::uint64_t skipped_boundaries_ = 0;
+  bool in_run_ = false;            // run() is on the stack
+  TimeNs run_until_ = kTimeNever;  // its bound
 };
 
 }  // namespace bpftsim::sim

@@ -33,11 +33,13 @@
 //                     is kept for replay and is part of bytes_per_timer (2 CPUs arming in
 //                     lockstep tie at every step boundary; 1 CPU never ties).
 //   allocs_per_event  heap allocations per expire-and-rearm in the timed loop (transient ones:
-//                     coroutine frames, the softirq Context and its map node, event names
-//                     longer than the small-string buffer).
+//                     strings the model builds; coroutine frames and finished contexts come
+//                     from pools).
 //   heap_growth_per_event  live heap bytes added per expire-and-rearm (0 in a steady state).
 //   trace_records_per_event  trace records emitted (and folded into the digest) per event.
 //   steps_per_event   simulator steps (coroutine resumptions) per expire-and-rearm.
+//   inline_steps_per_event  of those, steps that ran inline (step coalescing: their boundary
+//                     would have been the next event, alone), not through the event queue.
 //
 //   build-bench-engine/tests/bench_engine --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true   (one command line)
@@ -268,6 +270,7 @@ class EngineFixture {
   double allocs_per_timer() const { return allocs_per_timer_; }
   double decisions_per_timer() const { return decisions_per_timer_; }
   std::uint64_t steps() const { return sim_->steps(); }
+  std::uint64_t inline_steps() const { return sim_->inline_steps(); }
   std::uint64_t trace_records() const { return sim_->trace().count(); }
   std::size_t armed() const { return k_->armed_timers(); }
 
@@ -319,6 +322,7 @@ EngineFixture& engine_for(std::int64_t n, int cpus) {
 void run_engine(benchmark::State& state, int cpus) {
   EngineFixture& e = engine_for(state.range(0), cpus);
   const std::uint64_t steps0 = e.steps();
+  const std::uint64_t inline0 = e.inline_steps();
   const std::uint64_t records0 = e.trace_records();
   const HeapMark heap0 = HeapMark::now();
   std::int64_t events = 0;
@@ -341,6 +345,8 @@ void run_engine(benchmark::State& state, int cpus) {
       static_cast<double>(e.trace_records() - records0) / static_cast<double>(events);
   state.counters["steps_per_event"] =
       static_cast<double>(e.steps() - steps0) / static_cast<double>(events);
+  state.counters["inline_steps_per_event"] =
+      static_cast<double>(e.inline_steps() - inline0) / static_cast<double>(events);
 }
 
 void BM_EngineExpireRearm(benchmark::State& state) {
