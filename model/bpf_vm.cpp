@@ -367,7 +367,7 @@ struct BpfVm::Impl {
       const auto index = static_cast<std::uint32_t>(stack_ids.size());
       stacks.push_back(std::make_unique<std::uint8_t[]>(kStackSize));
       stack_ids.push_back(space.add(RegionKind::kStack,
-                                    fmt::format("stack frame {} of {}", index, name),
+                                    "stack frame " + std::to_string(index) + " of " + name,
                                     stacks.back().get(), kStackSize, true));
     }
     return AddressSpace::base(stack_ids[depth]) + kStackSize;

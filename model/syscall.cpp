@@ -112,7 +112,7 @@ sim::Co<void> Syscalls::map_put(sim::Context& ctx, BpfMap& map) {
   co_await ctx.step(k_.cost.refcnt_ns);
   if (map.refcnt != 0) co_return;
   BpfMap* m = &map;
-  k_.queue_work(ctx.cpu(), fmt::format("bpf_map_free_deferred map {}", map.id),
+  k_.queue_work(ctx.cpu(), "bpf_map_free_deferred map " + std::to_string(map.id),
                 [this, m](sim::Context& c) -> sim::Co<void> {
                   co_await m->free(c);
                   m->freed = true;
@@ -167,7 +167,7 @@ sim::Co<void> Syscalls::prog_put(sim::Context& ctx, BpfProg& prog) {
   co_await ctx.step(k_.cost.refcnt_ns);
   if (prog.refcnt != 0) co_return;
   BpfProg* p = &prog;
-  k_.rcu.call_rcu(ctx, fmt::format("__bpf_prog_put_rcu prog {}", prog.id),
+  k_.rcu.call_rcu(ctx, "__bpf_prog_put_rcu prog " + std::to_string(prog.id),
                   [this, p](sim::Context& c) -> sim::Co<void> {
                     p->freed = true;
                     k_.slab.free(&c, p->obj, "bpf_prog_free");

@@ -19,10 +19,10 @@ constexpr HelperOutcome kAborted{true, 0};
 // bpf_loop callbacks of that run are entered on the same VM.
 struct VmProg::Exec final : helpers::SubprogRunner {
   Exec(VmProg& p, std::size_t index) : prog(p), vm(p.code_, p.k.mem, p.insn_budget_), ctx_args{} {
-    ctx_region =
-        p.k.mem.add(RegionKind::kContext, fmt::format("context {} of prog '{}'", index, p.name),
-                    reinterpret_cast<std::uint8_t*>(ctx_args.data()),
-                    static_cast<std::uint32_t>(sizeof(ctx_args)), false);
+    ctx_region = p.k.mem.add(RegionKind::kContext,
+                             "context " + std::to_string(index) + " of prog '" + p.name + "'",
+                             reinterpret_cast<std::uint8_t*>(ctx_args.data()),
+                             static_cast<std::uint32_t>(sizeof(ctx_args)), false);
     ctx_addr = AddressSpace::base(ctx_region);
   }
   ~Exec() { prog.k.mem.retire(ctx_region); }
