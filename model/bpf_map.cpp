@@ -26,9 +26,8 @@ std::uint32_t ValueArena::grow() {
   const std::size_t bytes = std::size_t{stride_} * chunk_elems_;
   SIM_ASSERT(bytes <= 0xffffffffu, "arena chunk of {} bytes is too large", bytes);
   chunks_.push_back(std::make_unique<std::uint8_t[]>(bytes));
-  const std::uint32_t region =
-      k_->mem.add(kind_, fmt::format("map {} memory", name_), chunks_.back().get(),
-                  static_cast<std::uint32_t>(bytes), true);
+  const std::uint32_t region = k_->mem.add(kind_, "map " + name_ + " memory", chunks_.back().get(),
+                                           static_cast<std::uint32_t>(bytes), true);
   regions_.push_back(region);
   k_->own_region(region, map_id_);
   return first;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "model/arraymap.h"
@@ -34,6 +35,12 @@ std::shared_ptr<MapDef> map_def(const MapSpec& m) {
   d->global_data = m.origin != MapOrigin::kUser;
   if (!m.inner.empty()) d->inner = map_def(m.inner.front());
   return d;
+}
+
+// BpfInsn is 8 bytes without padding (static_assert in bpf_vm.h): compared as bytes.
+bool same_insns(const std::vector<BpfInsn>& a, const std::vector<BpfInsn>& b) {
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(BpfInsn)) == 0);
 }
 
 bool is_function_entry(const ProgSpec& p, std::uint32_t pc) {
@@ -115,31 +122,31 @@ std::uint64_t reloc_value(const Kernel&, const LdImm64Reloc& r, const std::vecto
 }  // namespace
 
 BpfMap* BpfObject::map(const std::string& name) const {
-  auto i = spec_.find_map(name);
+  auto i = spec_->find_map(name);
   return i ? maps_[*i] : nullptr;
 }
 
 int BpfObject::map_fd(const std::string& name) const {
-  auto i = spec_.find_map(name);
+  auto i = spec_->find_map(name);
   return i ? map_fds_[*i] : -1;
 }
 
 VmProg* BpfObject::prog(const std::string& name) const {
-  for (std::size_t i = 0; i < spec_.progs.size(); ++i)
-    if (spec_.progs[i].name == name) return progs_[i];
+  for (std::size_t i = 0; i < spec_->progs.size(); ++i)
+    if (spec_->progs[i].name == name) return progs_[i];
   return nullptr;
 }
 
 int BpfObject::prog_fd(const std::string& name) const {
-  for (std::size_t i = 0; i < spec_.progs.size(); ++i)
-    if (spec_.progs[i].name == name) return prog_fds_[i];
+  for (std::size_t i = 0; i < spec_->progs.size(); ++i)
+    if (spec_->progs[i].name == name) return prog_fds_[i];
   return -1;
 }
 
 std::uint8_t* BpfObject::global(const std::string& section, std::uint32_t offset,
                                 std::uint32_t size) const {
-  auto i = spec_.find_map(section);
-  if (!i || spec_.maps[*i].origin == MapOrigin::kUser) return nullptr;
+  auto i = spec_->find_map(section);
+  if (!i || spec_->maps[*i].origin == MapOrigin::kUser) return nullptr;
   const BpfMap& m = *maps_[*i];
   if (std::uint64_t{offset} + size > m.def.value_size) return nullptr;
   return m.arena().elem(0) + m.value_off() + offset;
@@ -147,10 +154,10 @@ std::uint8_t* BpfObject::global(const std::string& section, std::uint32_t offset
 
 std::uint8_t* BpfObject::global_var(const std::string& name, std::uint32_t* size) const {
   std::uint32_t idx = 0;
-  const GlobalVar* v = spec_.find_global(name, &idx);
+  const GlobalVar* v = spec_->find_global(name, &idx);
   if (v == nullptr) return nullptr;
   if (size) *size = v->size;
-  return global(spec_.maps[idx].name, v->offset, v->size);
+  return global(spec_->maps[idx].name, v->offset, v->size);
 }
 
 std::optional<LoadError> bpf_object_check(const ObjectSpec& spec) {
@@ -189,6 +196,28 @@ std::optional<LoadError> VerifyMemo::verify(const ObjectSpec& spec, const Verifi
   std::lock_guard<std::mutex> lock(mu_);
   done_.emplace_back(opts, result);
   return result;
+}
+
+std::shared_ptr<const ObjectSpec> VerifyMemo::shared_spec(const ObjectSpec& spec) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!spec_) spec_ = std::make_shared<const ObjectSpec>(spec);
+  return spec_;
+}
+
+std::shared_ptr<const BpfVm::Code> VerifyMemo::code(std::size_t index, const std::string& name,
+                                                    std::vector<BpfInsn> insns) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (index < code_.size())
+      for (const auto& c : code_[index])
+        if (same_insns(BpfVm::insns_of(*c), insns)) return c;
+  }
+  auto c = BpfVm::prepare(BpfProgramImage{name, std::move(insns)});
+  std::lock_guard<std::mutex> lock(mu_);
+  if (code_.size() <= index) code_.resize(index + 1);
+  // A few variants at most (relocations differ only when the kernel's ids do); bounded anyway.
+  if (code_[index].size() < 8) code_[index].push_back(c);
+  return c;
 }
 
 std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, Process& proc,
@@ -230,7 +259,8 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
         spec.path, bytes >> 20, (k.loaded_map_bytes + bytes) >> 20, kMaxLoadedMapBytes >> 20)};
   k.loaded_map_bytes += bytes;
   auto obj = std::make_unique<BpfObject>();
-  obj->spec_ = spec;
+  obj->spec_ = opts.verify_memo ? opts.verify_memo->shared_spec(spec)
+                                : std::make_shared<const ObjectSpec>(spec);
   obj->proc_ = &proc;
 
   // bpf_object__create_maps (global data maps get their initial bytes before any program runs).
@@ -257,22 +287,27 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
     }
   }
   // bpf_object__relocate + bpf_object__load_progs
-  for (const ProgSpec& ps : spec.progs) {
+  for (std::size_t pi = 0; pi < spec.progs.size(); ++pi) {
+    const ProgSpec& ps = spec.progs[pi];
     const std::uint32_t prog_id = k.next_prog_id();
-    ProgSpec patched = ps;
+    std::vector<BpfInsn> insns = ps.insns;
     std::set<std::uint32_t> used;
     for (const LdImm64Reloc& r : ps.relocs) {
       const std::uint64_t v = reloc_value(k, r, obj->maps_, prog_id);
-      patched.insns[r.insn_idx].imm = static_cast<std::int32_t>(static_cast<std::uint32_t>(v));
-      patched.insns[r.insn_idx + 1].imm =
-          static_cast<std::int32_t>(static_cast<std::uint32_t>(v >> 32));
+      insns[r.insn_idx].imm = static_cast<std::int32_t>(static_cast<std::uint32_t>(v));
+      insns[r.insn_idx + 1].imm = static_cast<std::int32_t>(static_cast<std::uint32_t>(v >> 32));
       if (r.kind != LdImm64Reloc::Kind::kFunc) used.insert(r.map_idx);
     }
     std::vector<BpfMap*> used_maps;
     for (std::uint32_t i : used)
       used_maps.push_back(obj->maps_[i]);
+    auto code = opts.verify_memo ? opts.verify_memo->code(pi, ps.name, std::move(insns))
+                                 : BpfVm::prepare(BpfProgramImage{ps.name, std::move(insns)});
     const ObjId o = k.alloc_prog_obj(ps.name);
-    auto prog = std::make_unique<VmProg>(k, std::move(patched), o, prog_id, opts.insn_budget);
+    // The object's shared spec names the program (aliasing: kept alive with the object's spec).
+    std::shared_ptr<const ProgSpec> pspec(obj->spec_, &obj->spec_->progs[pi]);
+    auto prog = std::make_unique<VmProg>(k, std::move(pspec), std::move(code), o, prog_id,
+                                         opts.insn_budget);
     VmProg* raw = prog.get();
     k.adopt_prog(std::move(prog), std::move(used_maps));
     obj->progs_.push_back(raw);

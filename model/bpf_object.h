@@ -40,16 +40,26 @@ class Kernel;
 class BpfMap;
 struct Process;
 
-// bpf_object_verify's results for one ObjectSpec that no longer changes (a scenario's object,
-// loaded once and run many times: the verifier was most of a run's time), one per distinct
-// VerifierOptions. Thread-safe. Whoever changes the spec must drop its memo.
+// What loading one ObjectSpec that no longer changes (a scenario's object, loaded once and run
+// many times) can share between its loads: bpf_object_verify's results (the verifier was most of
+// a run's time), one per distinct VerifierOptions; one immutable copy of the spec for every
+// loaded object to name; each program's relocated code prepared for the VM (reused while the
+// relocations come out the same, which they do in every run of a scenario). Thread-safe.
+// Whoever changes the spec must drop its memo.
 class VerifyMemo {
  public:
   std::optional<LoadError> verify(const ObjectSpec& spec, const VerifierOptions& opts);
+  // The shared copy of `spec` (made on the first call).
+  std::shared_ptr<const ObjectSpec> shared_spec(const ObjectSpec& spec);
+  // Program `index`'s prepared code for these relocated instructions.
+  std::shared_ptr<const BpfVm::Code> code(std::size_t index, const std::string& name,
+                                          std::vector<BpfInsn> insns);
 
  private:
   std::mutex mu_;
   std::vector<std::pair<VerifierOptions, std::optional<LoadError>>> done_;
+  std::shared_ptr<const ObjectSpec> spec_;
+  std::vector<std::vector<std::shared_ptr<const BpfVm::Code>>> code_;  // per program
 };
 
 struct BpfObjectOptions {
@@ -66,7 +76,7 @@ struct BpfObjectOptions {
 // handle only names them, and stays valid as long as the Kernel.
 class BpfObject {
  public:
-  const ObjectSpec& spec() const { return spec_; }
+  const ObjectSpec& spec() const { return *spec_; }
   Process& process() const { return *proc_; }
 
   // By BTF map name, or ".data"/".bss"/".rodata" for global data. nullptr / -1 if none.
@@ -86,7 +96,7 @@ class BpfObject {
   template <class T>
   T read_global(const std::string& section, std::uint32_t offset) const {
     const std::uint8_t* p = global(section, offset, sizeof(T));
-    SIM_ASSERT(p != nullptr, "{}: no {} bytes at {}+{}", spec_.path, sizeof(T), section, offset);
+    SIM_ASSERT(p != nullptr, "{}: no {} bytes at {}+{}", spec_->path, sizeof(T), section, offset);
     T v;
     std::memcpy(&v, p, sizeof(T));
     return v;
@@ -96,7 +106,7 @@ class BpfObject {
   friend std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(
       Kernel&, Process&, const ObjectSpec&, const BpfObjectOptions&);
 
-  ObjectSpec spec_;
+  std::shared_ptr<const ObjectSpec> spec_;
   Process* proc_ = nullptr;
   std::vector<BpfMap*> maps_;  // index = ObjectSpec::maps index
   std::vector<int> map_fds_;

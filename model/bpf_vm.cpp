@@ -309,6 +309,32 @@ const char* fault_kind_name(FaultKind kind) {
 // ---------------------------------------------------------------------------------------------
 // BpfVm
 
+struct BpfVm::Code {
+  std::string name;
+  std::vector<BpfInsn> orig;  // as given, for fault reports
+  std::vector<BpfInsn> code;  // sanitized, plus the sentinel
+};
+
+std::shared_ptr<const BpfVm::Code> BpfVm::prepare(const BpfProgramImage& image) {
+  if (image.insns.size() >= std::numeric_limits<std::uint32_t>::max()) {
+    vm_bug("BpfVm: program too large");
+  }
+  auto c = std::make_shared<Code>();
+  c->name = image.name;
+  c->orig = image.insns;
+  c->code.reserve(image.insns.size() + 1);
+  c->code = image.insns;
+  for (auto& in : c->code) {
+    if (invalid_reason(in) != nullptr) in.code = kInvalidOp;
+  }
+  c->code.push_back(BpfInsn{});  // sentinel: falling off the end is a bad instruction
+  return c;
+}
+
+const std::vector<BpfInsn>& BpfVm::insns_of(const Code& code) {
+  return code.orig;
+}
+
 struct BpfVm::Impl {
   enum class State : std::uint8_t { kIdle, kReady, kInHelper, kExited, kFaulted };
 
@@ -322,18 +348,14 @@ struct BpfVm::Impl {
     bool callback = false;
   };
 
-  Impl(const BpfProgramImage& image, AddressSpace& space, std::uint64_t budget)
-      : name(image.name), orig(image.insns), space(space), budget(budget) {
-    if (image.insns.size() >= std::numeric_limits<std::uint32_t>::max()) {
-      vm_bug("BpfVm: program too large");
-    }
-    n = static_cast<std::uint32_t>(image.insns.size());
-    code = image.insns;
-    for (auto& in : code) {
-      if (invalid_reason(in) != nullptr) in.code = kInvalidOp;
-    }
-    code.push_back(BpfInsn{});  // sentinel: falling off the end is a bad instruction
-  }
+  Impl(std::shared_ptr<const Code> c, AddressSpace& space, std::uint64_t budget)
+      : prepared(std::move(c)),
+        name(prepared->name),
+        orig(prepared->orig),
+        code(prepared->code),
+        n(static_cast<std::uint32_t>(orig.size())),
+        space(space),
+        budget(budget) {}
 
   ~Impl() {
     for (std::uint32_t id : stack_ids)
@@ -345,7 +367,7 @@ struct BpfVm::Impl {
       const auto index = static_cast<std::uint32_t>(stack_ids.size());
       stacks.push_back(std::make_unique<std::uint8_t[]>(kStackSize));
       stack_ids.push_back(space.add(RegionKind::kStack,
-                                    fmt::format("stack frame {} of {}", index, name),
+                                    "stack frame " + std::to_string(index) + " of " + name,
                                     stacks.back().get(), kStackSize, true));
     }
     return AddressSpace::base(stack_ids[depth]) + kStackSize;
@@ -431,9 +453,10 @@ struct BpfVm::Impl {
 
   Stop run();
 
-  std::string name;
-  std::vector<BpfInsn> orig;  // as given, for fault reports
-  std::vector<BpfInsn> code;  // sanitized, plus the sentinel
+  std::shared_ptr<const Code> prepared;
+  const std::string& name;
+  const std::vector<BpfInsn>& orig;  // as given, for fault reports
+  const std::vector<BpfInsn>& code;  // sanitized, plus the sentinel
   std::uint32_t n = 0;
   AddressSpace& space;
   std::uint64_t budget;
@@ -876,7 +899,10 @@ BpfVm::Stop BpfVm::Impl::run() {
 }
 
 BpfVm::BpfVm(const BpfProgramImage& image, AddressSpace& space, std::uint64_t insn_budget)
-    : impl_(std::make_unique<Impl>(image, space, insn_budget)) {}
+    : BpfVm(prepare(image), space, insn_budget) {}
+
+BpfVm::BpfVm(std::shared_ptr<const Code> code, AddressSpace& space, std::uint64_t insn_budget)
+    : impl_(std::make_unique<Impl>(std::move(code), space, insn_budget)) {}
 
 BpfVm::~BpfVm() = default;
 

@@ -71,8 +71,17 @@ class BpfVm {
     kFault,       // fault() describes it; the VM must not be resumed
   };
 
+  // An image checked and made ready to run (every instruction that can never execute replaced by
+  // an invalid-op marker, a sentinel appended), immutable: VMs of the same program, in one run or
+  // in many runs of one loaded scenario, share it.
+  struct Code;
+  static std::shared_ptr<const Code> prepare(const BpfProgramImage& image);
+  // The instructions `code` was prepared from (as given, relocations applied).
+  static const std::vector<BpfInsn>& insns_of(const Code& code);
+
   // `space` must outlive the VM; stack frames are registered in it as kStack regions.
   BpfVm(const BpfProgramImage& image, AddressSpace& space, std::uint64_t insn_budget);
+  BpfVm(std::shared_ptr<const Code> code, AddressSpace& space, std::uint64_t insn_budget);
   ~BpfVm();
   BpfVm(const BpfVm&) = delete;
   BpfVm& operator=(const BpfVm&) = delete;

@@ -13,6 +13,14 @@
 
 namespace bpftsim::model {
 
+namespace {
+// "{:02x}" of one byte, without a format call (key text is made for every callback frame).
+void append_hex_byte(std::string& s, std::uint8_t b) {
+  s += "0123456789abcdef"[b >> 4];
+  s += "0123456789abcdef"[b & 0xf];
+}
+}  // namespace
+
 Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
     : sim(s),
       profile(std::move(p)),
@@ -39,7 +47,7 @@ Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
   key_scratch_mem_.assign(static_cast<std::size_t>(sim.ncpus()) * 8, 0);
   for (int cpu = 0; cpu < sim.ncpus(); ++cpu)
     key_scratch_addr_.push_back(AddressSpace::base(
-        mem.add(RegionKind::kMapKey, fmt::format("bpf_timer_cb key (cpu {})", cpu),
+        mem.add(RegionKind::kMapKey, "bpf_timer_cb key (cpu " + std::to_string(cpu) + ")",
                 key_scratch_mem_.data() + 8 * cpu, 8, false)));
   sim.set_finding_hook([this](sim::Finding& f) {
     auto it = bpf_frames_.find(f.ctx);
@@ -108,8 +116,8 @@ BpfMap* Kernel::create_map(const sim::Context* ctx, const MapDef& def, int* err)
       return nullptr;
   }
   static std::uint8_t opaque_byte = 0;
-  map->handle_addr = AddressSpace::base(mem.add(
-      RegionKind::kOpaque, fmt::format("struct bpf_map '{}'", def.name), &opaque_byte, 0, false));
+  map->handle_addr = AddressSpace::base(
+      mem.add(RegionKind::kOpaque, "struct bpf_map '" + def.name + "'", &opaque_byte, 0, false));
   handle_to_map_[map->handle_addr] = id;
   sim.emit(ctx, "map_create", {{"map", id}, {"name", def.name}, {"type", map_type_name(def.type)}});
   BpfMap* raw = map.get();
@@ -238,12 +246,12 @@ std::string Kernel::element_text(std::uint64_t addr) const {
     const std::uint8_t* e = m.arena().elem(ref->elem);
     key = "0x";
     for (std::uint32_t i = 0; i < m.def.key_size; ++i)
-      key += fmt::format("{:02x}", e[i]);
+      append_hex_byte(key, e[i]);
   } else {
     key = "?";
   }
-  std::string s = fmt::format("{}[{}]", m.def.name, key);
-  if (ref->off > m.value_off()) s += fmt::format("+{}", ref->off - m.value_off());
+  std::string s = m.def.name + "[" + key + "]";
+  if (ref->off > m.value_off()) s += "+" + std::to_string(ref->off - m.value_off());
   return s;
 }
 
@@ -257,7 +265,7 @@ std::string Kernel::key_text(const BpfMap& map, std::uint64_t key_addr) const {
   }
   std::string s = "0x";
   for (std::uint32_t i = 0; i < map.def.key_size; ++i)
-    s += fmt::format("{:02x}", p[i]);
+    append_hex_byte(s, p[i]);
   return s;
 }
 
@@ -287,7 +295,7 @@ void Kernel::queue_work_on(bool any_cpu, int cpu, std::string name,
           sim.ncpus();
   }
   sim.emit(nullptr, "queue_work", {{"cpu", cpu}, {"work", name}});
-  sim.spawn_task(cpu, fmt::format("kworker/{}: {}", cpu, name),
+  sim.spawn_task(cpu, "kworker/" + std::to_string(cpu) + ": " + name,
                  [fn = std::move(fn)](sim::Context& c) -> sim::Co<void> { co_await fn(c); });
 }
 

@@ -137,7 +137,8 @@ std::optional<KernelProfile> profile_by_name(const std::string& name, std::strin
   };
   const auto& versions = kernel_versions();
   const auto& changes = profile_changes();
-  const auto sets = version_sets();
+  // Immutable once made (thread-safe initialisation): not rebuilt for every run.
+  static const std::vector<std::vector<bool>> sets = version_sets();
   const auto plus = name.find('+');
   std::string base = name.substr(0, plus);
   if (base == "seed") base = "v5.15";

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <string_view>
 
 #include "model/errno.h"
 #include "model/kernel.h"
@@ -11,6 +13,31 @@
 #include "sim/assert.h"
 
 namespace bpftsim::model {
+
+namespace {
+
+// A counter track's trace key, "counter:<kind><id>.<what>" ("counter:map3.refcnt"), built in place
+// (no heap string per record); lives until the end of the emitting statement's scope.
+class CounterKey {
+ public:
+  CounterKey(std::string_view kind, std::uint32_t id, std::string_view what) {
+    constexpr std::string_view kPrefix = "counter:";
+    char* p = buf_;
+    p = std::copy(kPrefix.begin(), kPrefix.end(), p);
+    p = std::copy(kind.begin(), kind.end(), p);
+    p = std::to_chars(p, buf_ + sizeof buf_, id).ptr;
+    *p++ = '.';
+    p = std::copy(what.begin(), what.end(), p);
+    len_ = static_cast<std::size_t>(p - buf_);
+  }
+  sim::TraceKey key() const { return sim::TraceKey(std::string_view(buf_, len_)); }
+
+ private:
+  char buf_[48];  // "counter:" + "prog" + 10 digits + ".usercnt"
+  std::size_t len_ = 0;
+};
+
+}  // namespace
 
 Process& Syscalls::new_process(std::string name) {
   const int pid = next_pid_++;
@@ -54,8 +81,8 @@ void Syscalls::map_inc(const sim::Context* ctx, BpfMap& map) {
               {{"map", map.id},
                {"refcnt", map.refcnt},
                {"usercnt", map.usercnt},
-               {fmt::format("counter:map{}.refcnt", map.id), map.refcnt},
-               {fmt::format("counter:map{}.usercnt", map.id), map.usercnt}});
+               {CounterKey("map", map.id, "refcnt").key(), map.refcnt},
+               {CounterKey("map", map.id, "usercnt").key(), map.usercnt}});
 }
 
 void Syscalls::map_inc_with_uref(const sim::Context* ctx, BpfMap& map) {
@@ -67,8 +94,8 @@ void Syscalls::map_inc_with_uref(const sim::Context* ctx, BpfMap& map) {
               {{"map", map.id},
                {"refcnt", map.refcnt},
                {"usercnt", map.usercnt},
-               {fmt::format("counter:map{}.refcnt", map.id), map.refcnt},
-               {fmt::format("counter:map{}.usercnt", map.id), map.usercnt}});
+               {CounterKey("map", map.id, "refcnt").key(), map.refcnt},
+               {CounterKey("map", map.id, "usercnt").key(), map.usercnt}});
 }
 
 // bpf_map_put: the last reference frees the map from a workqueue (bpf_map_free_deferred).
@@ -79,13 +106,13 @@ sim::Co<void> Syscalls::map_put(sim::Context& ctx, BpfMap& map) {
   ctx.trace("map_refcnt", {{"map", map.id},
                            {"refcnt", map.refcnt},
                            {"usercnt", map.usercnt},
-                           {fmt::format("counter:map{}.refcnt", map.id), map.refcnt},
-                           {fmt::format("counter:map{}.usercnt", map.id), map.usercnt}});
+                           {CounterKey("map", map.id, "refcnt").key(), map.refcnt},
+                           {CounterKey("map", map.id, "usercnt").key(), map.usercnt}});
   if (map.refcnt < 0) k_.refcount_underflow(&ctx, map.obj, "map refcnt");
   co_await ctx.step(k_.cost.refcnt_ns);
   if (map.refcnt != 0) co_return;
   BpfMap* m = &map;
-  k_.queue_work(ctx.cpu(), fmt::format("bpf_map_free_deferred map {}", map.id),
+  k_.queue_work(ctx.cpu(), "bpf_map_free_deferred map " + std::to_string(map.id),
                 [this, m](sim::Context& c) -> sim::Co<void> {
                   co_await m->free(c);
                   m->freed = true;
@@ -101,7 +128,7 @@ sim::Co<void> Syscalls::map_put_with_uref(sim::Context& ctx, BpfMap& map) {
   k_.slab.note(&ctx, map.obj, fmt::format("usercnt-1 -> {}", map.usercnt));
   ctx.trace("map_usercnt", {{"map", map.id},
                             {"usercnt", map.usercnt},
-                            {fmt::format("counter:map{}.usercnt", map.id), map.usercnt}});
+                            {CounterKey("map", map.id, "usercnt").key(), map.usercnt}});
   if (map.usercnt < 0) k_.refcount_underflow(&ctx, map.obj, "map usercnt");
   co_await ctx.step(k_.cost.refcnt_ns);
   if (map.usercnt == 0) {
@@ -118,7 +145,7 @@ void Syscalls::prog_inc(const sim::Context* ctx, BpfProg& prog) {
   k_.sim.emit(ctx, "prog_refcnt",
               {{"prog", prog.id},
                {"refcnt", prog.refcnt},
-               {fmt::format("counter:prog{}.refcnt", prog.id), prog.refcnt}});
+               {CounterKey("prog", prog.id, "refcnt").key(), prog.refcnt}});
 }
 
 int Syscalls::prog_inc_not_zero(const sim::Context* ctx, BpfProg& prog) {
@@ -135,12 +162,12 @@ sim::Co<void> Syscalls::prog_put(sim::Context& ctx, BpfProg& prog) {
   k_.slab.note(&ctx, prog.obj, fmt::format("refcnt-1 -> {}", prog.refcnt));
   ctx.trace("prog_refcnt", {{"prog", prog.id},
                             {"refcnt", prog.refcnt},
-                            {fmt::format("counter:prog{}.refcnt", prog.id), prog.refcnt}});
+                            {CounterKey("prog", prog.id, "refcnt").key(), prog.refcnt}});
   if (prog.refcnt < 0) k_.refcount_underflow(&ctx, prog.obj, "prog refcnt");
   co_await ctx.step(k_.cost.refcnt_ns);
   if (prog.refcnt != 0) co_return;
   BpfProg* p = &prog;
-  k_.rcu.call_rcu(ctx, fmt::format("__bpf_prog_put_rcu prog {}", prog.id),
+  k_.rcu.call_rcu(ctx, "__bpf_prog_put_rcu prog " + std::to_string(prog.id),
                   [this, p](sim::Context& c) -> sim::Co<void> {
                     p->freed = true;
                     k_.slab.free(&c, p->obj, "bpf_prog_free");

@@ -18,11 +18,11 @@ constexpr HelperOutcome kAborted{true, 0};
 // One VM with the context buffer its runs pass in r1. A run holds it from start to exit; the
 // bpf_loop callbacks of that run are entered on the same VM.
 struct VmProg::Exec final : helpers::SubprogRunner {
-  Exec(VmProg& p, std::size_t index) : prog(p), vm(p.image_, p.k.mem, p.insn_budget_), ctx_args{} {
-    ctx_region =
-        p.k.mem.add(RegionKind::kContext, fmt::format("context {} of prog '{}'", index, p.name),
-                    reinterpret_cast<std::uint8_t*>(ctx_args.data()),
-                    static_cast<std::uint32_t>(sizeof(ctx_args)), false);
+  Exec(VmProg& p, std::size_t index) : prog(p), vm(p.code_, p.k.mem, p.insn_budget_), ctx_args{} {
+    ctx_region = p.k.mem.add(RegionKind::kContext,
+                             "context " + std::to_string(index) + " of prog '" + p.name + "'",
+                             reinterpret_cast<std::uint8_t*>(ctx_args.data()),
+                             static_cast<std::uint32_t>(sizeof(ctx_args)), false);
     ctx_addr = AddressSpace::base(ctx_region);
   }
   ~Exec() { prog.k.mem.retire(ctx_region); }
@@ -45,26 +45,40 @@ struct VmProg::Exec final : helpers::SubprogRunner {
 VmProg::VmProg(Kernel& kernel, ProgSpec spec, ObjId o, std::uint32_t prog_id,
                std::uint64_t insn_budget)
     : BpfProg(kernel, spec.name, o, prog_id),
-      spec_(std::move(spec)),
-      image_{spec_.name, spec_.insns},
+      spec_(std::make_shared<const ProgSpec>(std::move(spec))),
+      code_(BpfVm::prepare(BpfProgramImage{spec_->name, spec_->insns})),
       insn_budget_(insn_budget) {
-  SIM_ASSERT(!spec_.functions.empty() && spec_.functions.front().first == 0,
+  SIM_ASSERT(!spec_->functions.empty() && spec_->functions.front().first == 0,
              "prog '{}' has no entry function", name);
+}
+
+VmProg::VmProg(Kernel& kernel, std::shared_ptr<const ProgSpec> spec,
+               std::shared_ptr<const BpfVm::Code> code, ObjId o, std::uint32_t prog_id,
+               std::uint64_t insn_budget)
+    : BpfProg(kernel, spec->name, o, prog_id),
+      spec_(std::move(spec)),
+      code_(std::move(code)),
+      insn_budget_(insn_budget) {
+  SIM_ASSERT(!spec_->functions.empty() && spec_->functions.front().first == 0,
+             "prog '{}' has no entry function", name);
+  SIM_ASSERT(BpfVm::insns_of(*code_).size() == spec_->insns.size(),
+             "prog '{}': code of {} instructions for a spec of {}", name,
+             BpfVm::insns_of(*code_).size(), spec_->insns.size());
 }
 
 VmProg::~VmProg() = default;
 
 std::string VmProg::function_at(std::uint32_t pc) const {
-  auto it = std::upper_bound(spec_.functions.begin(), spec_.functions.end(), pc,
+  auto it = std::upper_bound(spec_->functions.begin(), spec_->functions.end(), pc,
                              [](std::uint32_t p, const auto& f) { return p < f.first; });
-  if (it == spec_.functions.begin()) return "?";
+  if (it == spec_->functions.begin()) return "?";
   return std::prev(it)->second;
 }
 
 bool VmProg::owns_callback(std::uint64_t fn) const {
   if (!bpf_is_func_address(fn) || bpf_func_code_token(fn) != (id & 0xFFFF)) return false;
   const std::uint32_t pc = bpf_func_pc(fn);
-  return std::any_of(spec_.functions.begin(), spec_.functions.end(),
+  return std::any_of(spec_->functions.begin(), spec_->functions.end(),
                      [pc](const auto& f) { return f.first == pc; });
 }
 
@@ -88,13 +102,13 @@ void VmProg::release(Exec& ex) {
 
 void VmProg::report_fault(sim::Context& ctx, const Exec& ex) {
   const Fault& f = ex.vm.fault();
-  k.note_bpf_pc(ctx, &spec_, f.pc);
+  k.note_bpf_pc(ctx, spec_.get(), f.pc);
   const std::string func = function_at(f.pc);
   ctx.trace("bpf_prog_fault",
             {{"prog", id}, {"pc", f.pc}, {"kind", fault_kind_name(f.kind)}, {"func", func}});
   k.program_fault(&ctx, fmt::format("prog {} '{}' ({}): {} fault in {}: {} [insn code {:#04x} "
                                     "regs {:#04x} off {} imm {}]",
-                                    id, name, spec_.section, fault_kind_name(f.kind), func,
+                                    id, name, spec_->section, fault_kind_name(f.kind), func,
                                     f.message, f.insn.code, f.insn.regs, f.insn.off, f.insn.imm));
 }
 
@@ -127,7 +141,7 @@ sim::Co<HelperOutcome> VmProg::drive(sim::Context& ctx, Exec& ex) {
     const std::int32_t helper = ex.vm.helper_id();
     const std::array<std::uint64_t, 5> args{ex.vm.arg(1), ex.vm.arg(2), ex.vm.arg(3), ex.vm.arg(4),
                                             ex.vm.arg(5)};
-    k.note_bpf_pc(ctx, &spec_, ex.vm.pc());
+    k.note_bpf_pc(ctx, spec_.get(), ex.vm.pc());
     const HelperOutcome out = co_await helpers::dispatch(r, helper, args, ex);
     if (out.aborted) co_return kAborted;
     ex.vm.complete_helper(out.r0);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "model/bpf_prog.h"
+#include "model/bpf_vm.h"
 #include "model/helpers.h"
 #include "model/libbpf_loader.h"
 
@@ -41,9 +42,15 @@ class VmProg final : public BpfProg {
   // `spec` with its ld_imm64 relocations already patched (model/bpf_object.h does that).
   VmProg(Kernel& k, ProgSpec spec, ObjId obj, std::uint32_t id,
          std::uint64_t insn_budget = kDefaultInsnBudget);
+  // The same from an immutable `spec` (shared, e.g. with a loaded scenario) and its relocated
+  // code already prepared for the VM (BpfVm::prepare; shared between runs when identical).
+  VmProg(Kernel& k, std::shared_ptr<const ProgSpec> spec, std::shared_ptr<const BpfVm::Code> code,
+         ObjId obj, std::uint32_t id, std::uint64_t insn_budget = kDefaultInsnBudget);
   ~VmProg() override;
 
-  const ProgSpec& spec() const { return spec_; }
+  // The program as loaded; its instructions are those of the ELF (relocated ones: code()).
+  const ProgSpec& spec() const { return *spec_; }
+  const std::vector<BpfInsn>& code() const { return BpfVm::insns_of(*code_); }
   std::uint64_t insn_budget() const { return insn_budget_; }
   // Instructions executed by all runs so far.
   std::uint64_t executed_insns() const { return executed_; }
@@ -65,8 +72,8 @@ class VmProg final : public BpfProg {
   sim::Co<helpers::HelperOutcome> drive(sim::Context& ctx, Exec& ex);
   void report_fault(sim::Context& ctx, const Exec& ex);
 
-  ProgSpec spec_;
-  BpfProgramImage image_;
+  std::shared_ptr<const ProgSpec> spec_;
+  std::shared_ptr<const BpfVm::Code> code_;
   std::uint64_t insn_budget_;
   std::uint64_t executed_ = 0;
   std::vector<std::unique_ptr<Exec>> execs_;  // every VM made so far

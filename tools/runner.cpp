@@ -122,6 +122,9 @@ struct RunInstance {
     std::map<std::uint32_t, std::uint64_t> ctx_first;       // ctx -> index of its first record
     std::map<std::uint32_t, std::vector<std::string>> cbs;  // ctx -> running callbacks
     std::uint64_t index = 0;                                // of the current record
+    std::vector<std::int64_t> prog_ids;  // per order ref: its program's id, -1: any
+    bool need_ctx_first = false;         // an action_start reference needs ctx_first
+    std::size_t pending = 0;             // order refs not yet matched
   };
   Watch watch;
 };
@@ -487,50 +490,71 @@ void RunInstance::watch_events() {
       watch.counts[e.event] = 0;
   watch.seen.assign(2 * orders.size(), 0);
   watch.at.assign(2 * orders.size(), std::nullopt);
+  // Per order reference: the program id it is restricted to (-1: any), fixed once loaded.
+  watch.prog_ids.assign(2 * orders.size(), -1);
+  watch.need_ctx_first = false;
+  for (std::size_t i = 0; i < watch.at.size(); ++i) {
+    const EventRef& ref = i % 2 == 0 ? orders[i / 2]->first : orders[i / 2]->then;
+    if (ref.prog) watch.prog_ids[i] = static_cast<std::int64_t>(prog(*ref.prog)->id);
+    if (ref.kind == EventRef::Kind::kActionStart) watch.need_ctx_first = true;
+  }
+  watch.pending = watch.at.size();
   on_record = [this](const sim::TraceRecord& r) {
     Watch& w = watch;
     const std::uint64_t index = w.index++;
-    if (auto it = w.counts.find(r.event); it != w.counts.end()) ++it->second;
-    if (r.ctx != 0) w.ctx_first.try_emplace(r.ctx, index);
+    if (!w.counts.empty())
+      if (auto it = w.counts.find(r.event); it != w.counts.end()) ++it->second;
+    if (r.ctx != 0 && w.need_ctx_first) w.ctx_first.try_emplace(r.ctx, index);
+    const bool cb_entry = r.event == "bpf_timer_cb";
+    const bool cb_exit = !cb_entry && r.event == "bpf_timer_cb_exit";
     std::string exited;  // the callback a bpf_timer_cb_exit record ends
-    if (r.event == "bpf_timer_cb") {
+    if (cb_entry) {
       if (const std::string* cb = str_field(r, "callback")) w.cbs[r.ctx].push_back(*cb);
-    } else if (r.event == "bpf_timer_cb_exit" && !w.cbs[r.ctx].empty()) {
-      exited = w.cbs[r.ctx].back();
-      w.cbs[r.ctx].pop_back();
+    } else if (cb_exit) {
+      if (auto it = w.cbs.find(r.ctx); it != w.cbs.end() && !it->second.empty()) {
+        exited = std::move(it->second.back());
+        it->second.pop_back();
+      }
     }
+    if (w.pending == 0) return;
+    const bool action = !cb_entry && !cb_exit && r.event == "scenario_action";
+    const bool helper = !cb_entry && !cb_exit && !action && r.event == "bpf_helper";
+    if (!cb_entry && !cb_exit && !action && !helper) return;  // no reference names another event
     for (std::size_t i = 0; i < w.at.size(); ++i) {
-      const EventRef& ref = i % 2 == 0 ? orders[i / 2]->first : orders[i / 2]->then;
       if (w.at[i]) continue;
-      const std::int64_t prog_id = ref.prog ? static_cast<std::int64_t>(prog(*ref.prog)->id) : -1;
-      const bool prog_ok = prog_id < 0 || r.int_field("prog", -1) == prog_id;
+      const EventRef& ref = i % 2 == 0 ? orders[i / 2]->first : orders[i / 2]->then;
+      const std::int64_t prog_id = w.prog_ids[i];
       bool match = false;
       std::uint64_t at = index;
       switch (ref.kind) {
         case EventRef::Kind::kActionStart:
         case EventRef::Kind::kActionDone:
-          match = r.event == "scenario_action" &&
-                  r.int_field("index", -1) == static_cast<std::int64_t>(ref.action);
-          if (ref.kind == EventRef::Kind::kActionStart) at = w.ctx_first[r.ctx];
+          match = action && r.int_field("index", -1) == static_cast<std::int64_t>(ref.action);
+          if (match && ref.kind == EventRef::Kind::kActionStart) at = w.ctx_first[r.ctx];
           break;
         case EventRef::Kind::kCallbackEntry: {
+          if (!cb_entry) break;
           const std::string* cb = str_field(r, "callback");
-          match = r.event == "bpf_timer_cb" && cb && *cb == ref.function && prog_ok;
+          match = cb && *cb == ref.function && (prog_id < 0 || r.int_field("prog", -1) == prog_id);
           break;
         }
         case EventRef::Kind::kCallbackExit:
-          match = r.event == "bpf_timer_cb_exit" && exited == ref.function;
+          match = cb_exit && exited == ref.function;
           break;
         case EventRef::Kind::kHelper: {
+          if (!helper) break;
           const std::string* h = str_field(r, "helper");
-          match = r.event == "bpf_helper" && h && *h == ref.helper && prog_ok &&
+          match = h && *h == ref.helper && (prog_id < 0 || r.int_field("prog", -1) == prog_id) &&
                   (!ref.ret ||
                    (r.field("ret") && std::holds_alternative<std::int64_t>(*r.field("ret")) &&
                     r.int_field("ret", 0) == *ref.ret));
           break;
         }
       }
-      if (match && ++w.seen[i] == ref.nth) w.at[i] = at;
+      if (match && ++w.seen[i] == ref.nth) {
+        w.at[i] = at;
+        --w.pending;
+      }
     }
   };
 }
