@@ -390,6 +390,15 @@ sim::Co<void> BpfTimerOps::cancelling_exit(sim::Context& ctx, BpfHrtimer& t) {
   co_await ctx.step(k_.cost.refcnt_ns);
 }
 
+const BpfTimerOps::CallbackText& BpfTimerOps::callback_text(const BpfProg& prog, std::uint64_t fn) {
+  auto [it, fresh] = callback_text_.try_emplace({prog.id, fn});
+  if (fresh) {
+    it->second.name = prog.callback_name(fn);
+    it->second.slice = "bpf_timer_cb " + it->second.name;
+  }
+  return it->second;
+}
+
 // bpf_timer_cb: the hrtimer function of every bpf_hrtimer.
 sim::Co<int> BpfTimerOps::timer_cb(sim::Context& ctx, HrTimer& hr) {
   BpfHrtimer& t = all_.at(hr.owner);
@@ -410,19 +419,19 @@ sim::Co<int> BpfTimerOps::timer_cb(sim::Context& ctx, HrTimer& hr) {
   hrtimer_running_[cpu] = &t;
   const std::uint64_t key = map->callback_key(ctx, value);
   const ObjId obj = t.obj();
-  const std::string slice = fmt::format("bpf_timer_cb {}", prog->callback_name(fn));
+  const CallbackText& text = callback_text(*prog, fn);
   ctx.trace("bpf_timer_cb", {{"timer", t.obj()},
                              {"map", map->id},
                              {"prog", prog->id},
-                             {"callback", prog->callback_name(fn)},
-                             {"slice_begin", slice}});
+                             {"callback", text.name},
+                             {"slice_begin", text.slice}});
   co_await ctx.step(k_.cost.helper_ns);
-  k_.push_bpf_frame(ctx, Kernel::BpfFrame{prog->name, prog->callback_name(fn), map->def.name,
-                                          k_.key_text(*map, key)});
+  k_.push_bpf_frame(ctx,
+                    Kernel::BpfFrame{prog->name, text.name, map->def.name, k_.key_text(*map, key)});
   co_await prog->run_callback(ctx, fn, {map->handle_addr, key, value, 0, 0});
   k_.pop_bpf_frame(ctx);
   hrtimer_running_[cpu] = nullptr;
-  ctx.trace("bpf_timer_cb_exit", {{"timer", obj}, {"slice_end", slice}});
+  ctx.trace("bpf_timer_cb_exit", {{"timer", obj}, {"slice_end", text.slice}});
   // `t` may be freed by now (the callback deleted its own element): not touched again.
   co_await ctx.step(k_.cost.helper_ns);
   co_return kHrtimerNoRestart;

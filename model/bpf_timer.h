@@ -16,6 +16,8 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "model/hrtimer.h"
@@ -157,6 +159,14 @@ class BpfTimerOps {
   // By map id: the slab's name prefix of its timers, "timer of map 1 (m) key ".
   std::map<std::uint32_t, std::uint32_t> name_prefix_;
   std::vector<BpfHrtimer*> hrtimer_running_;
+  // A callback's name and its slice name ("bpf_timer_cb <name>"), made at its first expiry and
+  // kept for the Kernel's lifetime (the BPF frames of running callbacks view them).
+  struct CallbackText {
+    std::string name;
+    std::string slice;
+  };
+  const CallbackText& callback_text(const BpfProg& prog, std::uint64_t fn);
+  std::map<std::pair<std::uint32_t, std::uint64_t>, CallbackText> callback_text_;  // (prog id, fn)
 };
 
 // The bpf_spin_lock design (v5.15 .. v6.14), with the profile's switches of that era.

@@ -50,9 +50,9 @@ Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
         mem.add(RegionKind::kMapKey, "bpf_timer_cb key (cpu " + std::to_string(cpu) + ")",
                 key_scratch_mem_.data() + 8 * cpu, 8, false)));
   sim.set_finding_hook([this](sim::Finding& f) {
-    auto it = bpf_frames_.find(f.ctx);
-    if (it == bpf_frames_.end() || it->second.empty()) return;
-    const BpfFrame& b = it->second.back();
+    const BpfFrame* top = top_bpf_frame(f.ctx);
+    if (top == nullptr) return;
+    const BpfFrame& b = *top;
     if (f.program.empty()) f.program = b.program;
     if (f.callback.empty()) f.callback = b.callback;
     if (f.map.empty()) f.map = b.map;
@@ -221,18 +221,25 @@ sim::Co<std::int64_t> Kernel::run_prog(sim::Context& ctx, BpfProg& prog,
   co_return r;
 }
 
+Kernel::BpfFrame* Kernel::top_bpf_frame(std::uint32_t ctx_id) {
+  for (auto it = bpf_frames_.rbegin(); it != bpf_frames_.rend(); ++it)
+    if (it->first == ctx_id) return &it->second;
+  return nullptr;
+}
+
 void Kernel::note_bpf_pc(const sim::Context& ctx, const ProgSpec* code, std::uint32_t pc) {
-  auto it = bpf_frames_.find(ctx.id());
-  if (it == bpf_frames_.end() || it->second.empty()) return;
-  it->second.back().code = code;
-  it->second.back().pc = pc;
+  BpfFrame* top = top_bpf_frame(ctx.id());
+  if (top == nullptr) return;
+  top->code = code;
+  top->pc = pc;
 }
 
 void Kernel::pop_bpf_frame(const sim::Context& ctx) {
-  auto it = bpf_frames_.find(ctx.id());
-  if (it == bpf_frames_.end()) return;
-  if (!it->second.empty()) it->second.pop_back();
-  if (it->second.empty()) bpf_frames_.erase(it);
+  for (auto it = bpf_frames_.rbegin(); it != bpf_frames_.rend(); ++it) {
+    if (it->first != ctx.id()) continue;
+    bpf_frames_.erase(std::next(it).base());
+    return;
+  }
 }
 
 std::string Kernel::element_text(std::uint64_t addr) const {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -128,10 +129,13 @@ class Kernel {
 
   // What BPF code runs in each context, innermost last (a program run, a timer callback with its
   // map element): findings reported there name it (the simulator's finding hook).
+  // The names are views of strings that live as long as the Kernel (a program's and a map's
+  // name: programs and maps are never destroyed before it; a callback's name: BpfTimerOps keeps
+  // it), so pushing a frame copies no text but the key.
   struct BpfFrame {
-    std::string program;
-    std::string callback;
-    std::string map;
+    std::string_view program;
+    std::string_view callback;
+    std::string_view map;
     std::string key;
     // The instruction running there: set by the VM at each helper call and at a fault, so that
     // a finding names its source line (BTF line info). nullptr until then.
@@ -139,7 +143,7 @@ class Kernel {
     std::uint32_t pc = 0;
   };
   void push_bpf_frame(const sim::Context& ctx, BpfFrame f) {
-    bpf_frames_[ctx.id()].push_back(std::move(f));
+    bpf_frames_.emplace_back(ctx.id(), std::move(f));
   }
   void pop_bpf_frame(const sim::Context& ctx);
   void note_bpf_pc(const sim::Context& ctx, const ProgSpec* code, std::uint32_t pc);
@@ -152,7 +156,11 @@ class Kernel {
  private:
   void queue_work_on(bool any_cpu, int cpu, std::string name,
                      std::function<sim::Co<void>(sim::Context&)> fn);
-  std::map<std::uint32_t, std::vector<BpfFrame>> bpf_frames_;  // by context id
+  // The innermost frame of a context, or nullptr.
+  BpfFrame* top_bpf_frame(std::uint32_t ctx_id);
+  // Every context's frames in push order (few: one or two per running context); a context's own
+  // frames are pushed and popped last-in first-out, so its innermost one is its last entry.
+  std::vector<std::pair<std::uint32_t, BpfFrame>> bpf_frames_;
   std::map<std::uint32_t, std::unique_ptr<BpfMap>> maps_;
   std::map<std::uint32_t, std::unique_ptr<BpfProg>> progs_;
   std::uint32_t next_map_id_ = 1;
