@@ -583,7 +583,8 @@ class Analyzer {
         if (prune_[pc]) {
           auto& v = seen[pc];
           const std::uint64_t h = state_hash(st);
-          const auto same = [&](const auto& e) { return e.first == h && e.second == st; };
+          const State& cur = st;  // a structured binding: clang 14 cannot capture it
+          const auto same = [&](const auto& e) { return e.first == h && e.second == cur; };
           if (std::find_if(v.begin(), v.end(), same) != v.end()) break;
           if (v.size() < kMaxStatesPerPoint) v.emplace_back(h, st);
         }
