@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <type_traits>
 
@@ -284,6 +285,32 @@ bool jsle(T a, T b) {
   return static_cast<std::make_signed_t<T>>(a) <= static_cast<std::make_signed_t<T>>(b);
 }
 
+// Threaded dispatch (computed goto, a GNU extension both g++ and clang++ implement) unless the
+// compiler lacks it; then run() keeps the portable switch loop, same behaviour.
+#if defined(__GNUC__)
+#define BPF_VM_THREADED 1
+#else
+#define BPF_VM_THREADED 0
+#endif
+
+#if BPF_VM_THREADED
+// Where run() continues for each opcode byte: a fast handler, or the full switch.
+struct DispatchTable {
+  std::array<const void*, 256> labels;
+};
+struct OpLabel {
+  std::uint8_t code;
+  const void* label;
+};
+DispatchTable make_dispatch_table(const void* slow, std::initializer_list<OpLabel> fast) {
+  DispatchTable t;
+  t.labels.fill(slow);
+  for (const OpLabel& o : fast)
+    t.labels[o.code] = o.label;
+  return t;
+}
+#endif
+
 }  // namespace
 
 const char* fault_kind_name(FaultKind kind) {
@@ -372,6 +399,12 @@ struct BpfVm::Impl {
     }
     return AddressSpace::base(stack_ids[depth]) + kStackSize;
   }
+  // r10 for a frame at call depth index `depth`, which becomes the current frame.
+  std::uint64_t enter_frame(std::uint32_t depth) {
+    const std::uint64_t top = stack_top(depth);
+    frame_host = stacks[depth].get();
+    return top;
+  }
 
   BpfInsn insn_at(std::uint32_t at) const { return at < n ? orig[at] : BpfInsn{}; }
 
@@ -445,7 +478,7 @@ struct BpfVm::Impl {
     f.return_pc = return_pc;
     for (unsigned i = 6; i <= 10; ++i)
       f.saved[i] = regs[i];
-    regs[kFp] = stack_top(depth);
+    regs[kFp] = enter_frame(depth);
     ++depth;
     pc = static_cast<std::uint32_t>(target);
     return true;
@@ -472,9 +505,19 @@ struct BpfVm::Impl {
   std::array<Frame, kMaxCallDepth> frames{};
   std::vector<std::unique_ptr<std::uint8_t[]>> stacks;
   std::vector<std::uint32_t> stack_ids;
+  // Host memory of the current frame's stack (the region r10 points to the end of): always live
+  // and writable while the VM exists, so run()'s fast loads and stores into it skip translate().
+  std::uint8_t* frame_host = nullptr;
   Fault fault;
 };
 
+#if BPF_VM_THREADED
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#ifdef __clang__
+#pragma GCC diagnostic ignored "-Wgnu-label-as-value"
+#endif
+#endif
 BpfVm::Stop BpfVm::Impl::run() {
   switch (state) {
     case State::kReady:
@@ -531,17 +574,256 @@ BpfVm::Stop BpfVm::Impl::run() {
     BPF_COND(cmp(static_cast<std::uint32_t>(r[d]), static_cast<std::uint32_t>(r[s])));   \
     break;
 
+  // The instruction at `at` and its registers. Fast handlers decode after the dispatch, which
+  // keeps the dispatch short (GCC merges long copies of it; this form measured fastest).
+  BpfInsn in;
+  unsigned d = 0;
+  unsigned s = 0;
+#define BPF_DECODE() \
+  in = prog[at];     \
+  d = in.dst();      \
+  s = in.src()
+#if BPF_VM_THREADED
+  // Threaded dispatch: every fast handler below ends with its own copy of BPF_DISPATCH, so the
+  // host's branch predictor sees one indirect jump per handler instead of the switch's single
+  // one. Opcodes without a fast handler go to `slow`, the full switch, which executes the one
+  // instruction and dispatches again. Both paths count and check the budget identically.
+  static const DispatchTable table =
+      make_dispatch_table(&&slow, {
+                                      {kClsAlu64 | 0x00, &&add64_k},
+                                      {kClsAlu64 | kSrcX | 0x00, &&add64_x},
+                                      {kClsAlu64 | 0x10, &&sub64_k},
+                                      {kClsAlu64 | kSrcX | 0x10, &&sub64_x},
+                                      {kClsAlu64 | 0x20, &&mul64_k},
+                                      {kClsAlu64 | kSrcX | 0x20, &&mul64_x},
+                                      {kClsAlu64 | 0x40, &&or64_k},
+                                      {kClsAlu64 | kSrcX | 0x40, &&or64_x},
+                                      {kClsAlu64 | 0x50, &&and64_k},
+                                      {kClsAlu64 | kSrcX | 0x50, &&and64_x},
+                                      {kClsAlu64 | 0x60, &&lsh64_k},
+                                      {kClsAlu64 | kSrcX | 0x60, &&lsh64_x},
+                                      {kClsAlu64 | 0x70, &&rsh64_k},
+                                      {kClsAlu64 | kSrcX | 0x70, &&rsh64_x},
+                                      {kClsAlu64 | 0xa0, &&xor64_k},
+                                      {kClsAlu64 | kSrcX | 0xa0, &&xor64_x},
+                                      {kClsAlu64 | 0xb0, &&mov64_k},
+                                      {kClsAlu64 | kSrcX | 0xb0, &&mov64_x},
+                                      {kClsAlu64 | 0xc0, &&arsh64_k},
+                                      {kClsAlu | 0x00, &&add32_k},
+                                      {kClsAlu | kSrcX | 0x00, &&add32_x},
+                                      {kClsAlu | 0x10, &&sub32_k},
+                                      {kClsAlu | kSrcX | 0x10, &&sub32_x},
+                                      {kClsAlu | 0x20, &&mul32_k},
+                                      {kClsAlu | kSrcX | 0x20, &&mul32_x},
+                                      {kClsAlu | 0x40, &&or32_k},
+                                      {kClsAlu | kSrcX | 0x40, &&or32_x},
+                                      {kClsAlu | 0x50, &&and32_k},
+                                      {kClsAlu | kSrcX | 0x50, &&and32_x},
+                                      {kClsAlu | 0x60, &&lsh32_k},
+                                      {kClsAlu | kSrcX | 0x60, &&lsh32_x},
+                                      {kClsAlu | 0x70, &&rsh32_k},
+                                      {kClsAlu | kSrcX | 0x70, &&rsh32_x},
+                                      {kClsAlu | 0xa0, &&xor32_k},
+                                      {kClsAlu | kSrcX | 0xa0, &&xor32_x},
+                                      {kClsAlu | 0xc0, &&arsh32_k},
+                                      {kClsAlu | kSrcX | 0xc0, &&arsh32_x},
+                                      {kClsAlu | kSrcX | 0xb0, &&mov32_x},
+                                      {kClsAlu64 | kSrcX | 0xc0, &&arsh64_x},
+                                      {kClsAlu | 0xb0, &&mov32_k},
+                                      {kClsJmp | 0x00, &&ja},
+                                      {kClsJmp | 0x10, &&jeq_k},
+                                      {kClsJmp | kSrcX | 0x10, &&jeq_x},
+                                      {kClsJmp | 0x20, &&jgt_k},
+                                      {kClsJmp | kSrcX | 0x20, &&jgt_x},
+                                      {kClsJmp | 0x30, &&jge_k},
+                                      {kClsJmp | kSrcX | 0x30, &&jge_x},
+                                      {kClsJmp | 0x50, &&jne_k},
+                                      {kClsJmp | kSrcX | 0x50, &&jne_x},
+                                      {kClsJmp | 0x60, &&jsgt_k},
+                                      {kClsJmp | kSrcX | 0x60, &&jsgt_x},
+                                      {kClsJmp | 0xa0, &&jlt_k},
+                                      {kClsJmp | kSrcX | 0xa0, &&jlt_x},
+                                      {kClsJmp | 0xb0, &&jle_k},
+                                      {kClsJmp | kSrcX | 0xb0, &&jle_x},
+                                      {kClsJmp | 0xc0, &&jslt_k},
+                                      {kClsJmp | kSrcX | 0xc0, &&jslt_x},
+                                      {kClsJmp32 | 0x10, &&jeq32_k},
+                                      {kClsJmp32 | kSrcX | 0x10, &&jeq32_x},
+                                      {kClsJmp32 | 0x20, &&jgt32_k},
+                                      {kClsJmp32 | kSrcX | 0x20, &&jgt32_x},
+                                      {kClsJmp32 | 0x30, &&jge32_k},
+                                      {kClsJmp32 | kSrcX | 0x30, &&jge32_x},
+                                      {kClsJmp32 | 0x50, &&jne32_k},
+                                      {kClsJmp32 | kSrcX | 0x50, &&jne32_x},
+                                      {kClsJmp32 | 0x60, &&jsgt32_k},
+                                      {kClsJmp32 | kSrcX | 0x60, &&jsgt32_x},
+                                      {kClsJmp32 | 0xa0, &&jlt32_k},
+                                      {kClsJmp32 | kSrcX | 0xa0, &&jlt32_x},
+                                      {kClsJmp32 | 0xb0, &&jle32_k},
+                                      {kClsJmp32 | kSrcX | 0xb0, &&jle32_x},
+                                      {kClsJmp32 | 0xc0, &&jslt32_k},
+                                      {kClsJmp32 | kSrcX | 0xc0, &&jslt32_x},
+                                      {kClsLdx | kModeMem | kSizeB, &&ldxb},
+                                      {kClsLdx | kModeMem | kSizeW, &&ldxw},
+                                      {kClsLdx | kModeMem | kSizeDw, &&ldxdw},
+                                      {kClsStx | kModeMem | kSizeB, &&stxb},
+                                      {kClsStx | kModeMem | kSizeW, &&stxw},
+                                      {kClsStx | kModeMem | kSizeDw, &&stxdw},
+                                      {kClsSt | kModeMem | kSizeDw, &&stdw},
+                                  });
+  const void* const* const labels = table.labels.data();
+#define BPF_DISPATCH()                 \
+  do {                                 \
+    if (budget_left == 0) [[unlikely]] \
+      goto budget_exhausted;           \
+    --budget_left;                     \
+    goto* labels[prog[at].code];       \
+  } while (0)
+#define BPF_FAST(label, stmt) \
+  label:                      \
+  BPF_DECODE();               \
+  stmt;                       \
+  ++at;                       \
+  BPF_DISPATCH();
+#define BPF_FAST_COND(label, cond)                         \
+  label:                                                   \
+  BPF_DECODE();                                            \
+  if (cond) {                                              \
+    const std::int64_t t_ = std::int64_t{at} + 1 + in.off; \
+    if (static_cast<std::uint64_t>(t_) >= n) [[unlikely]]  \
+      BPF_STOP(fault_jump(at, t_));                        \
+    at = static_cast<std::uint32_t>(t_);                   \
+  } else {                                                 \
+    ++at;                                                  \
+  }                                                        \
+  BPF_DISPATCH();
+#define BPF_FAST_JMP(name, cmp)                                                            \
+  BPF_FAST_COND(name##_k, cmp(r[d], sext32(in.imm)))                                       \
+  BPF_FAST_COND(name##_x, cmp(r[d], r[s]))                                                 \
+  BPF_FAST_COND(name##32_k,                                                                \
+                cmp(static_cast<std::uint32_t>(r[d]), static_cast<std::uint32_t>(in.imm))) \
+  BPF_FAST_COND(name##32_x, cmp(static_cast<std::uint32_t>(r[d]), static_cast<std::uint32_t>(r[s])))
+
+  BPF_DISPATCH();
+
+  BPF_FAST(add64_k, r[d] += sext32(in.imm))
+  BPF_FAST(add64_x, r[d] += r[s])
+  BPF_FAST(sub64_k, r[d] -= sext32(in.imm))
+  BPF_FAST(sub64_x, r[d] -= r[s])
+  BPF_FAST(mul64_k, r[d] *= sext32(in.imm))
+  BPF_FAST(mul64_x, r[d] *= r[s])
+  BPF_FAST(or64_k, r[d] |= sext32(in.imm))
+  BPF_FAST(or64_x, r[d] |= r[s])
+  BPF_FAST(and64_k, r[d] &= sext32(in.imm))
+  BPF_FAST(and64_x, r[d] &= r[s])
+  BPF_FAST(lsh64_k, r[d] <<= (in.imm & 63))
+  BPF_FAST(lsh64_x, r[d] <<= (r[s] & 63))
+  BPF_FAST(rsh64_k, r[d] >>= (in.imm & 63))
+  BPF_FAST(rsh64_x, r[d] >>= (r[s] & 63))
+  BPF_FAST(xor64_k, r[d] ^= sext32(in.imm))
+  BPF_FAST(xor64_x, r[d] ^= r[s])
+  BPF_FAST(mov64_k, r[d] = sext32(in.imm))
+  BPF_FAST(mov64_x, if (in.off != 0) goto slow; r[d] = r[s])  // off != 0: movsx
+  BPF_FAST(arsh64_k,
+           r[d] = static_cast<std::uint64_t>(static_cast<std::int64_t>(r[d]) >> (in.imm & 63)))
+// 32-bit ALU: operate on the low halves, zero-extend the result (as the switch's BPF_ALU32).
+#define BPF_FAST_ALU32(name, expr)                              \
+  BPF_FAST(name##_k, {                                          \
+    const std::uint32_t a = static_cast<std::uint32_t>(r[d]);   \
+    const std::uint32_t b = static_cast<std::uint32_t>(in.imm); \
+    r[d] = static_cast<std::uint32_t>(expr);                    \
+  })                                                            \
+  BPF_FAST(name##_x, {                                          \
+    const std::uint32_t a = static_cast<std::uint32_t>(r[d]);   \
+    const std::uint32_t b = static_cast<std::uint32_t>(r[s]);   \
+    r[d] = static_cast<std::uint32_t>(expr);                    \
+  })
+  BPF_FAST_ALU32(add32, a + b)
+  BPF_FAST_ALU32(sub32, a - b)
+  BPF_FAST_ALU32(mul32, a * b)
+  BPF_FAST_ALU32(or32, a | b)
+  BPF_FAST_ALU32(and32, a & b)
+  BPF_FAST_ALU32(lsh32, a << (b & 31))
+  BPF_FAST_ALU32(rsh32, a >> (b & 31))
+  BPF_FAST_ALU32(xor32, a ^ b)
+  BPF_FAST_ALU32(arsh32, static_cast<std::int32_t>(a) >> (b & 31))
+#undef BPF_FAST_ALU32
+  BPF_FAST(mov32_x, if (in.off != 0) goto slow;
+           r[d] = static_cast<std::uint32_t>(r[s]))  // off != 0: movsx
+  BPF_FAST(arsh64_x,
+           r[d] = static_cast<std::uint64_t>(static_cast<std::int64_t>(r[d]) >> (r[s] & 63)))
+  BPF_FAST(mov32_k, r[d] = static_cast<std::uint32_t>(in.imm))
+  BPF_FAST_COND(ja, true)
+  BPF_FAST_JMP(jeq, jeq)
+  BPF_FAST_JMP(jgt, jgt)
+  BPF_FAST_JMP(jge, jge)
+  BPF_FAST_JMP(jne, jne)
+  BPF_FAST_JMP(jsgt, jsgt)
+  BPF_FAST_JMP(jlt, jlt)
+  BPF_FAST_JMP(jle, jle)
+  BPF_FAST_JMP(jslt, jslt)
+
+// Like BPF_MEM, with a shortcut for the current stack frame [r10 - 512, r10), the same memory
+// translate() would return for it.
+#define BPF_FRAME_MEM(ptr, addr, size, write)                                                 \
+  std::uint8_t* ptr;                                                                          \
+  if (const std::uint64_t off_ = (addr) - (r[kFp] - kStackSize); off_ <= kStackSize - (size)) \
+      [[likely]] {                                                                            \
+    ptr = frame_host + off_;                                                                  \
+  } else {                                                                                    \
+    ptr = space.translate((addr), (size), (write), nullptr);                                  \
+    if (ptr == nullptr) [[unlikely]]                                                          \
+      BPF_STOP(fault_memory(at, (addr), (size), (write)));                                    \
+  }
+#define BPF_FAST_LDX(label, size)                     \
+  label : {                                           \
+    BPF_DECODE();                                     \
+    const std::uint64_t addr = r[s] + sext32(in.off); \
+    BPF_FRAME_MEM(p, addr, size_of(size), false);     \
+    r[d] = load_sized(p, size_of(size));              \
+  }                                                   \
+  ++at;                                               \
+  BPF_DISPATCH();
+#define BPF_FAST_ST(label, size, value)               \
+  label : {                                           \
+    BPF_DECODE();                                     \
+    const std::uint64_t addr = r[d] + sext32(in.off); \
+    BPF_FRAME_MEM(p, addr, size_of(size), true);      \
+    store_sized(p, size_of(size), (value));           \
+  }                                                   \
+  ++at;                                               \
+  BPF_DISPATCH();
+  BPF_FAST_LDX(ldxb, kSizeB)
+  BPF_FAST_LDX(ldxw, kSizeW)
+  BPF_FAST_LDX(ldxdw, kSizeDw)
+  BPF_FAST_ST(stxb, kSizeB, r[s])
+  BPF_FAST_ST(stxw, kSizeW, r[s])
+  BPF_FAST_ST(stxdw, kSizeDw, r[s])
+  BPF_FAST_ST(stdw, kSizeDw, sext32(in.imm))
+#undef BPF_FAST_LDX
+#undef BPF_FAST_ST
+#undef BPF_FRAME_MEM
+#undef BPF_FAST_JMP
+#undef BPF_FAST_COND
+#undef BPF_FAST
+
+budget_exhausted:
+  BPF_STOP(set_fault(FaultKind::kBudget, at, 0,
+                     fmt::format("instruction budget of {} exhausted (runaway loop?)", budget)));
+
+slow:
+#endif
   for (;;) {
+#if !BPF_VM_THREADED
     if (budget_left == 0) [[unlikely]] {
       BPF_STOP(
           set_fault(FaultKind::kBudget, at, 0,
                     fmt::format("instruction budget of {} exhausted (runaway loop?)", budget)));
     }
     --budget_left;
+#endif
+    BPF_DECODE();
     {
-      const BpfInsn in = prog[at];
-      const unsigned d = in.dst();
-      const unsigned s = in.src();
       switch (in.code) {
         // ---- ALU64
         case kClsAlu64 | 0x00:
@@ -760,6 +1042,7 @@ BpfVm::Stop BpfVm::Impl::run() {
           if (f.callback) {
             for (unsigned i = 1; i <= 10; ++i)
               r[i] = f.saved[i];
+            frame_host = stacks[depth - 1].get();
             helper = f.helper_id;
             at = f.return_pc;
             state = State::kInHelper;
@@ -767,6 +1050,7 @@ BpfVm::Stop BpfVm::Impl::run() {
           }
           for (unsigned i = 6; i <= 10; ++i)
             r[i] = f.saved[i];
+          frame_host = stacks[depth - 1].get();
           at = f.return_pc;
           goto next;
         }
@@ -890,13 +1174,21 @@ BpfVm::Stop BpfVm::Impl::run() {
     }
     ++at;
   next:;
+#if BPF_VM_THREADED
+    BPF_DISPATCH();
+#endif
   }
+#undef BPF_DISPATCH
+#undef BPF_DECODE
 #undef BPF_STOP
 #undef BPF_MEM
 #undef BPF_JUMP
 #undef BPF_COND
 #undef BPF_JMP64
 }
+#if BPF_VM_THREADED
+#pragma GCC diagnostic pop
+#endif
 
 BpfVm::BpfVm(const BpfProgramImage& image, AddressSpace& space, std::uint64_t insn_budget)
     : BpfVm(prepare(image), space, insn_budget) {}
@@ -911,7 +1203,7 @@ void BpfVm::start(std::uint32_t entry_pc, std::array<std::uint64_t, 5> args) {
   m.regs.fill(0);
   for (unsigned i = 0; i < 5; ++i)
     m.regs[i + 1] = args[i];
-  m.regs[kFp] = m.stack_top(0);
+  m.regs[kFp] = m.enter_frame(0);
   m.depth = 1;
   m.helper = 0;
   m.left = m.budget;
@@ -945,7 +1237,7 @@ void BpfVm::start_callback(std::uint32_t entry_pc, std::array<std::uint64_t, 5> 
     f.saved[i] = m.regs[i];
   for (unsigned i = 0; i < 5; ++i)
     m.regs[i + 1] = args[i];
-  m.regs[kFp] = m.stack_top(m.depth);
+  m.regs[kFp] = m.enter_frame(m.depth);
   ++m.depth;
   m.pc = entry_pc;
   m.state = Impl::State::kReady;
