@@ -13,7 +13,6 @@ namespace bpftsim::sim {
 
 namespace {
 thread_local Simulator* g_running = nullptr;
-thread_local bool g_coalesce = true;
 
 // Finished contexts are reused unless AddressSanitizer must see a finished context freed (the
 // same switch as the coroutine frame pool, sim/co.h).
@@ -168,8 +167,7 @@ Simulator::Simulator(SimConfig cfg, std::unique_ptr<Scheduler> scheduler)
     : cfg_(cfg),
       sched_(scheduler ? std::move(scheduler) : std::make_unique<SeededScheduler>(cfg.seed)),
       trace_(cfg.keep_trace, cfg.max_trace_records, cfg.trace_tail_only),
-      data_prng_(SplitMix64(cfg.seed ^ 0x5eedda7a5eedda7aULL).next()),
-      coalesce_(g_coalesce) {
+      data_prng_(SplitMix64(cfg.seed ^ 0x5eedda7a5eedda7aULL).next()) {
   SIM_ASSERT(cfg.cpus >= 1 && cfg.cpus <= 64, "cpus must be in 1..64, got {}", cfg.cpus);
   // A jitter decision has jitter_max_ns + 1 options, counted in 32 bits.
   SIM_ASSERT(cfg.jitter_max_ns >= 0 && cfg.jitter_max_ns < kMaxJitterNs,
@@ -195,10 +193,6 @@ Simulator::~Simulator() {
 
 Simulator* Simulator::running() {
   return g_running;
-}
-
-void Simulator::set_coalescing(bool on) {
-  g_coalesce = on;
 }
 
 Context& Simulator::new_context(CtxKind kind, int cpu, std::string_view name, std::uint64_t parent,
@@ -479,7 +473,7 @@ void Simulator::finish(Context& ctx) {
 }
 
 bool Simulator::next_alone(TimeNs t) const {
-  if (!coalesce_ || !in_run_ || stopped_ || t > run_until_ || t > cfg_.max_time_ns ||
+  if (!cfg_.coalesce_steps || !in_run_ || stopped_ || t > run_until_ || t > cfg_.max_time_ns ||
       sched_->divergence())
     return false;
   if (!observers_.empty() && observers_.begin()->first < t) return false;

@@ -53,6 +53,10 @@ struct SimConfig {
   // Work queued with a CPU (Kernel::queue_work) may run on any CPU: a decision (kCpu).
   bool choose_work_cpu = false;
   bool keep_trace = true;  // keep records (the digest is always computed)
+  // Step coalescing (Simulator::end_step): a step whose boundary would be the next event, alone,
+  // runs its next step inline. Off, every boundary goes through the queue; tests compare both to
+  // show it changes no run.
+  bool coalesce_steps = true;
   // Trace records kept in memory: reaching it ends the run at a limit, unless only the tail of
   // the trace is wanted (then the oldest records are dropped).
   std::uint64_t max_trace_records = 2'000'000;
@@ -150,9 +154,6 @@ class Simulator {
   // and idle boundaries that were not queued for the same reason.
   std::uint64_t inline_steps() const { return inline_steps_; }
   std::uint64_t skipped_boundaries() const { return skipped_boundaries_; }
-  // Step coalescing is on by default. Off (for simulators created afterwards on this thread),
-  // every boundary goes through the queue: tests compare both to show it changes no run.
-  static void set_coalescing(bool on);
 
  private:
   friend class Context;
@@ -220,7 +221,6 @@ class Simulator {
   std::function<void(const Context&)> step_hook_;
   bool stopped_ = false;
   RunStatus stop_status_ = RunStatus::kStopped;
-  bool coalesce_ = true;  // step coalescing (set_coalescing)
   std::uint64_t inline_steps_ = 0;
   std::uint64_t skipped_boundaries_ = 0;
   bool in_run_ = false;            // run() is on the stack

@@ -655,6 +655,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   cfg.land_max = sc.land_max;
   cfg.choose_work_cpu = sc.work_on_any_cpu;
   cfg.keep_trace = opts.keep_trace;
+  cfg.coalesce_steps = opts.coalesce_steps;
   cfg.max_steps = opts.max_steps.value_or(sc.max_steps.value_or(kDefaultMaxSteps));
   if (sc.max_time_ns) cfg.max_time_ns = *sc.max_time_ns;
   cfg.trace_tail_only = !opts.full_trace;

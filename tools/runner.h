@@ -38,7 +38,8 @@ struct RunOptions {
   // "<object>.<map>[<key>]" (key: an integer, little-endian in the key size, or 0x<hex bytes>).
   // Each change is a RunResult::watch_changes entry; watching never changes the run.
   std::vector<std::string> watches;
-  bool keep_trace = true;  // keep trace records (the digest is always computed)
+  bool keep_trace = true;      // keep trace records (the digest is always computed)
+  bool coalesce_steps = true;  // sim::SimConfig::coalesce_steps (tests turn it off to compare)
   // Keep every record (a trace file will be written), counted against the trace record limit;
   // false: keep only the last kTailRecords records, enough for the failure report.
   bool full_trace = true;

@@ -19,14 +19,6 @@ using namespace bpftsim;
 
 namespace {
 
-// Coalescing off for the simulators created in this scope (on again however the scope ends).
-struct NoCoalescing {
-  NoCoalescing() { sim::Simulator::set_coalescing(false); }
-  ~NoCoalescing() { sim::Simulator::set_coalescing(true); }
-  NoCoalescing(const NoCoalescing&) = delete;
-  NoCoalescing& operator=(const NoCoalescing&) = delete;
-};
-
 std::vector<fs::path> scenario_files() {
   std::vector<fs::path> out;
   const fs::path root = fs::path(BPFTSIM_SOURCE_DIR) / "scenarios";
@@ -76,9 +68,13 @@ struct EngineRun {
   std::vector<sim::TimeNs> observed;
 };
 
-EngineRun engine_run(sim::TimeNs window, int land_max, sim::TimeNs jitter) {
-  sim::Simulator s(sim::SimConfig{
-      .seed = 7, .cpus = 2, .jitter_max_ns = jitter, .window_ns = window, .land_max = land_max});
+EngineRun engine_run(sim::TimeNs window, int land_max, sim::TimeNs jitter, bool coalesce) {
+  sim::Simulator s(sim::SimConfig{.seed = 7,
+                                  .cpus = 2,
+                                  .jitter_max_ns = jitter,
+                                  .window_ns = window,
+                                  .land_max = land_max,
+                                  .coalesce_steps = coalesce});
   s.set_softirq_handler(1, "TEST", [](sim::Context& ctx) { return steps(ctx, 3, 40); });
   s.spawn_task(0, "a", [](sim::Context& ctx) { return steps(ctx, 8, 100); });
   s.spawn_task(1, "b", [](sim::Context& ctx) { return steps(ctx, 5, 130); });
@@ -108,12 +104,8 @@ TEST_CASE("step coalescing: engine runs keep their digest and decisions, and it 
   for (const Case& c :
        {Case{0, 0, 0}, Case{50, 0, 0}, Case{0, 2, 0}, Case{0, 0, 30}, Case{100, 2, 60}}) {
     INFO(fmt::format("window {} land_max {} jitter {}", c.window, c.land_max, c.jitter));
-    const EngineRun on = engine_run(c.window, c.land_max, c.jitter);
-    EngineRun off;
-    {
-      NoCoalescing guard;
-      off = engine_run(c.window, c.land_max, c.jitter);
-    }
+    const EngineRun on = engine_run(c.window, c.land_max, c.jitter, true);
+    const EngineRun off = engine_run(c.window, c.land_max, c.jitter, false);
     CHECK(on.digest == off.digest);
     CHECK(on.decisions == off.decisions);
     CHECK(on.steps == off.steps);
@@ -138,11 +130,8 @@ TEST_CASE("step coalescing: every scenario keeps its digest, decisions and steps
       if (variant == 2) opts.window_ns = 300;  // more events tie: more decisions
       INFO(fmt::format("{} variant {}", f.generic_string(), variant));
       const auto on = outcome(sc, opts);
-      std::optional<Outcome> off;
-      {
-        NoCoalescing guard;
-        off = outcome(sc, opts);
-      }
+      opts.coalesce_steps = false;
+      const auto off = outcome(sc, opts);
       REQUIRE(on.has_value() == off.has_value());
       if (!on) continue;
       CHECK(on->status == off->status);
