@@ -29,9 +29,12 @@ const char* obj_kind_name(ObjKind kind) {
 std::uint32_t Slab::store_name(std::string_view name, const std::uint32_t* prefix) {
   const std::size_t head = prefix ? 5 : 0;
   const std::size_t need = head + name.size() + (name.size() < 0xfe ? 1 : 5);
-  if (name_used_ + need > kNameChunk) {
+  if (name_used_ + need > std::min(name_cap_, kNameChunk)) {
     SIM_ASSERT(name_chunks_.size() < 0x10000, "more than 4 GiB of object names");
-    name_chunks_.push_back(std::make_unique<char[]>(std::max(need, kNameChunk)));
+    const std::size_t grown =
+        name_cap_ == 0 ? kFirstNameChunk : std::min(name_cap_ * 2, kNameChunk);
+    name_cap_ = std::max(need, grown);
+    name_chunks_.push_back(std::make_unique_for_overwrite<char[]>(name_cap_));
     name_used_ = 0;
   }
   char* p = name_chunks_.back().get() + name_used_;

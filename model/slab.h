@@ -102,8 +102,10 @@ class Slab {
   // Names, packed one after the other in chunks that never move: a length (1 byte, or 0xff and
   // 4 bytes) then the bytes; a name with a shared prefix is 0xfe, the prefix's reference (4
   // bytes), then its rest so stored. A reference is chunk << 16 | offset; a name longer than a
-  // chunk gets a chunk of its own.
+  // chunk gets a chunk of its own. Chunks start small (a run of a scenario names a few dozen
+  // objects) and double up to kNameChunk; they are not zeroed.
   static constexpr std::size_t kNameChunk = std::size_t{1} << 16;
+  static constexpr std::size_t kFirstNameChunk = std::size_t{1} << 10;
   std::uint32_t store_name(std::string_view name, const std::uint32_t* prefix = nullptr);
   std::string stored_name(std::uint32_t ref) const;
   ObjId add_object(const sim::Context* ctx, ObjKind kind, std::uint32_t name_ref,
@@ -116,7 +118,8 @@ class Slab {
   std::vector<Later> later_;
   std::vector<std::pair<ObjId, ObjId>> owners_;  // (object, owner), ascending objects
   std::vector<std::unique_ptr<char[]>> name_chunks_;
-  std::size_t name_used_ = kNameChunk;  // bytes used in the last chunk
+  std::size_t name_used_ = 0;  // bytes used in the last chunk
+  std::size_t name_cap_ = 0;   // its size
   void add_event(KObject& o, const sim::Context* ctx, std::string what);
   const KObject& known(ObjId id, const char* what) const;
   KObject* slot(ObjId id) {
