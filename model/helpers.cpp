@@ -13,19 +13,19 @@ namespace bpftsim::model::helpers {
 
 namespace {
 // The helper's record: its result, and how long it ran when the dispatcher knows (dur_ns).
-void trace_helper(ProgRun& r, const char* name, sim::TraceValue ret) {
-  sim::TraceRecord rec{r.k.sim.now(),
-                       r.ctx.cpu(),
-                       r.ctx.id(),
-                       "bpf_helper",
-                       {{"prog", r.prog.id}, {"helper", name}}};
-  rec.fields.push_back({"ret", std::int64_t{0}});
-  rec.fields.back().value = std::move(ret);
-  if (r.call_ns >= 0) rec.fields.emplace_back("dur_ns", r.k.sim.now() - r.call_ns);
-  r.k.sim.trace().emit(std::move(rec));
+// Emitted from views (no record built unless the trace keeps it).
+void trace_helper(ProgRun& r, const char* name, const sim::TraceArg& ret) {
+  const sim::TimeNs now = r.k.sim.now();
+  if (r.call_ns >= 0) {
+    r.k.sim.trace().emit(now, r.ctx.cpu(), r.ctx.id(), "bpf_helper",
+                         {{"prog", r.prog.id}, {"helper", name}, ret, {"dur_ns", now - r.call_ns}});
+  } else {
+    r.k.sim.trace().emit(now, r.ctx.cpu(), r.ctx.id(), "bpf_helper",
+                         {{"prog", r.prog.id}, {"helper", name}, ret});
+  }
 }
 void trace_ret(ProgRun& r, const char* name, std::int64_t ret) {
-  trace_helper(r, name, ret);
+  trace_helper(r, name, {"ret", ret});
 }
 }  // namespace
 
@@ -47,7 +47,8 @@ sim::Co<std::uint64_t> map_lookup(ProgRun& r, BpfMap& map, const std::vector<std
   if (elem.empty()) {
     trace_ret(r, "bpf_map_lookup_elem", static_cast<std::int64_t>(v));
   } else {
-    trace_helper(r, "bpf_map_lookup_elem", "&" + elem);
+    const std::string ptr = "&" + elem;
+    trace_helper(r, "bpf_map_lookup_elem", {"ret", ptr});
   }
   co_return v;
 }
