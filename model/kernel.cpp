@@ -96,7 +96,8 @@ BpfMap* Kernel::create_map(const sim::Context* ctx, const MapDef& def, int* err)
     }
   }
   const std::uint32_t id = next_map_id_++;
-  const ObjId obj = slab.alloc(ctx, ObjKind::kMap, fmt::format("map {} '{}'", id, def.name));
+  const ObjId obj =
+      slab.alloc(ctx, ObjKind::kMap, "map " + std::to_string(id) + " '" + def.name + "'");
   std::unique_ptr<BpfMap> map;
   switch (def.type) {
     case kBpfMapTypeArray:
@@ -126,7 +127,8 @@ BpfMap* Kernel::create_map(const sim::Context* ctx, const MapDef& def, int* err)
 }
 
 ObjId Kernel::alloc_prog_obj(const std::string& name) {
-  return slab.alloc(nullptr, ObjKind::kProg, fmt::format("prog {} '{}'", next_prog_id_, name));
+  return slab.alloc(nullptr, ObjKind::kProg,
+                    "prog " + std::to_string(next_prog_id_) + " '" + name + "'");
 }
 
 BpfProg* Kernel::adopt_prog(std::unique_ptr<BpfProg> prog, std::vector<BpfMap*> used_maps) {
@@ -302,8 +304,7 @@ void Kernel::queue_work_on(bool any_cpu, int cpu, std::string name,
           sim.ncpus();
   }
   sim.emit(nullptr, "queue_work", {{"cpu", cpu}, {"work", name}});
-  sim.spawn_task(cpu, "kworker/" + std::to_string(cpu) + ": " + name,
-                 [fn = std::move(fn)](sim::Context& c) -> sim::Co<void> { co_await fn(c); });
+  sim.spawn_task(cpu, "kworker/" + std::to_string(cpu) + ": " + name, std::move(fn));
 }
 
 void Kernel::program_fault(const sim::Context* ctx, std::string message) {

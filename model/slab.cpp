@@ -85,18 +85,21 @@ const KObject& Slab::known(ObjId id, const char* what) const {
   return *o;
 }
 
-void Slab::add_event(KObject& o, const sim::Context* ctx, std::string what) {
+void Slab::add_event(KObject& o, const sim::Context* ctx, const char* format, const char* str,
+                     std::int64_t a, std::int64_t b, std::uint32_t text_ref) {
   if (o.later == 0) {
     later_.emplace_back();
+    later_.back().events.reserve(8);  // a few refcount changes and the free: one allocation
     o.later = static_cast<std::uint32_t>(later_.size());
   }
   Later& l = later_[o.later - 1];
-  ObjEvent e{sim_.now(), ctx ? ctx->cpu() : -1, ctx ? ctx->id() : 0u, std::move(what)};
+  const Note e{sim_.now(), ctx ? ctx->cpu() : -1, ctx ? ctx->id() : 0u, format, str, a, b,
+               text_ref};
   if (l.events.size() < kHistoryKept - 1) {
-    l.events.push_back(std::move(e));
+    l.events.push_back(e);
     return;
   }
-  l.events[l.head] = std::move(e);
+  l.events[l.head] = e;
   l.head = static_cast<std::uint32_t>((l.head + 1) % l.events.size());
   ++l.dropped;
 }
@@ -140,7 +143,7 @@ bool Slab::free(const sim::Context* ctx, ObjId id, const char* where) {
     return false;
   }
   o.freed = true;
-  add_event(o, ctx, fmt::format("free by {}", where));
+  add_event(o, ctx, "free by {}", where, 0, 0, 0);
   sim_.emit(ctx, "kfree", {{"obj", id}, {"kind", obj_kind_name(o.kind)}, {"by", where}});
   --live_;
   return true;
@@ -159,10 +162,29 @@ bool Slab::access(const sim::Context* ctx, ObjId id, const char* where) {
   return false;
 }
 
-void Slab::note(const sim::Context* ctx, ObjId id, std::string what) {
+void Slab::note(const sim::Context* ctx, ObjId id, NoteFormat format, std::int64_t a,
+                std::int64_t b) {
   KObject* it = slot(id);
   SIM_ASSERT(it != nullptr, "note on unknown object {}", id);
-  add_event(*it, ctx, std::move(what));
+  add_event(*it, ctx, format.text, nullptr, a, b, 0);
+}
+
+void Slab::note(const sim::Context* ctx, ObjId id, std::string_view text) {
+  KObject* it = slot(id);
+  SIM_ASSERT(it != nullptr, "note on unknown object {}", id);
+  add_event(*it, ctx, nullptr, nullptr, 0, 0, store_name(text));
+}
+
+ObjEvent Slab::render(const Note& n) const {
+  ObjEvent e{n.t_ns, n.cpu, n.ctx, {}};
+  if (n.format == nullptr) {
+    e.what = stored_name(n.text_ref);
+  } else if (n.s != nullptr) {
+    e.what = fmt::format(fmt::runtime(n.format), n.s);
+  } else {
+    e.what = fmt::format(fmt::runtime(n.format), n.a, n.b);
+  }
+  return e;
 }
 
 const KObject* Slab::find(ObjId id) const {
@@ -199,8 +221,11 @@ std::vector<ObjEvent> Slab::history(ObjId id) const {
   std::vector<ObjEvent> out{ObjEvent{o.alloc_ns, o.alloc_cpu, o.alloc_ctx, "alloc"}};
   if (o.later != 0) {
     const Later& l = later_[o.later - 1];
-    out.insert(out.end(), l.events.begin() + l.head, l.events.end());
-    out.insert(out.end(), l.events.begin(), l.events.begin() + l.head);
+    out.reserve(1 + l.events.size());
+    for (std::size_t i = l.head; i < l.events.size(); ++i)
+      out.push_back(render(l.events[i]));
+    for (std::size_t i = 0; i < l.head; ++i)
+      out.push_back(render(l.events[i]));
   }
   return out;
 }

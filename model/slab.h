@@ -25,11 +25,19 @@ using ObjId = std::uint64_t;  // 0 = none
 enum class ObjKind : std::uint8_t { kMap, kProg, kBpfHrtimer, kHtabElem, kLink };
 const char* obj_kind_name(ObjKind kind);
 
+// One line of an object's history as read back (history(), the reports): rendered text.
 struct ObjEvent {
   sim::TimeNs t_ns;
   int cpu;
   std::uint32_t ctx;
   std::string what;
+};
+
+// The text of a history line noted with numbers ("refcnt+1 -> {}"): a literal (consteval), so
+// the Slab keeps the pointer and renders the line with fmt only when the history is read.
+struct NoteFormat {
+  const char* text;
+  consteval NoteFormat(const char* s) : text(s) {}  // NOLINT(google-explicit-constructor)
 };
 
 // An object's history is bounded: its first event (the allocation) and the latest
@@ -69,8 +77,12 @@ class Slab {
   // Checks that `id` is live before the model touches it; a freed object is a use_after_free
   // finding naming `where` (returns false). Accesses are not added to the history.
   bool access(const sim::Context* ctx, ObjId id, const char* where);
-  // Adds a line to the object's history (a refcount change, a state change).
-  void note(const sim::Context* ctx, ObjId id, std::string what);
+  // Adds a line to the object's history (a refcount change, a state change): `format` with
+  // its {} replaced by a and b, rendered only when the history is read (nothing is formatted
+  // per event); or free text, stored in the name arena.
+  void note(const sim::Context* ctx, ObjId id, NoteFormat format, std::int64_t a,
+            std::int64_t b = 0);
+  void note(const sim::Context* ctx, ObjId id, std::string_view text);
 
   const KObject* find(ObjId id) const;
   bool live(ObjId id) const;
@@ -92,10 +104,24 @@ class Slab {
                              const char* site, std::string message) const;
 
  private:
+  // A history line as kept: a literal format and its arguments (a, b, or the static string s
+  // when the format takes one string), or free text in the name arena (format null, the text
+  // at text_ref).
+  struct Note {
+    sim::TimeNs t_ns;
+    std::int32_t cpu;
+    std::uint32_t ctx;
+    const char* format;
+    const char* s;
+    std::int64_t a;
+    std::int64_t b;
+    std::uint32_t text_ref;
+  };
+  ObjEvent render(const Note& n) const;
   // The events of an object after its allocation, the latest kHistoryKept - 1: a ring, the
   // oldest at `head` once it is full (a new event overwrites it, nothing moves).
   struct Later {
-    std::vector<ObjEvent> events;
+    std::vector<Note> events;
     std::uint32_t head = 0;
     std::uint64_t dropped = 0;  // overwritten
   };
@@ -120,7 +146,8 @@ class Slab {
   std::vector<std::unique_ptr<char[]>> name_chunks_;
   std::size_t name_used_ = 0;  // bytes used in the last chunk
   std::size_t name_cap_ = 0;   // its size
-  void add_event(KObject& o, const sim::Context* ctx, std::string what);
+  void add_event(KObject& o, const sim::Context* ctx, const char* format, const char* s,
+                 std::int64_t a, std::int64_t b, std::uint32_t text_ref);
   const KObject& known(ObjId id, const char* what) const;
   KObject* slot(ObjId id) {
     return id != 0 && id <= objects_.size() ? &objects_[static_cast<std::size_t>(id - 1)] : nullptr;

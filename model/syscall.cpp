@@ -76,7 +76,7 @@ int Syscalls::prog_load(Process& p, BpfProg* prog) {
 void Syscalls::map_inc(const sim::Context* ctx, BpfMap& map) {
   k_.slab.access(ctx, map.obj, "bpf_map_inc");
   ++map.refcnt;
-  k_.slab.note(ctx, map.obj, fmt::format("refcnt+1 -> {}", map.refcnt));
+  k_.slab.note(ctx, map.obj, "refcnt+1 -> {}", map.refcnt);
   k_.sim.emit(ctx, "map_refcnt",
               {{"map", map.id},
                {"refcnt", map.refcnt},
@@ -89,7 +89,7 @@ void Syscalls::map_inc_with_uref(const sim::Context* ctx, BpfMap& map) {
   k_.slab.access(ctx, map.obj, "bpf_map_inc_with_uref");
   ++map.refcnt;
   ++map.usercnt;
-  k_.slab.note(ctx, map.obj, fmt::format("refcnt+1 usercnt+1 -> {}/{}", map.refcnt, map.usercnt));
+  k_.slab.note(ctx, map.obj, "refcnt+1 usercnt+1 -> {}/{}", map.refcnt, map.usercnt);
   k_.sim.emit(ctx, "map_refcnt",
               {{"map", map.id},
                {"refcnt", map.refcnt},
@@ -102,7 +102,7 @@ void Syscalls::map_inc_with_uref(const sim::Context* ctx, BpfMap& map) {
 sim::Co<void> Syscalls::map_put(sim::Context& ctx, BpfMap& map) {
   if (!k_.slab.access(&ctx, map.obj, "bpf_map_put")) co_return;
   --map.refcnt;
-  k_.slab.note(&ctx, map.obj, fmt::format("refcnt-1 -> {}", map.refcnt));
+  k_.slab.note(&ctx, map.obj, "refcnt-1 -> {}", map.refcnt);
   ctx.trace("map_refcnt", {{"map", map.id},
                            {"refcnt", map.refcnt},
                            {"usercnt", map.usercnt},
@@ -125,7 +125,7 @@ sim::Co<void> Syscalls::map_put(sim::Context& ctx, BpfMap& map) {
 sim::Co<void> Syscalls::map_put_with_uref(sim::Context& ctx, BpfMap& map) {
   if (!k_.slab.access(&ctx, map.obj, "bpf_map_put_with_uref")) co_return;
   --map.usercnt;
-  k_.slab.note(&ctx, map.obj, fmt::format("usercnt-1 -> {}", map.usercnt));
+  k_.slab.note(&ctx, map.obj, "usercnt-1 -> {}", map.usercnt);
   ctx.trace("map_usercnt", {{"map", map.id},
                             {"usercnt", map.usercnt},
                             {CounterKey("map", map.id, "usercnt").key(), map.usercnt}});
@@ -141,7 +141,7 @@ sim::Co<void> Syscalls::map_put_with_uref(sim::Context& ctx, BpfMap& map) {
 void Syscalls::prog_inc(const sim::Context* ctx, BpfProg& prog) {
   k_.slab.access(ctx, prog.obj, "bpf_prog_inc");
   ++prog.refcnt;
-  k_.slab.note(ctx, prog.obj, fmt::format("refcnt+1 -> {}", prog.refcnt));
+  k_.slab.note(ctx, prog.obj, "refcnt+1 -> {}", prog.refcnt);
   k_.sim.emit(ctx, "prog_refcnt",
               {{"prog", prog.id},
                {"refcnt", prog.refcnt},
@@ -159,7 +159,7 @@ int Syscalls::prog_inc_not_zero(const sim::Context* ctx, BpfProg& prog) {
 sim::Co<void> Syscalls::prog_put(sim::Context& ctx, BpfProg& prog) {
   if (!k_.slab.access(&ctx, prog.obj, "bpf_prog_put")) co_return;
   --prog.refcnt;
-  k_.slab.note(&ctx, prog.obj, fmt::format("refcnt-1 -> {}", prog.refcnt));
+  k_.slab.note(&ctx, prog.obj, "refcnt-1 -> {}", prog.refcnt);
   ctx.trace("prog_refcnt", {{"prog", prog.id},
                             {"refcnt", prog.refcnt},
                             {CounterKey("prog", prog.id, "refcnt").key(), prog.refcnt}});
@@ -376,11 +376,12 @@ std::uint64_t Syscalls::task_struct_addr(const Process* p, int cpu) {
     auto t = std::make_unique<TaskStruct>();
     t->pid = key.first;
     t->tgid = key.first;
-    const std::string comm = p ? p->name : fmt::format("swapper/{}", cpu);
+    const std::string comm = p ? p->name : "swapper/" + std::to_string(cpu);
     std::memcpy(t->comm, comm.data(), std::min(comm.size(), sizeof(t->comm) - 1));
-    const std::uint32_t region = k_.mem.add(
-        RegionKind::kKernelObject, fmt::format("task_struct of pid {} ({})", key.first, comm),
-        reinterpret_cast<std::uint8_t*>(t.get()), sizeof(TaskStruct), false);
+    const std::uint32_t region =
+        k_.mem.add(RegionKind::kKernelObject,
+                   "task_struct of pid " + std::to_string(key.first) + " (" + comm + ")",
+                   reinterpret_cast<std::uint8_t*>(t.get()), sizeof(TaskStruct), false);
     it = tasks_.emplace(key, Task{std::move(t), region}).first;
   }
   return AddressSpace::base(it->second.region);

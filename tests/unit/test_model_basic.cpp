@@ -101,8 +101,13 @@ TEST_CASE("an object's history keeps its allocation and the latest events, count
   model::Slab& slab = w.k.slab;
   const model::ObjId id = slab.alloc(nullptr, model::ObjKind::kProg, "p");
   const std::size_t notes = model::kHistoryKept + 10;
-  for (std::size_t i = 1; i <= notes; ++i)
-    slab.note(nullptr, id, fmt::format("refcnt+1 -> {}", i));
+  for (std::size_t i = 1; i <= notes; ++i) {  // numbers rendered when read, and free text
+    if (i % 2) {
+      slab.note(nullptr, id, "refcnt+1 -> {}", static_cast<std::int64_t>(i));
+    } else {
+      slab.note(nullptr, id, fmt::format("refcnt+1 -> {}", i));
+    }
+  }
   REQUIRE(slab.find(id) != nullptr);
   const std::vector<model::ObjEvent> history = slab.history(id);
   const std::uint64_t dropped = slab.dropped(id);
@@ -111,6 +116,7 @@ TEST_CASE("an object's history keeps its allocation and the latest events, count
   CHECK(history.back().what == fmt::format("refcnt+1 -> {}", notes));
   // Kept after the allocation: the last kHistoryKept - 1 notes.
   CHECK(history[1].what == fmt::format("refcnt+1 -> {}", notes - model::kHistoryKept + 2));
+  CHECK(history[2].what == fmt::format("refcnt+1 -> {}", notes - model::kHistoryKept + 3));
   CHECK(dropped == notes - (model::kHistoryKept - 1));
   const sim::Finding f = slab.finding_about(sim::FindingKind::kLeak, nullptr, id, "test", "leaked");
   REQUIRE(f.history.size() == model::kHistoryKept + 1);
@@ -123,9 +129,12 @@ TEST_CASE("an object's history keeps its allocation and the latest events, count
   // Below the bound nothing is dropped and nothing is said.
   const model::ObjId short_id = slab.alloc(nullptr, model::ObjKind::kProg, "q");
   slab.note(nullptr, short_id, "refcnt+1 -> 2");
+  slab.note(nullptr, short_id, "refcnt+1 usercnt+1 -> {}/{}", 3, 1);
+  slab.free(nullptr, short_id, "test_free");
   CHECK(slab.dropped(short_id) == 0);
   CHECK(slab.finding_about(sim::FindingKind::kLeak, nullptr, short_id, "test", "leaked").history ==
-        std::vector<std::string>{"alloc", "refcnt+1 -> 2"});
+        std::vector<std::string>{"alloc", "refcnt+1 -> 2", "refcnt+1 usercnt+1 -> 3/1",
+                                 "free by test_free"});
 }
 
 TEST_CASE("the slab keeps every name, short, long, past a chunk or after a shared prefix",
