@@ -45,10 +45,11 @@ std::uint64_t ValueArena::addr(std::uint32_t i) const {
 
 KLock& ValueArena::timer_lock(std::uint32_t i, std::uint64_t timer_addr, std::uint8_t* field) {
   SIM_ASSERT(i < size(), "arena {} element {} of {}", name_, i, size());
-  const std::size_t block = i / kTimerLockBlock;
+  const std::uint32_t per_block = lock_block();
+  const std::size_t block = i / per_block;
   if (timer_locks_.size() <= block) timer_locks_.resize(block + 1);
-  if (!timer_locks_[block]) timer_locks_[block] = std::make_unique<KLock[]>(kTimerLockBlock);
-  KLock& lock = timer_locks_[block][i % kTimerLockBlock];
+  if (!timer_locks_[block]) timer_locks_[block] = std::make_unique<KLock[]>(per_block);
+  KLock& lock = timer_locks_[block][i % per_block];
   if (lock.word == nullptr) {
     lock.kind = "bpf_timer_lock";
     lock.id = timer_addr + 8;

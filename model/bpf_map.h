@@ -81,9 +81,13 @@ class ValueArena {
   RegionKind kind_ = RegionKind::kMapValue;
   std::vector<std::unique_ptr<std::uint8_t[]>> chunks_;
   std::vector<std::uint32_t> regions_;
-  // By blocks of kTimerLockBlock elements, each allocated on the first use of one of its locks
-  // (a large map with a few timers pays for a few blocks, a dense one ~nothing beyond the locks).
+  // By blocks of lock_block() elements (at most kTimerLockBlock, at most a chunk: a map of one
+  // element makes one lock, not 256), each allocated on the first use of one of its locks (a
+  // large map with a few timers pays for a few blocks, a dense one ~nothing beyond the locks).
   static constexpr std::uint32_t kTimerLockBlock = 256;
+  std::uint32_t lock_block() const {
+    return chunk_elems_ < kTimerLockBlock ? chunk_elems_ : kTimerLockBlock;
+  }
   std::vector<std::unique_ptr<KLock[]>> timer_locks_;
 };
 

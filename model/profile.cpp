@@ -1,6 +1,8 @@
 #include "model/profile.h"
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 
 namespace bpftsim::model {
 
@@ -130,7 +132,8 @@ bool subset(const std::vector<bool>& a, const std::vector<bool>& b) {
 
 }  // namespace
 
-std::optional<KernelProfile> profile_by_name(const std::string& name, std::string* error) {
+namespace {
+std::optional<KernelProfile> make_profile(const std::string& name, std::string* error) {
   const auto fail = [&](std::string why) -> std::optional<KernelProfile> {
     if (error) *error = std::move(why);
     return std::nullopt;
@@ -192,6 +195,24 @@ std::optional<KernelProfile> profile_by_name(const std::string& name, std::strin
     }
     p.*(changes[i].flag) = true;
     if (!sets[chosen][i]) p.name += "+" + changes[i].id;
+  }
+  return p;
+}
+}  // namespace
+
+std::optional<KernelProfile> profile_by_name(const std::string& name, std::string* error) {
+  // Every run of a scenario names its profile: the profiles made so far are remembered (a name
+  // that fails is not, so that its error is said again). Shared by threads (explore --jobs).
+  static std::mutex mu;
+  static std::map<std::string, KernelProfile, std::less<>> made;
+  {
+    const std::lock_guard<std::mutex> lock(mu);
+    if (auto it = made.find(name); it != made.end()) return it->second;
+  }
+  std::optional<KernelProfile> p = make_profile(name, error);
+  if (p) {
+    const std::lock_guard<std::mutex> lock(mu);
+    if (made.size() < 1024) made.emplace(name, *p);  // bounded: names come from the user
   }
   return p;
 }

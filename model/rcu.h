@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <set>
 #include <string>
@@ -64,9 +63,15 @@ class Rcu {
   sim::TimeNs gp_start_ = 0;
   std::uint64_t gp_seq_ = 0;
   std::uint64_t completed_ = 0;
-  std::vector<Pending> current_;            // waiting for the GP in progress
-  std::vector<Pending> next_;               // queued during it: wait for the following one
-  std::vector<std::deque<Pending>> ready_;  // per CPU, run by RCU_SOFTIRQ
+  std::vector<Pending> current_;  // waiting for the GP in progress
+  std::vector<Pending> next_;     // queued during it: wait for the following one
+  // Per CPU, run by RCU_SOFTIRQ in order: a vector read from `head` (emptied when all are run),
+  // so a CPU that never runs a callback allocates nothing.
+  struct ReadyQueue {
+    std::vector<Pending> items;
+    std::size_t head = 0;
+  };
+  std::vector<ReadyQueue> ready_;
   std::size_t ready_total_ = 0;
   std::uint64_t queued_ = 0;             // call_rcu calls so far
   std::set<std::uint64_t> outstanding_;  // seqs of callbacks not yet run to their end

@@ -613,21 +613,38 @@ std::string outcome_of(const RunResult& r) {
   return first.substr(0, end);
 }
 
+namespace {
+// What an action does, where and by whom: equal for identical actions.
+std::uint64_t action_identity(const Action& a) {
+  return sim::Hasher()
+      .str("action")
+      .str(a.describe())
+      .u64(static_cast<std::uint64_t>(a.cpu))
+      .str(a.process)
+      .u64(static_cast<std::uint64_t>(a.context))
+      .value();
+}
+}  // namespace
+
 std::uint64_t action_key(const Scenario& sc, std::size_t i) {
-  auto identity = [&](const Action& a) {
-    return sim::Hasher()
-        .str("action")
-        .str(a.describe())
-        .u64(static_cast<std::uint64_t>(a.cpu))
-        .str(a.process)
-        .u64(static_cast<std::uint64_t>(a.context))
-        .value();
-  };
-  const std::uint64_t id = identity(sc.timeline[i]);
+  const std::uint64_t id = action_identity(sc.timeline[i]);
   std::uint64_t ordinal = 0;
   for (std::size_t j = 0; j < i; ++j)
-    if (identity(sc.timeline[j]) == id) ++ordinal;
+    if (action_identity(sc.timeline[j]) == id) ++ordinal;
   return sim::Hasher(id).u64(ordinal).value();
+}
+
+std::vector<std::uint64_t> action_keys(const Scenario& sc) {
+  std::vector<std::uint64_t> keys(sc.timeline.size());
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;  // (identity, count so far), sorted
+  for (std::size_t i = 0; i < sc.timeline.size(); ++i) {
+    const std::uint64_t id = action_identity(sc.timeline[i]);
+    auto it =
+        std::lower_bound(seen.begin(), seen.end(), std::pair<std::uint64_t, std::uint64_t>{id, 0});
+    if (it == seen.end() || it->first != id) it = seen.insert(it, {id, 0});
+    keys[i] = sim::Hasher(id).u64(it->second++).value();
+  }
+  return keys;
 }
 
 const sim::Trace& RunResult::trace() const {
@@ -736,9 +753,10 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
   }
 
   RunInstance* raw = in.get();
+  const std::vector<std::uint64_t> keys = action_keys(sc);
   for (const Action& a : sc.timeline) {
     const std::size_t i = a.index;
-    const std::uint64_t key = action_key(sc, i);
+    const std::uint64_t key = keys[i];
     sim::TimeNs at = a.at_ns;
     if (a.at_max_ns && *a.at_max_ns > a.at_ns) {
       at += in->sim.scheduler().draw(sim::DecisionKind::kRange, key,

@@ -69,6 +69,8 @@ struct RunInstance;  // the Simulator and Kernel of one run
 // its ordinal among identical actions before it, so that removing or moving other actions
 // (shrinking) or changing its time leaves it unchanged.
 std::uint64_t action_key(const Scenario& sc, std::size_t i);
+// The keys of all timeline actions, in timeline order: action_key(sc, i) for every i, in one pass.
+std::vector<std::uint64_t> action_keys(const Scenario& sc);
 
 struct RunResult {
   std::string name;  // the scenario's

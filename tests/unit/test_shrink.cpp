@@ -7,6 +7,7 @@
 // by search). Then `bpftsim shrink` and `bpftsim replay` of what it writes, through the tool.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <string>
@@ -124,6 +125,26 @@ bool has_noise(const std::string& json) {
 }
 
 }  // namespace
+
+TEST_CASE("action keys: one pass gives each action's key, identical actions told by ordinal",
+          "[shrink]") {
+  OJson doc = race_4_9_with_noise();
+  // Two more lookups identical to the one at 2000 ns on CPU 2: same identity, ordinals 1 and 2.
+  doc["timeline"].push_back(doc["timeline"][1]);
+  doc["timeline"][doc["timeline"].size() - 1]["at_ns"] = 50000;
+  doc["timeline"].push_back(doc["timeline"][1]);
+  doc["timeline"][doc["timeline"].size() - 1]["at_ns"] = 60000;
+  const Scenario sc = parse(kSource / "scenarios/races/noisy.json", doc.dump(2));
+  const std::vector<std::uint64_t> keys = action_keys(sc);
+  REQUIRE(keys.size() == sc.timeline.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    INFO("action " << i);
+    CHECK(keys[i] == action_key(sc, i));
+  }
+  std::vector<std::uint64_t> sorted = keys;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());  // all distinct
+}
 
 TEST_CASE("shrink: 4.9 with irrelevant actions shrinks to a 1-minimal run", "[shrink]") {
   TempDir tmp;
