@@ -20,20 +20,20 @@ std::string map_section(const MapSpec& m) {
   return m.origin == MapOrigin::kUser ? ".maps" : m.name;
 }
 
-std::shared_ptr<MapDef> map_def(const MapSpec& m) {
-  auto d = std::make_shared<MapDef>();
-  d->name = m.name;
-  d->type = m.type;
-  d->key_size = m.key_size;
-  d->value_size = m.value_size;
-  d->max_entries = m.max_entries;
-  d->map_flags = m.map_flags;
+MapDef map_def(const MapSpec& m) {
+  MapDef d;
+  d.name = m.name;
+  d.type = m.type;
+  d.key_size = m.key_size;
+  d.value_size = m.value_size;
+  d.max_entries = m.max_entries;
+  d.map_flags = m.map_flags;
   // libbpf creates .rodata with BPF_F_RDONLY_PROG (bpf_object__init_internal_map).
-  if (m.origin == MapOrigin::kRodata) d->map_flags |= kBpfFRdonlyProg;
-  d->timer_off = m.timer_off;
-  d->spin_lock_off = m.spin_lock_off;
-  d->global_data = m.origin != MapOrigin::kUser;
-  if (!m.inner.empty()) d->inner = map_def(m.inner.front());
+  if (m.origin == MapOrigin::kRodata) d.map_flags |= kBpfFRdonlyProg;
+  d.timer_off = m.timer_off;
+  d.spin_lock_off = m.spin_lock_off;
+  d.global_data = m.origin != MapOrigin::kUser;
+  if (!m.inner.empty()) d.inner = std::make_shared<MapDef>(map_def(m.inner.front()));
   return d;
 }
 
@@ -205,14 +205,14 @@ std::shared_ptr<const ObjectSpec> VerifyMemo::shared_spec(const ObjectSpec& spec
 }
 
 std::shared_ptr<const BpfVm::Code> VerifyMemo::code(std::size_t index, const std::string& name,
-                                                    std::vector<BpfInsn> insns) {
+                                                    const std::vector<BpfInsn>& insns) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (index < code_.size())
       for (const auto& c : code_[index])
         if (same_insns(BpfVm::insns_of(*c), insns)) return c;
   }
-  auto c = BpfVm::prepare(BpfProgramImage{name, std::move(insns)});
+  auto c = BpfVm::prepare(BpfProgramImage{name, insns});
   std::lock_guard<std::mutex> lock(mu_);
   if (code_.size() <= index) code_.resize(index + 1);
   // A few variants at most (relocations differ only when the kernel's ids do); bounded anyway.
@@ -266,7 +266,7 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
   // bpf_object__create_maps (global data maps get their initial bytes before any program runs).
   for (const MapSpec& ms : spec.maps) {
     int err = 0;
-    BpfMap* m = k.create_map(nullptr, *map_def(ms), &err);
+    BpfMap* m = k.create_map(nullptr, map_def(ms), &err);
     if (!m)
       return LoadError{fmt::format("{}: section '{}': map '{}': BPF_MAP_CREATE failed: {} ({})",
                                    spec.path, map_section(ms), ms.name, err, errno_name(err))};
@@ -290,19 +290,22 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
   for (std::size_t pi = 0; pi < spec.progs.size(); ++pi) {
     const ProgSpec& ps = spec.progs[pi];
     const std::uint32_t prog_id = k.next_prog_id();
-    std::vector<BpfInsn> insns = ps.insns;
-    std::set<std::uint32_t> used;
+    // Relocated into a buffer of the thread, reused by every load: with a memo, a run whose
+    // relocations come out as before copies nothing.
+    thread_local std::vector<BpfInsn> insns;
+    insns.assign(ps.insns.begin(), ps.insns.end());
+    std::vector<bool> used(obj->maps_.size(), false);
     for (const LdImm64Reloc& r : ps.relocs) {
       const std::uint64_t v = reloc_value(k, r, obj->maps_, prog_id);
       insns[r.insn_idx].imm = static_cast<std::int32_t>(static_cast<std::uint32_t>(v));
       insns[r.insn_idx + 1].imm = static_cast<std::int32_t>(static_cast<std::uint32_t>(v >> 32));
-      if (r.kind != LdImm64Reloc::Kind::kFunc) used.insert(r.map_idx);
+      if (r.kind != LdImm64Reloc::Kind::kFunc) used[r.map_idx] = true;
     }
     std::vector<BpfMap*> used_maps;
-    for (std::uint32_t i : used)
-      used_maps.push_back(obj->maps_[i]);
-    auto code = opts.verify_memo ? opts.verify_memo->code(pi, ps.name, std::move(insns))
-                                 : BpfVm::prepare(BpfProgramImage{ps.name, std::move(insns)});
+    for (std::size_t i = 0; i < used.size(); ++i)
+      if (used[i]) used_maps.push_back(obj->maps_[i]);
+    auto code = opts.verify_memo ? opts.verify_memo->code(pi, ps.name, insns)
+                                 : BpfVm::prepare(BpfProgramImage{ps.name, insns});
     const ObjId o = k.alloc_prog_obj(ps.name);
     // The object's shared spec names the program (aliasing: kept alive with the object's spec).
     std::shared_ptr<const ProgSpec> pspec(obj->spec_, &obj->spec_->progs[pi]);

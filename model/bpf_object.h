@@ -51,9 +51,10 @@ class VerifyMemo {
   std::optional<LoadError> verify(const ObjectSpec& spec, const VerifierOptions& opts);
   // The shared copy of `spec` (made on the first call).
   std::shared_ptr<const ObjectSpec> shared_spec(const ObjectSpec& spec);
-  // Program `index`'s prepared code for these relocated instructions.
+  // Program `index`'s prepared code for these relocated instructions (copied only when no
+  // code prepared before has the same).
   std::shared_ptr<const BpfVm::Code> code(std::size_t index, const std::string& name,
-                                          std::vector<BpfInsn> insns);
+                                          const std::vector<BpfInsn>& insns);
 
  private:
   std::mutex mu_;
