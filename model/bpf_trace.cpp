@@ -113,8 +113,9 @@ void BpfTrace::attach(const HookPoint& hook, BpfProg& prog, int pid, int link_fd
   hooks_[hook].push_back(Attachment{&prog, pid, link_fd});
 }
 
-bool BpfTrace::attached(HookKind kind, const std::string& target) const {
-  return hooks_.count(HookPoint{kind, target}) != 0;
+bool BpfTrace::attached(HookKind kind, std::string_view target) const {
+  if (hooks_.empty()) return false;  // the common case: no string made per hook reached
+  return hooks_.count(HookPoint{kind, std::string(target)}) != 0;
 }
 
 bool BpfTrace::link_open(const Attachment& a) const {

@@ -81,8 +81,11 @@ class BpfTrace {
   // Attaches `prog` at `hook` through link fd `link_fd` of process `pid`: the program runs there
   // as long as that fd is open and refers to it.
   void attach(const HookPoint& hook, BpfProg& prog, int pid, int link_fd);
+  // Whether anything was ever attached anywhere: hot paths test it before calling the hooks
+  // below (coroutines that do nothing without attachments), so that they cost no frame.
+  bool any() const { return !hooks_.empty(); }
   // Whether anything was ever attached at the hook (links may have been closed since).
-  bool attached(HookKind kind, const std::string& target) const;
+  bool attached(HookKind kind, std::string_view target) const;
 
   // The kernel enters function `fn` (fentry and kprobe programs) / returns from it with `ret`
   // (fexit programs; their context is the arguments, then the return value).

@@ -125,11 +125,15 @@ sim::Co<void> Hrtimers::lock_wait(sim::Context& ctx, int cpu) {
   }
 }
 
+bool Hrtimers::hooked(const char* tp) const {
+  if (!k_.hooks.any()) return false;
+  return k_.hooks.attached(HookKind::kTpBtf, tp) || k_.hooks.attached(HookKind::kRawTp, tp) ||
+         k_.hooks.attached(HookKind::kTracepoint, tp);
+}
+
 sim::Co<void> Hrtimers::locked_tracepoint(sim::Context& ctx, int cpu, const char* tp,
                                           std::array<std::uint64_t, 5> args) {
-  if (!k_.hooks.attached(HookKind::kTpBtf, tp) && !k_.hooks.attached(HookKind::kRawTp, tp) &&
-      !k_.hooks.attached(HookKind::kTracepoint, tp))
-    co_return;
+  if (!hooked(tp)) co_return;
   co_await lock_wait(ctx, cpu);  // another CPU's hook may hold it since this operation's wait
   CpuBase& c = cpus_[cpu];
   c.lock_owner = &ctx;
@@ -150,7 +154,9 @@ std::uint64_t mode_bits(const HrtimerExpiry& e) {
 sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, HrtimerExpiry e) {
   const std::array<std::uint64_t, 5> fargs{t.owner, static_cast<std::uint64_t>(e.hard), 0,
                                            mode_bits(e), 0};
-  co_await k_.hooks.function_entry(ctx, "hrtimer_start_range_ns", fargs);
+  if (k_.hooks.any()) {
+    co_await k_.hooks.function_entry(ctx, "hrtimer_start_range_ns", fargs);
+  }
   // lock_hrtimer_base (the timer's base), then switch_hrtimer_base's target (this CPU's).
   const bool remote_base = t.cpu >= 0 && t.cpu != ctx.cpu();
   if (remote_base) co_await lock_wait(ctx, t.cpu);
@@ -158,7 +164,9 @@ sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, HrtimerExpiry e) {
   k_.slab.access(&ctx, t.owner, "hrtimer_start");
   const int old_cpu = t.cpu;
   const bool was = remove(t);
-  if (was) co_await locked_tracepoint(ctx, old_cpu, "hrtimer_cancel", {t.owner, 0, 0, 0, 0});
+  if (was && hooked("hrtimer_cancel")) {
+    co_await locked_tracepoint(ctx, old_cpu, "hrtimer_cancel", {t.owner, 0, 0, 0, 0});
+  }
   // A timer whose callback runs stays on that base; otherwise it moves to this CPU (pinned or
   // not: see hrtimer.h).
   const int cpu = callback_running(t) ? t.cpu : ctx.cpu();
@@ -185,9 +193,13 @@ sim::Co<void> Hrtimers::start(sim::Context& ctx, HrTimer& t, HrtimerExpiry e) {
                                 {"flow_out", t.seq + 1},
                                 {"counter:armed_timers", armed()}});
   }
-  co_await locked_tracepoint(ctx, cpu, "hrtimer_start", {t.owner, mode_bits(e), 0, 0, 0});
+  if (hooked("hrtimer_start")) {
+    co_await locked_tracepoint(ctx, cpu, "hrtimer_start", {t.owner, mode_bits(e), 0, 0, 0});
+  }
   co_await ctx.step(k_.cost.hrtimer_op_ns);
-  co_await k_.hooks.function_exit(ctx, "hrtimer_start_range_ns", fargs, 0);
+  if (k_.hooks.any()) {
+    co_await k_.hooks.function_exit(ctx, "hrtimer_start_range_ns", fargs, 0);
+  }
 }
 
 int Hrtimers::try_to_cancel_now(sim::Context& ctx, HrTimer& t) {
@@ -201,12 +213,18 @@ int Hrtimers::try_to_cancel_now(sim::Context& ctx, HrTimer& t) {
 
 sim::Co<int> Hrtimers::try_to_cancel(sim::Context& ctx, HrTimer& t) {
   const std::array<std::uint64_t, 5> fargs{t.owner, 0, 0, 0, 0};
-  co_await k_.hooks.function_entry(ctx, "hrtimer_try_to_cancel", fargs);
+  if (k_.hooks.any()) {
+    co_await k_.hooks.function_entry(ctx, "hrtimer_try_to_cancel", fargs);
+  }
   if (t.cpu >= 0) co_await lock_wait(ctx, t.cpu);
   const int ret = try_to_cancel_now(ctx, t);
-  if (ret == 1) co_await locked_tracepoint(ctx, t.cpu, "hrtimer_cancel", fargs);
+  if (ret == 1 && hooked("hrtimer_cancel")) {
+    co_await locked_tracepoint(ctx, t.cpu, "hrtimer_cancel", fargs);
+  }
   co_await ctx.step(k_.cost.hrtimer_op_ns);
-  co_await k_.hooks.function_exit(ctx, "hrtimer_try_to_cancel", fargs, ret);
+  if (k_.hooks.any()) {
+    co_await k_.hooks.function_exit(ctx, "hrtimer_try_to_cancel", fargs, ret);
+  }
   co_return ret;
 }
 
@@ -214,19 +232,29 @@ sim::Co<int> Hrtimers::try_to_cancel(sim::Context& ctx, HrTimer& t) {
 // the waiters) cannot fall between them (with a hook between them, the wait re-checks first).
 sim::Co<int> Hrtimers::cancel(sim::Context& ctx, HrTimer& t) {
   const std::array<std::uint64_t, 5> fargs{t.owner, 0, 0, 0, 0};
-  co_await k_.hooks.function_entry(ctx, "hrtimer_cancel", fargs);
+  if (k_.hooks.any()) {
+    co_await k_.hooks.function_entry(ctx, "hrtimer_cancel", fargs);
+  }
   for (;;) {
-    co_await k_.hooks.function_entry(ctx, "hrtimer_try_to_cancel", fargs);
+    if (k_.hooks.any()) {
+      co_await k_.hooks.function_entry(ctx, "hrtimer_try_to_cancel", fargs);
+    }
     if (t.cpu >= 0) co_await lock_wait(ctx, t.cpu);
     const int ret = try_to_cancel_now(ctx, t);
-    if (ret == 1) co_await locked_tracepoint(ctx, t.cpu, "hrtimer_cancel", fargs);
+    if (ret == 1 && hooked("hrtimer_cancel")) {
+      co_await locked_tracepoint(ctx, t.cpu, "hrtimer_cancel", fargs);
+    }
     if (ret >= 0) {
       co_await ctx.step(k_.cost.hrtimer_op_ns);
-      co_await k_.hooks.function_exit(ctx, "hrtimer_try_to_cancel", fargs, ret);
-      co_await k_.hooks.function_exit(ctx, "hrtimer_cancel", fargs, ret);
+      if (k_.hooks.any()) {
+        co_await k_.hooks.function_exit(ctx, "hrtimer_try_to_cancel", fargs, ret);
+        co_await k_.hooks.function_exit(ctx, "hrtimer_cancel", fargs, ret);
+      }
       co_return ret;
     }
-    co_await k_.hooks.function_exit(ctx, "hrtimer_try_to_cancel", fargs, ret);
+    if (k_.hooks.any()) {
+      co_await k_.hooks.function_exit(ctx, "hrtimer_try_to_cancel", fargs, ret);
+    }
     if (!callback_running(t)) continue;
     ClockBase& b = base_of(t);
     co_await ctx.block(b.running_waiters,
@@ -252,7 +280,9 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
       if (!alive) continue;  // reported; the freed timer's function is not called
       b.running = &t;
       b.running_ctx = &ctx;
-      co_await locked_tracepoint(ctx, cpu, "hrtimer_cancel", {t.owner, 0, 0, 0, 0});
+      if (hooked("hrtimer_cancel")) {
+        co_await locked_tracepoint(ctx, cpu, "hrtimer_cancel", {t.owner, 0, 0, 0, 0});
+      }
       // Trace conventions (sim/trace_render.h): the expiry is a slice, the arrow from the
       // hrtimer_start of this enqueue (seq) ends here.
       const sim::TraceName slice{"hrtimer", ' ', t.owner, false};  // "hrtimer <owner>"
@@ -261,12 +291,16 @@ sim::Co<void> Hrtimers::run_softirq(sim::Context& ctx) {
                                          {"slice_begin", slice},
                                          {"flow_in", t.seq + 1},
                                          {"counter:armed_timers", armed()}});
-      co_await k_.hooks.tracepoint(ctx, "hrtimer_expire_entry",
-                                   {t.owner, static_cast<std::uint64_t>(basenow), 0, 0, 0});
+      if (k_.hooks.any()) {
+        co_await k_.hooks.tracepoint(ctx, "hrtimer_expire_entry",
+                                     {t.owner, static_cast<std::uint64_t>(basenow), 0, 0, 0});
+      }
       co_await ctx.step(k_.cost.hrtimer_op_ns);
       const ObjId owner = t.owner;
       const int restart = co_await functions_[t.function](ctx, t);
-      co_await k_.hooks.tracepoint(ctx, "hrtimer_expire_exit", {owner, 0, 0, 0, 0});
+      if (k_.hooks.any()) {
+        co_await k_.hooks.tracepoint(ctx, "hrtimer_expire_exit", {owner, 0, 0, 0, 0});
+      }
       // After a NORESTART callback the kernel does not touch the timer again (it may be freed).
       if (restart == kHrtimerRestart && k_.slab.access(&ctx, t.owner, "__run_hrtimer restart") &&
           !t.enqueued)

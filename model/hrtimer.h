@@ -133,6 +133,9 @@ class Hrtimers {
   // one) holds it. Free, it costs nothing: see the header comment.
   sim::Co<void> lock_wait(sim::Context& ctx, int cpu);
   // Tracepoint `tp` hit inside a base operation: its programs run with `cpu`'s base lock held.
+  // Callers test hooked(tp) first, so that a tracepoint nothing is attached to (the common
+  // case) costs no coroutine.
+  bool hooked(const char* tp) const;
   sim::Co<void> locked_tracepoint(sim::Context& ctx, int cpu, const char* tp,
                                   std::array<std::uint64_t, 5> args);
 
