@@ -4,12 +4,15 @@
 // (hrtimer_start, hrtimer_cancel, hrtimer_expire_entry, hrtimer_expire_exit, ...) and fields.
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <initializer_list>
 #include <map>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -33,9 +36,30 @@ constexpr std::uint64_t mix(std::uint64_t h, std::uint64_t w) {
   return h ^ (h >> 32);
 }
 
-// Bytes [p, p + n), n <= 8, as a little-endian number (zero-padded), by arithmetic: the same on
-// any host byte order. Compilers turn the loop into one load on little-endian hosts.
+// Bytes [p, p + n), n <= 8, as a little-endian number (zero-padded): by arithmetic at compile
+// time and on big-endian hosts (the same number on any host); at run time on a little-endian host
+// by at most two loads, overlapping (a byte read twice lands on the same bits both times), not a
+// loop over the bytes.
 constexpr std::uint64_t load_le(const char* p, std::size_t n) {
+  if (!std::is_constant_evaluated() && std::endian::native == std::endian::little) {
+    if (n == 8) {
+      std::uint64_t v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+    if (n >= 4) {
+      std::uint32_t lo;
+      std::uint32_t hi;
+      std::memcpy(&lo, p, 4);
+      std::memcpy(&hi, p + n - 4, 4);
+      return lo | std::uint64_t{hi} << (8 * (n - 4));
+    }
+    if (n == 0) return 0;
+    const auto byte = [p](std::size_t i) {
+      return std::uint64_t{static_cast<unsigned char>(p[i])};
+    };
+    return byte(0) | byte(n / 2) << (8 * (n / 2)) | byte(n - 1) << (8 * (n - 1));
+  }
   std::uint64_t v = 0;
   for (std::size_t i = 0; i < n; ++i)
     v |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);

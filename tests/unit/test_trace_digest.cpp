@@ -154,3 +154,20 @@ TEST_CASE("the trace digest is the word fold traces/README.md defines", "[trace]
   CHECK(bpftsim::sim::TraceKey(runtime_key).id == Reference::id("hrtimer_expire_entry"));
   CHECK(bpftsim::sim::TraceKey("hrtimer").id != bpftsim::sim::TraceKey("hrtimes").id);
 }
+
+TEST_CASE("load_le at run time (overlapping loads) equals the compile-time byte arithmetic",
+          "[trace]") {
+  namespace digest = bpftsim::sim::digest;
+  // Bytes with the high bit set too, so that a sign extension would show.
+  static constexpr char kBytes[] = {'\x01', '\x82', '\x13', '\xf4', '\x25', '\xa6', '\x37', '\xc8'};
+  constexpr std::uint64_t kAt[9] = {
+      digest::load_le(kBytes, 0), digest::load_le(kBytes, 1), digest::load_le(kBytes, 2),
+      digest::load_le(kBytes, 3), digest::load_le(kBytes, 4), digest::load_le(kBytes, 5),
+      digest::load_le(kBytes, 6), digest::load_le(kBytes, 7), digest::load_le(kBytes, 8)};
+  for (std::size_t n = 0; n <= 8; ++n) {
+    INFO("n = " << n);
+    std::string s(kBytes, n);  // a run-time buffer of its own
+    CHECK(digest::load_le(s.data(), n) == kAt[n]);
+    CHECK(kAt[n] == Reference::le(std::string(kBytes, 8), 0, n));
+  }
+}
