@@ -3,12 +3,12 @@
 #include <fmt/format.h>
 
 #include <cstring>
-#include <deque>
 
 #include "model/errno.h"
 #include "model/libbpf_loader.h"  // map_type_name
 #include "model/uapi.h"
 #include "sim/assert.h"
+#include "sim/fifo.h"
 #include "sim/hash.h"
 
 namespace bpftsim::model {
@@ -323,8 +323,8 @@ void Kernel::refcount_underflow(const sim::Context* ctx, ObjId obj, const std::s
 
 std::set<ObjId> Kernel::reachable() const {
   std::set<ObjId> seen;
-  std::deque<const BpfMap*> maps;
-  std::deque<const BpfProg*> progs;
+  sim::Fifo<const BpfMap*> maps;
+  sim::Fifo<const BpfProg*> progs;
   auto add_map = [&](const BpfMap* m) {
     if (m && !m->freed && seen.insert(m->obj).second) maps.push_back(m);
   };

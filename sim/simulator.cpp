@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "sim/assert.h"
+#include "sim/fifo.h"
 #include "sim/hash.h"
 
 namespace bpftsim::sim {
@@ -69,13 +70,13 @@ const char* run_status_name(RunStatus s) {
 struct Simulator::Cpu {
   int id = 0;
   std::vector<Context*> stack;
-  std::deque<Context*> runqueue;
+  Fifo<Context*> runqueue;
   std::uint32_t softirq_pending = 0;
   bool ksoftirqd_active = false;  // pending softirqs are left to the ksoftirqd task
   int deferred = 0;               // boundaries a pending interrupt/softirq was deferred (land_max)
   // Softirqs may start at a boundary of this CPU (kernel: invoke_softirq on irq exit).
   bool softirq_due() const { return softirq_pending && !ksoftirqd_active; }
-  std::deque<Context*> irqs;  // hardirq/NMI contexts waiting to interrupt this CPU
+  Fifo<Context*> irqs;  // hardirq/NMI contexts waiting to interrupt this CPU
   std::unique_ptr<CpuEvent> boundary;
   std::string softirq_name;  // "softirq/N", the name of each softirq context here
 };

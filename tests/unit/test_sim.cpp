@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/fifo.h"
 #include "sim/simulator.h"
 
 using namespace bpftsim::sim;
@@ -657,4 +658,28 @@ TEST_CASE("ties between events that share a tag replay strictly (the nth gets it
     CHECK(b == a);
   }
   CHECK(orders.size() > 1);
+}
+
+TEST_CASE("Fifo: first in, first out, across drains and a queue that never drains", "[sim]") {
+  bpftsim::sim::Fifo<int> q;
+  CHECK(q.empty());
+  // A queue that never drains (always one behind): the consumed front is dropped as it goes.
+  int next_in = 0;
+  int next_out = 0;
+  q.push_back(next_in++);
+  for (int round = 0; round < 1000; ++round) {
+    q.push_back(next_in++);
+    q.push_back(next_in++);
+    REQUIRE(q.front() == next_out++);
+    q.pop_front();
+    REQUIRE(q.size() == static_cast<std::size_t>(next_in - next_out));
+  }
+  while (!q.empty()) {
+    REQUIRE(q.front() == next_out++);
+    q.pop_front();
+  }
+  CHECK(next_out == next_in);
+  q.push_back(7);  // drained: starts over
+  CHECK(q.size() == 1);
+  CHECK(q.front() == 7);
 }
