@@ -70,6 +70,10 @@ BpfHrtimer* BpfHrtimerTable::find(ObjId obj) {
                          : kGeometric + (c - kMaxChunkShift) * (kFirstChunk << kMaxChunkShift);
   const std::size_t n = std::min(kFirstChunk << std::min(c, kMaxChunkShift), size_ - start);
   BpfHrtimer* chunk = chunks_[c].get();
+  // Timers made one after the other (a map's worth armed in a loop) have consecutive ids: try
+  // the entry at the id's distance from the chunk's first before searching.
+  if (const ObjId guess = obj - chunk[0].obj(); guess < n && chunk[guess].obj() == obj)
+    return &chunk[guess];
   lo = 0;
   hi = n;  // entries [0, lo) of the chunk have ids below obj
   while (lo < hi) {
