@@ -141,9 +141,13 @@ struct TraceArg {
   enum class Kind : std::uint8_t { kInt, kStr, kName };
   TraceKey key;
   Kind kind = Kind::kInt;
-  std::int64_t i = 0;
-  std::string_view s;
-  TraceName name;
+  // The value, by kind (read only the member `kind` names): a record's ten or so arguments are
+  // built on every emit, so the value is not three members initialised side by side.
+  union {
+    std::int64_t i;
+    std::string_view s;
+    TraceName name;
+  };
   TraceArg(TraceKey k, std::int64_t v) : key(k), i(v) {}
   TraceArg(TraceKey k, int v) : key(k), i(v) {}
   TraceArg(TraceKey k, unsigned v) : key(k), i(v) {}
