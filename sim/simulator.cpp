@@ -21,6 +21,14 @@ constexpr bool kPoolContexts = BPFTSIM_CO_FRAME_POOL != 0;
 
 const std::uint64_t kSoftirqSite = hash_bytes("softirq");
 
+// Finished contexts, emptied (no frame, no body), with the map nodes that held them: shared by
+// the simulators of one thread, one after the other (an explorer's runs), bounded.
+constexpr std::size_t kMaxPooledContexts = 4096;
+std::vector<std::map<std::uint32_t, std::unique_ptr<Context>>::node_type>& context_pool() {
+  thread_local std::vector<std::map<std::uint32_t, std::unique_ptr<Context>>::node_type> pool;
+  return pool;
+}
+
 }  // namespace
 
 void assert_fail(const char* file, int line, const char* expr, const std::string& msg) {
@@ -189,7 +197,6 @@ Simulator::~Simulator() {
     queue_.remove(*cb);
   // Suspended coroutine chains are destroyed with their contexts.
   contexts_.clear();
-  free_contexts_.clear();
 }
 
 Simulator* Simulator::running() {
@@ -203,11 +210,13 @@ Context& Simulator::new_context(CtxKind kind, int cpu, std::string_view name, st
   const std::uint64_t key = Hasher().u64(parent).u64(site).u64(ordinal).value();
   Context* ctx;
   // Ids only grow, so the new context goes at the map's end (the hint makes that O(1)).
-  if (!free_contexts_.empty()) {
-    ContextMap::node_type node = std::move(free_contexts_.back());
-    free_contexts_.pop_back();
+  auto& pool = context_pool();
+  if (!pool.empty()) {
+    ContextMap::node_type node = std::move(pool.back());
+    pool.pop_back();
     node.key() = id;
     ctx = node.mapped().get();
+    ctx->sim_ = this;  // made by another simulator of this thread, maybe
     ctx->reuse(id, key, kind, cpu, name);
     contexts_.insert(contexts_.end(), std::move(node));
   } else {
@@ -457,7 +466,7 @@ void Simulator::finish(Context& ctx) {
       // its body (a lambda's captures).
       ctx.root_ = Co<void>();
       ctx.body_ = nullptr;
-      free_contexts_.push_back(std::move(node));
+      if (context_pool().size() < kMaxPooledContexts) context_pool().push_back(std::move(node));
     }
   }
   // Whatever is next on this CPU (the interrupted context, another softirq, the next task).

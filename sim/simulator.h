@@ -62,10 +62,11 @@ struct SimConfig {
   std::uint64_t max_trace_records = 2'000'000;
   bool trace_tail_only = false;
   // Appended to the message of the step / virtual time / trace record limit: how to raise it
-  // (the tool knows its flags and scenario fields; the engine does not).
-  std::string step_limit_hint;
-  std::string time_limit_hint;
-  std::string trace_limit_hint;
+  // (the tool knows its flags and scenario fields; the engine does not). Views of text that
+  // outlives the simulator (the tool's literals): a run copies no string for them.
+  std::string_view step_limit_hint;
+  std::string_view time_limit_hint;
+  std::string_view trace_limit_hint;
 };
 
 enum class RunStatus : std::uint8_t {
@@ -204,9 +205,10 @@ class Simulator {
   std::vector<std::unique_ptr<Cpu>> cpus_;
   using ContextMap = std::map<std::uint32_t, std::unique_ptr<Context>>;
   ContextMap contexts_;  // live contexts by id
-  // Finished contexts with their map nodes, reused by new_context: a softirq per expiry
-  // allocates nothing. Off under AddressSanitizer (a finished context must stay freed there).
-  std::vector<ContextMap::node_type> free_contexts_;
+  // Finished contexts with their map nodes are reused by new_context (a softirq per expiry
+  // allocates nothing) from a pool of the thread, so that a run after the first on a thread (an
+  // explorer's) makes no Context either. Off under AddressSanitizer (a finished context must
+  // stay freed there). See context_pool() in simulator.cpp.
   std::uint32_t next_ctx_id_ = 1;
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint32_t> spawn_ordinals_;
   struct SoftirqVec {
