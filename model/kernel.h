@@ -125,7 +125,7 @@ class Kernel {
   // run at a limit, with `insn_limit_hint` (how to raise it) in the message.
   std::uint64_t insns_executed = 0;
   std::uint64_t max_insns = 1'000'000'000;
-  std::string insn_limit_hint;
+  std::string_view insn_limit_hint;  // text that outlives the kernel (a literal)
 
   // What BPF code runs in each context, innermost last (a program run, a timer callback with its
   // map element): findings reported there name it (the simulator's finding hook).

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 #include "model/bpf_object.h"
 #include "model/errno.h"
@@ -26,8 +27,8 @@ struct RunInstance {
   model::Kernel k;
   std::vector<std::unique_ptr<model::BpfObject>> objects;
   std::map<std::string, model::Process*> procs;
-  // (pid, "map:t.array" / "prog:t.test1" / "link:t.test1") -> fds, most recent last.
-  std::map<std::pair<int, std::string>, std::vector<int>> fds;
+  // (pid, kind, "t.array" / "t.test1") -> fds, most recent last.
+  std::map<std::tuple<int, FdKind, std::string>, std::vector<int>> fds;
   std::vector<std::string> failures;
   // Where fail() writes: `failures`, or the failures of one alternative of expect.any_of.
   std::vector<std::string>* sink = &failures;
@@ -42,18 +43,15 @@ struct RunInstance {
     return p;
   }
 
-  static std::string fd_key(FdKind kind, const std::string& name) {
-    return (kind == FdKind::kMap ? "map:" : kind == FdKind::kProg ? "prog:" : "link:") + name;
-  }
   int fd_of(const model::Process& p, FdKind kind, const std::string& name) const {
-    auto it = fds.find({p.pid, fd_key(kind, name)});
+    auto it = fds.find({p.pid, kind, name});
     return it == fds.end() || it->second.empty() ? -1 : it->second.back();
   }
   void add_fd(const model::Process& p, FdKind kind, const std::string& name, int fd) {
-    fds[{p.pid, fd_key(kind, name)}].push_back(fd);
+    fds[{p.pid, kind, name}].push_back(fd);
   }
   void drop_fd(const model::Process& p, FdKind kind, const std::string& name) {
-    auto it = fds.find({p.pid, fd_key(kind, name)});
+    auto it = fds.find({p.pid, kind, name});
     if (it != fds.end() && !it->second.empty()) it->second.pop_back();
   }
 
@@ -274,7 +272,7 @@ sim::Co<void> RunInstance::exec(sim::Context& c, std::size_t i) {
     case ActionKind::kExit: {
       co_await k.sys.exit(c, p);
       for (auto it = fds.begin(); it != fds.end();)
-        it = it->first.first == p.pid ? fds.erase(it) : std::next(it);
+        it = std::get<0>(it->first) == p.pid ? fds.erase(it) : std::next(it);
       break;
     }
     case ActionKind::kWait:
