@@ -120,6 +120,10 @@ std::uint32_t Scheduler::decide(DecisionKind kind, std::uint64_t base, std::uint
   const std::uint64_t key =
       nth == 0 ? base : Hasher().u64(base).u64(nth).value();  // the first keeps the base
   const std::uint32_t chosen = pick(log_.size(), kind, key, options, candidates);
+  if (log_.empty()) {  // a run asks a few dozen: one allocation each, not one per doubling
+    log_.reserve(32);
+    bases_.reserve(32);
+  }
   const std::uint64_t value = candidates.empty() ? chosen : candidates[chosen].key;
   log_.push_back(Decision{kind, key, options, chosen, value});
   bases_.push_back(base);

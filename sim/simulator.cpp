@@ -99,13 +99,12 @@ struct Simulator::CpuEvent final : Event {
 };
 
 struct Simulator::CallbackEvent final : Event {
-  std::uint64_t tag_;
+  std::uint64_t tag_ = 0;
   std::function<void(Simulator&)> fn;
-  std::list<std::unique_ptr<CallbackEvent>>::iterator self;
+  std::list<CallbackEvent>::iterator self;
   void fire(Simulator& sim) override {
     auto f = std::move(fn);
-    auto owned = std::move(*self);  // keeps this alive until fire returns
-    sim.callbacks_.erase(self);
+    sim.callbacks_.erase(self);  // destroys this event (popped from the queue): only locals after
     f(sim);
   }
   std::uint64_t tag() const override { return tag_; }
@@ -181,11 +180,12 @@ Simulator::Simulator(SimConfig cfg, std::unique_ptr<Scheduler> scheduler)
   // A jitter decision has jitter_max_ns + 1 options, counted in 32 bits.
   SIM_ASSERT(cfg.jitter_max_ns >= 0 && cfg.jitter_max_ns < kMaxJitterNs,
              "jitter_max_ns must be in 0..{}, got {}", kMaxJitterNs - 1, cfg.jitter_max_ns);
+  cpus_.reserve(static_cast<std::size_t>(cfg.cpus));
   for (int i = 0; i < cfg.cpus; ++i) {
     auto cpu = std::make_unique<Cpu>();
     cpu->id = i;
     cpu->boundary = std::make_unique<CpuEvent>(i);
-    cpu->softirq_name = fmt::format("softirq/{}", i);
+    cpu->softirq_name = "softirq/" + std::to_string(i);
     cpus_.push_back(std::move(cpu));
   }
 }
@@ -194,7 +194,7 @@ Simulator::~Simulator() {
   for (auto& cpu : cpus_)
     queue_.remove(*cpu->boundary);
   for (auto& cb : callbacks_)
-    queue_.remove(*cb);
+    queue_.remove(cb);
   // Suspended coroutine chains are destroyed with their contexts.
   contexts_.clear();
 }
@@ -263,11 +263,9 @@ Context& Simulator::spawn_interrupt(int cpu, CtxKind kind, std::string name, Con
 
 void Simulator::at(TimeNs t, std::uint64_t tag, std::function<void(Simulator&)> fn) {
   SIM_ASSERT(t >= now_, "event scheduled in the past: {} < {}", t, now_);
-  auto ev = std::make_unique<CallbackEvent>();
-  ev->tag_ = tag;
-  ev->fn = std::move(fn);
-  CallbackEvent& ref = *ev;
-  callbacks_.push_back(std::move(ev));
+  CallbackEvent& ref = callbacks_.emplace_back();  // one allocation: the list node holds it
+  ref.tag_ = tag;
+  ref.fn = std::move(fn);
   ref.self = std::prev(callbacks_.end());
   queue_.push(ref, t);
 }

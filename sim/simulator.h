@@ -216,7 +216,7 @@ class Simulator {
     Context::Body handler;
   };
   std::array<SoftirqVec, 32> softirqs_;  // by vector; no handler: not set
-  std::list<std::unique_ptr<CallbackEvent>> callbacks_;
+  std::list<CallbackEvent> callbacks_;
   Context* current_ = nullptr;
   std::vector<Finding> findings_;
   std::function<void(Finding&)> finding_hook_;

@@ -181,3 +181,24 @@ TEST_CASE("v7.0 is v6.14 plus 2.20, 2.21 and 2.22, each on top of the one before
   CHECK(names.count("v5.15+2.20+2.21"));
   CHECK(names.count("v5.15+2.20+2.21+2.22"));
 }
+
+TEST_CASE("profiles are remembered by name: asked again, the same profile or the same error",
+          "[profile]") {
+  // Asked twice each (the second answer comes from the cache): equal fields, equal errors.
+  for (const std::string name : {"v5.15+2.9+2.8", "seed+2.11+2.2", "v6.8+2.12"}) {
+    INFO(name);
+    const auto a = model::profile_by_name(name);
+    const auto b = model::profile_by_name(name);
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(a->name == b->name);
+    CHECK(a->version == b->version);
+    CHECK(a->cancel_and_free_kfree_rcu == b->cancel_and_free_kfree_rcu);
+    CHECK(a->copy_skips_lock_and_timer == b->copy_skips_lock_and_timer);
+  }
+  for (int i = 0; i < 2; ++i) {  // a failing name is not cached: its error is said each time
+    std::string err;
+    CHECK(!model::profile_by_name("v5.15+2.12", &err));
+    CHECK(err.find("needs fix 2.9") != std::string::npos);
+  }
+}
