@@ -89,7 +89,9 @@ void Slab::add_event(KObject& o, const sim::Context* ctx, const char* format, co
                      std::int64_t a, std::int64_t b, std::uint32_t text_ref) {
   if (o.later == 0) {
     later_.emplace_back();
-    later_.back().events.reserve(8);  // a few refcount changes and the free: one allocation
+    // A map or prog notes each reference change: room for a few at once. Any other object
+    // (a timer, a hash element: a million of them, maybe) usually notes only its free.
+    if (o.kind == ObjKind::kMap || o.kind == ObjKind::kProg) later_.back().events.reserve(8);
     o.later = static_cast<std::uint32_t>(later_.size());
   }
   Later& l = later_[o.later - 1];
