@@ -67,7 +67,7 @@ void Rcu::complete_gp() {
   std::uint64_t cpus = 0;
   for (auto& p : current_) {
     cpus |= 1ULL << p.cpu;
-    ready_[p.cpu].items.push_back(std::move(p));
+    ready_[p.cpu].push_back(std::move(p));
     ++ready_total_;
   }
   current_.clear();
@@ -81,13 +81,10 @@ void Rcu::complete_gp() {
 }
 
 sim::Co<void> Rcu::softirq(sim::Context& ctx) {
-  ReadyQueue& q = ready_[ctx.cpu()];
-  while (q.head < q.items.size()) {
-    Pending p = std::move(q.items[q.head++]);
-    if (q.head == q.items.size()) {
-      q.items.clear();
-      q.head = 0;
-    }
+  sim::Fifo<Pending>& q = ready_[ctx.cpu()];
+  while (!q.empty()) {
+    Pending p = std::move(q.front());
+    q.pop_front();
     --ready_total_;
     ctx.trace("rcu_invoke_callback", {{"what", p.what}});
     co_await p.cb(ctx);

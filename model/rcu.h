@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/fifo.h"
 #include "sim/simulator.h"
 
 namespace bpftsim::model {
@@ -65,13 +66,8 @@ class Rcu {
   std::uint64_t completed_ = 0;
   std::vector<Pending> current_;  // waiting for the GP in progress
   std::vector<Pending> next_;     // queued during it: wait for the following one
-  // Per CPU, run by RCU_SOFTIRQ in order: a vector read from `head` (emptied when all are run),
-  // so a CPU that never runs a callback allocates nothing.
-  struct ReadyQueue {
-    std::vector<Pending> items;
-    std::size_t head = 0;
-  };
-  std::vector<ReadyQueue> ready_;
+  // Per CPU, run by RCU_SOFTIRQ in order (a CPU that never runs a callback allocates nothing).
+  std::vector<sim::Fifo<Pending>> ready_;
   std::size_t ready_total_ = 0;
   std::uint64_t queued_ = 0;             // call_rcu calls so far
   std::set<std::uint64_t> outstanding_;  // seqs of callbacks not yet run to their end
