@@ -108,7 +108,8 @@ void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, TraceKey event,
   // Folded from the arguments whether or not the record is kept: without records, no record (a
   // vector and copies of every field) is built per event just to be hashed and dropped.
   fold(t, cpu, ctx, event, fields.begin(), fields.size());
-  if (!keep_ && !observer_) return;
+  if (observer_) observer_(TraceView{t, cpu, ctx, event, fields.begin(), fields.size()});
+  if (!keep_) return;
   TraceRecord r{t, cpu, ctx, std::string(event.text), {}};
   r.fields.reserve(fields.size());
   for (const TraceArg& f : fields)
@@ -118,12 +119,22 @@ void Trace::emit(TimeNs t, int cpu, std::uint32_t ctx, TraceKey event,
 
 void Trace::emit(TraceRecord record) {
   fold(record);
-  store(std::move(record));
+  if (observer_) {
+    std::vector<TraceArg> args;
+    args.reserve(record.fields.size());
+    for (const TraceField& f : record.fields) {
+      if (const auto* v = std::get_if<std::int64_t>(&f.value))
+        args.emplace_back(TraceKey(f.key), *v);
+      else
+        args.emplace_back(TraceKey(f.key), std::get<std::string>(f.value));
+    }
+    observer_(TraceView{record.t_ns, record.cpu, record.ctx, TraceKey(record.event), args.data(),
+                        args.size()});
+  }
+  if (keep_) store(std::move(record));
 }
 
 void Trace::store(TraceRecord record) {
-  if (observer_) observer_(record);
-  if (!keep_) return;
   records_.push_back(std::move(record));
   if (tail_only_ && max_kept_ >= 2 && records_.size() >= max_kept_) {
     const std::size_t drop = records_.size() - max_kept_ / 2;
@@ -163,6 +174,54 @@ std::string TraceName::str() const {
   else
     out += fmt::format("{}", id);
   return out;
+}
+
+const TraceArg* TraceView::arg(std::string_view key) const {
+  for (std::size_t i = 0; i < nargs; ++i)
+    if (args[i].key.text == key) return &args[i];
+  return nullptr;
+}
+
+std::int64_t TraceView::int_field(std::string_view key, std::int64_t fallback) const {
+  const TraceArg* a = arg(key);
+  return a != nullptr && a->kind == TraceArg::Kind::kInt ? a->i : fallback;
+}
+
+bool TraceView::has_int(std::string_view key) const {
+  const TraceArg* a = arg(key);
+  return a != nullptr && a->kind == TraceArg::Kind::kInt;
+}
+
+bool TraceView::str_is(std::string_view key, std::string_view want) const {
+  const TraceArg* a = arg(key);
+  if (a == nullptr) return false;
+  switch (a->kind) {
+    case TraceArg::Kind::kInt:
+      return false;
+    case TraceArg::Kind::kStr:
+      return a->s == want;
+    case TraceArg::Kind::kName:
+      break;
+  }
+  char buf[TraceName::kMaxLen];
+  if (a->name.prefix.size() > TraceName::kMaxPrefix) return a->name.str() == want;
+  return std::string_view(buf, a->name.render(buf)) == want;
+}
+
+bool TraceView::str(std::string_view key, std::string* out) const {
+  const TraceArg* a = arg(key);
+  if (a == nullptr) return false;
+  switch (a->kind) {
+    case TraceArg::Kind::kInt:
+      return false;
+    case TraceArg::Kind::kStr:
+      out->assign(a->s);
+      return true;
+    case TraceArg::Kind::kName:
+      break;
+  }
+  *out = a->name.str();
+  return true;
 }
 
 TraceField TraceArg::field() const {

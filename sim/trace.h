@@ -170,6 +170,27 @@ struct TraceRecord {
   std::int64_t int_field(const std::string& key, std::int64_t fallback = 0) const;
 };
 
+// A record as it is emitted, for an observer: views of the emitter's arguments (no TraceRecord,
+// no string built), valid only during the observer's call.
+struct TraceView {
+  TimeNs t_ns = 0;
+  int cpu = -1;
+  std::uint32_t ctx = 0;
+  TraceKey event;
+  const TraceArg* args = nullptr;
+  std::size_t nargs = 0;
+
+  bool is(const TraceKey& k) const { return event.id == k.id && event.text == k.text; }
+  const TraceArg* arg(std::string_view key) const;
+  // An integer field's value; `fallback` when absent or not an integer.
+  std::int64_t int_field(std::string_view key, std::int64_t fallback = 0) const;
+  bool has_int(std::string_view key) const;
+  // Whether a string or object-name field's text (an object name as rendered) equals `want`.
+  bool str_is(std::string_view key, std::string_view want) const;
+  // A string or object-name field's text; false (and `out` untouched) when absent or an integer.
+  bool str(std::string_view key, std::string* out) const;
+};
+
 // The one name of a kernel object in traces, findings and reports: "<kind>#<id>", the id in hex
 // when it is a composite above 32 bits (locks: region and offset), else in decimal
 // ("bpf_hrtimer#7", "bpf_timer_lock#300000008").
@@ -216,9 +237,9 @@ class Trace {
     return keep_ && !tail_only_ && max_kept_ != 0 && records_.size() >= max_kept_;
   }
 
-  // An observer sees every record as it is emitted (kept or not). It only reads: it never
-  // emits, so it cannot change the run or its digest.
-  using Observer = std::function<void(const TraceRecord&)>;
+  // An observer sees every record as it is emitted (kept or not), as a view of the emit's
+  // arguments. It only reads: it never emits, so it cannot change the run or its digest.
+  using Observer = std::function<void(const TraceView&)>;
   void set_observer(Observer observer) { observer_ = std::move(observer); }
 
   // One line per record in the style of ftrace output, the time a plain number of seconds:

@@ -93,7 +93,7 @@ struct RunInstance {
   std::vector<std::size_t> order_offset;   // per group: its first entry in `orders`
   std::vector<const OrderExpect*> orders;  // expect.order of every group
   void watch_events();
-  std::function<void(const sim::TraceRecord&)> on_record;  // expect.events/order, when asked
+  std::function<void(const sim::TraceView&)> on_record;  // expect.events/order, when asked
 
   // RunOptions::watches, resolved.
   struct Watched {
@@ -114,12 +114,12 @@ struct RunInstance {
 
   // expect.events and expect.order, filled by a trace observer while the run goes on.
   struct Watch {
-    std::map<std::string, std::uint64_t> counts;            // events named in expect.events
-    std::vector<std::uint32_t> seen;                        // per order ref: occurrences so far
-    std::vector<std::optional<std::uint64_t>> at;           // per order ref: record index
-    std::map<std::uint32_t, std::uint64_t> ctx_first;       // ctx -> index of its first record
-    std::map<std::uint32_t, std::vector<std::string>> cbs;  // ctx -> running callbacks
-    std::uint64_t index = 0;                                // of the current record
+    std::map<std::string, std::uint64_t, std::less<>> counts;  // events named in expect.events
+    std::vector<std::uint32_t> seen;                           // per order ref: occurrences so far
+    std::vector<std::optional<std::uint64_t>> at;              // per order ref: record index
+    std::map<std::uint32_t, std::uint64_t> ctx_first;          // ctx -> index of its first record
+    std::map<std::uint32_t, std::vector<std::string>> cbs;     // ctx -> running callbacks
+    std::uint64_t index = 0;                                   // of the current record
     std::vector<std::int64_t> prog_ids;  // per order ref: its program's id, -1: any
     bool need_ctx_first = false;         // an action_start reference needs ctx_first
     std::size_t pending = 0;             // order refs not yet matched
@@ -451,11 +451,6 @@ void judge_maps(RunInstance& in, const std::vector<MapExpect>& maps, const std::
   }
 }
 
-const std::string* str_field(const sim::TraceRecord& r, const char* key) {
-  const sim::TraceValue* v = r.field(key);
-  return v ? std::get_if<std::string>(v) : nullptr;
-}
-
 }  // namespace
 
 void RunInstance::check_at(const AtExpect& at) {
@@ -497,17 +492,22 @@ void RunInstance::watch_events() {
     if (ref.kind == EventRef::Kind::kActionStart) watch.need_ctx_first = true;
   }
   watch.pending = watch.at.size();
-  on_record = [this](const sim::TraceRecord& r) {
+  on_record = [this](const sim::TraceView& r) {
+    static constexpr sim::TraceKey kCb{"bpf_timer_cb"};
+    static constexpr sim::TraceKey kCbExit{"bpf_timer_cb_exit"};
+    static constexpr sim::TraceKey kAction{"scenario_action"};
+    static constexpr sim::TraceKey kHelper{"bpf_helper"};
     Watch& w = watch;
     const std::uint64_t index = w.index++;
     if (!w.counts.empty())
-      if (auto it = w.counts.find(r.event); it != w.counts.end()) ++it->second;
+      if (auto it = w.counts.find(r.event.text); it != w.counts.end()) ++it->second;
     if (r.ctx != 0 && w.need_ctx_first) w.ctx_first.try_emplace(r.ctx, index);
-    const bool cb_entry = r.event == "bpf_timer_cb";
-    const bool cb_exit = !cb_entry && r.event == "bpf_timer_cb_exit";
+    const bool cb_entry = r.is(kCb);
+    const bool cb_exit = !cb_entry && r.is(kCbExit);
     std::string exited;  // the callback a bpf_timer_cb_exit record ends
     if (cb_entry) {
-      if (const std::string* cb = str_field(r, "callback")) w.cbs[r.ctx].push_back(*cb);
+      std::string cb;
+      if (r.str("callback", &cb)) w.cbs[r.ctx].push_back(std::move(cb));
     } else if (cb_exit) {
       if (auto it = w.cbs.find(r.ctx); it != w.cbs.end() && !it->second.empty()) {
         exited = std::move(it->second.back());
@@ -515,8 +515,8 @@ void RunInstance::watch_events() {
       }
     }
     if (w.pending == 0) return;
-    const bool action = !cb_entry && !cb_exit && r.event == "scenario_action";
-    const bool helper = !cb_entry && !cb_exit && !action && r.event == "bpf_helper";
+    const bool action = !cb_entry && !cb_exit && r.is(kAction);
+    const bool helper = !cb_entry && !cb_exit && !action && r.is(kHelper);
     if (!cb_entry && !cb_exit && !action && !helper) return;  // no reference names another event
     for (std::size_t i = 0; i < w.at.size(); ++i) {
       if (w.at[i]) continue;
@@ -530,24 +530,18 @@ void RunInstance::watch_events() {
           match = action && r.int_field("index", -1) == static_cast<std::int64_t>(ref.action);
           if (match && ref.kind == EventRef::Kind::kActionStart) at = w.ctx_first[r.ctx];
           break;
-        case EventRef::Kind::kCallbackEntry: {
-          if (!cb_entry) break;
-          const std::string* cb = str_field(r, "callback");
-          match = cb && *cb == ref.function && (prog_id < 0 || r.int_field("prog", -1) == prog_id);
+        case EventRef::Kind::kCallbackEntry:
+          match = cb_entry && r.str_is("callback", ref.function) &&
+                  (prog_id < 0 || r.int_field("prog", -1) == prog_id);
           break;
-        }
         case EventRef::Kind::kCallbackExit:
           match = cb_exit && exited == ref.function;
           break;
-        case EventRef::Kind::kHelper: {
-          if (!helper) break;
-          const std::string* h = str_field(r, "helper");
-          match = h && *h == ref.helper && (prog_id < 0 || r.int_field("prog", -1) == prog_id) &&
-                  (!ref.ret ||
-                   (r.field("ret") && std::holds_alternative<std::int64_t>(*r.field("ret")) &&
-                    r.int_field("ret", 0) == *ref.ret));
+        case EventRef::Kind::kHelper:
+          match = helper && r.str_is("helper", ref.helper) &&
+                  (prog_id < 0 || r.int_field("prog", -1) == prog_id) &&
+                  (!ref.ret || (r.has_int("ret") && r.int_field("ret", 0) == *ref.ret));
           break;
-        }
       }
       if (match && ++w.seen[i] == ref.nth) {
         w.at[i] = at;
@@ -861,8 +855,7 @@ std::variant<RunResult, InputError> run_scenario(const Scenario& sc, const RunOp
                                     what)};
     in->watched.push_back(std::move(w));
   }
-  if (in->on_record)
-    in->sim.trace().set_observer([raw](const sim::TraceRecord& r) { raw->on_record(r); });
+  if (in->on_record) in->sim.trace().set_observer(in->on_record);
   if (!in->watched.empty()) {
     in->check_watches(nullptr);
     in->sim.set_step_hook([raw](const sim::Context& c) { raw->check_watches(&c); });

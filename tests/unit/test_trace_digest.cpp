@@ -171,3 +171,56 @@ TEST_CASE("load_le at run time (overlapping loads) equals the compile-time byte 
     CHECK(kAt[n] == Reference::le(std::string(kBytes, 8), 0, n));
   }
 }
+
+TEST_CASE("an observer sees each record as a view of its fields, kept or not", "[trace]") {
+  using bpftsim::sim::obj_ref;
+  using bpftsim::sim::TraceKey;
+  using bpftsim::sim::TraceView;
+  for (const bool keep : {false, true}) {
+    INFO("keep = " << keep);
+    Trace t(keep);
+    struct Seen {
+      std::string event;
+      std::int64_t n = 0;
+      bool has_n = false, has_s = false, name_is = false, str_is = false, s_is_int = false;
+      std::string s, name;
+    };
+    std::vector<Seen> seen;
+    t.set_observer([&](const TraceView& v) {
+      Seen s;
+      s.event = std::string(v.event.text);
+      s.n = v.int_field("n", -7);
+      s.has_n = v.has_int("n");
+      s.has_s = v.str("s", &s.s);
+      v.str("obj", &s.name);
+      s.name_is = v.str_is("obj", "bpf_hrtimer#4294967297") || v.str_is("obj", "bpf_hrtimer#9");
+      s.str_is = v.str_is("s", "callback_a");
+      s.s_is_int = v.has_int("s");
+      CHECK((v.is(TraceKey("first")) == (s.event == "first")));
+      seen.push_back(std::move(s));
+    });
+    t.emit(5, 1, 2, "first", {{"n", 42}, {"s", "callback_a"}, {"obj", obj_ref("bpf_hrtimer", 9)}});
+    t.emit(6, 0, 3, "second", {{"s", "other"}, {"obj", obj_ref("bpf_hrtimer", 0x100000001ULL)}});
+    t.emit(TraceRecord{7, -1, 0, "third", {TraceField("n", 3), TraceField("s", "callback_a")}});
+    REQUIRE(seen.size() == 3);
+    CHECK(seen[0].event == "first");
+    CHECK(seen[0].n == 42);
+    CHECK(seen[0].has_n);
+    CHECK(seen[0].s == "callback_a");
+    CHECK(seen[0].str_is);
+    CHECK(seen[0].name == "bpf_hrtimer#9");
+    CHECK(seen[0].name_is);
+    CHECK_FALSE(seen[0].s_is_int);
+    CHECK(seen[1].n == -7);  // absent: the fallback
+    CHECK_FALSE(seen[1].has_n);
+    CHECK_FALSE(seen[1].str_is);
+    CHECK(seen[1].name == "bpf_hrtimer#100000001");  // hex above 32 bits, as object_name
+    CHECK_FALSE(seen[1].name_is);
+    CHECK(seen[2].event == "third");
+    CHECK(seen[2].n == 3);
+    CHECK(seen[2].str_is);
+    CHECK(seen[2].name.empty());
+    CHECK(t.records().size() == (keep ? 3U : 0U));
+    CHECK(t.count() == 3);
+  }
+}
