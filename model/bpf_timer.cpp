@@ -293,7 +293,8 @@ HrtimerExpiry BpfTimerOps::expiry_of(sim::Context& ctx, std::uint64_t nsecs, std
   if (k_.cost.expiry_jitter_ns > 0 && e.hard != sim::kTimeNever && e.soft == e.hard &&
       e.hard >= ctx.now()) {
     const std::uint32_t extra = ctx.sim().scheduler().draw(
-        sim::DecisionKind::kRange, sim::Hasher().str("expiry").u64(ctx.step_key()).value(),
+        sim::DecisionKind::kRange,
+        sim::Hasher(sim::str_state("expiry")).u64(ctx.step_key()).value(),
         static_cast<std::uint32_t>(k_.cost.expiry_jitter_ns + 1));
     e.soft = e.hard = sim::add_sat(e.hard, extra);
   }

@@ -31,9 +31,11 @@ class Hasher {
     return *this;
   }
   // A string as its length, then its bytes (so that ("ab","c") and ("a","bc") differ).
-  Hasher& str(std::string_view s) {
+  constexpr Hasher& str(std::string_view s) {
     u64(s.size());
-    return bytes(s.data(), s.size());
+    for (const char c : s)
+      h_ = (h_ ^ static_cast<unsigned char>(c)) * kPrime;
+    return *this;
   }
   constexpr std::uint64_t value() const { return h_; }
   // The 64 bits folded to 32 (for 32-bit hashes such as a hash map's bucket index).
@@ -42,6 +44,13 @@ class Hasher {
  private:
   std::uint64_t h_;
 };
+
+// The state after the string `s` (Hasher().str(s)), computed at compile time: keys that all start
+// with the same string continue from it, Hasher(str_state("jitter")).u64(k) being
+// Hasher().str("jitter").u64(k) without hashing the string on every call.
+consteval std::uint64_t str_state(std::string_view s) {
+  return Hasher().str(s).value();
+}
 
 // FNV-1a 64 of `bytes`.
 inline std::uint64_t hash_bytes(std::string_view bytes) {

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <string_view>
 
+#include "sim/assert.h"
 #include "sim/hash.h"
 
 namespace bpftsim::sim {
@@ -116,7 +117,7 @@ std::optional<std::uint32_t> index_of_value(std::uint64_t value, std::uint32_t o
 std::uint32_t Scheduler::decide(DecisionKind kind, std::uint64_t base, std::uint32_t options,
                                 std::span<const Candidate> candidates) {
   // The nth time this (kind, base) is asked in the run.
-  const std::uint32_t nth = occurrences_[{static_cast<std::uint8_t>(kind), base}]++;
+  const std::uint32_t nth = occurrences_.next(static_cast<std::uint8_t>(kind), base);
   const std::uint64_t key =
       nth == 0 ? base : Hasher().u64(base).u64(nth).value();  // the first keeps the base
   const std::uint32_t chosen = pick(log_.size(), kind, key, options, candidates);
@@ -128,6 +129,42 @@ std::uint32_t Scheduler::decide(DecisionKind kind, std::uint64_t base, std::uint
   log_.push_back(Decision{kind, key, options, chosen, value});
   bases_.push_back(base);
   return chosen;
+}
+
+std::size_t Scheduler::Occurrences::home(std::uint8_t kind, std::uint64_t base, std::size_t mask) {
+  std::uint64_t h = (base ^ std::uint64_t{kind} << 56) * 0x9e3779b97f4a7c15ULL;
+  h ^= h >> 29;
+  return static_cast<std::size_t>(h) & mask;
+}
+
+void Scheduler::Occurrences::grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 64 : 2 * old.size(), Slot{});
+  const std::size_t mask = slots_.size() - 1;
+  for (const Slot& o : old) {
+    if (o.count == 0) continue;
+    std::size_t i = home(o.kind, o.base, mask);
+    while (slots_[i].count != 0)
+      i = (i + 1) & mask;
+    slots_[i] = o;
+  }
+}
+
+std::uint32_t Scheduler::Occurrences::next(std::uint8_t kind, std::uint64_t base) {
+  if (2 * (used_ + 1) > slots_.size()) grow();
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = home(kind, base, mask);; i = (i + 1) & mask) {
+    Slot& s = slots_[i];
+    if (s.count == 0) {
+      s = Slot{base, 1, kind};
+      ++used_;
+      return 0;
+    }
+    if (s.base == base && s.kind == kind) {
+      SIM_ASSERT(s.count != 0xffffffffu, "decision ({}, {:x}) asked 2^32 times", kind, base);
+      return s.count++;
+    }
+  }
 }
 
 std::uint32_t Scheduler::choose(DecisionKind kind, std::uint64_t key,

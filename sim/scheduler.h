@@ -103,9 +103,30 @@ class Scheduler {
   std::uint32_t decide(DecisionKind kind, std::uint64_t base, std::uint32_t options,
                        std::span<const Candidate> candidates);
 
+  // (kind, base) -> the times it was asked so far in the run. A flat table (open addressing,
+  // linear probing, at most half full): a run asks a hundred or so decisions, and a tree node per
+  // new key was a tenth of a random schedule's decision cost. It is only looked up, never
+  // iterated, so its layout cannot change a result.
+  class Occurrences {
+   public:
+    // The count of (kind, base) before this call; counts this call.
+    std::uint32_t next(std::uint8_t kind, std::uint64_t base);
+
+   private:
+    struct Slot {
+      std::uint64_t base = 0;
+      std::uint32_t count = 0;  // 0: empty
+      std::uint8_t kind = 0;
+    };
+    static std::size_t home(std::uint8_t kind, std::uint64_t base, std::size_t mask);
+    void grow();
+    std::vector<Slot> slots_;
+    std::size_t used_ = 0;
+  };
+
   DecisionList log_;
   std::vector<std::uint64_t> bases_;
-  std::map<std::pair<std::uint8_t, std::uint64_t>, std::uint32_t> occurrences_;
+  Occurrences occurrences_;
   std::optional<std::string> divergence_;
 };
 

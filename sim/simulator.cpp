@@ -117,7 +117,7 @@ TimeNs Context::now() const {
 }
 
 std::uint64_t Context::step_key() const {
-  return Hasher().u64(key_).u64(steps_).value();
+  return Hasher(key_state_).u64(steps_).value();
 }
 
 bool Context::StepAwaiter::await_suspend(std::coroutine_handle<> h) {
@@ -134,6 +134,7 @@ void Context::reuse(std::uint32_t id, std::uint64_t key, CtxKind kind, int cpu,
                     std::string_view name) {
   id_ = id;
   key_ = key;
+  key_state_ = Hasher().u64(key).value();
   steps_ = 0;
   kind_ = kind;
   cpu_ = cpu;
@@ -404,7 +405,7 @@ bool Simulator::defer_landing(Cpu& c, Context* top) {
   if (cfg_.land_max <= 0 || top == nullptr || top->state_ != CtxState::kReady ||
       c.deferred >= cfg_.land_max)
     return false;
-  const std::uint64_t key = Hasher().str("land").u64(top->step_key()).value();
+  const std::uint64_t key = Hasher(str_state("land")).u64(top->step_key()).value();
   const bool defer = sched_->draw(DecisionKind::kLand, key, 2) == 1;
   trace_.emit(now_, c.id, 0, "sched_decision",
               {{"kind", decision_kind_name(DecisionKind::kLand)},
@@ -492,7 +493,7 @@ bool Simulator::end_step(Context& ctx, TimeNs cost) {
   SIM_ASSERT(cost >= 0, "negative step cost {}", cost);
   if (cfg_.jitter_max_ns > 0) {
     const auto extra =
-        sched_->draw(DecisionKind::kJitter, Hasher().str("jitter").u64(ctx.step_key()).value(),
+        sched_->draw(DecisionKind::kJitter, Hasher(str_state("jitter")).u64(ctx.step_key()).value(),
                      static_cast<std::uint32_t>(cfg_.jitter_max_ns + 1));
     cost = add_sat(cost, static_cast<TimeNs>(extra));
   }
@@ -659,8 +660,8 @@ void Simulator::wakeup_ksoftirqd(int cpu) {
 Candidate Simulator::cpu_candidate(int cpu) const {
   const Cpu& c = *cpus_[cpu];
   const Context* top = c.stack.empty() ? nullptr : c.stack.back();
-  Hasher h;
-  h.str("cpu").u64(static_cast<std::uint64_t>(cpu));
+  Hasher h(str_state("cpu"));
+  h.u64(static_cast<std::uint64_t>(cpu));
   std::uint64_t owner = 0;
   if (top) {
     h.u64(top->step_key());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sim/fifo.h"
+#include "sim/hash.h"
 #include "sim/simulator.h"
 
 using namespace bpftsim::sim;
@@ -682,4 +683,43 @@ TEST_CASE("Fifo: first in, first out, across drains and a queue that never drain
   q.push_back(7);  // drained: starts over
   CHECK(q.size() == 1);
   CHECK(q.front() == 7);
+}
+
+TEST_CASE("a decision's key: its base the first time, base and occurrence hashed after", "[sim]") {
+  // 300 bases of two kinds, each asked three times, interleaved: the occurrence table grows
+  // several times while counts are live, and the same base counts apart under another kind.
+  bpftsim::sim::SeededScheduler s(11);
+  std::vector<std::pair<bpftsim::sim::DecisionKind, std::uint64_t>> asked;
+  for (std::uint32_t round = 0; round < 3; ++round)
+    for (std::uint64_t b = 0; b < 300; ++b) {
+      const auto kind =
+          b % 2 == 0 ? bpftsim::sim::DecisionKind::kJitter : bpftsim::sim::DecisionKind::kLand;
+      const std::uint64_t base = (b / 2) * 0x10000000ULL;  // even and odd b share a base
+      s.draw(kind, base, 4);
+      asked.emplace_back(kind, base);
+    }
+  REQUIRE(s.decisions().size() == asked.size());
+  for (std::size_t i = 0; i < asked.size(); ++i) {
+    const std::uint64_t nth = i / 300;
+    const auto& d = s.decisions()[i];
+    INFO("decision " << i);
+    CHECK(d.kind == asked[i].first);
+    CHECK(s.bases()[i] == asked[i].second);
+    CHECK(d.key == (nth == 0 ? asked[i].second
+                             : bpftsim::sim::Hasher().u64(asked[i].second).u64(nth).value()));
+  }
+}
+
+TEST_CASE("a hasher continued from a state equals one fed the same input from the start", "[sim]") {
+  using bpftsim::sim::Hasher;
+  for (const std::uint64_t k : {std::uint64_t{0}, std::uint64_t{5}, ~std::uint64_t{0} - 3}) {
+    CHECK(Hasher(bpftsim::sim::str_state("jitter")).u64(k).value() ==
+          Hasher().str("jitter").u64(k).value());
+    CHECK(Hasher(Hasher().u64(k).value()).u64(k + 1).value() == Hasher().u64(k).u64(k + 1).value());
+  }
+  // str() is the length then the bytes, at compile time as at run time.
+  static_assert(bpftsim::sim::str_state("ab") != bpftsim::sim::str_state("ba"));
+  const std::string ab = std::string("a") + "b";
+  CHECK(Hasher().str(ab).value() == bpftsim::sim::str_state("ab"));
+  CHECK(Hasher().str(ab).value() == Hasher().u64(2).bytes("ab", 2).value());
 }
