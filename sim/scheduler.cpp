@@ -12,6 +12,12 @@ namespace bpftsim::sim {
 
 namespace {
 
+// What a finished scheduler leaves to the next one of its thread: at most a few sets of buffers,
+// none larger than a long run's (a run of a million decisions does not pin its log).
+constexpr std::size_t kMaxSpares = 4;
+constexpr std::size_t kMaxKeptDecisions = 4096;
+constexpr std::size_t kMaxKeptSlots = 8192;
+
 constexpr const char* kKindNames[kDecisionKinds] = {"tie",   "jitter", "model", "land",
                                                     "range", "grace",  "cpu"};
 
@@ -121,7 +127,7 @@ std::uint32_t Scheduler::decide(DecisionKind kind, std::uint64_t base, std::uint
   const std::uint64_t key =
       nth == 0 ? base : Hasher().u64(base).u64(nth).value();  // the first keeps the base
   const std::uint32_t chosen = pick(log_.size(), kind, key, options, candidates);
-  if (log_.empty()) {  // a run asks a few dozen: one allocation each, not one per doubling
+  if (log_.capacity() == 0) {  // a run asks a few dozen: one allocation, not one per doubling
     log_.reserve(32);
     bases_.reserve(32);
   }
@@ -129,6 +135,42 @@ std::uint32_t Scheduler::decide(DecisionKind kind, std::uint64_t base, std::uint
   log_.push_back(Decision{kind, key, options, chosen, value});
   bases_.push_back(base);
   return chosen;
+}
+
+bool Scheduler::Occurrences::reset() {
+  if (slots_.size() > kMaxKeptSlots) return false;
+  std::fill(slots_.begin(), slots_.end(), Slot{});
+  used_ = 0;
+  return true;
+}
+
+struct Scheduler::Spare {
+  DecisionList log;
+  std::vector<std::uint64_t> bases;
+  Occurrences occurrences;
+};
+
+std::vector<Scheduler::Spare>& Scheduler::spares() {
+  thread_local std::vector<Spare> spares;
+  return spares;
+}
+
+Scheduler::Scheduler() {
+  std::vector<Spare>& pool = spares();
+  if (pool.empty()) return;
+  log_ = std::move(pool.back().log);
+  bases_ = std::move(pool.back().bases);
+  occurrences_ = std::move(pool.back().occurrences);
+  pool.pop_back();
+}
+
+Scheduler::~Scheduler() {
+  std::vector<Spare>& pool = spares();
+  if (pool.size() >= kMaxSpares || log_.capacity() > kMaxKeptDecisions || !occurrences_.reset())
+    return;
+  log_.clear();
+  bases_.clear();
+  pool.push_back(Spare{std::move(log_), std::move(bases_), std::move(occurrences_)});
 }
 
 std::size_t Scheduler::Occurrences::home(std::uint8_t kind, std::uint64_t base, std::size_t mask) {

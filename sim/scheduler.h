@@ -80,7 +80,12 @@ struct DecisionSite {
 
 class Scheduler {
  public:
-  virtual ~Scheduler() = default;
+  // The decision log and the occurrence table start from buffers an earlier scheduler of this
+  // thread left (emptied; an explorer's runs one after the other), not from nothing.
+  Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+  virtual ~Scheduler();
   // Which candidate goes first; candidates.size() >= 2. Returns an index into candidates.
   std::uint32_t choose(DecisionKind kind, std::uint64_t key, std::span<const Candidate> candidates);
   // A number in [0, options); options >= 2.
@@ -111,6 +116,9 @@ class Scheduler {
    public:
     // The count of (kind, base) before this call; counts this call.
     std::uint32_t next(std::uint8_t kind, std::uint64_t base);
+    // Empties the table, keeping its room; false (nothing kept) when it is too large to be
+    // worth clearing for another run.
+    bool reset();
 
    private:
     struct Slot {
@@ -123,6 +131,9 @@ class Scheduler {
     std::vector<Slot> slots_;
     std::size_t used_ = 0;
   };
+
+  struct Spare;  // a finished scheduler's emptied buffers
+  static std::vector<Spare>& spares();
 
   DecisionList log_;
   std::vector<std::uint64_t> bases_;
