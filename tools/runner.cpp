@@ -27,8 +27,16 @@ struct RunInstance {
   model::Kernel k;
   std::vector<std::unique_ptr<model::BpfObject>> objects;
   std::map<std::string, model::Process*> procs;
-  // (pid, kind, "t.array" / "t.test1") -> fds, most recent last.
-  std::map<std::tuple<int, FdKind, std::string>, std::vector<int>> fds;
+  // The fds the scenario's processes hold, by (pid, kind, "t.array" / "t.test1"), in the order
+  // they were obtained: the most recent of a name is its last entry. A run has a handful, so a
+  // flat list (no tree node, key and vector per fd).
+  struct FdName {
+    int pid;
+    FdKind kind;
+    std::string name;
+    int fd;
+  };
+  std::vector<FdName> fds;
   std::vector<std::string> failures;
   // Where fail() writes: `failures`, or the failures of one alternative of expect.any_of.
   std::vector<std::string>* sink = &failures;
@@ -43,16 +51,25 @@ struct RunInstance {
     return p;
   }
 
-  int fd_of(const model::Process& p, FdKind kind, const std::string& name) const {
-    auto it = fds.find({p.pid, kind, name});
-    return it == fds.end() || it->second.empty() ? -1 : it->second.back();
+  // The most recent entry of (pid, kind, name), fds.end() if none.
+  std::vector<FdName>::iterator last_fd(int pid, FdKind kind, std::string_view name) {
+    for (auto it = fds.end(); it != fds.begin();) {
+      --it;
+      if (it->pid == pid && it->kind == kind && it->name == name) return it;
+    }
+    return fds.end();
+  }
+  int fd_of(const model::Process& p, FdKind kind, const std::string& name) {
+    auto it = last_fd(p.pid, kind, name);
+    return it == fds.end() ? -1 : it->fd;
   }
   void add_fd(const model::Process& p, FdKind kind, const std::string& name, int fd) {
-    fds[{p.pid, kind, name}].push_back(fd);
+    if (fds.capacity() == 0) fds.reserve(16);
+    fds.push_back(FdName{p.pid, kind, name, fd});
   }
   void drop_fd(const model::Process& p, FdKind kind, const std::string& name) {
-    auto it = fds.find({p.pid, kind, name});
-    if (it != fds.end() && !it->second.empty()) it->second.pop_back();
+    auto it = last_fd(p.pid, kind, name);
+    if (it != fds.end()) fds.erase(it);
   }
 
   // The scenario name of a kernel map/prog (for fds obtained by obj_get), "" if none.
@@ -271,8 +288,7 @@ sim::Co<void> RunInstance::exec(sim::Context& c, std::size_t i) {
     }
     case ActionKind::kExit: {
       co_await k.sys.exit(c, p);
-      for (auto it = fds.begin(); it != fds.end();)
-        it = std::get<0>(it->first) == p.pid ? fds.erase(it) : std::next(it);
+      std::erase_if(fds, [&](const FdName& f) { return f.pid == p.pid; });
       break;
     }
     case ActionKind::kWait:
