@@ -137,17 +137,10 @@ std::uint32_t Scheduler::decide(DecisionKind kind, std::uint64_t base, std::uint
   return chosen;
 }
 
-bool Scheduler::Occurrences::reset() {
-  if (slots_.size() > kMaxKeptSlots) return false;
-  std::fill(slots_.begin(), slots_.end(), Slot{});
-  used_ = 0;
-  return true;
-}
-
 struct Scheduler::Spare {
   DecisionList log;
   std::vector<std::uint64_t> bases;
-  Occurrences occurrences;
+  CountTable occurrences;
 };
 
 std::vector<Scheduler::Spare>& Scheduler::spares() {
@@ -166,47 +159,12 @@ Scheduler::Scheduler() {
 
 Scheduler::~Scheduler() {
   std::vector<Spare>& pool = spares();
-  if (pool.size() >= kMaxSpares || log_.capacity() > kMaxKeptDecisions || !occurrences_.reset())
+  if (pool.size() >= kMaxSpares || log_.capacity() > kMaxKeptDecisions ||
+      !occurrences_.reset(kMaxKeptSlots))
     return;
   log_.clear();
   bases_.clear();
   pool.push_back(Spare{std::move(log_), std::move(bases_), std::move(occurrences_)});
-}
-
-std::size_t Scheduler::Occurrences::home(std::uint8_t kind, std::uint64_t base, std::size_t mask) {
-  std::uint64_t h = (base ^ std::uint64_t{kind} << 56) * 0x9e3779b97f4a7c15ULL;
-  h ^= h >> 29;
-  return static_cast<std::size_t>(h) & mask;
-}
-
-void Scheduler::Occurrences::grow() {
-  std::vector<Slot> old = std::move(slots_);
-  slots_.assign(old.empty() ? 64 : 2 * old.size(), Slot{});
-  const std::size_t mask = slots_.size() - 1;
-  for (const Slot& o : old) {
-    if (o.count == 0) continue;
-    std::size_t i = home(o.kind, o.base, mask);
-    while (slots_[i].count != 0)
-      i = (i + 1) & mask;
-    slots_[i] = o;
-  }
-}
-
-std::uint32_t Scheduler::Occurrences::next(std::uint8_t kind, std::uint64_t base) {
-  if (2 * (used_ + 1) > slots_.size()) grow();
-  const std::size_t mask = slots_.size() - 1;
-  for (std::size_t i = home(kind, base, mask);; i = (i + 1) & mask) {
-    Slot& s = slots_[i];
-    if (s.count == 0) {
-      s = Slot{base, 1, kind};
-      ++used_;
-      return 0;
-    }
-    if (s.base == base && s.kind == kind) {
-      SIM_ASSERT(s.count != 0xffffffffu, "decision ({}, {:x}) asked 2^32 times", kind, base);
-      return s.count++;
-    }
-  }
 }
 
 std::uint32_t Scheduler::choose(DecisionKind kind, std::uint64_t key,

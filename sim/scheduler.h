@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "sim/count_table.h"
 #include "sim/prng.h"
 
 namespace bpftsim::sim {
@@ -108,36 +109,12 @@ class Scheduler {
   std::uint32_t decide(DecisionKind kind, std::uint64_t base, std::uint32_t options,
                        std::span<const Candidate> candidates);
 
-  // (kind, base) -> the times it was asked so far in the run. A flat table (open addressing,
-  // linear probing, at most half full): a run asks a hundred or so decisions, and a tree node per
-  // new key was a tenth of a random schedule's decision cost. It is only looked up, never
-  // iterated, so its layout cannot change a result.
-  class Occurrences {
-   public:
-    // The count of (kind, base) before this call; counts this call.
-    std::uint32_t next(std::uint8_t kind, std::uint64_t base);
-    // Empties the table, keeping its room; false (nothing kept) when it is too large to be
-    // worth clearing for another run.
-    bool reset();
-
-   private:
-    struct Slot {
-      std::uint64_t base = 0;
-      std::uint32_t count = 0;  // 0: empty
-      std::uint8_t kind = 0;
-    };
-    static std::size_t home(std::uint8_t kind, std::uint64_t base, std::size_t mask);
-    void grow();
-    std::vector<Slot> slots_;
-    std::size_t used_ = 0;
-  };
-
   struct Spare;  // a finished scheduler's emptied buffers
   static std::vector<Spare>& spares();
 
   DecisionList log_;
   std::vector<std::uint64_t> bases_;
-  Occurrences occurrences_;
+  CountTable occurrences_;  // (kind, base) -> times asked so far in the run
   std::optional<std::string> divergence_;
 };
 

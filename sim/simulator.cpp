@@ -207,7 +207,7 @@ Simulator* Simulator::running() {
 Context& Simulator::new_context(CtxKind kind, int cpu, std::string_view name, std::uint64_t parent,
                                 std::uint64_t site) {
   const std::uint32_t id = next_ctx_id_++;
-  const std::uint32_t ordinal = spawn_ordinals_[{parent, site}]++;
+  const std::uint32_t ordinal = spawn_ordinals_.next(parent, site);
   const std::uint64_t key = Hasher().u64(parent).u64(site).u64(ordinal).value();
   Context* ctx;
   // Ids only grow, so the new context goes at the map's end (the hint makes that O(1)).

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "sim/context.h"
+#include "sim/count_table.h"
 #include "sim/event_queue.h"
 #include "sim/finding.h"
 #include "sim/prng.h"
@@ -210,7 +211,7 @@ class Simulator {
   // explorer's) makes no Context either. Off under AddressSanitizer (a finished context must
   // stay freed there). See context_pool() in simulator.cpp.
   std::uint32_t next_ctx_id_ = 1;
-  std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint32_t> spawn_ordinals_;
+  CountTable spawn_ordinals_;  // (parent, site) -> contexts spawned so far
   struct SoftirqVec {
     std::string name;
     Context::Body handler;

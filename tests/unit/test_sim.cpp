@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/count_table.h"
 #include "sim/fifo.h"
 #include "sim/hash.h"
 #include "sim/simulator.h"
@@ -722,4 +723,21 @@ TEST_CASE("a hasher continued from a state equals one fed the same input from th
   const std::string ab = std::string("a") + "b";
   CHECK(Hasher().str(ab).value() == bpftsim::sim::str_state("ab"));
   CHECK(Hasher().str(ab).value() == Hasher().u64(2).bytes("ab", 2).value());
+}
+
+TEST_CASE("CountTable counts each key pair on its own, across growth and reset", "[sim]") {
+  bpftsim::sim::CountTable t;
+  // (a, b) and (b, a) are different keys; 500 keys make the table grow from 16 slots.
+  for (std::uint32_t round = 0; round < 3; ++round)
+    for (std::uint64_t k = 0; k < 250; ++k) {
+      CHECK(t.next(k, k + 1) == round);
+      CHECK(t.next(k + 1, k) == round);
+    }
+  CHECK(t.next(1000, 1000) == 0);
+  CHECK(t.next(1000, 1000) == 1);
+  CHECK_FALSE(t.reset(16));  // larger than 16 slots by now: left as it is
+  CHECK(t.next(1000, 1000) == 2);
+  CHECK(t.reset(1 << 20));
+  CHECK(t.next(1000, 1000) == 0);
+  CHECK(t.next(3, 4) == 0);
 }
