@@ -262,6 +262,10 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
   obj->spec_ = opts.verify_memo ? opts.verify_memo->shared_spec(spec)
                                 : std::make_shared<const ObjectSpec>(spec);
   obj->proc_ = &proc;
+  obj->maps_.reserve(spec.maps.size());
+  obj->map_fds_.reserve(spec.maps.size());
+  obj->progs_.reserve(spec.progs.size());
+  obj->prog_fds_.reserve(spec.progs.size());
 
   // bpf_object__create_maps (global data maps get their initial bytes before any program runs).
   for (const MapSpec& ms : spec.maps) {
@@ -294,14 +298,20 @@ std::variant<std::unique_ptr<BpfObject>, LoadError> bpf_object_load(Kernel& k, P
     // relocations come out as before copies nothing.
     thread_local std::vector<BpfInsn> insns;
     insns.assign(ps.insns.begin(), ps.insns.end());
-    std::vector<bool> used(obj->maps_.size(), false);
+    thread_local std::vector<char> used;  // per map of the object: the program refers to it
+    used.assign(obj->maps_.size(), 0);
+    std::size_t nused = 0;
     for (const LdImm64Reloc& r : ps.relocs) {
       const std::uint64_t v = reloc_value(k, r, obj->maps_, prog_id);
       insns[r.insn_idx].imm = static_cast<std::int32_t>(static_cast<std::uint32_t>(v));
       insns[r.insn_idx + 1].imm = static_cast<std::int32_t>(static_cast<std::uint32_t>(v >> 32));
-      if (r.kind != LdImm64Reloc::Kind::kFunc) used[r.map_idx] = true;
+      if (r.kind != LdImm64Reloc::Kind::kFunc && !used[r.map_idx]) {
+        used[r.map_idx] = 1;
+        ++nused;
+      }
     }
     std::vector<BpfMap*> used_maps;
+    used_maps.reserve(nused);
     for (std::size_t i = 0; i < used.size(); ++i)
       if (used[i]) used_maps.push_back(obj->maps_[i]);
     auto code = opts.verify_memo ? opts.verify_memo->code(pi, ps.name, insns)
