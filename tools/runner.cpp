@@ -131,12 +131,19 @@ struct RunInstance {
 
   // expect.events and expect.order, filled by a trace observer while the run goes on.
   struct Watch {
-    std::map<std::string, std::uint64_t, std::less<>> counts;  // events named in expect.events
-    std::vector<std::uint32_t> seen;                           // per order ref: occurrences so far
-    std::vector<std::optional<std::uint64_t>> at;              // per order ref: record index
-    std::map<std::uint32_t, std::uint64_t> ctx_first;          // ctx -> index of its first record
-    std::map<std::uint32_t, std::vector<std::string>> cbs;     // ctx -> running callbacks
-    std::uint64_t index = 0;                                   // of the current record
+    std::map<std::string, std::uint64_t> counts;  // events named in expect.events
+    // The same counters by event id, looked up per record without comparing text (ids are
+    // distinct for distinct names; the text is compared when an id matches).
+    struct Counted {
+      sim::TraceKey event;
+      std::uint64_t* count;
+    };
+    std::vector<Counted> counted;
+    std::vector<std::uint32_t> seen;                        // per order ref: occurrences so far
+    std::vector<std::optional<std::uint64_t>> at;           // per order ref: record index
+    std::map<std::uint32_t, std::uint64_t> ctx_first;       // ctx -> index of its first record
+    std::map<std::uint32_t, std::vector<std::string>> cbs;  // ctx -> running callbacks
+    std::uint64_t index = 0;                                // of the current record
     std::vector<std::int64_t> prog_ids;  // per order ref: its program's id, -1: any
     bool need_ctx_first = false;         // an action_start reference needs ctx_first
     std::size_t pending = 0;             // order refs not yet matched
@@ -497,6 +504,9 @@ void RunInstance::watch_events() {
   for (const Expectations* ex : groups)
     for (const EventCount& e : ex->events)
       watch.counts[e.event] = 0;
+  watch.counted.clear();
+  for (auto& [event, count] : watch.counts)
+    watch.counted.push_back(Watch::Counted{sim::TraceKey(std::string_view(event)), &count});
   watch.seen.assign(2 * orders.size(), 0);
   watch.at.assign(2 * orders.size(), std::nullopt);
   // Per order reference: the program id it is restricted to (-1: any), fixed once loaded.
@@ -515,8 +525,11 @@ void RunInstance::watch_events() {
     static constexpr sim::TraceKey kHelper{"bpf_helper"};
     Watch& w = watch;
     const std::uint64_t index = w.index++;
-    if (!w.counts.empty())
-      if (auto it = w.counts.find(r.event.text); it != w.counts.end()) ++it->second;
+    for (const Watch::Counted& c : w.counted)
+      if (r.is(c.event)) {
+        ++*c.count;
+        break;
+      }
     if (r.ctx != 0 && w.need_ctx_first) w.ctx_first.try_emplace(r.ctx, index);
     const bool cb_entry = r.is(kCb);
     const bool cb_exit = !cb_entry && r.is(kCbExit);
