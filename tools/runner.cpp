@@ -139,9 +139,10 @@ struct RunInstance {
       std::uint64_t* count;
     };
     std::vector<Counted> counted;
-    std::vector<std::uint32_t> seen;                        // per order ref: occurrences so far
-    std::vector<std::optional<std::uint64_t>> at;           // per order ref: record index
-    std::map<std::uint32_t, std::uint64_t> ctx_first;       // ctx -> index of its first record
+    std::vector<std::uint32_t> seen;               // per order ref: occurrences so far
+    std::vector<std::optional<std::uint64_t>> at;  // per order ref: record index
+    // ctx -> index of its first record + 1 (0: none yet); context ids are dense and grow.
+    std::vector<std::uint64_t> ctx_first;
     std::map<std::uint32_t, std::vector<std::string>> cbs;  // ctx -> running callbacks
     std::uint64_t index = 0;                                // of the current record
     std::vector<std::int64_t> prog_ids;  // per order ref: its program's id, -1: any
@@ -530,7 +531,10 @@ void RunInstance::watch_events() {
         ++*c.count;
         break;
       }
-    if (r.ctx != 0 && w.need_ctx_first) w.ctx_first.try_emplace(r.ctx, index);
+    if (r.ctx != 0 && w.need_ctx_first) {
+      if (w.ctx_first.size() <= r.ctx) w.ctx_first.resize(std::size_t{r.ctx} + 64, 0);
+      if (w.ctx_first[r.ctx] == 0) w.ctx_first[r.ctx] = index + 1;
+    }
     const bool cb_entry = r.is(kCb);
     const bool cb_exit = !cb_entry && r.is(kCbExit);
     std::string exited;  // the callback a bpf_timer_cb_exit record ends
@@ -557,7 +561,8 @@ void RunInstance::watch_events() {
         case EventRef::Kind::kActionStart:
         case EventRef::Kind::kActionDone:
           match = action && r.int_field("index", -1) == static_cast<std::int64_t>(ref.action);
-          if (match && ref.kind == EventRef::Kind::kActionStart) at = w.ctx_first[r.ctx];
+          if (match && ref.kind == EventRef::Kind::kActionStart)
+            at = r.ctx < w.ctx_first.size() && w.ctx_first[r.ctx] != 0 ? w.ctx_first[r.ctx] - 1 : 0;
           break;
         case EventRef::Kind::kCallbackEntry:
           match = cb_entry && r.str_is("callback", ref.function) &&
