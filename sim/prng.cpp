@@ -44,11 +44,12 @@ std::uint64_t Prng::next_u64() {
 
 std::uint64_t Prng::below(std::uint64_t bound) {
   // 128-bit multiply: the high word is uniform in [0, bound) once the low word is outside the
-  // biased zone [0, 2^64 mod bound).
-  const std::uint64_t threshold = (0 - bound) % bound;
+  // biased zone [0, 2^64 mod bound). That zone lies below `bound`, so its end (a 64-bit division)
+  // is computed only for a low word below `bound`: the same draws accepted and rejected.
   for (;;) {
     const u128 m = static_cast<u128>(next_u64()) * bound;
-    if (static_cast<std::uint64_t>(m) >= threshold) return static_cast<std::uint64_t>(m >> 64);
+    const auto low = static_cast<std::uint64_t>(m);
+    if (low >= bound || low >= (0 - bound) % bound) return static_cast<std::uint64_t>(m >> 64);
   }
 }
 

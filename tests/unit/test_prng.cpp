@@ -51,3 +51,29 @@ TEST_CASE("below() stays in range and covers it evenly", "[prng]") {
     REQUIRE((v >= -3 && v <= 3));
   }
 }
+
+TEST_CASE("below() accepts and rejects exactly the draws of the plain threshold rule", "[prng]") {
+  // The reference computes 2^64 mod bound for every draw; below() only for a low word under
+  // bound. Large bounds make rejections common (about half the draws for 2^63 + 1), so both the
+  // values and the positions in the stream must agree.
+  __extension__ typedef unsigned __int128 u128;
+  for (const std::uint64_t bound :
+       {std::uint64_t{2}, std::uint64_t{6}, std::uint64_t{1000000007}, (std::uint64_t{1} << 63) + 1,
+        std::uint64_t{3} << 62, ~std::uint64_t{0}, ~std::uint64_t{0} / 3 * 2}) {
+    bpftsim::sim::Prng a(99);
+    bpftsim::sim::Prng b(99);
+    for (int i = 0; i < 2000; ++i) {
+      const std::uint64_t threshold = (0 - bound) % bound;
+      std::uint64_t want = 0;
+      for (;;) {
+        const u128 m = static_cast<u128>(b.next_u64()) * bound;
+        if (static_cast<std::uint64_t>(m) >= threshold) {
+          want = static_cast<std::uint64_t>(m >> 64);
+          break;
+        }
+      }
+      REQUIRE(a.below(bound) == want);
+    }
+    CHECK(a.next_u64() == b.next_u64());  // the same number of draws taken
+  }
+}
