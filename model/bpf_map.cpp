@@ -35,21 +35,26 @@ std::uint32_t ValueArena::grow() {
 
 std::uint8_t* ValueArena::elem(std::uint32_t i) const {
   SIM_ASSERT(i < size(), "arena {} element {} of {}", name_, i, size());
+  // An array is one chunk: no division (a 32-bit divide is tens of cycles) on its lookups.
+  if (i < chunk_elems_) [[likely]]
+    return chunks_[0].get() + std::size_t{i} * stride_;
   return chunks_[i / chunk_elems_].get() + std::size_t{i % chunk_elems_} * stride_;
 }
 
 std::uint64_t ValueArena::addr(std::uint32_t i) const {
   SIM_ASSERT(i < size(), "arena {} element {} of {}", name_, i, size());
+  if (i < chunk_elems_) [[likely]]
+    return AddressSpace::base(regions_[0]) + std::uint64_t{i} * stride_;
   return AddressSpace::base(regions_[i / chunk_elems_]) + std::uint64_t{i % chunk_elems_} * stride_;
 }
 
 KLock& ValueArena::timer_lock(std::uint32_t i, std::uint64_t timer_addr, std::uint8_t* field) {
   SIM_ASSERT(i < size(), "arena {} element {} of {}", name_, i, size());
   const std::uint32_t per_block = lock_block();
-  const std::size_t block = i / per_block;
+  const std::size_t block = i < per_block ? 0 : i / per_block;
   if (timer_locks_.size() <= block) timer_locks_.resize(block + 1);
   if (!timer_locks_[block]) timer_locks_[block] = std::make_unique<KLock[]>(per_block);
-  KLock& lock = timer_locks_[block][i % per_block];
+  KLock& lock = timer_locks_[block][i < per_block ? i : i % per_block];
   if (lock.word == nullptr) {
     lock.kind = "bpf_timer_lock";
     lock.id = timer_addr + 8;
@@ -64,8 +69,10 @@ std::optional<std::uint32_t> ValueArena::index_of(std::uint64_t a, std::uint32_t
     if (regions_[c] != region) continue;
     const std::uint64_t rel = a - AddressSpace::base(region);
     if (rel >= std::uint64_t{stride_} * chunk_elems_) return std::nullopt;
-    if (off) *off = static_cast<std::uint32_t>(rel % stride_);
-    return static_cast<std::uint32_t>(c * chunk_elems_ + rel / stride_);
+    // A chunk is at most 2^32 - 1 bytes (grow): a 32-bit division, not a 64-bit one.
+    const auto rel32 = static_cast<std::uint32_t>(rel);
+    if (off) *off = rel32 % stride_;
+    return static_cast<std::uint32_t>(c * chunk_elems_ + rel32 / stride_);
   }
   return std::nullopt;
 }
