@@ -431,8 +431,9 @@ sim::Co<int> BpfTimerOps::timer_cb(sim::Context& ctx, HrTimer& hr) {
                              {"callback", text.name},
                              {"slice_begin", text.slice}});
   co_await ctx.step(k_.cost.helper_ns);
-  k_.push_bpf_frame(ctx,
-                    Kernel::BpfFrame{prog->name, text.name, map->def.name, k_.key_text(*map, key)});
+  Kernel::BpfFrame frame{prog->name, text.name, map->def.name, {}};
+  k_.set_frame_key(frame, *map, key);
+  k_.push_bpf_frame(ctx, std::move(frame));
   co_await prog->run_callback(ctx, fn, {map->handle_addr, key, value, 0, 0});
   k_.pop_bpf_frame(ctx);
   hrtimer_running_[cpu] = nullptr;

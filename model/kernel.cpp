@@ -56,7 +56,7 @@ Kernel::Kernel(sim::Simulator& s, KernelProfile p, CostModel c)
     if (f.program.empty()) f.program = b.program;
     if (f.callback.empty()) f.callback = b.callback;
     if (f.map.empty()) f.map = b.map;
-    if (f.key.empty()) f.key = b.key;
+    if (f.key.empty()) f.key = b.key_is_index ? std::to_string(b.index) : b.key;
     if (b.code != nullptr && f.source.empty()) {
       f.pc = static_cast<std::int64_t>(b.pc);
       if (const SourceLine* l = b.code->source_at(b.pc)) {
@@ -276,6 +276,17 @@ std::string Kernel::key_text(const BpfMap& map, std::uint64_t key_addr) const {
   for (std::uint32_t i = 0; i < map.def.key_size; ++i)
     append_hex_byte(s, p[i]);
   return s;
+}
+
+void Kernel::set_frame_key(BpfFrame& f, const BpfMap& map, std::uint64_t key_addr) const {
+  if (map.def.type == kBpfMapTypeArray && map.def.key_size == 4) {
+    if (const std::uint8_t* p = mem.translate(key_addr, 4, false, nullptr)) {
+      std::memcpy(&f.index, p, 4);
+      f.key_is_index = true;
+      return;
+    }
+  }
+  f.key = key_text(map, key_addr);
 }
 
 void Kernel::queue_work(int cpu, std::string name, std::function<sim::Co<void>(sim::Context&)> fn) {

@@ -136,7 +136,11 @@ class Kernel {
     std::string_view program;
     std::string_view callback;
     std::string_view map;
-    std::string key;
+    std::string key;  // the key's text (key_text), unless key_is_index
+    // An array's u32 key kept as its number, made text only when a finding reads it (every
+    // callback pushes a frame; few findings are made).
+    bool key_is_index = false;
+    std::uint32_t index = 0;
     // The instruction running there: set by the VM at each helper call and at a fault, so that
     // a finding names its source line (BTF line info). nullptr until then.
     const ProgSpec* code = nullptr;
@@ -152,6 +156,8 @@ class Kernel {
   std::string element_text(std::uint64_t addr) const;
   // "0" (an array index) or "0x0a000000" (a hash key's bytes): the key at `key_addr` of `map`.
   std::string key_text(const BpfMap& map, std::uint64_t key_addr) const;
+  // Sets a frame's key to the key at `key_addr` of `map`, as key_text would render it.
+  void set_frame_key(BpfFrame& f, const BpfMap& map, std::uint64_t key_addr) const;
 
  private:
   void queue_work_on(bool any_cpu, int cpu, std::string name,

@@ -111,13 +111,7 @@ class Context {
   friend class WaitQueue;
   Context(Simulator& sim, std::uint32_t id, std::uint64_t key, CtxKind kind, int cpu,
           std::string name)
-      : sim_(&sim),
-        id_(id),
-        key_(key),
-        key_state_(Hasher().u64(key).value()),
-        kind_(kind),
-        cpu_(cpu),
-        name_(std::move(name)) {}
+      : sim_(&sim), id_(id), key_(key), kind_(kind), cpu_(cpu), name_(std::move(name)) {}
   // A finished context taken from the simulator's pool for a new one: every field as a new
   // Context would have it (its name keeps its buffer's capacity).
   void reuse(std::uint32_t id, std::uint64_t key, CtxKind kind, int cpu, std::string_view name);
@@ -125,7 +119,9 @@ class Context {
   Simulator* sim_;
   std::uint32_t id_;
   std::uint64_t key_;
-  std::uint64_t key_state_;  // Hasher().u64(key_): step_key() continues from it
+  // Hasher().u64(key_), made by the first step_key() (0: not yet; a state that happens to be 0 is
+  // only recomputed each time): a context that asks no decision (most softirqs) never hashes it.
+  mutable std::uint64_t key_state_ = 0;
   std::uint64_t steps_ = 0;
   CtxKind kind_;
   int cpu_;

@@ -117,6 +117,7 @@ TimeNs Context::now() const {
 }
 
 std::uint64_t Context::step_key() const {
+  if (key_state_ == 0) key_state_ = Hasher().u64(key_).value();
   return Hasher(key_state_).u64(steps_).value();
 }
 
@@ -134,7 +135,7 @@ void Context::reuse(std::uint32_t id, std::uint64_t key, CtxKind kind, int cpu,
                     std::string_view name) {
   id_ = id;
   key_ = key;
-  key_state_ = Hasher().u64(key).value();
+  key_state_ = 0;
   steps_ = 0;
   kind_ = kind;
   cpu_ = cpu;
