@@ -29,6 +29,7 @@ class CountTable {
   void grow();
   std::vector<Slot> slots_;
   std::size_t used_ = 0;
+  std::size_t last_ = 0;  // the slot of the last key counted (a run often counts one key again)
 };
 
 }  // namespace bpftsim::sim
