@@ -1,6 +1,7 @@
 #include "sim/trace.h"
 
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -192,35 +193,36 @@ bool TraceView::has_int(std::string_view key) const {
   return a != nullptr && a->kind == TraceArg::Kind::kInt;
 }
 
-bool TraceView::str_is(std::string_view key, std::string_view want) const {
-  const TraceArg* a = arg(key);
-  if (a == nullptr) return false;
-  switch (a->kind) {
-    case TraceArg::Kind::kInt:
-      return false;
-    case TraceArg::Kind::kStr:
-      return a->s == want;
-    case TraceArg::Kind::kName:
-      break;
+namespace {
+
+// The text of a string or object-name argument: a string as it is, a name rendered into `buf`
+// (TraceName::kMaxLen bytes; into *spill when its prefix is longer); nullopt for an absent or
+// integer argument.
+std::optional<std::string_view> arg_text(const TraceArg* a, char* buf, std::string* spill) {
+  if (a == nullptr || a->kind == TraceArg::Kind::kInt) return std::nullopt;
+  if (a->kind == TraceArg::Kind::kStr) return a->s;
+  if (a->name.prefix.size() > TraceName::kMaxPrefix) {
+    *spill = a->name.str();
+    return std::string_view(*spill);
   }
+  return std::string_view(buf, a->name.render(buf));
+}
+
+}  // namespace
+
+bool TraceView::str_is(std::string_view key, std::string_view want) const {
   char buf[TraceName::kMaxLen];
-  if (a->name.prefix.size() > TraceName::kMaxPrefix) return a->name.str() == want;
-  return std::string_view(buf, a->name.render(buf)) == want;
+  std::string spill;
+  const auto text = arg_text(arg(key), buf, &spill);
+  return text && *text == want;
 }
 
 bool TraceView::str(std::string_view key, std::string* out) const {
-  const TraceArg* a = arg(key);
-  if (a == nullptr) return false;
-  switch (a->kind) {
-    case TraceArg::Kind::kInt:
-      return false;
-    case TraceArg::Kind::kStr:
-      out->assign(a->s);
-      return true;
-    case TraceArg::Kind::kName:
-      break;
-  }
-  *out = a->name.str();
+  char buf[TraceName::kMaxLen];
+  std::string spill;
+  const auto text = arg_text(arg(key), buf, &spill);
+  if (!text) return false;
+  out->assign(*text);
   return true;
 }
 
