@@ -26,29 +26,22 @@ void CountTable::grow() {
 }
 
 std::uint32_t CountTable::next(std::uint64_t a, std::uint64_t b) {
-  if (last_ < slots_.size()) {
-    Slot& s = slots_[last_];
-    if (s.count != 0 && s.a == a && s.b == b) {
-      SIM_ASSERT(s.count != 0xffffffffu, "key ({:x}, {:x}) counted 2^32 times", a, b);
-      return s.count++;
-    }
-  }
-  if (2 * (used_ + 1) > slots_.size()) grow();
-  const std::size_t mask = slots_.size() - 1;
-  for (std::size_t i = home(a, b, mask);; i = (i + 1) & mask) {
-    Slot& s = slots_[i];
-    if (s.count == 0) {
-      s = Slot{a, b, 1};
+  const auto holds = [&](const Slot& s) { return s.count != 0 && s.a == a && s.b == b; };
+  if (last_ >= slots_.size() || !holds(slots_[last_])) {
+    if (2 * (used_ + 1) > slots_.size()) grow();
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = home(a, b, mask);
+    while (slots_[i].count != 0 && !holds(slots_[i]))
+      i = (i + 1) & mask;
+    if (slots_[i].count == 0) {
+      slots_[i] = Slot{a, b, 0};
       ++used_;
-      last_ = i;
-      return 0;
     }
-    if (s.a == a && s.b == b) {
-      last_ = i;
-      SIM_ASSERT(s.count != 0xffffffffu, "key ({:x}, {:x}) counted 2^32 times", a, b);
-      return s.count++;
-    }
+    last_ = i;
   }
+  Slot& s = slots_[last_];
+  SIM_ASSERT(s.count != 0xffffffffu, "key ({:x}, {:x}) counted 2^32 times", a, b);
+  return s.count++;
 }
 
 bool CountTable::reset(std::size_t max_slots) {
