@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <optional>
 
 #include "model/errno.h"
 #include "model/libbpf_loader.h"  // map_type_name
@@ -264,14 +265,25 @@ std::string Kernel::element_text(std::uint64_t addr) const {
   return s;
 }
 
+namespace {
+
+// An array's key (4 bytes, the index) as its number; nullopt for another map or an unreadable key.
+std::optional<std::uint32_t> array_index_at(const AddressSpace& mem, const BpfMap& map,
+                                            std::uint64_t key_addr) {
+  if (map.def.type != kBpfMapTypeArray || map.def.key_size != 4) return std::nullopt;
+  const std::uint8_t* p = mem.translate(key_addr, 4, false, nullptr);
+  if (p == nullptr) return std::nullopt;
+  std::uint32_t v = 0;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+}  // namespace
+
 std::string Kernel::key_text(const BpfMap& map, std::uint64_t key_addr) const {
+  if (const auto index = array_index_at(mem, map, key_addr)) return std::to_string(*index);
   const std::uint8_t* p = mem.translate(key_addr, map.def.key_size, false, nullptr);
   if (p == nullptr) return "";
-  if (map.def.type == kBpfMapTypeArray && map.def.key_size == 4) {
-    std::uint32_t v = 0;
-    std::memcpy(&v, p, 4);
-    return std::to_string(v);
-  }
   std::string s = "0x";
   for (std::uint32_t i = 0; i < map.def.key_size; ++i)
     append_hex_byte(s, p[i]);
@@ -279,14 +291,12 @@ std::string Kernel::key_text(const BpfMap& map, std::uint64_t key_addr) const {
 }
 
 void Kernel::set_frame_key(BpfFrame& f, const BpfMap& map, std::uint64_t key_addr) const {
-  if (map.def.type == kBpfMapTypeArray && map.def.key_size == 4) {
-    if (const std::uint8_t* p = mem.translate(key_addr, 4, false, nullptr)) {
-      std::memcpy(&f.index, p, 4);
-      f.key_is_index = true;
-      return;
-    }
+  if (const auto index = array_index_at(mem, map, key_addr)) {
+    f.index = *index;
+    f.key_is_index = true;
+  } else {
+    f.key = key_text(map, key_addr);
   }
-  f.key = key_text(map, key_addr);
 }
 
 void Kernel::queue_work(int cpu, std::string name, std::function<sim::Co<void>(sim::Context&)> fn) {
