@@ -64,6 +64,11 @@ constexpr std::uint8_t kPseudoCall = 1;  // src of a bpf-to-bpf call
 // Internal opcode of instructions that cannot execute; 0x00 (LD|IMM|W) is not an eBPF opcode.
 constexpr std::uint8_t kInvalidOp = 0x00;
 constexpr std::uint8_t kFp = 10;  // r10, the read-only frame pointer
+// Internal mode of loads and stores at a constant offset from r10 that stays inside the stack
+// frame (BpfVm::prepare): they need neither translate() nor a bounds check. The mode bits 0xe0 are
+// not an eBPF load/store mode, so no instruction as given has these opcodes (any that did was
+// rewritten to kInvalidOp first).
+constexpr std::uint8_t kModeFp = 0xe0;
 
 std::uint32_t size_of(std::uint8_t code) {
   switch (code & 0x18) {
@@ -352,7 +357,20 @@ std::shared_ptr<const BpfVm::Code> BpfVm::prepare(const BpfProgramImage& image) 
   c->code.reserve(image.insns.size() + 1);
   c->code = image.insns;
   for (auto& in : c->code) {
-    if (invalid_reason(in) != nullptr) in.code = kInvalidOp;
+    if (invalid_reason(in) != nullptr) {
+      in.code = kInvalidOp;
+      continue;
+    }
+    // r10 is read-only and always the top of the current frame, so `r10 + off` lands in the
+    // frame [r10 - kStackSize, r10) or not whatever runs before: when it does, the load or store
+    // gets the kModeFp opcode (same class and size).
+    const std::uint8_t cls = in.code & 0x07;
+    const bool ldx = cls == kClsLdx && (in.code & 0xe0) == kModeMem && in.src() == kFp;
+    const bool st =
+        (cls == kClsSt || cls == kClsStx) && (in.code & 0xe0) == kModeMem && in.dst() == kFp;
+    const std::int64_t size = size_of(in.code);
+    if ((ldx || st) && in.off >= -static_cast<std::int64_t>(kStackSize) && in.off <= -size)
+      in.code = static_cast<std::uint8_t>((in.code & ~0xe0) | kModeFp);
   }
   c->code.push_back(BpfInsn{});  // sentinel: falling off the end is a bad instruction
   return c;
@@ -670,6 +688,18 @@ BpfVm::Stop BpfVm::Impl::run() {
                                       {kClsStx | kModeMem | kSizeW, &&stxw},
                                       {kClsStx | kModeMem | kSizeDw, &&stxdw},
                                       {kClsSt | kModeMem | kSizeDw, &&stdw},
+                                      {kClsLdx | kModeFp | kSizeB, &&ldxb_fp},
+                                      {kClsLdx | kModeFp | kSizeH, &&ldxh_fp},
+                                      {kClsLdx | kModeFp | kSizeW, &&ldxw_fp},
+                                      {kClsLdx | kModeFp | kSizeDw, &&ldxdw_fp},
+                                      {kClsStx | kModeFp | kSizeB, &&stxb_fp},
+                                      {kClsStx | kModeFp | kSizeH, &&stxh_fp},
+                                      {kClsStx | kModeFp | kSizeW, &&stxw_fp},
+                                      {kClsStx | kModeFp | kSizeDw, &&stxdw_fp},
+                                      {kClsSt | kModeFp | kSizeB, &&stb_fp},
+                                      {kClsSt | kModeFp | kSizeH, &&sth_fp},
+                                      {kClsSt | kModeFp | kSizeW, &&stw_fp},
+                                      {kClsSt | kModeFp | kSizeDw, &&stdw_fp},
                                   });
   const void* const* const labels = table.labels.data();
 #define BPF_DISPATCH()                 \
@@ -800,6 +830,33 @@ BpfVm::Stop BpfVm::Impl::run() {
   BPF_FAST_ST(stxw, kSizeW, r[s])
   BPF_FAST_ST(stxdw, kSizeDw, r[s])
   BPF_FAST_ST(stdw, kSizeDw, sext32(in.imm))
+  // kModeFp: the offset was checked once, by prepare().
+#define BPF_FAST_LDX_FP(label, size)                                  \
+  label:                                                              \
+  BPF_DECODE();                                                       \
+  r[d] = load_sized(frame_host + kStackSize + in.off, size_of(size)); \
+  ++at;                                                               \
+  BPF_DISPATCH();
+#define BPF_FAST_ST_FP(label, size, value)                               \
+  label:                                                                 \
+  BPF_DECODE();                                                          \
+  store_sized(frame_host + kStackSize + in.off, size_of(size), (value)); \
+  ++at;                                                                  \
+  BPF_DISPATCH();
+  BPF_FAST_LDX_FP(ldxb_fp, kSizeB)
+  BPF_FAST_LDX_FP(ldxh_fp, kSizeH)
+  BPF_FAST_LDX_FP(ldxw_fp, kSizeW)
+  BPF_FAST_LDX_FP(ldxdw_fp, kSizeDw)
+  BPF_FAST_ST_FP(stxb_fp, kSizeB, r[s])
+  BPF_FAST_ST_FP(stxh_fp, kSizeH, r[s])
+  BPF_FAST_ST_FP(stxw_fp, kSizeW, r[s])
+  BPF_FAST_ST_FP(stxdw_fp, kSizeDw, r[s])
+  BPF_FAST_ST_FP(stb_fp, kSizeB, sext32(in.imm))
+  BPF_FAST_ST_FP(sth_fp, kSizeH, sext32(in.imm))
+  BPF_FAST_ST_FP(stw_fp, kSizeW, sext32(in.imm))
+  BPF_FAST_ST_FP(stdw_fp, kSizeDw, sext32(in.imm))
+#undef BPF_FAST_LDX_FP
+#undef BPF_FAST_ST_FP
 #undef BPF_FAST_LDX
 #undef BPF_FAST_ST
 #undef BPF_FRAME_MEM
@@ -1068,6 +1125,21 @@ slow:
           BPF_LDX(kSizeW)
           BPF_LDX(kSizeDw)
 #undef BPF_LDX
+#define BPF_FP(size)                                                              \
+  case kClsLdx | kModeFp | (size):                                                \
+    r[d] = load_sized(frame_host + kStackSize + in.off, size_of(size));           \
+    break;                                                                        \
+  case kClsSt | kModeFp | (size):                                                 \
+    store_sized(frame_host + kStackSize + in.off, size_of(size), sext32(in.imm)); \
+    break;                                                                        \
+  case kClsStx | kModeFp | (size):                                                \
+    store_sized(frame_host + kStackSize + in.off, size_of(size), r[s]);           \
+    break;
+          BPF_FP(kSizeB)
+          BPF_FP(kSizeH)
+          BPF_FP(kSizeW)
+          BPF_FP(kSizeDw)
+#undef BPF_FP
         case kClsLdx | kModeMemSx | kSizeB: {
           const std::uint64_t addr = r[s] + sext32(in.off);
           BPF_MEM(p, addr, 1, false);

@@ -435,6 +435,62 @@ TEST_CASE("vm fault: stack overflow below r10-512 and unmapped regions", "[vm]")
   CHECK(vm2.fault().pc == 2);  // ld_imm64 takes two slots
 }
 
+// Loads and stores at a constant offset from r10 take a shortcut when the offset keeps them in
+// the frame (BpfVm::prepare); at the frame's two edges they must behave as any other access: in,
+// the bytes written are read back; one byte past either edge, a bad access at that pc.
+TEST_CASE("vm: r10-relative accesses at the edges of the frame", "[vm]") {
+  AddressSpace space;
+  const auto img = image_of(R"(
+    stdw [%r10-512], -2
+    stw [%r10-4], 0x11223344
+    sth [%r10-6], 0x5566
+    stb [%r10-7], 0x77
+    ldxdw %r0, [%r10-512]   # -2
+    ldxw %r2, [%r10-4]
+    ldxh %r3, [%r10-6]
+    ldxb %r4, [%r10-7]
+    mov %r6, %r10
+    stxdw [%r10-504], %r6   # r10 itself, through a non-constant address below
+    add %r6, -504
+    ldxdw %r7, [%r6]
+    sub %r7, %r10           # 0
+    add %r0, %r7
+    add %r0, %r2
+    add %r0, %r3
+    add %r0, %r4
+    exit
+  )");
+  BpfVm vm(img, space, kBudget);
+  vm.start(0, {});
+  REQUIRE(vm.run() == BpfVm::Stop::kExit);
+  CHECK(vm.r0() == std::uint64_t{0x11223344} + 0x5566 + 0x77 - 2);
+
+  // The top 8 bytes, written by four store sizes and read back as one little-endian word.
+  const auto word = image_of(R"(
+    stdw [%r10-8], 0
+    stw [%r10-4], 0x11223344
+    sth [%r10-6], 0x5566
+    stb [%r10-7], 0x77
+    mov %r1, 0x7f
+    stxb [%r10-8], %r1
+    ldxdw %r0, [%r10-8]
+    exit
+  )");
+  BpfVm vm2(word, space, kBudget);
+  vm2.start(0, {});
+  REQUIRE(vm2.run() == BpfVm::Stop::kExit);
+  CHECK(vm2.r0() == 0x112233445566777fULL);
+
+  for (const char* past : {"ldxdw %r0, [%r10-7]", "ldxw %r0, [%r10-513]", "stb [%r10+0], 1",
+                           "stxh [%r10-1], %r1", "stdw [%r10-513], 1"}) {
+    CAPTURE(past);
+    const auto bad = image_of(std::string("mov %r1, 0\n") + past + "\nexit\n");
+    const Fault f = run_to_fault(bad, space);
+    CHECK(f.kind == FaultKind::kBadAccess);
+    CHECK(f.pc == 1);
+  }
+}
+
 TEST_CASE("vm fault: write to a read-only region", "[vm]") {
   AddressSpace space;
   std::array<std::uint8_t, 8> ro{};
