@@ -552,6 +552,11 @@ BpfVm::Stop BpfVm::Impl::run() {
 
   const BpfInsn* const prog = code.data();
   std::uint64_t* const r = regs.data();
+  // Copies in locals of what handlers read: a store through a uint8_t* may alias any member, so
+  // members are reloaded after every store; locals are not. `frame` follows frame_host, which only
+  // the slow path changes (calls and returns), at `next`.
+  const std::uint64_t insn_count = n;
+  [[maybe_unused]] std::uint8_t* frame = frame_host;
   std::uint32_t at = pc;
   std::uint64_t budget_left = left;
   const std::uint64_t budget_at_entry = budget_left;
@@ -568,13 +573,13 @@ BpfVm::Stop BpfVm::Impl::run() {
   std::uint8_t* const ptr = space.translate((addr), (size), (write), nullptr); \
   if (ptr == nullptr) [[unlikely]]                                             \
   BPF_STOP(fault_memory(at, (addr), (size), (write)))
-#define BPF_JUMP(target)                                  \
-  do {                                                    \
-    const std::int64_t t_ = (target);                     \
-    if (static_cast<std::uint64_t>(t_) >= n) [[unlikely]] \
-      BPF_STOP(fault_jump(at, t_));                       \
-    at = static_cast<std::uint32_t>(t_);                  \
-    goto next;                                            \
+#define BPF_JUMP(target)                                           \
+  do {                                                             \
+    const std::int64_t t_ = (target);                              \
+    if (static_cast<std::uint64_t>(t_) >= insn_count) [[unlikely]] \
+      BPF_STOP(fault_jump(at, t_));                                \
+    at = static_cast<std::uint32_t>(t_);                           \
+    goto next;                                                     \
   } while (0)
 #define BPF_COND(cond) \
   if (cond) BPF_JUMP(std::int64_t{at} + 1 + in.off);
@@ -715,17 +720,17 @@ BpfVm::Stop BpfVm::Impl::run() {
   stmt;                       \
   ++at;                       \
   BPF_DISPATCH();
-#define BPF_FAST_COND(label, cond)                         \
-  label:                                                   \
-  BPF_DECODE();                                            \
-  if (cond) {                                              \
-    const std::int64_t t_ = std::int64_t{at} + 1 + in.off; \
-    if (static_cast<std::uint64_t>(t_) >= n) [[unlikely]]  \
-      BPF_STOP(fault_jump(at, t_));                        \
-    at = static_cast<std::uint32_t>(t_);                   \
-  } else {                                                 \
-    ++at;                                                  \
-  }                                                        \
+#define BPF_FAST_COND(label, cond)                                 \
+  label:                                                           \
+  BPF_DECODE();                                                    \
+  if (cond) {                                                      \
+    const std::int64_t t_ = std::int64_t{at} + 1 + in.off;         \
+    if (static_cast<std::uint64_t>(t_) >= insn_count) [[unlikely]] \
+      BPF_STOP(fault_jump(at, t_));                                \
+    at = static_cast<std::uint32_t>(t_);                           \
+  } else {                                                         \
+    ++at;                                                          \
+  }                                                                \
   BPF_DISPATCH();
 #define BPF_FAST_JMP(name, cmp)                                                            \
   BPF_FAST_COND(name##_k, cmp(r[d], sext32(in.imm)))                                       \
@@ -799,7 +804,7 @@ BpfVm::Stop BpfVm::Impl::run() {
   std::uint8_t* ptr;                                                                          \
   if (const std::uint64_t off_ = (addr) - (r[kFp] - kStackSize); off_ <= kStackSize - (size)) \
       [[likely]] {                                                                            \
-    ptr = frame_host + off_;                                                                  \
+    ptr = frame + off_;                                                                       \
   } else {                                                                                    \
     ptr = space.translate((addr), (size), (write), nullptr);                                  \
     if (ptr == nullptr) [[unlikely]]                                                          \
@@ -831,17 +836,17 @@ BpfVm::Stop BpfVm::Impl::run() {
   BPF_FAST_ST(stxdw, kSizeDw, r[s])
   BPF_FAST_ST(stdw, kSizeDw, sext32(in.imm))
   // kModeFp: the offset was checked once, by prepare().
-#define BPF_FAST_LDX_FP(label, size)                                  \
-  label:                                                              \
-  BPF_DECODE();                                                       \
-  r[d] = load_sized(frame_host + kStackSize + in.off, size_of(size)); \
-  ++at;                                                               \
+#define BPF_FAST_LDX_FP(label, size)                             \
+  label:                                                         \
+  BPF_DECODE();                                                  \
+  r[d] = load_sized(frame + kStackSize + in.off, size_of(size)); \
+  ++at;                                                          \
   BPF_DISPATCH();
-#define BPF_FAST_ST_FP(label, size, value)                               \
-  label:                                                                 \
-  BPF_DECODE();                                                          \
-  store_sized(frame_host + kStackSize + in.off, size_of(size), (value)); \
-  ++at;                                                                  \
+#define BPF_FAST_ST_FP(label, size, value)                          \
+  label:                                                            \
+  BPF_DECODE();                                                     \
+  store_sized(frame + kStackSize + in.off, size_of(size), (value)); \
+  ++at;                                                             \
   BPF_DISPATCH();
   BPF_FAST_LDX_FP(ldxb_fp, kSizeB)
   BPF_FAST_LDX_FP(ldxh_fp, kSizeH)
@@ -1246,6 +1251,7 @@ slow:
     }
     ++at;
   next:;
+    frame = frame_host;
 #if BPF_VM_THREADED
     BPF_DISPATCH();
 #endif
