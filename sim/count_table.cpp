@@ -17,24 +17,24 @@ void CountTable::grow() {
   slots_.assign(old.empty() ? 16 : 2 * old.size(), Slot{});
   const std::size_t mask = slots_.size() - 1;
   for (const Slot& o : old) {
-    if (o.count == 0) continue;
+    if (!live(o)) continue;
     std::size_t i = home(o.a, o.b, mask);
-    while (slots_[i].count != 0)
+    while (live(slots_[i]))
       i = (i + 1) & mask;
     slots_[i] = o;
   }
 }
 
 std::uint32_t CountTable::next(std::uint64_t a, std::uint64_t b) {
-  const auto holds = [&](const Slot& s) { return s.count != 0 && s.a == a && s.b == b; };
+  const auto holds = [&](const Slot& s) { return live(s) && s.a == a && s.b == b; };
   if (last_ >= slots_.size() || !holds(slots_[last_])) {
     if (2 * (used_ + 1) > slots_.size()) grow();
     const std::size_t mask = slots_.size() - 1;
     std::size_t i = home(a, b, mask);
-    while (slots_[i].count != 0 && !holds(slots_[i]))
+    while (live(slots_[i]) && !holds(slots_[i]))
       i = (i + 1) & mask;
-    if (slots_[i].count == 0) {
-      slots_[i] = Slot{a, b, 0};
+    if (!live(slots_[i])) {
+      slots_[i] = Slot{a, b, 0, epoch_};
       ++used_;
     }
     last_ = i;
@@ -46,7 +46,10 @@ std::uint32_t CountTable::next(std::uint64_t a, std::uint64_t b) {
 
 bool CountTable::reset(std::size_t max_slots) {
   if (slots_.size() > max_slots) return false;
-  std::fill(slots_.begin(), slots_.end(), Slot{});
+  if (++epoch_ == 0) {  // after 2^32 - 1 resets: every slot back to epoch 0, the table's to 1
+    std::fill(slots_.begin(), slots_.end(), Slot{});
+    epoch_ = 1;
+  }
   used_ = 0;
   return true;
 }

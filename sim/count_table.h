@@ -16,20 +16,23 @@ class CountTable {
   // The count of (a, b) before this call; counts this call.
   std::uint32_t next(std::uint64_t a, std::uint64_t b);
   // Empties the table and keeps its room, unless it has more than max_slots (then it is left as
-  // it is and the call returns false).
+  // it is and the call returns false). Emptying is a new epoch, not a pass over the slots.
   bool reset(std::size_t max_slots);
 
  private:
   struct Slot {
     std::uint64_t a = 0;
     std::uint64_t b = 0;
-    std::uint32_t count = 0;  // 0: empty
+    std::uint32_t count = 0;
+    std::uint32_t epoch = 0;  // a slot of an earlier epoch than the table's is empty
   };
+  bool live(const Slot& s) const { return s.epoch == epoch_; }
   static std::size_t home(std::uint64_t a, std::uint64_t b, std::size_t mask);
   void grow();
   std::vector<Slot> slots_;
   std::size_t used_ = 0;
   std::size_t last_ = 0;  // the slot of the last key counted (a run often counts one key again)
+  std::uint32_t epoch_ = 1;
 };
 
 }  // namespace bpftsim::sim
