@@ -15,6 +15,12 @@ class Hasher {
  public:
   static constexpr std::uint64_t kOffsetBasis = 0xcbf29ce484222325ULL;
   static constexpr std::uint64_t kPrime = 0x100000001b3ULL;
+  static constexpr std::uint64_t kPrimeTo8 = [] {
+    std::uint64_t p = 1;
+    for (int i = 0; i < 8; ++i)
+      p *= kPrime;
+    return p;
+  }();
 
   constexpr explicit Hasher(std::uint64_t basis = kOffsetBasis) : h_(basis) {}
 
@@ -24,8 +30,13 @@ class Hasher {
       h_ = (h_ ^ p[i]) * kPrime;
     return *this;
   }
-  // An integer as its 8 little-endian bytes.
+  // An integer as its 8 little-endian bytes. Below 256 (step counts, ordinals), the seven zero
+  // bytes above the first only multiply by kPrime each: one multiply by kPrime^8 does the same.
   constexpr Hasher& u64(std::uint64_t v) {
+    if (v <= 0xff) {
+      h_ = (h_ ^ v) * kPrimeTo8;
+      return *this;
+    }
     for (int i = 0; i < 8; ++i)
       h_ = (h_ ^ ((v >> (8 * i)) & 0xffu)) * kPrime;
     return *this;

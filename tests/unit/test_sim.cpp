@@ -718,6 +718,24 @@ TEST_CASE("a hasher continued from a state equals one fed the same input from th
           Hasher().str("jitter").u64(k).value());
     CHECK(Hasher(Hasher().u64(k).value()).u64(k + 1).value() == Hasher().u64(k).u64(k + 1).value());
   }
+  // u64 is the 8 little-endian bytes, whatever path computes it (below 256 it takes a shortcut).
+  const auto bytewise = [](std::uint64_t h, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i)
+      h = (h ^ ((v >> (8 * i)) & 0xffu)) * Hasher::kPrime;
+    return h;
+  };
+  for (std::uint64_t v = 0; v < 70000; v += (v < 300 ? 1 : 997))
+    for (const std::uint64_t h : {Hasher::kOffsetBasis, std::uint64_t{0}, ~std::uint64_t{0}}) {
+      CAPTURE(v, h);
+      CHECK(Hasher(h).u64(v).value() == bytewise(h, v));
+      CHECK(Hasher(h).u64(~v).value() == bytewise(h, ~v));
+    }
+  static_assert(Hasher().u64(7).value() == [] {
+    std::uint64_t h = (Hasher::kOffsetBasis ^ 7) * Hasher::kPrime;
+    for (int i = 1; i < 8; ++i)
+      h *= Hasher::kPrime;  // the seven zero bytes
+    return h;
+  }());
   // str() is the length then the bytes, at compile time as at run time.
   static_assert(bpftsim::sim::str_state("ab") != bpftsim::sim::str_state("ba"));
   const std::string ab = std::string("a") + "b";
