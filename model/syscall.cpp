@@ -16,25 +16,58 @@ namespace bpftsim::model {
 
 namespace {
 
-// A counter track's trace key, "counter:<kind><id>.<what>" ("counter:map3.refcnt"), built in place
-// (no heap string per record); lives until the end of the emitting statement's scope.
+// A counter track's trace key, "counter:<kind><id>.<what>" ("counter:map3.refcnt"). Ids restart
+// at 1 in every run, so the keys of the first kCachedIds ids are made once per thread and kept
+// (text and id); a larger id's key is built in place (no heap string per record), and lives until
+// the end of the emitting statement's scope.
+enum class Counter : std::uint8_t { kMapRefcnt, kMapUsercnt, kProgRefcnt };
+
 class CounterKey {
  public:
-  CounterKey(std::string_view kind, std::uint32_t id, std::string_view what) {
-    constexpr std::string_view kPrefix = "counter:";
-    char* p = buf_;
-    p = std::copy(kPrefix.begin(), kPrefix.end(), p);
-    p = std::copy(kind.begin(), kind.end(), p);
-    p = std::to_chars(p, buf_ + sizeof buf_, id).ptr;
-    *p++ = '.';
-    p = std::copy(what.begin(), what.end(), p);
-    len_ = static_cast<std::size_t>(p - buf_);
+  CounterKey(Counter which, std::uint32_t id) {
+    if (id < kCachedIds) {
+      key_ = cached(which, id);
+      return;
+    }
+    key_ = sim::TraceKey(std::string_view(buf_, build(which, id, buf_)));
   }
-  sim::TraceKey key() const { return sim::TraceKey(std::string_view(buf_, len_)); }
+  sim::TraceKey key() const { return key_; }
 
  private:
-  char buf_[48];  // "counter:" + "prog" + 10 digits + ".usercnt"
-  std::size_t len_ = 0;
+  static constexpr std::uint32_t kCachedIds = 64;
+  static constexpr std::size_t kMaxLen = 48;  // "counter:" + "prog" + 10 digits + ".usercnt"
+
+  // Writes the text into out (kMaxLen bytes); returns its length.
+  static std::size_t build(Counter which, std::uint32_t id, char* out) {
+    constexpr std::string_view kPrefix = "counter:";
+    const std::string_view kind = which == Counter::kProgRefcnt ? "prog" : "map";
+    const std::string_view what = which == Counter::kMapUsercnt ? "usercnt" : "refcnt";
+    char* p = out;
+    p = std::copy(kPrefix.begin(), kPrefix.end(), p);
+    p = std::copy(kind.begin(), kind.end(), p);
+    p = std::to_chars(p, out + kMaxLen, id).ptr;
+    *p++ = '.';
+    p = std::copy(what.begin(), what.end(), p);
+    return static_cast<std::size_t>(p - out);
+  }
+
+  static sim::TraceKey cached(Counter which, std::uint32_t id) {
+    struct Entry {
+      std::string text;
+      sim::TraceKey key{""};
+    };
+    thread_local std::array<Entry, 3 * kCachedIds> cache;
+    Entry& e = cache[static_cast<std::size_t>(which) * kCachedIds + id];
+    if (e.text.empty()) {
+      char buf[kMaxLen];
+      e.text.assign(buf, build(which, id, buf));
+      e.key = sim::TraceKey(std::string_view(e.text));
+    }
+    return e.key;
+  }
+
+  char buf_[kMaxLen];
+  sim::TraceKey key_{""};
 };
 
 }  // namespace
@@ -81,8 +114,8 @@ void Syscalls::map_inc(const sim::Context* ctx, BpfMap& map) {
               {{"map", map.id},
                {"refcnt", map.refcnt},
                {"usercnt", map.usercnt},
-               {CounterKey("map", map.id, "refcnt").key(), map.refcnt},
-               {CounterKey("map", map.id, "usercnt").key(), map.usercnt}});
+               {CounterKey(Counter::kMapRefcnt, map.id).key(), map.refcnt},
+               {CounterKey(Counter::kMapUsercnt, map.id).key(), map.usercnt}});
 }
 
 void Syscalls::map_inc_with_uref(const sim::Context* ctx, BpfMap& map) {
@@ -94,8 +127,8 @@ void Syscalls::map_inc_with_uref(const sim::Context* ctx, BpfMap& map) {
               {{"map", map.id},
                {"refcnt", map.refcnt},
                {"usercnt", map.usercnt},
-               {CounterKey("map", map.id, "refcnt").key(), map.refcnt},
-               {CounterKey("map", map.id, "usercnt").key(), map.usercnt}});
+               {CounterKey(Counter::kMapRefcnt, map.id).key(), map.refcnt},
+               {CounterKey(Counter::kMapUsercnt, map.id).key(), map.usercnt}});
 }
 
 // bpf_map_put: the last reference frees the map from a workqueue (bpf_map_free_deferred).
@@ -106,8 +139,8 @@ sim::Co<void> Syscalls::map_put(sim::Context& ctx, BpfMap& map) {
   ctx.trace("map_refcnt", {{"map", map.id},
                            {"refcnt", map.refcnt},
                            {"usercnt", map.usercnt},
-                           {CounterKey("map", map.id, "refcnt").key(), map.refcnt},
-                           {CounterKey("map", map.id, "usercnt").key(), map.usercnt}});
+                           {CounterKey(Counter::kMapRefcnt, map.id).key(), map.refcnt},
+                           {CounterKey(Counter::kMapUsercnt, map.id).key(), map.usercnt}});
   if (map.refcnt < 0) k_.refcount_underflow(&ctx, map.obj, "map refcnt");
   co_await ctx.step(k_.cost.refcnt_ns);
   if (map.refcnt != 0) co_return;
@@ -128,7 +161,7 @@ sim::Co<void> Syscalls::map_put_with_uref(sim::Context& ctx, BpfMap& map) {
   k_.slab.note(&ctx, map.obj, "usercnt-1 -> {}", map.usercnt);
   ctx.trace("map_usercnt", {{"map", map.id},
                             {"usercnt", map.usercnt},
-                            {CounterKey("map", map.id, "usercnt").key(), map.usercnt}});
+                            {CounterKey(Counter::kMapUsercnt, map.id).key(), map.usercnt}});
   if (map.usercnt < 0) k_.refcount_underflow(&ctx, map.obj, "map usercnt");
   co_await ctx.step(k_.cost.refcnt_ns);
   if (map.usercnt == 0) {
@@ -145,7 +178,7 @@ void Syscalls::prog_inc(const sim::Context* ctx, BpfProg& prog) {
   k_.sim.emit(ctx, "prog_refcnt",
               {{"prog", prog.id},
                {"refcnt", prog.refcnt},
-               {CounterKey("prog", prog.id, "refcnt").key(), prog.refcnt}});
+               {CounterKey(Counter::kProgRefcnt, prog.id).key(), prog.refcnt}});
 }
 
 int Syscalls::prog_inc_not_zero(const sim::Context* ctx, BpfProg& prog) {
@@ -162,7 +195,7 @@ sim::Co<void> Syscalls::prog_put(sim::Context& ctx, BpfProg& prog) {
   k_.slab.note(&ctx, prog.obj, "refcnt-1 -> {}", prog.refcnt);
   ctx.trace("prog_refcnt", {{"prog", prog.id},
                             {"refcnt", prog.refcnt},
-                            {CounterKey("prog", prog.id, "refcnt").key(), prog.refcnt}});
+                            {CounterKey(Counter::kProgRefcnt, prog.id).key(), prog.refcnt}});
   if (prog.refcnt < 0) k_.refcount_underflow(&ctx, prog.obj, "prog refcnt");
   co_await ctx.step(k_.cost.refcnt_ns);
   if (prog.refcnt != 0) co_return;
