@@ -69,6 +69,12 @@ constexpr std::uint8_t kFp = 10;  // r10, the read-only frame pointer
 // not an eBPF load/store mode, so no instruction as given has these opcodes (any that did was
 // rewritten to kInvalidOp first).
 constexpr std::uint8_t kModeFp = 0xe0;
+// Internal opcodes of a counted loop's step: an add of an immediate followed by a jne of the same
+// register against an immediate (clang's `w1 += -1; if w1 != 0 goto`), executed as one dispatch
+// (BpfVm::prepare rewrites the add). ALU operation 0xe0 is not an eBPF operation. The jne keeps
+// its own opcode, so a jump to it runs it alone.
+constexpr std::uint8_t kAddJne32 = kClsAlu | 0xe0;    // add32 imm, then jne32 imm
+constexpr std::uint8_t kAddJne64 = kClsAlu64 | 0xe0;  // add64 imm, then jne imm
 
 std::uint32_t size_of(std::uint8_t code) {
   switch (code & 0x18) {
@@ -371,6 +377,13 @@ std::shared_ptr<const BpfVm::Code> BpfVm::prepare(const BpfProgramImage& image) 
     const std::int64_t size = size_of(in.code);
     if ((ldx || st) && in.off >= -static_cast<std::int64_t>(kStackSize) && in.off <= -size)
       in.code = static_cast<std::uint8_t>((in.code & ~0xe0) | kModeFp);
+  }
+  for (std::size_t i = 0; i + 1 < c->code.size(); ++i) {
+    BpfInsn& add = c->code[i];
+    const BpfInsn& jne = c->code[i + 1];
+    if (add.dst() != jne.dst()) continue;
+    if (add.code == (kClsAlu | 0x00) && jne.code == (kClsJmp32 | 0x50)) add.code = kAddJne32;
+    if (add.code == (kClsAlu64 | 0x00) && jne.code == (kClsJmp | 0x50)) add.code = kAddJne64;
   }
   c->code.push_back(BpfInsn{});  // sentinel: falling off the end is a bad instruction
   return c;
@@ -705,6 +718,8 @@ BpfVm::Stop BpfVm::Impl::run() {
                                       {kClsSt | kModeFp | kSizeH, &&sth_fp},
                                       {kClsSt | kModeFp | kSizeW, &&stw_fp},
                                       {kClsSt | kModeFp | kSizeDw, &&stdw_fp},
+                                      {kAddJne32, &&add_jne32},
+                                      {kAddJne64, &&add_jne64},
                                   });
   const void* const* const labels = table.labels.data();
 #define BPF_DISPATCH()                 \
@@ -862,6 +877,28 @@ BpfVm::Stop BpfVm::Impl::run() {
   BPF_FAST_ST_FP(stdw_fp, kSizeDw, sext32(in.imm))
 #undef BPF_FAST_LDX_FP
 #undef BPF_FAST_ST_FP
+  // kAddJne32/64: the add, then the jne at at + 1 as its own instruction (counted, and the fault
+  // of a bad jump target at its pc); with no budget left for it, the dispatch at at + 1 stops.
+#define BPF_FAST_ADD_JNE(label, T)                                              \
+  label:                                                                        \
+  BPF_DECODE();                                                                 \
+  r[d] = static_cast<T>(static_cast<T>(r[d]) + static_cast<T>(sext32(in.imm))); \
+  ++at;                                                                         \
+  if (budget_left == 0) [[unlikely]]                                            \
+    goto budget_exhausted;                                                      \
+  --budget_left;                                                                \
+  if (static_cast<T>(r[d]) != static_cast<T>(sext32(prog[at].imm))) {           \
+    const std::int64_t t_ = std::int64_t{at} + 1 + prog[at].off;                \
+    if (static_cast<std::uint64_t>(t_) >= insn_count) [[unlikely]]              \
+      BPF_STOP(fault_jump(at, t_));                                             \
+    at = static_cast<std::uint32_t>(t_);                                        \
+  } else {                                                                      \
+    ++at;                                                                       \
+  }                                                                             \
+  BPF_DISPATCH();
+  BPF_FAST_ADD_JNE(add_jne32, std::uint32_t)
+  BPF_FAST_ADD_JNE(add_jne64, std::uint64_t)
+#undef BPF_FAST_ADD_JNE
 #undef BPF_FAST_LDX
 #undef BPF_FAST_ST
 #undef BPF_FRAME_MEM
@@ -1003,6 +1040,13 @@ slow:
     break;                                                      \
   }
           BPF_ALU32(0x00, a + b, a + b)
+        case kAddJne32:  // the add alone: the jne after it runs as the next instruction
+          r[d] = static_cast<std::uint32_t>(static_cast<std::uint32_t>(r[d]) +
+                                            static_cast<std::uint32_t>(in.imm));
+          break;
+        case kAddJne64:
+          r[d] += sext32(in.imm);
+          break;
           BPF_ALU32(0x10, a - b, a - b)
           BPF_ALU32(0x20, a * b, a * b)
           BPF_ALU32(0x30, in.off == 1 ? sdiv32(a, b) : (b == 0 ? 0u : a / b),

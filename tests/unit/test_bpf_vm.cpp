@@ -6,6 +6,7 @@
 #include <array>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "model/bpf_vm.h"
@@ -588,6 +589,139 @@ TEST_CASE("vm fault: instruction budget stops a runaway loop", "[vm]") {
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kFault);
   CHECK(vm.executed_total() == 2002);
+}
+
+// An add of an immediate followed by a jne of the same register (a counted loop's step) runs as
+// one dispatch (BpfVm::prepare); it must count, stop on the budget, fault and take jumps into the
+// jne exactly as the two instructions do one by one.
+TEST_CASE("vm: a counted loop's add and jne, together and apart", "[vm]") {
+  AddressSpace space;
+  const auto run = [&](const std::string& src, std::uint64_t budget) {
+    BpfVm vm(image_of(src), space, budget);
+    vm.start(0, {});
+    const BpfVm::Stop stop = vm.run();
+    return std::tuple{stop, stop == BpfVm::Stop::kExit ? vm.r0() : 0, vm.executed_total(),
+                      stop == BpfVm::Stop::kFault ? vm.fault() : Fault{}};
+  };
+  SECTION("32 and 64 bits: the add wraps at its own width, the jne compares at its own") {
+    // w1 = 0xffffffff + 1 wraps to 0: the 32-bit jne falls through.
+    const auto [stop32, r32, n32, f32] = run(R"(
+      mov32 %r1, -1
+      add32 %r1, 1
+      jne32 %r1, 0, big
+      mov %r0, 1
+      exit
+    big:
+      mov %r0, 2
+      exit
+    )",
+                                             kBudget);
+    CHECK(stop32 == BpfVm::Stop::kExit);
+    CHECK(r32 == 1);
+    CHECK(n32 == 5);
+    // As a 64-bit add, r1 = 0x100000000 is not 0: the jne is taken.
+    const auto [stop64, r64, n64, f64] = run(R"(
+      mov32 %r1, -1
+      add %r1, 1
+      jne %r1, 0, big
+      mov %r0, 1
+      exit
+    big:
+      mov %r0, 2
+      exit
+    )",
+                                             kBudget);
+    CHECK(stop64 == BpfVm::Stop::kExit);
+    CHECK(r64 == 2);
+    CHECK(n64 == 5);
+    // A negative immediate is sign-extended in both: r1 counts -3, -2, -1 and stops at -1.
+    const auto [stop_n, r_n, n_n, f_n] = run(R"(
+      mov %r1, -3
+    loop:
+      add %r1, 1
+      jne %r1, -1, loop
+      mov %r0, %r1
+      exit
+    )",
+                                             kBudget);
+    CHECK(stop_n == BpfVm::Stop::kExit);
+    CHECK(r_n == ~std::uint64_t{0});
+    CHECK(n_n == 1 + 2 * 2 + 2);
+  }
+  SECTION("the budget runs out between the add and its jne, or at the add") {
+    const std::string loop = R"(
+      mov32 %r1, 3
+    loop:
+      add32 %r1, -1
+      jne32 %r1, 0, loop
+      exit
+    )";
+    for (std::uint64_t budget = 1; budget <= 7; ++budget) {
+      CAPTURE(budget);
+      const auto [stop, r0, n, f] = run(loop, budget);
+      REQUIRE(stop == BpfVm::Stop::kFault);
+      CHECK(f.kind == FaultKind::kBudget);
+      CHECK(n == budget);
+      // Executed: mov (pc 0), then add (pc 1) and jne (pc 2) three times, then exit (pc 3); the
+      // fault is at the instruction after the last one the budget allowed.
+      CHECK(f.pc == (budget == 7 ? 3u : budget % 2 == 1 ? 1u : 2u));
+    }
+    const auto [stop, r0, n, f] = run(loop, 8);
+    CHECK(stop == BpfVm::Stop::kExit);
+    CHECK(n == 8);
+  }
+  SECTION("a jump into the jne runs it alone") {
+    const auto [stop, r0, n, f] = run(R"(
+      mov32 %r1, 5
+      ja check
+    loop:
+      add32 %r1, -1
+    check:
+      jne32 %r1, 0, loop
+      mov %r0, 42
+      exit
+    )",
+                                      kBudget);
+    CHECK(stop == BpfVm::Stop::kExit);
+    CHECK(r0 == 42);
+    CHECK(n == 2 + 1 + 5 * 2 + 2);
+  }
+  SECTION("the jne's bad target faults at the jne, only when taken") {
+    BpfProgramImage img = image_of(R"(
+      mov32 %r1, 2
+      add32 %r1, -1
+      jne32 %r1, 0, +0
+      exit
+    )");
+    img.insns[2].off = 100;  // past the end
+    BpfVm vm(img, space, kBudget);
+    vm.start(0, {});
+    REQUIRE(vm.run() == BpfVm::Stop::kFault);
+    CHECK(vm.fault().kind == FaultKind::kBadInstruction);
+    CHECK(vm.fault().pc == 2);
+    img.insns[0].imm = 1;  // the add makes it 0: not taken
+    BpfVm vm2(img, space, kBudget);
+    vm2.start(0, {});
+    CHECK(vm2.run() == BpfVm::Stop::kExit);
+  }
+  SECTION("different registers are two plain instructions") {
+    // The jne tests r2 (0: not taken); r1, which the add changed, would have been taken.
+    const auto [stop, r0, n, f] = run(R"(
+      mov32 %r1, 0
+      mov32 %r2, 0
+      add32 %r1, 1
+      jne32 %r2, 0, bad
+      mov %r0, %r1
+      exit
+    bad:
+      mov %r0, 99
+      exit
+    )",
+                                      kBudget);
+    CHECK(stop == BpfVm::Stop::kExit);
+    CHECK(r0 == 1);
+    CHECK(n == 6);
+  }
 }
 
 TEST_CASE("vm fault: bad instructions", "[vm]") {
