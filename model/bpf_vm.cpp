@@ -586,13 +586,18 @@ BpfVm::Stop BpfVm::Impl::run() {
   std::uint8_t* const ptr = space.translate((addr), (size), (write), nullptr); \
   if (ptr == nullptr) [[unlikely]]                                             \
   BPF_STOP(fault_memory(at, (addr), (size), (write)))
-#define BPF_JUMP(target)                                           \
+// Moves to `target`, or stops with a fault of the jump at `at` when it is outside the program.
+#define BPF_GOTO(target)                                           \
   do {                                                             \
     const std::int64_t t_ = (target);                              \
     if (static_cast<std::uint64_t>(t_) >= insn_count) [[unlikely]] \
       BPF_STOP(fault_jump(at, t_));                                \
     at = static_cast<std::uint32_t>(t_);                           \
-    goto next;                                                     \
+  } while (0)
+#define BPF_JUMP(target) \
+  do {                   \
+    BPF_GOTO(target);    \
+    goto next;           \
   } while (0)
 #define BPF_COND(cond) \
   if (cond) BPF_JUMP(std::int64_t{at} + 1 + in.off);
@@ -735,17 +740,14 @@ BpfVm::Stop BpfVm::Impl::run() {
   stmt;                       \
   ++at;                       \
   BPF_DISPATCH();
-#define BPF_FAST_COND(label, cond)                                 \
-  label:                                                           \
-  BPF_DECODE();                                                    \
-  if (cond) {                                                      \
-    const std::int64_t t_ = std::int64_t{at} + 1 + in.off;         \
-    if (static_cast<std::uint64_t>(t_) >= insn_count) [[unlikely]] \
-      BPF_STOP(fault_jump(at, t_));                                \
-    at = static_cast<std::uint32_t>(t_);                           \
-  } else {                                                         \
-    ++at;                                                          \
-  }                                                                \
+#define BPF_FAST_COND(label, cond)           \
+  label:                                     \
+  BPF_DECODE();                              \
+  if (cond) {                                \
+    BPF_GOTO(std::int64_t{at} + 1 + in.off); \
+  } else {                                   \
+    ++at;                                    \
+  }                                          \
   BPF_DISPATCH();
 #define BPF_FAST_JMP(name, cmp)                                                            \
   BPF_FAST_COND(name##_k, cmp(r[d], sext32(in.imm)))                                       \
@@ -888,10 +890,7 @@ BpfVm::Stop BpfVm::Impl::run() {
     goto budget_exhausted;                                                      \
   --budget_left;                                                                \
   if (static_cast<T>(r[d]) != static_cast<T>(sext32(prog[at].imm))) {           \
-    const std::int64_t t_ = std::int64_t{at} + 1 + prog[at].off;                \
-    if (static_cast<std::uint64_t>(t_) >= insn_count) [[unlikely]]              \
-      BPF_STOP(fault_jump(at, t_));                                             \
-    at = static_cast<std::uint32_t>(t_);                                        \
+    BPF_GOTO(std::int64_t{at} + 1 + prog[at].off);                              \
   } else {                                                                      \
     ++at;                                                                       \
   }                                                                             \
@@ -1305,6 +1304,7 @@ slow:
 #undef BPF_STOP
 #undef BPF_MEM
 #undef BPF_JUMP
+#undef BPF_GOTO
 #undef BPF_COND
 #undef BPF_JMP64
 }
