@@ -43,6 +43,12 @@ Range& range() {
   return *r;
 }
 
+// p's offset in the range: at least the range's size when p is not a block of it (below the
+// range, the difference wraps to above its size; with nothing reserved, the size is 0).
+std::uintptr_t offset_in(const Range& r, const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(r.base);
+}
+
 // Blocks of threads that exited, by class, taken back by any thread whose list runs dry.
 struct Orphans {
   std::mutex mu;
@@ -73,7 +79,6 @@ struct ThreadCache {
   Block* free[kClasses];
   char* bump[kClasses];
   char* bump_end[kClasses];
-  bool flusher_armed;
   bool dead;  // Flusher ran: this thread's blocks go straight to the orphans
 };
 thread_local ThreadCache t_cache{};
@@ -109,10 +114,7 @@ void* system_alloc(std::size_t n) {
 [[gnu::noinline]] void* refill(std::size_t c, std::size_t n) {
   ThreadCache& tc = t_cache;
   if (tc.dead) return system_alloc(n);
-  if (!tc.flusher_armed) {
-    tc.flusher_armed = true;
-    t_flusher.armed = true;  // its first use registers its destructor for this thread
-  }
+  t_flusher.armed = true;  // its first use registers its destructor for this thread
   Orphans& o = orphans();
   if (o.any.load(std::memory_order_acquire)) {
     std::lock_guard lock(o.mu);
@@ -151,9 +153,7 @@ inline void* allocate(std::size_t n) {
 inline void release(void* p) {
   if (p == nullptr) return;
   const Range& r = range();
-  // Below the range, the difference wraps to above its size; with nothing reserved, size is 0.
-  const std::uintptr_t off =
-      reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(r.base);
+  const std::uintptr_t off = offset_in(r, p);
   if (off >= r.size) {
     std::free(p);
     return;
@@ -174,13 +174,13 @@ inline void release(void* p) {
 
 bool owns(const void* p) {
   const Range& r = range();
-  return reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(r.base) < r.size;
+  return offset_in(r, p) < r.size;
 }
 
 std::size_t block_size(const void* p) {
-  if (!owns(p)) return 0;
-  const auto off = static_cast<std::size_t>(static_cast<const char*>(p) - range().base);
-  return ((off >> kClassShift) + 1) * kStep;
+  const Range& r = range();
+  const std::uintptr_t off = offset_in(r, p);
+  return off < r.size ? ((off >> kClassShift) + 1) * kStep : 0;
 }
 
 }  // namespace bpftsim::sim::heap
