@@ -189,3 +189,38 @@ TEST_CASE("the bpf_hrtimer table finds every timer by id, in place, across its c
   CHECK(std::is_sorted(order.begin(), order.end()));
   CHECK(std::adjacent_find(added.begin(), added.end()) == added.end());
 }
+
+// A refcount record names its counter track by the object's id ("counter:map3.refcnt"); the keys
+// of small ids are made once per thread and reused by every later kernel, larger ones built per
+// record: both must name the right object, run after run.
+TEST_CASE("refcount records name the counter tracks of their own map", "[model]") {
+  for (int run = 0; run < 2; ++run) {
+    CAPTURE(run);
+    sim::Simulator s(sim::SimConfig{});
+    model::Kernel k(s);
+    model::MapDef d;
+    d.name = "m";
+    d.type = model::kBpfMapTypeArray;
+    d.key_size = 4;
+    d.value_size = 8;
+    d.max_entries = 1;
+    std::vector<model::BpfMap*> maps;
+    int err = 0;
+    for (int i = 0; i < 70; ++i)
+      maps.push_back(k.create_map(nullptr, d, &err));
+    REQUIRE(maps[2]->id == 3);
+    REQUIRE(maps[69]->id == 70);
+    for (model::BpfMap* m : {maps[2], maps[69], maps[69]})
+      k.sys.map_inc(nullptr, *m);
+    std::vector<std::string> seen;
+    for (const sim::TraceRecord& r : s.trace().records()) {
+      if (r.event != "map_refcnt") continue;
+      for (const sim::TraceField& f : r.fields)
+        if (f.key.starts_with("counter:"))
+          seen.push_back(fmt::format("{}={}", f.key, std::get<std::int64_t>(f.value)));
+    }
+    CHECK(seen == std::vector<std::string>{"counter:map3.refcnt=2", "counter:map3.usercnt=1",
+                                           "counter:map70.refcnt=2", "counter:map70.usercnt=1",
+                                           "counter:map70.refcnt=3", "counter:map70.usercnt=1"});
+  }
+}
