@@ -196,24 +196,16 @@ TEST_CASE("the bpf_hrtimer table finds every timer by id, in place, across its c
 TEST_CASE("refcount records name the counter tracks of their own map", "[model]") {
   for (int run = 0; run < 2; ++run) {
     CAPTURE(run);
-    sim::Simulator s(sim::SimConfig{});
-    model::Kernel k(s);
-    model::MapDef d;
-    d.name = "m";
-    d.type = model::kBpfMapTypeArray;
-    d.key_size = 4;
-    d.value_size = 8;
-    d.max_entries = 1;
+    World w(1);
     std::vector<model::BpfMap*> maps;
-    int err = 0;
     for (int i = 0; i < 70; ++i)
-      maps.push_back(k.create_map(nullptr, d, &err));
+      maps.push_back(w.array());
     REQUIRE(maps[2]->id == 3);
     REQUIRE(maps[69]->id == 70);
     for (model::BpfMap* m : {maps[2], maps[69], maps[69]})
-      k.sys.map_inc(nullptr, *m);
+      w.k.sys.map_inc(nullptr, *m);
     std::vector<std::string> seen;
-    for (const sim::TraceRecord& r : s.trace().records()) {
+    for (const sim::TraceRecord& r : w.sim.trace().records()) {
       if (r.event != "map_refcnt") continue;
       for (const sim::TraceField& f : r.fields)
         if (f.key.starts_with("counter:"))
