@@ -18,8 +18,8 @@ constexpr std::size_t kMaxSpares = 4;
 constexpr std::size_t kMaxKeptDecisions = 4096;
 constexpr std::size_t kMaxKeptSlots = 8192;
 
-constexpr const char* kKindNames[kDecisionKinds] = {"tie",   "jitter", "model", "land",
-                                                    "range", "grace",  "cpu"};
+constexpr const char* kDecisionKindNames[kDecisionKinds] = {"tie",   "jitter", "model", "land",
+                                                            "range", "grace",  "cpu"};
 
 bool all_of_chars(std::string_view s, std::string_view allowed) {
   return !s.empty() && s.find_first_not_of(allowed) == std::string_view::npos;
@@ -43,12 +43,12 @@ bool parse_hex64(std::string_view w, std::uint64_t* out) {
 
 const char* decision_kind_name(DecisionKind kind) {
   const auto i = static_cast<int>(kind) - 1;
-  return i >= 0 && i < kDecisionKinds ? kKindNames[i] : "?";
+  return i >= 0 && i < kDecisionKinds ? kDecisionKindNames[i] : "?";
 }
 
 std::optional<DecisionKind> decision_kind_from_name(std::string_view name) {
   for (int i = 0; i < kDecisionKinds; ++i)
-    if (name == kKindNames[i]) return static_cast<DecisionKind>(i + 1);
+    if (name == kDecisionKindNames[i]) return static_cast<DecisionKind>(i + 1);
   return std::nullopt;
 }
 
@@ -90,7 +90,7 @@ std::optional<DecisionList> parse_decisions(const std::string& text, std::string
     const auto kind = decision_kind_from_name(words[0]);
     if (!kind)
       return bad(fmt::format("unknown decision kind '{}' (one of {})", words[0],
-                             fmt::join(kKindNames, ", ")));
+                             fmt::join(kDecisionKindNames, ", ")));
     d.kind = *kind;
     if (!parse_hex64(words[1], &d.key))
       return bad(fmt::format("key '{}' is not 1 to 16 hex digits", words[1]));

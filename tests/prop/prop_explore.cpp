@@ -17,17 +17,13 @@
 #include <string>
 
 #include "sim/scheduler.h"
+#include "tests/prop/rc_defaults.h"
 #include "tests/prop/timer_workload.h"
 
 using namespace bpftsim;
 using namespace bpftsim::prop;
 
 namespace {
-
-const bool kRcDefaults = [] {
-  ::setenv("RC_PARAMS", "max_success=200", /*overwrite=*/0);
-  return true;
-}();
 
 std::size_t count(const sim::DecisionList& list, sim::DecisionKind kind) {
   std::size_t n = 0;

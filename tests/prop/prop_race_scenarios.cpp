@@ -30,6 +30,7 @@
 #include <stdlib.h>
 
 #include "sim/scheduler.h"
+#include "tests/prop/rc_defaults.h"
 #include "tools/runner.h"
 #include "tools/scenario.h"
 #include "tools/shrink.h"
@@ -39,11 +40,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-const bool kRcDefaults = [] {
-  ::setenv("RC_PARAMS", "max_success=200", /*overwrite=*/0);
-  return true;
-}();
 
 constexpr const char* kFixedProfile = "v5.15+2.2+2.8+2.9+2.11+2.12";
 
@@ -185,7 +181,7 @@ void showValue(const RaceScenario& s, std::ostream& os) {
 
 TEST_CASE("generated race scenarios with ranges: no finding on the profile with every fix",
           "[prop][explore][scenario]") {
-  (void)kRcDefaults;
+  (void)prop::kRcDefaults;
   rc::prop("unscripted schedules of the seed bugs' actors are clean once fixed", [] {
     const RaceScenario s = *gen_race_scenario(true);
     const tools::Scenario sc = parse(s);
@@ -205,7 +201,7 @@ TEST_CASE("generated race scenarios with ranges: no finding on the profile with 
 
 TEST_CASE("generated race scenarios with ranges: only the seed's races on the seed profile",
           "[prop][explore][scenario]") {
-  (void)kRcDefaults;
+  (void)prop::kRcDefaults;
   rc::prop("findings are use_after_free/leak/deadlock/wild_pointer; replay reproduces", [] {
     const RaceScenario s = *gen_race_scenario(false);
     const tools::Scenario sc = parse(s);

@@ -10,19 +10,10 @@
 #include <set>
 #include <string>
 
+#include "tests/prop/rc_defaults.h"
 #include "tests/prop/timer_workload.h"
 
 using namespace bpftsim::prop;
-
-namespace {
-
-// rapidcheck reads RC_PARAMS once, on first use (after static initialization).
-const bool kRcDefaults = [] {
-  ::setenv("RC_PARAMS", "max_success=200", /*overwrite=*/0);
-  return true;
-}();
-
-}  // namespace
 
 TEST_CASE("random timer workloads without known-bug combinations stay clean", "[prop]") {
   (void)kRcDefaults;

@@ -24,11 +24,11 @@ using bpftsim::testing::assemble;
 
 namespace {
 
-constexpr std::uint64_t kBudget = 100000;
+constexpr std::uint64_t kVmBudget = 100000;
 
 // Runs `img` from pc 0 with no arguments; it must stop at a fault, which is returned.
 Fault run_to_fault(const BpfProgramImage& img, AddressSpace& space) {
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kFault);
   return vm.fault();
@@ -94,7 +94,7 @@ TEST_CASE("vm: arithmetic program returns r0 and counts instructions", "[vm]") {
     add %r0, %r2
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kExit);
   CHECK(vm.r0() == 47);
@@ -119,7 +119,7 @@ TEST_CASE("vm: signed division, modulo and shifts follow RFC 9669", "[vm]") {
     call 1
     exit
   )");
-  BpfVm vm2(probe, space, kBudget);
+  BpfVm vm2(probe, space, kVmBudget);
   vm2.start(0, {});
   REQUIRE(vm2.run() == BpfVm::Stop::kHelperCall);
   CHECK(vm2.arg(1) == static_cast<std::uint64_t>(-3));
@@ -145,7 +145,7 @@ TEST_CASE("vm: sign-extending loads and moves", "[vm]") {
     call 1
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kHelperCall);
   CHECK(vm.arg(1) == 0xffffffffffffff80ULL);
@@ -169,7 +169,7 @@ TEST_CASE("vm: byte swaps", "[vm]") {
     call 1
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kHelperCall);
   CHECK(vm.arg(1) == 0x8877);
@@ -204,7 +204,7 @@ TEST_CASE("vm: atomics on the stack and in a map value", "[vm]") {
     call 1
     exit
   )");
-  BpfVm vm(img, f.space, kBudget);
+  BpfVm vm(img, f.space, kVmBudget);
   vm.start(0, {f.ctx_addr});
   REQUIRE(vm.run() == BpfVm::Stop::kHelperCall);
   CHECK(vm.arg(1) == 10);
@@ -232,7 +232,7 @@ TEST_CASE("vm: a helper call stops the VM and complete_helper resumes it", "[vm]
     add %r0, %r6
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kHelperCall);
   CHECK(vm.helper_id() == 130);
@@ -276,7 +276,7 @@ TEST_CASE("vm: bpf-to-bpf calls preserve r6-r9 and use a fresh stack frame", "[v
     mul %r0, %r1
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kExit);
   CHECK(vm.r0() == 25);
@@ -291,7 +291,7 @@ TEST_CASE("vm: runs reuse their stack regions (no allocation after the first run
     mov %r0, 3
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kExit);
   const std::uint32_t probe1 = space.add(RegionKind::kMapKey, "probe", nullptr, 0, false);
@@ -331,7 +331,7 @@ TEST_CASE("vm: callbacks run on top of the frames of a helper call (bpf_loop)", 
     exit
   )");
   const std::uint32_t cb_pc = 12;
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kHelperCall);
   REQUIRE(vm.helper_id() == 181);
@@ -363,7 +363,7 @@ TEST_CASE("vm: a callback may itself call helpers", "[vm]") {
     add %r0, 1
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kHelperCall);
   vm.start_callback(2, {});
@@ -388,7 +388,7 @@ TEST_CASE("vm fault: null pointer dereference", "[vm]") {
     ldxdw %r0, [%r1+16]
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kFault);
   CHECK(vm.fault().kind == FaultKind::kNullDeref);
@@ -405,7 +405,7 @@ TEST_CASE("vm fault: access past the end of a region", "[vm]") {
     ldxw %r0, [%r1+14]
     exit
   )");
-  BpfVm vm(img, f.space, kBudget);
+  BpfVm vm(img, f.space, kVmBudget);
   vm.start(0, {f.ctx_addr});
   REQUIRE(vm.run() == BpfVm::Stop::kFault);
   CHECK(vm.fault().kind == FaultKind::kBadAccess);
@@ -430,7 +430,7 @@ TEST_CASE("vm fault: stack overflow below r10-512 and unmapped regions", "[vm]")
     ldxb %r0, [%r1]
     exit
   )");
-  BpfVm vm2(img2, space, kBudget);
+  BpfVm vm2(img2, space, kVmBudget);
   vm2.start(0, {});
   REQUIRE(vm2.run() == BpfVm::Stop::kFault);
   CHECK(vm2.fault().kind == FaultKind::kBadAccess);
@@ -462,7 +462,7 @@ TEST_CASE("vm: r10-relative accesses at the edges of the frame", "[vm]") {
     add %r0, %r4
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kExit);
   CHECK(vm.r0() == std::uint64_t{0x11223344} + 0x5566 + 0x77 - 2);
@@ -478,7 +478,7 @@ TEST_CASE("vm: r10-relative accesses at the edges of the frame", "[vm]") {
     ldxdw %r0, [%r10-8]
     exit
   )");
-  BpfVm vm2(word, space, kBudget);
+  BpfVm vm2(word, space, kVmBudget);
   vm2.start(0, {});
   REQUIRE(vm2.run() == BpfVm::Stop::kExit);
   CHECK(vm2.r0() == 0x112233445566777fULL);
@@ -502,7 +502,7 @@ TEST_CASE("vm fault: write to a read-only region", "[vm]") {
     stb [%r1+3], 1
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {AddressSpace::base(id)});
   REQUIRE(vm.run() == BpfVm::Stop::kFault);
   CHECK(vm.fault().kind == FaultKind::kReadOnlyWrite);
@@ -521,7 +521,7 @@ TEST_CASE("vm fault: access to a retired region", "[vm]") {
     ldxdw %r0, [%r6]
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kHelperCall);
   space.retire(id);  // the helper freed the element meanwhile
@@ -538,7 +538,7 @@ TEST_CASE("vm fault: access to a retired region", "[vm]") {
     ldxdw %r0, [%r6+0]
     exit
   )");
-  BpfVm vm2(img2, space, kBudget);
+  BpfVm vm2(img2, space, kVmBudget);
   vm2.start(0, {AddressSpace::base(id2)});
   REQUIRE(vm2.run() == BpfVm::Stop::kHelperCall);
   space.retire(id2);
@@ -557,7 +557,7 @@ TEST_CASE("vm fault: opaque regions are not dereferenceable", "[vm]") {
     ldxdw %r0, [%r1]
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {AddressSpace::base(id)});
   REQUIRE(vm.run() == BpfVm::Stop::kFault);
   CHECK(vm.fault().kind == FaultKind::kBadAccess);
@@ -566,7 +566,7 @@ TEST_CASE("vm fault: opaque regions are not dereferenceable", "[vm]") {
     stdw [%r1], 1
     exit
   )");
-  BpfVm vm2(img2, space, kBudget);
+  BpfVm vm2(img2, space, kVmBudget);
   vm2.start(0, {AddressSpace::base(id)});
   REQUIRE(vm2.run() == BpfVm::Stop::kFault);
   CHECK(vm2.fault().kind == FaultKind::kReadOnlyWrite);
@@ -620,7 +620,7 @@ TEST_CASE("vm: a counted loop's add and jne, together and apart", "[vm]") {
         exit
       )",
                                                     width),
-                                        kBudget);
+                                        kVmBudget);
       CHECK(stop == BpfVm::Stop::kExit);
       CHECK(r0 == want);
       CHECK(n == 5);
@@ -634,7 +634,7 @@ TEST_CASE("vm: a counted loop's add and jne, together and apart", "[vm]") {
       mov %r0, %r1
       exit
     )",
-                                             kBudget);
+                                             kVmBudget);
     CHECK(stop_n == BpfVm::Stop::kExit);
     CHECK(r_n == ~std::uint64_t{0});
     CHECK(n_n == 1 + 2 * 2 + 2);
@@ -672,7 +672,7 @@ TEST_CASE("vm: a counted loop's add and jne, together and apart", "[vm]") {
       mov %r0, 42
       exit
     )",
-                                      kBudget);
+                                      kVmBudget);
     CHECK(stop == BpfVm::Stop::kExit);
     CHECK(r0 == 42);
     CHECK(n == 2 + 1 + 5 * 2 + 2);
@@ -685,13 +685,13 @@ TEST_CASE("vm: a counted loop's add and jne, together and apart", "[vm]") {
       exit
     )");
     img.insns[2].off = 100;  // past the end
-    BpfVm vm(img, space, kBudget);
+    BpfVm vm(img, space, kVmBudget);
     vm.start(0, {});
     REQUIRE(vm.run() == BpfVm::Stop::kFault);
     CHECK(vm.fault().kind == FaultKind::kBadInstruction);
     CHECK(vm.fault().pc == 2);
     img.insns[0].imm = 1;  // the add makes it 0: not taken
-    BpfVm vm2(img, space, kBudget);
+    BpfVm vm2(img, space, kVmBudget);
     vm2.start(0, {});
     CHECK(vm2.run() == BpfVm::Stop::kExit);
   }
@@ -708,7 +708,7 @@ TEST_CASE("vm: a counted loop's add and jne, together and apart", "[vm]") {
       mov %r0, 99
       exit
     )",
-                                      kBudget);
+                                      kVmBudget);
     CHECK(stop == BpfVm::Stop::kExit);
     CHECK(r0 == 1);
     CHECK(n == 6);
@@ -769,7 +769,7 @@ TEST_CASE("vm fault: bad calls", "[vm]") {
       call local self
       exit
     )");
-    BpfVm vm(img, space, kBudget);
+    BpfVm vm(img, space, kVmBudget);
     vm.start(0, {});
     REQUIRE(vm.run() == BpfVm::Stop::kFault);
     CHECK(vm.fault().kind == FaultKind::kBadCall);
@@ -782,7 +782,7 @@ TEST_CASE("vm fault: bad calls", "[vm]") {
   }
   SECTION("callback nesting beyond the call depth") {
     const auto img = image_of("call 181\nexit\n");
-    BpfVm vm(img, space, kBudget);
+    BpfVm vm(img, space, kVmBudget);
     vm.start(0, {});
     REQUIRE(vm.run() == BpfVm::Stop::kHelperCall);
     for (std::uint32_t i = 1; i < BpfVm::kMaxCallDepth; ++i) {
@@ -806,7 +806,7 @@ TEST_CASE("vm: callx enters a subprogram address or calls a helper id", "[vm]") 
     mov %r0, 70
     exit
   )");
-  BpfVm vm(img, space, kBudget);
+  BpfVm vm(img, space, kVmBudget);
   vm.start(0, {});
   REQUIRE(vm.run() == BpfVm::Stop::kHelperCall);
   CHECK(vm.helper_id() == 9);

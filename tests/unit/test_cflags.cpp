@@ -11,7 +11,7 @@ using namespace bpftsim::testing;
 
 namespace {
 
-const std::string kSource =
+const std::string kCflagsSource =
     std::string(BPFTSIM_SOURCE_DIR) + "/scenarios/progs/race_cancel_free.bpf.c";
 
 std::string scenario_for(const std::string& object, const std::string& extra = "") {
@@ -38,14 +38,14 @@ TEST_CASE("cflags: a hand-compiled object runs exactly as the loader's own compi
   const Cmd flags = run_tool("cflags", dir.path);
   CHECK(flags.code == 0);
   CHECK_THAT(flags.out, Catch::Contains("-g -target bpf -mcpu=v3"));
-  const Cmd cmd = run_tool("cflags " + kSource + " -o by_hand.o", dir.path);
+  const Cmd cmd = run_tool("cflags " + kCflagsSource + " -o by_hand.o", dir.path);
   REQUIRE(cmd.code == 0);
   REQUIRE(cmd.out.rfind("clang ", 0) == 0);
   const std::string line = cmd.out.substr(0, cmd.out.find('\n'));
   const Cmd compiled = run_shell("cd '" + dir.path.string() + "' && " + line + " 2>&1");
   INFO(compiled.out);
   REQUIRE(compiled.code == 0);
-  dir.file("src.json", scenario_for(kSource));
+  dir.file("src.json", scenario_for(kCflagsSource));
   dir.file("obj.json", scenario_for((dir.path / "by_hand.o").string()));
   const Cmd a = run_tool("run src.json --digest", dir.path);
   const Cmd b = run_tool("run obj.json --digest", dir.path);
@@ -69,14 +69,15 @@ TEST_CASE("cflags: a scenario's object cflags reach clang; none for a prebuilt o
           "[cflags]") {
   TempDir dir;
   // A flag that breaks the compile shows the flags got to clang.
-  dir.file("bad.json", scenario_for(kSource, R"(, "cflags": ["-include", "no_such_helper.h"])"));
+  dir.file("bad.json",
+           scenario_for(kCflagsSource, R"(, "cflags": ["-include", "no_such_helper.h"])"));
   const Cmd bad = run_tool("run bad.json", dir.path);
   CHECK(bad.code == 2);
   CHECK_THAT(bad.out, Catch::Contains("no_such_helper"));
   // A harmless define compiles and runs.
-  dir.file("ok.json", scenario_for(kSource, R"(, "cflags": ["-DBPFTSIM_UNUSED_DEFINE=1"])"));
+  dir.file("ok.json", scenario_for(kCflagsSource, R"(, "cflags": ["-DBPFTSIM_UNUSED_DEFINE=1"])"));
   CHECK(run_tool("run ok.json", dir.path).code == 0);
-  const std::string out = run_tool("cflags " + kSource + " -o p.o", dir.path).out;
+  const std::string out = run_tool("cflags " + kCflagsSource + " -o p.o", dir.path).out;
   REQUIRE(run_shell("cd '" + dir.path.string() + "' && " + out.substr(0, out.find('\n')) + " 2>&1")
               .code == 0);
   dir.file("obj.json", scenario_for((dir.path / "p.o").string(), R"(, "cflags": ["-DX=1"])"));

@@ -39,7 +39,7 @@ const std::map<std::string, std::string> kNeedSuiteHelpers = {
      "callx through a register holding 5, i.e. the suite plugin's 'unwind' test helper"},
 };
 
-constexpr std::uint64_t kBudget = 10'000'000;
+constexpr std::uint64_t kConformanceBudget = 10'000'000;
 
 std::filesystem::path conformance_dir() {
   if (const char* env = std::getenv("BPFTSIM_CONFORMANCE_DIR"); env != nullptr && *env != 0) {
@@ -48,22 +48,22 @@ std::filesystem::path conformance_dir() {
   return BPFTSIM_CONFORMANCE_DIR;
 }
 
-std::string read_file(const std::filesystem::path& path) {
+std::string read_case_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
 
-struct Outcome {
+struct ConformanceOutcome {
   bool faulted = false;
   std::uint64_t r0 = 0;
   std::string message;
 };
 
 // Runs one case. With `emulate_unwind`, helper 5 behaves as the suite plugin's unwind helper.
-Outcome run_case(const bpftsim::testing::ConformanceCase& c, bool emulate_unwind) {
-  Outcome out;
+ConformanceOutcome run_case(const bpftsim::testing::ConformanceCase& c, bool emulate_unwind) {
+  ConformanceOutcome out;
   BpfProgramImage image{"conformance", bpftsim::testing::conformance_program(c)};
   std::vector<std::uint8_t> mem = c.mem;
   AddressSpace space;
@@ -72,7 +72,7 @@ Outcome run_case(const bpftsim::testing::ConformanceCase& c, bool emulate_unwind
     r1 = AddressSpace::base(space.add(RegionKind::kContext, "mem", mem.data(),
                                       static_cast<std::uint32_t>(mem.size()), true));
   }
-  BpfVm vm(image, space, kBudget);
+  BpfVm vm(image, space, kConformanceBudget);
   vm.start(0, {r1, mem.size(), 0, 0, 0});
   for (;;) {
     const auto stop = vm.run();
@@ -118,8 +118,8 @@ TEST_CASE("conformance: every bpf_conformance .data file passes", "[conformance]
     const bool listed = kNeedSuiteHelpers.contains(name);
     std::string problem;
     try {
-      const auto c = bpftsim::testing::parse_conformance(read_file(path));
-      const Outcome got = run_case(c, listed);
+      const auto c = bpftsim::testing::parse_conformance(read_case_file(path));
+      const ConformanceOutcome got = run_case(c, listed);
       if (c.error) {
         if (!got.faulted) problem = "expected an error, program exited normally";
       } else if (got.faulted) {
@@ -132,7 +132,7 @@ TEST_CASE("conformance: every bpf_conformance .data file passes", "[conformance]
         problem = ss.str();
       }
     } catch (const bpftsim::testing::AsmError& e) {
-      const auto c = bpftsim::testing::parse_conformance(read_file(path));
+      const auto c = bpftsim::testing::parse_conformance(read_case_file(path));
       if (!c.error) problem = std::string("assembler: ") + e.what();
     }
     if (!problem.empty()) {

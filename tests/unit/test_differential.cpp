@@ -26,7 +26,7 @@ using bpftsim::model::RegionKind;
 
 namespace {
 
-constexpr std::uint64_t kBudget = 1'000'000;
+constexpr std::uint64_t kDifferentialBudget = 1'000'000;
 constexpr int kRandomInputs = 4000;
 
 struct DiffProg {
@@ -128,7 +128,7 @@ TEST_CASE("differential: clang-built BPF in BpfVm agrees with the same C compile
     const std::uint64_t ctx_addr =
         AddressSpace::base(space.add(RegionKind::kContext, "diff_args",
                                      reinterpret_cast<std::uint8_t*>(&ctx), sizeof ctx, false));
-    BpfVm vm(BpfProgramImage{prog->name, prog->insns}, space, kBudget);
+    BpfVm vm(BpfProgramImage{prog->name, prog->insns}, space, kDifferentialBudget);
 
     const std::vector<diff_args> inputs = inputs_for(p.seed);
     int mismatches = 0;

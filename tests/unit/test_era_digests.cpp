@@ -26,17 +26,17 @@ using namespace bpftsim::tools;
 
 namespace {
 
-const fs::path kSource = BPFTSIM_SOURCE_DIR;
-const fs::path kTable = kSource / "traces" / "era-digests.txt";
+const fs::path kEraSource = BPFTSIM_SOURCE_DIR;
+const fs::path kTable = kEraSource / "traces" / "era-digests.txt";
 constexpr const char* kVersions[] = {"v5.15", "v5.16", "v5.17", "v6.1", "v6.4",
                                      "v6.7",  "v6.8",  "v6.10", "v6.14"};
 
 std::vector<std::string> scenario_files() {
   std::vector<std::string> out;
   for (const char* d : {"races", "errors", "fixes", "conformance"})
-    for (const auto& e : fs::directory_iterator(kSource / "scenarios" / d))
+    for (const auto& e : fs::directory_iterator(kEraSource / "scenarios" / d))
       if (e.path().extension() == ".json")
-        out.push_back(fs::relative(e.path(), kSource).generic_string());
+        out.push_back(fs::relative(e.path(), kEraSource).generic_string());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -58,7 +58,7 @@ TEST_CASE("every scenario keeps its trace on v5.15 .. v6.14 (traces/era-digests.
   if (std::getenv("BPFTSIM_UPDATE_GOLDEN") != nullptr) {
     std::ofstream out(kTable, std::ios::trunc);
     for (const std::string& f : scenario_files()) {
-      const Scenario sc = testing::load(kSource / f);
+      const Scenario sc = testing::load(kEraSource / f);
       for (const char* v : kVersions)
         if (const std::string d = digest_of(sc, v); !d.empty())
           out << f << " " << v << " " << d << "\n";
@@ -80,8 +80,8 @@ TEST_CASE("every scenario keeps its trace on v5.15 .. v6.14 (traces/era-digests.
   CHECK(n >= 700);
   for (const auto& [file, want] : rows) {
     DYNAMIC_SECTION(file) {
-      REQUIRE(fs::exists(kSource / file));
-      const Scenario sc = testing::load(kSource / file);
+      REQUIRE(fs::exists(kEraSource / file));
+      const Scenario sc = testing::load(kEraSource / file);
       for (const auto& [profile, digest] : want) {
         INFO(file << " on " << profile);
         CHECK(digest_of(sc, profile) == digest);

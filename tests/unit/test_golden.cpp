@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kSource = BPFTSIM_SOURCE_DIR;
+const fs::path kGoldenSource = BPFTSIM_SOURCE_DIR;
 
 struct Scenario {
   fs::path file;
@@ -33,7 +33,7 @@ struct Scenario {
 // Every scenario file below scenarios/: *.json except the schema and run files.
 std::vector<Scenario> all_scenarios() {
   std::vector<Scenario> out;
-  for (const auto& e : fs::recursive_directory_iterator(kSource / "scenarios")) {
+  for (const auto& e : fs::recursive_directory_iterator(kGoldenSource / "scenarios")) {
     if (!e.is_regular_file() || e.path().extension() != ".json") continue;
     const std::string base = e.path().filename().string();
     if (base == "scenario.schema.json") continue;
@@ -63,12 +63,12 @@ std::string quote(const std::string& s) {
 }
 
 // A temporary directory for one test run, removed at the end.
-struct TempDir {
-  TempDir() {
+struct GoldenTempDir {
+  GoldenTempDir() {
     std::string tmpl = (fs::temp_directory_path() / "bpftsim-golden-XXXXXX").string();
     path = mkdtemp(tmpl.data());
   }
-  ~TempDir() {
+  ~GoldenTempDir() {
     std::error_code ec;
     fs::remove_all(path, ec);
   }
@@ -76,7 +76,7 @@ struct TempDir {
 };
 
 // Runs the scenario with its text trace into `trace`; returns bpftsim's exit code.
-int run_scenario(const Scenario& s, const fs::path& trace, const fs::path& run_dir) {
+int run_golden_scenario(const Scenario& s, const fs::path& trace, const fs::path& run_dir) {
   const std::string cmd = quote(BPFTSIM_BINARY) + " run " + quote(s.file.string()) + " --trace " +
                           quote(trace.string()) + " --trace-format text --run-dir " +
                           quote(run_dir.string()) + " > " + quote((run_dir / "out.txt").string()) +
@@ -106,16 +106,16 @@ std::string first_difference(const std::vector<std::string>& golden,
 
 TEST_CASE("every scenario replays its golden trace exactly", "[golden]") {
   const bool update = std::getenv("BPFTSIM_UPDATE_GOLDEN") != nullptr;
-  const fs::path golden_dir = kSource / "traces" / "golden";
+  const fs::path golden_dir = kGoldenSource / "traces" / "golden";
   const auto scenarios = all_scenarios();
   REQUIRE(!scenarios.empty());
   for (const auto& s : scenarios) {
     DYNAMIC_SECTION("scenario " << s.name) {
-      TempDir tmp;
+      GoldenTempDir tmp;
       const fs::path trace = tmp.path / "trace.txt";
-      const int rc = run_scenario(s, trace, tmp.path);
+      const int rc = run_golden_scenario(s, trace, tmp.path);
       const fs::path golden = golden_dir / (s.name + ".txt");
-      INFO("scenario " << s.name << " (" << fs::relative(s.file, kSource).string() << ")");
+      INFO("scenario " << s.name << " (" << fs::relative(s.file, kGoldenSource).string() << ")");
       INFO("bpftsim exit code " << rc << "; its output:\n"
                                 << [&] {
                                      std::ifstream in(tmp.path / "out.txt");
@@ -131,7 +131,7 @@ TEST_CASE("every scenario replays its golden trace exactly", "[golden]") {
         fs::copy_file(trace, golden, fs::copy_options::overwrite_existing);
         continue;
       }
-      INFO("golden trace " << fs::relative(golden, kSource).string()
+      INFO("golden trace " << fs::relative(golden, kGoldenSource).string()
                            << " (regenerate: tools/update-golden.sh)");
       REQUIRE(fs::exists(golden));
       const std::string diff = first_difference(read_lines(golden), read_lines(trace));
@@ -150,7 +150,7 @@ TEST_CASE("scenario names are unique (golden traces are keyed by name)", "[golde
 }
 
 TEST_CASE("every golden trace belongs to a scenario", "[golden]") {
-  const fs::path golden_dir = kSource / "traces" / "golden";
+  const fs::path golden_dir = kGoldenSource / "traces" / "golden";
   std::set<std::string> names;
   for (const auto& s : all_scenarios())
     names.insert(s.name);

@@ -190,14 +190,14 @@ CommandResult run(const std::string& command) {
 }
 
 // A scratch directory removed at the end of the test.
-class TempDir {
+class LoaderTempDir {
  public:
-  TempDir() {
+  LoaderTempDir() {
     path_ = fs::temp_directory_path() /
             ("bpftsim-test-loader-" + std::to_string(::getpid()) + "-" + std::to_string(next_++));
     fs::create_directories(path_);
   }
-  ~TempDir() {
+  ~LoaderTempDir() {
     std::error_code ec;
     fs::remove_all(path_, ec);
   }
@@ -213,7 +213,7 @@ class TempDir {
   fs::path path_;
 };
 
-std::string read_file(const std::string& path) {
+std::string read_loader_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
@@ -515,7 +515,7 @@ TEST_CASE("inspect prints a table and rejects bad input with exit code 2", "[loa
   CHECK(text.output.find("slot [1] = inner_htab") != std::string::npos);
   CHECK(text.output.find("timer_cb1, timer_cb2") != std::string::npos);
 
-  TempDir tmp;
+  LoaderTempDir tmp;
   const std::string missing = tmp.file("missing.bpf.o");
   const CommandResult r = run(std::string(BPFTSIM_BINARY) + " inspect " + missing + " 2>&1");
   CHECK(r.exit_code == 2);
@@ -528,7 +528,7 @@ TEST_CASE("inspect prints a table and rejects bad input with exit code 2", "[loa
 }
 
 TEST_CASE("bad files become LoadErrors naming the file", "[loader]") {
-  TempDir tmp;
+  LoaderTempDir tmp;
   SECTION("missing file") {
     const std::string path = tmp.file("nope.bpf.o");
     const std::string msg = load_error(path);
@@ -547,7 +547,7 @@ TEST_CASE("bad files become LoadErrors naming the file", "[loader]") {
     CHECK(msg.find("not a BPF ELF object: ") != std::string::npos);
   }
   SECTION("truncated BPF objects, at every 97th byte") {
-    const std::string bytes = read_file(prog_object("timer_seed"));
+    const std::string bytes = read_loader_file(prog_object("timer_seed"));
     REQUIRE(bytes.size() > 1000);
     for (std::size_t len = 0; len < bytes.size(); len += 97) {
       const std::string path = tmp.write("cut.o", bytes.substr(0, len));
@@ -557,7 +557,7 @@ TEST_CASE("bad files become LoadErrors naming the file", "[loader]") {
   }
   SECTION("corrupted BTF: every 5th byte of .BTF overwritten, one at a time") {
     // libbpf 1.1 trusts type ids inside .BTF; the loader checks them before libbpf sees them.
-    const std::string bytes = read_file(prog_object("timer_mim"));
+    const std::string bytes = read_loader_file(prog_object("timer_mim"));
     const auto [off, size] = elf_section(bytes, ".BTF");
     REQUIRE(size > 100);
     std::size_t rejected = 0;
@@ -575,7 +575,7 @@ TEST_CASE("bad files become LoadErrors naming the file", "[loader]") {
     CHECK(rejected > 0);
   }
   SECTION("corrupted section headers") {
-    std::string bytes = read_file(prog_object("timer_mim"));
+    std::string bytes = read_loader_file(prog_object("timer_mim"));
     // e_shoff (offset 0x28, 8 bytes): point the section header table past the end of the file.
     const std::uint64_t bad = bytes.size() + 4096;
     std::memcpy(bytes.data() + 0x28, &bad, sizeof bad);
@@ -585,7 +585,7 @@ TEST_CASE("bad files become LoadErrors naming the file", "[loader]") {
 }
 
 TEST_CASE("compile_bpf_source caches by content and reports clang's errors", "[loader]") {
-  TempDir tmp;
+  LoaderTempDir tmp;
   bpftsim::model::BpfCompileOptions options;
   options.cache_dir = tmp.file("cache");
 
@@ -613,7 +613,7 @@ SEC("syscall") int count(void *ctx) { return limit; }
   CHECK(value_offsets(obj, prog_named(obj, "count"), ".rodata") == std::set<std::uint32_t>{0});
 
   // A changed source compiles to a different object.
-  tmp.write("ok.bpf.c", read_file(good) + "\n// edited\n");
+  tmp.write("ok.bpf.c", read_loader_file(good) + "\n// edited\n");
   auto edited = bpftsim::model::compile_bpf_source(good, options);
   REQUIRE(std::holds_alternative<std::string>(edited));
   CHECK(std::get<std::string>(edited) != object);
@@ -633,7 +633,7 @@ SEC("syscall") int count(void *ctx) { return limit; }
 }
 
 TEST_CASE("unsupported references are rejected with section and instruction", "[loader]") {
-  TempDir tmp;
+  LoaderTempDir tmp;
   bpftsim::model::BpfCompileOptions options;
   options.cache_dir = tmp.file("cache");
   const std::string src = tmp.write("ksym.bpf.c", R"(#include <linux/bpf.h>

@@ -33,7 +33,7 @@ using OJson = nlohmann::ordered_json;
 
 namespace {
 
-const fs::path kSource = BPFTSIM_SOURCE_DIR;
+const fs::path kShrinkSource = BPFTSIM_SOURCE_DIR;
 
 Scenario parse(const fs::path& file, const std::string& text) {
   auto sc = parse_scenario(file.string(), text);
@@ -56,12 +56,12 @@ RunOptions lenient(const RunResult& like, const sim::DecisionList& list) {
 // finding (a failure), on three CPUs with irrelevant actions added: lookups and a wait on CPU 2
 // and a lookup on CPU 0 after the race. Object paths absolute. Returns the document.
 OJson race_4_9_with_noise() {
-  OJson doc = OJson::parse(read_file(kSource / "scenarios/races/4.9-cancel-vs-free.json"));
+  OJson doc = OJson::parse(read_file(kShrinkSource / "scenarios/races/4.9-cancel-vs-free.json"));
   doc.erase("expect");
   doc.erase("closed_by");
   doc["name"] = "noisy-4.9";
   doc["cpus"] = 3;
-  doc["objects"][0]["path"] = (kSource / "scenarios/progs/race_cancel_free.bpf.c").string();
+  doc["objects"][0]["path"] = (kShrinkSource / "scenarios/progs/race_cancel_free.bpf.c").string();
   OJson tl = OJson::array();
   auto noise = [](std::int64_t at, int cpu, const char* what, const char* map) {
     OJson a;
@@ -134,7 +134,7 @@ TEST_CASE("action keys: one pass gives each action's key, identical actions told
   doc["timeline"][doc["timeline"].size() - 1]["at_ns"] = 50000;
   doc["timeline"].push_back(doc["timeline"][1]);
   doc["timeline"][doc["timeline"].size() - 1]["at_ns"] = 60000;
-  const Scenario sc = parse(kSource / "scenarios/races/noisy.json", doc.dump(2));
+  const Scenario sc = parse(kShrinkSource / "scenarios/races/noisy.json", doc.dump(2));
   const std::vector<std::uint64_t> keys = action_keys(sc);
   REQUIRE(keys.size() == sc.timeline.size());
   for (std::size_t i = 0; i < keys.size(); ++i) {
@@ -169,7 +169,7 @@ TEST_CASE("shrink: 4.9 with irrelevant actions shrinks to a 1-minimal run", "[sh
 
 TEST_CASE("shrink: ranges and a window narrow to points, 1-minimal", "[shrink]") {
   TempDir tmp;
-  const fs::path file = kSource / "tests/data/shrink-mutual-cancel.json";
+  const fs::path file = kShrinkSource / "tests/data/shrink-mutual-cancel.json";
   auto loaded = load_scenario(file.string());
   REQUIRE(std::holds_alternative<Scenario>(loaded));
   const Scenario& sc = std::get<Scenario>(loaded);
@@ -209,7 +209,7 @@ TEST_CASE("shrink: ranges and a window narrow to points, 1-minimal", "[shrink]")
 }
 
 TEST_CASE("shrink: a run that passes has nothing to shrink", "[shrink]") {
-  auto loaded = load_scenario((kSource / "scenarios/races/4.9-cancel-vs-free.json").string());
+  auto loaded = load_scenario((kShrinkSource / "scenarios/races/4.9-cancel-vs-free.json").string());
   REQUIRE(std::holds_alternative<Scenario>(loaded));
   const Scenario& sc = std::get<Scenario>(loaded);
   const RunResult passing = run(sc, RunOptions{});
@@ -255,7 +255,7 @@ TEST_CASE("shrink: bpftsim shrink writes a scenario and run file that replay rep
   const OJson doc = OJson::parse(read_file(tmp.path / "out/noisy-4.9.shrunk.json"));
   const fs::path object = doc["objects"][0]["path"].get<std::string>();
   CHECK(fs::equivalent(tmp.path / "out" / object,
-                       kSource / "scenarios/progs/race_cancel_free.bpf.c"));
+                       kShrinkSource / "scenarios/progs/race_cancel_free.bpf.c"));
 
   // Strict replay, from another directory: reproduced (exit 0).
   const auto rep = run_tool("replay " + (tmp.path / "out/noisy-4.9.shrunk.run.json").string(),
@@ -274,7 +274,7 @@ TEST_CASE("shrink: bpftsim shrink writes a scenario and run file that replay rep
 TEST_CASE("shrink: bpftsim shrink exit codes: 1 for a passing run, 2 for bad input", "[shrink]") {
   TempDir tmp;
   // A run file of a passing run (the scripted 4.9 passes: its expectations describe the race).
-  const fs::path scenario = kSource / "scenarios/races/4.9-cancel-vs-free.json";
+  const fs::path scenario = kShrinkSource / "scenarios/races/4.9-cancel-vs-free.json";
   auto loaded = load_scenario(scenario.string());
   REQUIRE(std::holds_alternative<Scenario>(loaded));
   const Scenario& sc = std::get<Scenario>(loaded);
@@ -346,7 +346,7 @@ TEST_CASE("shrink: an outcome naming an action (/timeline/I) follows it when oth
       {"at_ns": 3000, "cpu": 1, "action": "map_lookup", "map": "t.m2", "key": 0, "expect_ret": 7},
       {"at_ns": 4000, "cpu": 0, "action": "map_lookup", "map": "t.m", "key": 0}
     ]})");
-  doc["objects"][0]["path"] = (kSource / "scenarios/progs/race_cancel_free.bpf.c").string();
+  doc["objects"][0]["path"] = (kShrinkSource / "scenarios/progs/race_cancel_free.bpf.c").string();
   const fs::path file = tmp.file("wrong-ret.json", doc.dump(2));
   auto loaded = load_scenario(file.string());
   if (auto* e = std::get_if<InputError>(&loaded)) FAIL(e->text());
@@ -370,7 +370,7 @@ TEST_CASE("shrink: an outcome naming an action (/timeline/I) follows it when oth
 
 TEST_CASE("shrink: the shrunk window race replays through the tool", "[shrink]") {
   TempDir tmp;
-  const std::string scenario = (kSource / "tests/data/shrink-mutual-cancel.json").string();
+  const std::string scenario = (kShrinkSource / "tests/data/shrink-mutual-cancel.json").string();
   // The first seed that deadlocks leaves a run file.
   std::uint64_t seed = 1;
   for (; seed <= 200; ++seed)
@@ -396,7 +396,7 @@ TEST_CASE("shrink: the shrunk window race replays through the tool", "[shrink]")
 TEST_CASE("shrink: an expectation failure (4.9 on the fixed profile) keeps one action at least",
           "[shrink]") {
   TempDir tmp;
-  auto loaded = load_scenario((kSource / "scenarios/races/4.9-cancel-vs-free.json").string());
+  auto loaded = load_scenario((kShrinkSource / "scenarios/races/4.9-cancel-vs-free.json").string());
   REQUIRE(std::holds_alternative<Scenario>(loaded));
   const Scenario& sc = std::get<Scenario>(loaded);
   RunOptions opts;
