@@ -15,6 +15,10 @@
 //   BM_BareRbtreeExpireRearm/N  N nodes keyed by (expires, seq) in a boost::intrusive::multiset
 //                               (the hook and order of HrTimer): pop the first, add the period,
 //                               take a new seq, insert.
+//   BM_DigestOfExpiry           the trace digest alone: per event, a dependent chain of
+//                               digest::mix over as many words as the records of one expiry fold
+//                               (counted from an engine of 1,000 timers): the ceiling of the
+//                               engine while an expiry emits the records it does.
 //
 // One iteration is kEventsPerIter expirations (engine: sim.run() over that much virtual time;
 // the count is taken from the callbacks, so items_per_second is exact). The engine is built once
@@ -64,6 +68,7 @@
 #include "model/kernel.h"
 #include "model/libbpf_loader.h"
 #include "sim/simulator.h"
+#include "sim/trace.h"
 
 // ---- Heap accounting ----------------------------------------------------------------------------
 // The benchmark is single-threaded: relaxed load + store (no locked RMW) keeps the counting cheap
@@ -273,6 +278,7 @@ class EngineFixture {
   std::uint64_t inline_steps() const { return sim_->inline_steps(); }
   std::uint64_t trace_records() const { return sim_->trace().count(); }
   std::size_t armed() const { return k_->armed_timers(); }
+  sim::Simulator& simulator() { return *sim_; }
 
  private:
   // bpf_timer_init, bpf_timer_set_callback, bpf_timer_start on the slots i = cpu (mod CPUs),
@@ -431,6 +437,69 @@ void BM_BareRbtreeExpireRearm(benchmark::State& state) {
   state.counters["bytes_per_timer"] = b.bytes_per_timer();
 }
 
+// ---- The digest's part of an expiry -------------------------------------------------------------
+
+// The words the trace digest folds for one expire-and-rearm, counted from the records an engine
+// of 1,000 timers emits over kEventsPerIter events (sim/trace.cpp's fold, traces/README.md: three
+// words a record, two an integer field, three an object name, a string its key word plus one
+// word of up to 7 bytes or a length word and 8 bytes a word).
+struct ExpiryDigestShape {
+  double records_per_event = 0;
+  double words_per_event = 0;
+};
+
+ExpiryDigestShape expiry_digest_shape() {
+  EngineFixture e(1'000, 1);
+  std::uint64_t records = 0;
+  std::uint64_t words = 0;
+  e.simulator().trace().set_observer([&](const sim::TraceView& v) {
+    ++records;
+    words += 3;
+    for (std::size_t i = 0; i < v.nargs; ++i) {
+      const sim::TraceArg& a = v.args[i];
+      switch (a.kind) {
+        case sim::TraceArg::Kind::kInt:
+          words += 2;
+          break;
+        case sim::TraceArg::Kind::kStr:
+          words += 1 + (a.s.size() <= 7 ? 1 : 1 + (a.s.size() + 7) / 8);
+          break;
+        case sim::TraceArg::Kind::kName:
+          words += 3;
+          break;
+      }
+    }
+  });
+  const std::int64_t events = e.advance(kEventsPerIter);
+  e.simulator().trace().set_observer(nullptr);
+  if (events != kEventsPerIter) bench_die("digest shape: " + std::to_string(events) + " events");
+  return {static_cast<double>(records) / static_cast<double>(events),
+          static_cast<double>(words) / static_cast<double>(events)};
+}
+
+// The digest alone: per event, a dependent chain of digest::mix over as many words as an expiry
+// folds (its latency, a multiply and two xors and a shift per word, cannot overlap with itself).
+// No engine can expire and re-arm faster than it folds the records that say so, so this is the
+// ceiling of BM_EngineExpireRearm while every expiry emits the records it does now.
+void BM_DigestOfExpiry(benchmark::State& state) {
+  static const ExpiryDigestShape shape = expiry_digest_shape();
+  const auto per_event = static_cast<std::size_t>(shape.words_per_event + 0.5);
+  std::vector<std::uint64_t> words(per_event * kEventsPerIter);
+  for (std::size_t i = 0; i < words.size(); ++i)
+    words[i] = (i + 1) * 0x9e3779b97f4a7c15ULL;
+  std::uint64_t h = sim::Trace::kDigestSeed;
+  std::int64_t events = 0;
+  for (auto _ : state) {
+    for (const std::uint64_t w : words)
+      h = sim::digest::mix(h, w);
+    benchmark::DoNotOptimize(h);
+    events += kEventsPerIter;
+  }
+  state.SetItemsProcessed(events);
+  state.counters["trace_records_per_event"] = shape.records_per_event;
+  state.counters["digest_words_per_event"] = shape.words_per_event;
+}
+
 void timer_counts(benchmark::internal::Benchmark* b) {
   for (std::int64_t n : {1'000, 10'000, 100'000, 1'000'000})
     b->Arg(n);
@@ -439,6 +508,7 @@ void timer_counts(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_EngineExpireRearm)->Apply(timer_counts)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Engine2CpuExpireRearm)->Apply(timer_counts)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_BareRbtreeExpireRearm)->Apply(timer_counts)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DigestOfExpiry)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
