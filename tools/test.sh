@@ -54,9 +54,9 @@ compare_scenario() {
 }
 export -f compare_scenario
 export out
-find scenarios -name '*.json' ! -name '*.schema.json' ! -name '*.run.json' -print0 | sort -z |
-  xargs -0 -r -n 1 -P "$jobs" bash -c 'compare_scenario "$1"' _
-compared=$(($(find scenarios -name '*.json' ! -name '*.schema.json' ! -name '*.run.json' | wc -l) * 3))
+find scenarios -name '*.json' ! -name '*.schema.json' ! -name '*.run.json' | sort >"$out/list"
+xargs -d '\n' -r -n 1 -P "$jobs" bash -c 'compare_scenario "$1"' _ <"$out/list"
+compared=$(($(wc -l <"$out/list") * 3))
 [ ! -e "$out/differs" ] || status=1
 echo "scenarios: compared $compared traces (text, jsonl, perfetto) across the two compilers"
 exit $status
